@@ -1,0 +1,309 @@
+//! Configuration: every `EPHEMERA_*` variable of API.md (plus a few operational knobs), read
+//! once with envy and validated before anything starts. The only place that reads the
+//! environment.
+
+use ipnet::IpNet;
+use protocol::limits;
+use serde::Deserialize;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+/// Raw settings, as named in the environment without the `EPHEMERA_` prefix.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    pub bind_addr: String,
+    pub public_url: String,
+    pub redis_url: Option<String>,
+    pub default_expiry_seconds: u64,
+    pub min_expiry_seconds: u64,
+    pub max_expiry_seconds: u64,
+    pub default_max_users: u32,
+    pub max_users_limit: u32,
+    pub max_message_chars: usize,
+    pub max_frame_bytes: usize,
+    pub history_limit: usize,
+    pub ticket_ttl_seconds: u64,
+    pub presence_grace_seconds: u64,
+    pub message_rate_per_second: u32,
+    pub message_burst: u32,
+    pub room_create_per_minute: u32,
+    pub password_attempts_per_minute: u32,
+    pub allowed_origins: Option<String>,
+    pub trusted_proxies: Option<String>,
+    pub log_format: LogFormat,
+    /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
+    pub ping_interval_seconds: u64,
+    /// Frames queued per connection before it is dropped as a slow consumer (4008).
+    pub outbound_queue: usize,
+    /// Longest a graceful shutdown waits for connections to close.
+    pub shutdown_timeout_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            bind_addr: "0.0.0.0:8080".into(),
+            public_url: "http://localhost:8080".into(),
+            redis_url: None,
+            default_expiry_seconds: limits::DEFAULT_EXPIRY_SECONDS,
+            min_expiry_seconds: limits::MIN_EXPIRY_SECONDS,
+            max_expiry_seconds: limits::MAX_EXPIRY_SECONDS,
+            default_max_users: limits::DEFAULT_MAX_USERS,
+            max_users_limit: limits::MAX_USERS_LIMIT,
+            max_message_chars: limits::MAX_MESSAGE_CHARS,
+            max_frame_bytes: limits::MAX_FRAME_BYTES,
+            history_limit: limits::HISTORY_LIMIT,
+            ticket_ttl_seconds: limits::TICKET_TTL_SECONDS,
+            presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
+            message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
+            message_burst: limits::MESSAGE_BURST,
+            room_create_per_minute: limits::ROOM_CREATE_PER_MINUTE,
+            password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
+            allowed_origins: None,
+            trusted_proxies: None,
+            log_format: LogFormat::Text,
+            ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
+            outbound_queue: 256,
+            shutdown_timeout_seconds: 25,
+        }
+    }
+}
+
+/// Validated configuration, passed down from `main`.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub settings: Settings,
+    pub bind_addr: SocketAddr,
+    /// `EPHEMERA_PUBLIC_URL` without a trailing slash.
+    pub public_url: String,
+    /// The same with `ws`/`wss`, for `ws_url`.
+    pub public_ws_url: String,
+    /// Browser origins allowed on the WebSocket, normalized (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A setting that cannot be used; names the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("EPHEMERA_{name}: {problem}")]
+pub struct ConfigError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        problem: problem.into(),
+    }
+}
+
+impl Config {
+    /// Reads `EPHEMERA_*` from the environment.
+    pub fn from_env() -> anyhow::Result<Config> {
+        let settings: Settings = envy::prefixed("EPHEMERA_").from_env()?;
+        Ok(Config::new(settings)?)
+    }
+
+    /// Validates settings; every error names its variable.
+    pub fn new(s: Settings) -> Result<Config, ConfigError> {
+        let bind_addr = s.bind_addr.parse().map_err(|_| {
+            bad(
+                "BIND_ADDR",
+                format!("'{}' is not an address like 0.0.0.0:8080", s.bind_addr),
+            )
+        })?;
+        let public_url = s.public_url.trim_end_matches('/').to_owned();
+        let origin = origin_of(&public_url).ok_or_else(|| {
+            bad(
+                "PUBLIC_URL",
+                format!("'{}' is not an http(s) URL", s.public_url),
+            )
+        })?;
+        let public_ws_url = if let Some(rest) = public_url.strip_prefix("https://") {
+            format!("wss://{rest}")
+        } else {
+            format!("ws://{}", public_url.trim_start_matches("http://"))
+        };
+        let allowed_origins = match &s.allowed_origins {
+            None => vec![origin],
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty())
+                .map(|o| {
+                    origin_of(o)
+                        .ok_or_else(|| bad("ALLOWED_ORIGINS", format!("'{o}' is not an origin")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        let trusted_proxies = match &s.trusted_proxies {
+            None => Vec::new(),
+            Some(list) => list
+                .split(',')
+                .map(str::trim)
+                .filter(|p| !p.is_empty())
+                .map(|p| {
+                    p.parse::<IpNet>()
+                        .or_else(|_| p.parse::<IpAddr>().map(IpNet::from))
+                        .map_err(|_| bad("TRUSTED_PROXIES", format!("'{p}' is not an IP or CIDR")))
+                })
+                .collect::<Result<_, _>>()?,
+        };
+        if s.min_expiry_seconds == 0 {
+            return Err(bad("MIN_EXPIRY_SECONDS", "must be at least 1"));
+        }
+        if s.max_expiry_seconds < s.min_expiry_seconds {
+            return Err(bad(
+                "MAX_EXPIRY_SECONDS",
+                "must not be below EPHEMERA_MIN_EXPIRY_SECONDS",
+            ));
+        }
+        if !(s.min_expiry_seconds..=s.max_expiry_seconds).contains(&s.default_expiry_seconds) {
+            return Err(bad(
+                "DEFAULT_EXPIRY_SECONDS",
+                "must lie between the minimum and maximum expiry",
+            ));
+        }
+        if s.max_users_limit == 0 {
+            return Err(bad("MAX_USERS_LIMIT", "must be at least 1"));
+        }
+        if !(1..=s.max_users_limit).contains(&s.default_max_users) {
+            return Err(bad(
+                "DEFAULT_MAX_USERS",
+                "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
+            ));
+        }
+        let positive: [(&'static str, u64); 9] = [
+            ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
+            ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
+            ("HISTORY_LIMIT", s.history_limit as u64),
+            ("TICKET_TTL_SECONDS", s.ticket_ttl_seconds),
+            ("PRESENCE_GRACE_SECONDS", s.presence_grace_seconds),
+            (
+                "MESSAGE_RATE_PER_SECOND",
+                u64::from(s.message_rate_per_second),
+            ),
+            ("MESSAGE_BURST", u64::from(s.message_burst)),
+            ("PING_INTERVAL_SECONDS", s.ping_interval_seconds),
+            ("OUTBOUND_QUEUE", s.outbound_queue as u64),
+        ];
+        if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(bad(name, "must be at least 1"));
+        }
+        if s.max_frame_bytes < 1024 {
+            return Err(bad("MAX_FRAME_BYTES", "must be at least 1024"));
+        }
+        Ok(Config {
+            bind_addr,
+            public_url,
+            public_ws_url,
+            allowed_origins,
+            trusted_proxies,
+            settings: s,
+        })
+    }
+
+    pub fn presence_grace(&self) -> Duration {
+        Duration::from_secs(self.settings.presence_grace_seconds)
+    }
+}
+
+/// `scheme://host[:port]` of an http(s) URL, lower-cased; `None` if it is not one.
+pub fn origin_of(url: &str) -> Option<String> {
+    let lower = url.trim().to_ascii_lowercase();
+    let (scheme, rest) = lower.split_once("://")?;
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let host = rest.split(['/', '?', '#']).next()?;
+    if host.is_empty() || host.contains('@') {
+        return None;
+    }
+    let default_port = if scheme == "http" { ":80" } else { ":443" };
+    Some(format!(
+        "{scheme}://{}",
+        host.strip_suffix(default_port).unwrap_or(host)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_contracts() {
+        let c = Config::new(Settings::default()).expect("defaults are valid");
+        assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.public_ws_url, "ws://localhost:8080");
+        assert_eq!(c.allowed_origins, vec!["http://localhost:8080".to_string()]);
+        assert_eq!(c.settings.history_limit, 100);
+        assert_eq!(c.settings.presence_grace_seconds, 10);
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        let err = Config::new(Settings {
+            min_expiry_seconds: 0,
+            ..Settings::default()
+        })
+        .expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("EPHEMERA_MIN_EXPIRY_SECONDS"),
+            "{err}"
+        );
+        let err = Config::new(Settings {
+            public_url: "ftp://x".into(),
+            ..Settings::default()
+        })
+        .expect_err("invalid");
+        assert!(err.to_string().starts_with("EPHEMERA_PUBLIC_URL"), "{err}");
+        let err = Config::new(Settings {
+            trusted_proxies: Some("10.0.0.0/8, nope".into()),
+            ..Settings::default()
+        })
+        .expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("EPHEMERA_TRUSTED_PROXIES"),
+            "{err}"
+        );
+        let err = Config::new(Settings {
+            default_max_users: 5000,
+            ..Settings::default()
+        })
+        .expect_err("invalid");
+        assert!(
+            err.to_string().starts_with("EPHEMERA_DEFAULT_MAX_USERS"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn origins_are_normalized() {
+        assert_eq!(
+            origin_of("HTTPS://Chat.Example.com:443/x").as_deref(),
+            Some("https://chat.example.com")
+        );
+        assert_eq!(
+            origin_of("http://127.0.0.1:8080").as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
+        assert_eq!(origin_of("null"), None);
+        let c = Config::new(Settings {
+            public_url: "https://chat.example.com/".into(),
+            trusted_proxies: Some("127.0.0.1, 10.0.0.0/8".into()),
+            ..Settings::default()
+        })
+        .expect("valid");
+        assert_eq!(c.public_ws_url, "wss://chat.example.com");
+        assert_eq!(c.trusted_proxies.len(), 2);
+    }
+}

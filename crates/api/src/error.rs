@@ -1,0 +1,81 @@
+//! The one error type of the HTTP boundary, answered as `{"detail", "code"}`.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use protocol::ErrorCode;
+use protocol::rest::ErrorBody;
+use std::fmt;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub detail: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> ApiError {
+        ApiError {
+            code,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn invalid(detail: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::InvalidRequest, detail)
+    }
+
+    pub fn room_not_found() -> ApiError {
+        ApiError::new(ErrorCode::RoomNotFound, "Room not found")
+    }
+
+    pub fn unauthorized(detail: impl Into<String>) -> ApiError {
+        ApiError::new(ErrorCode::Unauthorized, detail)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        HttpResponse::build(self.status_code()).json(ErrorBody {
+            detail: self.detail.clone(),
+            code: self.code,
+        })
+    }
+}
+
+impl From<store::Error> for ApiError {
+    fn from(err: store::Error) -> ApiError {
+        match err {
+            store::Error::Unavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable");
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "Service temporarily unavailable, try again",
+                )
+            }
+            store::Error::Refused(code) => ApiError::new(code, refusal(code)),
+        }
+    }
+}
+
+/// A sentence for a refusal the store decided.
+fn refusal(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::RoomNotFound => "Room not found",
+        ErrorCode::NameTaken => "That display name is taken in this room",
+        ErrorCode::RoomFull => "Room is full",
+        ErrorCode::RateLimited => "Too many requests, slow down",
+        ErrorCode::Unauthorized => "Invalid or expired credentials",
+        ErrorCode::PasswordRequired => "This room needs a password",
+        _ => "Request refused",
+    }
+}

@@ -1,0 +1,163 @@
+//! Reading requests: JSON bodies (errors name the field), bearer tokens, the client's IP.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use actix_web::HttpRequest;
+use actix_web::web::{self, BytesMut};
+use futures_util::StreamExt;
+use ipnet::IpNet;
+use protocol::ErrorCode;
+use serde::de::DeserializeOwned;
+use std::net::IpAddr;
+
+/// Largest request body accepted (every contract body is far smaller).
+const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Reads a JSON body: malformed JSON is `400 invalid_json`, a wrong or missing field is
+/// `422 invalid_request` naming it. An empty body reads as `{}`.
+pub async fn json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, ApiError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| {
+            ApiError::new(ErrorCode::InvalidJson, "Could not read the request body")
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(ApiError::invalid(format!(
+                "Request body must be at most {MAX_BODY_BYTES} bytes"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        &body
+    };
+    parse_json(text)
+}
+
+pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(text);
+    serde_path_to_error::deserialize(de).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        if inner.is_data() {
+            let field = if path == "." {
+                String::new()
+            } else {
+                format!("{path}: ")
+            };
+            ApiError::invalid(format!("{field}{}", strip_position(&inner.to_string())))
+        } else {
+            ApiError::new(
+                ErrorCode::InvalidJson,
+                format!("Malformed JSON: {}", strip_position(&inner.to_string())),
+            )
+        }
+    })
+}
+
+/// serde_json's messages end in " at line L column C", which says nothing to a client.
+fn strip_position(message: &str) -> &str {
+    message.split(" at line ").next().unwrap_or(message)
+}
+
+/// The token of `Authorization: Bearer <token>`, if present.
+pub fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get("authorization")?.to_str().ok()?;
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// The client's IP: the peer, unless the peer is a trusted proxy, in which case the rightmost
+/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
+    let peer = req
+        .peer_addr()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |a| canonical(a.ip()));
+    forwarded_client(peer, forwarded_for(req), &config.trusted_proxies)
+}
+
+fn forwarded_for(req: &HttpRequest) -> Vec<IpAddr> {
+    req.headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|ip| ip.trim().parse::<IpAddr>().ok().map(canonical))
+        .collect()
+}
+
+fn forwarded_client(peer: IpAddr, chain: Vec<IpAddr>, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    chain
+        .iter()
+        .rev()
+        .find(|ip| !is_trusted(ip))
+        .or(chain.first())
+        .copied()
+        .unwrap_or(peer)
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::rest::CreateRoomRequest;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
+        let chain = vec![ip("1.1.1.1"), ip("2.2.2.2"), ip("10.0.0.5")];
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), chain.clone(), &trusted),
+            ip("2.2.2.2")
+        );
+        assert_eq!(
+            forwarded_client(ip("3.3.3.3"), chain, &trusted),
+            ip("3.3.3.3")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), vec![], &trusted),
+            ip("10.0.0.1")
+        );
+        assert_eq!(
+            forwarded_client(ip("10.0.0.1"), vec![ip("10.1.1.1")], &trusted),
+            ip("10.1.1.1")
+        );
+        assert_eq!(canonical(ip("::ffff:127.0.0.1")), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn json_errors_name_the_field() {
+        let err = parse_json::<CreateRoomRequest>(br#"{"owner_name": 5}"#).expect_err("wrong type");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        assert!(
+            err.detail.starts_with("owner_name: invalid type"),
+            "{}",
+            err.detail
+        );
+        let err = parse_json::<CreateRoomRequest>(br#"{"owner_name": "a", "max_users": -1}"#)
+            .expect_err("range");
+        assert!(err.detail.starts_with("max_users: "), "{}", err.detail);
+        let err = parse_json::<CreateRoomRequest>(br#"{}"#).expect_err("missing");
+        assert!(err.detail.contains("owner_name"), "{}", err.detail);
+        let err = parse_json::<CreateRoomRequest>(br#"{"owner_name": "#).expect_err("broken");
+        assert_eq!(err.code, ErrorCode::InvalidJson);
+        let err = parse_json::<CreateRoomRequest>(br#"[1]"#).expect_err("not an object");
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+}

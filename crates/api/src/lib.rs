@@ -1,0 +1,255 @@
+//! The `ephemera` binary's library: configuration, the HTTP routes, the WebSocket upgrade and
+//! the embedded UI and docs.
+//!
+//! - [`config`]: `EPHEMERA_*` settings, read once and validated.
+//! - [`Application`]: builds the store, the hub and the HTTP server; `run_until_stopped` drains
+//!   gracefully on SIGTERM/SIGINT. Tests build it on port 0.
+//! - `rest` and `ws`: the contract's endpoints; `ops`: health, readiness, metrics, docs, UI.
+//! - `error`: the one error type, answered as `{"detail", "code"}`.
+//!
+//! Architecture invariant: the only crate that reads the environment or knows actix.
+
+pub mod config;
+mod error;
+mod extract;
+mod ops;
+mod passwords;
+mod rest;
+mod ws;
+
+use crate::config::Config;
+use crate::error::ApiError;
+use actix_web::dev::{Server, Service};
+use actix_web::middleware::{DefaultHeaders, NormalizePath};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use futures_util::FutureExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
+use protocol::ErrorCode;
+use realtime::metrics::Metrics;
+use realtime::{Hub, HubConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use store::{Rate, Store, StoreConfig};
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub hub: Hub,
+    passwords: passwords::Passwords,
+    metrics: ApiMetrics,
+    registry: Registry,
+}
+
+/// Counters only the HTTP layer sees.
+#[derive(Default)]
+struct ApiMetrics {
+    /// Requests refused by a per-IP limit, by limit.
+    rejections: Family<[(&'static str, &'static str); 1], Counter>,
+}
+
+impl ApiMetrics {
+    fn rejected(&self, limit: &'static str) {
+        self.rejections.get_or_create(&[("limit", limit)]).inc();
+    }
+}
+
+/// A built, bound server.
+pub struct Application {
+    server: Server,
+    port: u16,
+    hub: Hub,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    /// Builds everything and binds the listener (port 0 picks a free port).
+    pub async fn build(config: Config) -> anyhow::Result<Application> {
+        let s = &config.settings;
+        if s.redis_url.is_some() {
+            anyhow::bail!("EPHEMERA_REDIS_URL: this build has only the in-memory store; unset it");
+        }
+        let (store, bus) = Store::memory(StoreConfig {
+            presence_grace_ms: s.presence_grace_seconds * 1000,
+            history_limit: s.history_limit,
+        });
+        let hub_config = HubConfig {
+            max_message_chars: s.max_message_chars,
+            history_limit: s.history_limit,
+            rate: Rate {
+                per_second: s.message_rate_per_second,
+                burst: s.message_burst,
+            },
+            presence_grace: config.presence_grace(),
+            ping_interval: Duration::from_secs(s.ping_interval_seconds),
+            queue_capacity: s.outbound_queue,
+            unsubscribe_delay: Duration::from_secs(5),
+            sweep_interval: Duration::from_millis(100),
+        };
+        let metrics = Arc::new(Metrics::default());
+        let mut registry = Registry::default();
+        store.register_metrics(&mut registry);
+        metrics.register(&mut registry);
+        let api_metrics = ApiMetrics::default();
+        registry.register(
+            "ephemera_rejected_requests",
+            "Requests refused by a per-IP limit",
+            api_metrics.rejections.clone(),
+        );
+        let hub = Hub::start(store, bus, hub_config, metrics);
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
+        let bind_addr = config.bind_addr;
+        let state = web::Data::new(AppState {
+            config,
+            hub: hub.clone(),
+            passwords: passwords::Passwords::new(cores),
+            metrics: api_metrics,
+            registry,
+        });
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(state.clone())
+                .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                    ApiError::invalid(format!("Invalid query string: {err}")).into()
+                }))
+                .configure(routes)
+                .default_service(web::to(|| async {
+                    Err::<actix_web::HttpResponse, _>(ApiError::new(
+                        ErrorCode::NotFound,
+                        "Not found",
+                    ))
+                }))
+                .wrap_fn(|req, srv| {
+                    // Secrets never travel in URLs: refuse a `password` query parameter anywhere.
+                    let in_url = req
+                        .query_string()
+                        .split('&')
+                        .any(|p| p.split('=').next() == Some("password"));
+                    if in_url {
+                        let err = ApiError::new(
+                            ErrorCode::PasswordInUrl,
+                            "Never put a password in a URL",
+                        );
+                        return futures_util::future::ready(Err(err.into())).boxed_local();
+                    }
+                    srv.call(req).boxed_local()
+                })
+                .wrap(security_headers())
+                .wrap_fn(|req, srv| {
+                    // Method, path and status only: query strings carry tickets.
+                    let started = Instant::now();
+                    let method = req.method().clone();
+                    let path = req.path().to_owned();
+                    srv.call(req).map(move |res| {
+                        let status = match &res {
+                            Ok(res) => res.status().as_u16(),
+                            Err(err) => err.as_response_error().status_code().as_u16(),
+                        };
+                        let ms = started.elapsed().as_secs_f64() * 1000.0;
+                        tracing::info!(%method, %path, status, ms, "request");
+                        res
+                    })
+                })
+                .wrap(NormalizePath::trim())
+        })
+        .backlog(4096)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .on_connect(|conn, _| {
+            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
+                let _ = tcp.set_nodelay(true);
+            }
+        })
+        .bind(bind_addr)
+        .with_context(|| format!("cannot listen on {bind_addr} (EPHEMERA_BIND_ADDR)"))?;
+        let port = server
+            .addrs()
+            .first()
+            .map(|a| a.port())
+            .context("no listening address")?;
+        Ok(Application {
+            server: server.run(),
+            port,
+            hub,
+            shutdown_timeout,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM or SIGINT, then drains: readiness fails at once, connections close
+    /// with 1001 in batches (members keep their grace), and the server stops.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let handle = self.server.handle();
+        let hub = self.hub.clone();
+        let timeout = self.shutdown_timeout;
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: draining connections");
+            hub.drain(timeout).await;
+            handle.stop(true).await;
+        });
+        self.server.await
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Content-Type-Options", "nosniff"))
+        .add(("Referrer-Policy", "no-referrer"))
+        .add((
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ))
+        .add(("X-Frame-Options", "DENY"))
+}
+
+fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(ops::healthz))
+        .route("/readyz", web::get().to(ops::readyz))
+        .route("/metrics", web::get().to(ops::metrics))
+        .route("/openapi.json", web::get().to(ops::openapi))
+        .route("/docs", web::get().to(ops::docs))
+        .route("/", web::get().to(ops::page))
+        .route("/r/{room_id}", web::get().to(ops::page))
+        .route("/assets/{file}", web::get().to(ops::asset))
+        .route("/rooms", web::post().to(rest::create_room))
+        .route("/rooms/{room_id}", web::get().to(rest::get_room))
+        .route("/rooms/{room_id}", web::delete().to(rest::close_room))
+        .route("/rooms/{room_id}/close", web::post().to(rest::close_room))
+        .route("/rooms/{room_id}/join", web::post().to(rest::join))
+        .route("/rooms/{room_id}/messages", web::get().to(rest::history))
+        .route(
+            "/rooms/{room_id}/messages",
+            web::post().to(rest::post_message),
+        )
+        .route("/rooms/{room_id}/leave", web::post().to(rest::leave))
+        .route("/rooms/{room_id}/ws", web::get().to(ws::upgrade));
+}

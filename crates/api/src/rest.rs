@@ -1,0 +1,474 @@
+//! REST handlers (API.md, "REST"): each validates, authorizes, and calls one store operation.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{self, bearer, client_ip};
+use actix_web::{HttpRequest, HttpResponse, web};
+use protocol::frames::ServerFrame;
+use protocol::rest::{
+    Ack, CreateRoomRequest, CreateRoomResponse, HistoryResponse, JoinRequest, JoinResponse,
+    PostMessageRequest, RoomDetails,
+};
+use protocol::{ErrorCode, Role, limits, now_ms, rfc3339, seconds_until, text};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use store::secret::{TokenHash, new_id, new_token};
+use store::{Credential, Member, Room, RoomView, Ticket};
+
+type Data = web::Data<AppState>;
+const MINUTE_MS: u64 = 60_000;
+
+fn text_field(
+    result: Result<String, text::TextError>,
+    field: &str,
+    max: usize,
+) -> Result<String, ApiError> {
+    result.map_err(|e| ApiError::invalid(e.describe(field, max)))
+}
+
+/// `POST /rooms`
+pub async fn create_room(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let s = &state.config.settings;
+    let ip = client_ip(&req, &state.config);
+    if !state
+        .hub
+        .store()
+        .rate_hit(&format!("create:{ip}"), s.room_create_per_minute, MINUTE_MS)
+        .await?
+    {
+        state.metrics.rejected("room_create");
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "Too many rooms created, try again in a minute",
+        ));
+    }
+    let body: CreateRoomRequest = extract::json(payload).await?;
+    let max = limits::DISPLAY_NAME_MAX_CHARS;
+    let owner_name = text_field(text::name(&body.owner_name, max), "owner_name", max)?;
+    let name = match body
+        .name
+        .as_deref()
+        .map(|n| text::room_name(n, limits::ROOM_NAME_MAX_CHARS))
+    {
+        Some(Err(e)) => {
+            return Err(ApiError::invalid(
+                e.describe("name", limits::ROOM_NAME_MAX_CHARS),
+            ));
+        }
+        Some(Ok(name)) => name,
+        None => None,
+    };
+    let password = match body
+        .password
+        .as_deref()
+        .map(|p| text::password(p, limits::PASSWORD_MAX_CHARS))
+    {
+        Some(Err(e)) => {
+            return Err(ApiError::invalid(
+                e.describe("password", limits::PASSWORD_MAX_CHARS),
+            ));
+        }
+        Some(Ok(password)) => password,
+        None => None,
+    };
+    let expiry = body.expiry_seconds.unwrap_or(s.default_expiry_seconds);
+    if !(s.min_expiry_seconds..=s.max_expiry_seconds).contains(&expiry) {
+        return Err(ApiError::invalid(format!(
+            "expiry_seconds must be between {} and {}",
+            s.min_expiry_seconds, s.max_expiry_seconds
+        )));
+    }
+    let max_users = body.max_users.unwrap_or(s.default_max_users);
+    if !(1..=s.max_users_limit).contains(&max_users) {
+        return Err(ApiError::invalid(format!(
+            "max_users must be between 1 and {}",
+            s.max_users_limit
+        )));
+    }
+    let password_hash = match password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+    let owner_token = new_token();
+    let now = now_ms();
+    let room = Room {
+        id: new_id(),
+        name,
+        owner_name,
+        password_hash,
+        owner_token: TokenHash::of(&owner_token),
+        created_at: now,
+        expires_at: now + expiry * 1000,
+        max_users,
+        destroy_on_owner_offline: body.destroy_on_owner_offline.unwrap_or(true),
+        members_can_destroy: body.members_can_destroy.unwrap_or(false),
+    };
+    state.hub.store().create_room(room.clone()).await?;
+    tracing::info!(room_id = %room.id, expiry, max_users, "room created");
+    Ok(HttpResponse::Created().json(CreateRoomResponse {
+        ws_url: format!("{}/rooms/{}/ws", state.config.public_ws_url, room.id),
+        join_url: format!("{}/r/{}", state.config.public_url, room.id),
+        room_id: room.id,
+        name: room.name,
+        owner_name: room.owner_name,
+        owner_token,
+        created_at: rfc3339(room.created_at),
+        expires_at: rfc3339(room.expires_at),
+        expires_in: expiry,
+        max_users: room.max_users,
+        has_password: room.password_hash.is_some(),
+        destroy_on_owner_offline: room.destroy_on_owner_offline,
+        members_can_destroy: room.members_can_destroy,
+    }))
+}
+
+async fn load_room(state: &AppState, room_id: &str) -> Result<RoomView, ApiError> {
+    state
+        .hub
+        .store()
+        .room(room_id)
+        .await?
+        .ok_or_else(ApiError::room_not_found)
+}
+
+/// Checks a password against the room, within the per-IP-and-room attempt limit.
+async fn check_password(
+    state: &AppState,
+    view: &RoomView,
+    ip: IpAddr,
+    password: Option<&str>,
+) -> Result<(), ApiError> {
+    let Some(hash) = &view.room.password_hash else {
+        return Ok(());
+    };
+    let store = state.hub.store();
+    let key = format!("password:{ip}:{}", view.room.id);
+    let limit = state.config.settings.password_attempts_per_minute;
+    if !store.rate_allows(&key, limit).await? {
+        state.metrics.rejected("password");
+        return Err(ApiError::new(
+            ErrorCode::RateLimited,
+            "Too many wrong passwords, try again in a minute",
+        ));
+    }
+    let Some(password) = password else {
+        return Err(ApiError::new(
+            ErrorCode::PasswordRequired,
+            "This room needs a password",
+        ));
+    };
+    if state
+        .passwords
+        .verify(password.to_owned(), hash.clone())
+        .await?
+    {
+        return Ok(());
+    }
+    store.rate_hit(&key, limit, MINUTE_MS).await?;
+    Err(ApiError::new(ErrorCode::InvalidPassword, "Wrong password"))
+}
+
+/// Read access: open rooms need nothing; password rooms need `X-Room-Password` or a bearer
+/// owner or resume token.
+async fn authorize_read(
+    req: &HttpRequest,
+    state: &AppState,
+    view: &RoomView,
+) -> Result<(), ApiError> {
+    if view.room.password_hash.is_none() {
+        return Ok(());
+    }
+    if let Some(token) = bearer(req) {
+        return match state
+            .hub
+            .store()
+            .authenticate(&view.room.id, &TokenHash::of(token))
+            .await?
+        {
+            Some(_) => Ok(()),
+            None => Err(ApiError::unauthorized("Invalid or expired token")),
+        };
+    }
+    let password = req
+        .headers()
+        .get("x-room-password")
+        .map(|v| v.to_str().unwrap_or_default());
+    check_password(state, view, client_ip(req, &state.config), password).await
+}
+
+/// The member a bearer token acts as (an owner token acts as the owner member once it joined).
+async fn acting_member(
+    req: &HttpRequest,
+    state: &AppState,
+    view: &RoomView,
+) -> Result<Member, ApiError> {
+    let token = bearer(req)
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <resume_token> required"))?;
+    match state
+        .hub
+        .store()
+        .authenticate(&view.room.id, &TokenHash::of(token))
+        .await?
+    {
+        Some(Credential::Member(member)) => Ok(member),
+        Some(Credential::Owner) => view
+            .members
+            .iter()
+            .find(|m| m.role == Role::Owner)
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::Forbidden,
+                    "The owner has not joined the room yet",
+                )
+            }),
+        None => Err(ApiError::unauthorized("Invalid or expired token")),
+    }
+}
+
+fn details(view: &RoomView) -> RoomDetails {
+    let room = &view.room;
+    RoomDetails {
+        room_id: room.id.clone(),
+        name: room.name.clone(),
+        owner_name: room.owner_name.clone(),
+        created_at: rfc3339(room.created_at),
+        expires_at: rfc3339(room.expires_at),
+        expires_in: seconds_until(room.expires_at, now_ms()),
+        max_users: room.max_users,
+        online_users_count: view.members.len(),
+        online_users: view.members.iter().map(Member::online_user).collect(),
+        has_password: room.password_hash.is_some(),
+        is_full: view.is_full(),
+        destroy_on_owner_offline: room.destroy_on_owner_offline,
+        members_can_destroy: room.members_can_destroy,
+    }
+}
+
+/// `GET /rooms/{room_id}`
+pub async fn get_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    authorize_read(&req, &state, &view).await?;
+    Ok(HttpResponse::Ok().json(details(&view)))
+}
+
+/// `POST /rooms/{room_id}/join`
+pub async fn join(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let body: JoinRequest = extract::json(payload).await?;
+    let view = load_room(&state, &path).await?;
+    let (display_name, role) = match bearer(&req) {
+        Some(token) => match state
+            .hub
+            .store()
+            .authenticate(&view.room.id, &TokenHash::of(token))
+            .await?
+        {
+            Some(Credential::Owner) => (view.room.owner_name.clone(), Role::Owner),
+            _ => {
+                return Err(ApiError::unauthorized(
+                    "Only the owner token joins with a bearer token",
+                ));
+            }
+        },
+        None => {
+            let max = limits::DISPLAY_NAME_MAX_CHARS;
+            let name = body
+                .display_name
+                .as_deref()
+                .ok_or_else(|| ApiError::invalid("display_name is required"))?;
+            let name = text_field(text::name(name, max), "display_name", max)?;
+            check_password(
+                &state,
+                &view,
+                client_ip(&req, &state.config),
+                body.password.as_deref(),
+            )
+            .await?;
+            let folded = text::fold(&name);
+            if text::fold(&view.room.owner_name) == folded
+                || view
+                    .members
+                    .iter()
+                    .any(|m| text::fold(&m.display_name) == folded)
+            {
+                return Err(ApiError::new(
+                    ErrorCode::NameTaken,
+                    "That display name is taken in this room",
+                ));
+            }
+            if view.is_full() {
+                return Err(ApiError::new(ErrorCode::RoomFull, "Room is full"));
+            }
+            (name, Role::Member)
+        }
+    };
+    let ticket = new_token();
+    let ttl = state.config.settings.ticket_ttl_seconds;
+    let expires_at = now_ms() + ttl * 1000;
+    let grant = Ticket {
+        display_name: display_name.clone(),
+        role,
+        expires_at,
+    };
+    state
+        .hub
+        .store()
+        .issue_ticket(&view.room.id, TokenHash::of(&ticket), grant)
+        .await?;
+    Ok(HttpResponse::Ok().json(JoinResponse {
+        ws_url: format!(
+            "{}/rooms/{}/ws?ticket={ticket}",
+            state.config.public_ws_url, view.room.id
+        ),
+        ticket,
+        display_name,
+        role,
+        expires_at: rfc3339(expires_at),
+        expires_in: ttl,
+    }))
+}
+
+fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
+    query
+        .get(field)
+        .map(|v| {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| ApiError::invalid(format!("{field} must be an integer")))
+        })
+        .transpose()
+}
+
+/// `GET /rooms/{room_id}/messages?after=&limit=`
+pub async fn history(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let after = query_number(&query, "after")?.unwrap_or(0);
+    if after < 0 {
+        return Err(ApiError::invalid("after must be 0 or more"));
+    }
+    let kept = state.config.settings.history_limit;
+    let limit = match query_number(&query, "limit")? {
+        Some(n) if n < 1 => return Err(ApiError::invalid("limit must be at least 1")),
+        Some(n) => (n as u64).min(kept as u64) as usize,
+        None => kept,
+    };
+    let view = load_room(&state, &path).await?;
+    authorize_read(&req, &state, &view).await?;
+    let history = state
+        .hub
+        .store()
+        .history_after(&view.room.id, after as u64, limit)
+        .await?;
+    Ok(HttpResponse::Ok().json(HistoryResponse {
+        messages: history.messages,
+        last_id: history.last_id,
+    }))
+}
+
+/// `POST /rooms/{room_id}/messages`
+pub async fn post_message(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    let member = acting_member(&req, &state, &view).await?;
+    let body: PostMessageRequest = extract::json(payload).await?;
+    let max = state.config.settings.max_message_chars;
+    let text = text_field(text::message(&body.text, max), "text", max)?;
+    let client_id = match body
+        .client_id
+        .as_deref()
+        .map(|id| text::name(id, limits::CLIENT_ID_MAX_CHARS))
+    {
+        Some(Err(e)) => {
+            return Err(ApiError::invalid(
+                e.describe("client_id", limits::CLIENT_ID_MAX_CHARS),
+            ));
+        }
+        Some(Ok(id)) => Some(id),
+        None => None,
+    };
+    let rate = state.hub.config().rate;
+    let frame = state
+        .hub
+        .store()
+        .append_message(&view.room.id, &member.id, text, client_id, rate)
+        .await?;
+    Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
+}
+
+/// `POST /rooms/{room_id}/leave`
+pub async fn leave(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    let member = acting_member(&req, &state, &view).await?;
+    state
+        .hub
+        .store()
+        .release_member(&view.room.id, &member.id)
+        .await?;
+    Ok(HttpResponse::Ok().json(Ack {
+        message: "Left the room".into(),
+    }))
+}
+
+/// `DELETE /rooms/{room_id}` and `POST /rooms/{room_id}/close`
+pub async fn close_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    let token = bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <owner_token> required"))?;
+    match state
+        .hub
+        .store()
+        .authenticate(&view.room.id, &TokenHash::of(token))
+        .await?
+    {
+        Some(Credential::Owner) => {}
+        Some(Credential::Member(_)) if view.room.members_can_destroy => {}
+        Some(Credential::Member(_)) => {
+            return Err(ApiError::new(
+                ErrorCode::Forbidden,
+                "Only the owner may close this room",
+            ));
+        }
+        None => return Err(ApiError::unauthorized("Invalid or expired token")),
+    }
+    if !state
+        .hub
+        .store()
+        .destroy_room(&view.room.id, protocol::CloseReason::Closed)
+        .await?
+    {
+        return Err(ApiError::room_not_found());
+    }
+    tracing::info!(room_id = %view.room.id, "room closed");
+    Ok(HttpResponse::Ok().json(Ack {
+        message: "Room closed successfully".into(),
+    }))
+}

@@ -1,0 +1,121 @@
+//! `GET /rooms/{room_id}/ws`: the Origin check and the upgrade here; the session itself is
+//! `realtime`'s, reached through [`WsTransport`] and [`inbound`].
+
+use crate::AppState;
+use crate::config::origin_of;
+use crate::error::ApiError;
+use actix_web::{HttpRequest, HttpResponse, web};
+use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
+use bytes::Bytes;
+use bytestring::ByteString;
+use futures_util::{Stream, StreamExt};
+use protocol::ErrorCode;
+use realtime::{Entry, Gone, Inbound, Transport};
+use std::collections::HashMap;
+
+pub async fn upgrade(
+    req: HttpRequest,
+    path: web::Path<String>,
+    query: web::Query<HashMap<String, String>>,
+    body: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if let Some(origin) = req.headers().get("origin") {
+        let allowed = origin
+            .to_str()
+            .ok()
+            .and_then(origin_of)
+            .is_some_and(|o| state.config.allowed_origins.contains(&o));
+        if !allowed {
+            return Err(ApiError::new(ErrorCode::Forbidden, "Origin not allowed"));
+        }
+    }
+    let entry = entry(&query);
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|_| ApiError::invalid("Expected a WebSocket upgrade request"))?;
+    let max = state.config.settings.max_frame_bytes;
+    let stream = stream
+        .max_frame_size(max)
+        .aggregate_continuations()
+        .max_continuation_size(max);
+    let hub = state.hub.clone();
+    let room_id = path.into_inner();
+    actix_web::rt::spawn(async move {
+        let transport = WsTransport(session);
+        match entry {
+            Ok(entry) => hub.serve(&room_id, entry, transport, inbound(stream)).await,
+            Err(detail) => {
+                realtime::session::reject(transport, ErrorCode::Unauthorized, detail).await
+            }
+        }
+    });
+    Ok(response)
+}
+
+/// The way in, from the query: `ticket`, `resume` (+ `last_id`) or `display_name`.
+fn entry(query: &HashMap<String, String>) -> Result<Entry, &'static str> {
+    if let Some(ticket) = query.get("ticket") {
+        return Ok(Entry::Ticket(ticket.clone()));
+    }
+    if let Some(token) = query.get("resume") {
+        let last_id = match query.get("last_id") {
+            None => 0,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| "last_id must be a non-negative integer")?,
+        };
+        return Ok(Entry::Resume {
+            token: token.clone(),
+            last_id,
+        });
+    }
+    if let Some(name) = query.get("display_name") {
+        return Ok(Entry::Name(name.clone()));
+    }
+    Err("ticket, resume or display_name required")
+}
+
+/// actix-ws's session as a [`Transport`].
+pub struct WsTransport(Session);
+
+impl Transport for WsTransport {
+    async fn send(&mut self, text: ByteString) -> Result<(), Gone> {
+        self.0.text(text).await.map_err(|_| Gone)
+    }
+
+    async fn ping(&mut self) -> Result<(), Gone> {
+        self.0.ping(b"").await.map_err(|_| Gone)
+    }
+
+    async fn pong(&mut self, payload: Bytes) -> Result<(), Gone> {
+        self.0.pong(&payload).await.map_err(|_| Gone)
+    }
+
+    async fn close(self, code: u16, reason: &'static str) {
+        let reason = CloseReason {
+            code: code.into(),
+            description: Some(reason.to_owned()),
+        };
+        let _ = self.0.close(Some(reason)).await;
+    }
+}
+
+/// The client's frames as [`Inbound`]s; an oversized frame or message becomes `TooLarge`.
+fn inbound(
+    stream: impl Stream<Item = Result<AggregatedMessage, ProtocolError>> + Unpin,
+) -> impl Stream<Item = Inbound> + Unpin {
+    stream.map(|item| match item {
+        Ok(AggregatedMessage::Text(text)) => Inbound::Text(text),
+        Ok(AggregatedMessage::Binary(_)) => Inbound::Binary,
+        Ok(AggregatedMessage::Ping(payload)) => Inbound::Ping(payload),
+        Ok(AggregatedMessage::Pong(_)) => Inbound::Pong,
+        Ok(AggregatedMessage::Close(reason)) => Inbound::Close(reason.map(|r| r.code.into())),
+        Err(ProtocolError::Overflow) => Inbound::TooLarge,
+        // actix-ws reports an oversized fragmented message only by this I/O error's text.
+        Err(ProtocolError::Io(err)) if err.to_string() == "Exceeded maximum continuation size" => {
+            Inbound::TooLarge
+        }
+        Err(_) => Inbound::Broken,
+    })
+}

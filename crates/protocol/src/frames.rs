@@ -1,0 +1,314 @@
+//! WebSocket frames (API.md, "WebSocket") and the per-room bus events.
+//!
+//! A bus event that clients see (message, presence, typing, room_closed) is published as exactly
+//! the JSON of its client frame, so an instance forwards the published bytes unchanged.
+
+use crate::rest::OnlineUser;
+use crate::{CloseReason, ErrorCode, Role};
+use serde::{Deserialize, Serialize};
+
+/// Every frame the server sends.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    System(SystemFrame),
+    Message(MessageFrame),
+    Presence(PresenceFrame),
+    Typing(TypingFrame),
+    Error(ErrorFrame),
+}
+
+/// `{"type": "system", "event": ...}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum SystemFrame {
+    Welcome(Welcome),
+    RoomClosed(RoomClosedFrame),
+}
+
+/// Always the first frame of a connection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Welcome {
+    pub message: String,
+    pub room_id: String,
+    pub member_id: String,
+    pub connection_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub resume_token: String,
+    pub expires_at: String,
+    pub expires_in: u64,
+    pub online_users: Vec<OnlineUser>,
+    pub online_count: usize,
+    pub history: Vec<MessageFrame>,
+    pub recovered: bool,
+    pub timestamp: String,
+}
+
+/// A chat message as broadcast and kept in history.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageFrame {
+    pub id: u64,
+    pub room_id: String,
+    pub member_id: String,
+    pub connection_id: String,
+    pub display_name: String,
+    pub text: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PresenceEvent {
+    UserOnline,
+    UserOffline,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceFrame {
+    pub event: PresenceEvent,
+    pub member_id: String,
+    pub connection_id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub room_id: String,
+    pub online_count: usize,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TypingFrame {
+    pub member_id: String,
+    pub display_name: String,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomClosedFrame {
+    pub reason: CloseReason,
+    pub message: String,
+    pub room_id: String,
+    pub timestamp: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorFrame {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ServerFrame {
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        ServerFrame::Error(ErrorFrame {
+            code,
+            message: message.into(),
+        })
+    }
+}
+
+/// Every command a client may send as a JSON text frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    Message {
+        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_id: Option<String>,
+    },
+    Typing,
+    Leave,
+    CloseRoom,
+}
+
+impl ClientFrame {
+    /// Reads one inbound text frame: a command if its first non-space character is `{`, else a
+    /// plain message with that text (EphemeralChat-style).
+    pub fn parse(text: &str) -> Result<ClientFrame, serde_json::Error> {
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text)
+        } else {
+            Ok(ClientFrame::Message {
+                text: text.to_owned(),
+                client_id: None,
+            })
+        }
+    }
+}
+
+/// What travels on a room's bus channel between instances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum BusEvent {
+    Message(MessageFrame),
+    Presence(PresenceFrame),
+    Typing(TypingFrame),
+    /// Only `room_closed` travels on the bus.
+    System(SystemFrame),
+    /// A member attached a newer connection: every other connection of it closes with 4000.
+    Replaced {
+        member_id: String,
+        session: u64,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rest::OnlineUser;
+    use serde_json::json;
+
+    fn message() -> MessageFrame {
+        MessageFrame {
+            id: 42,
+            room_id: "r".into(),
+            member_id: "m".into(),
+            connection_id: "m".into(),
+            display_name: "bob".into(),
+            text: "hello".into(),
+            client_id: Some("c-17".into()),
+            timestamp: "2026-11-21T12:34:56.789Z".into(),
+        }
+    }
+
+    fn presence() -> PresenceFrame {
+        PresenceFrame {
+            event: PresenceEvent::UserOnline,
+            member_id: "m".into(),
+            connection_id: "m".into(),
+            display_name: "bob".into(),
+            role: Role::Member,
+            room_id: "r".into(),
+            online_count: 3,
+            timestamp: "t".into(),
+        }
+    }
+
+    fn round_trip(frame: ServerFrame) -> serde_json::Value {
+        let value = serde_json::to_value(&frame).expect("serializes");
+        let back: ServerFrame = serde_json::from_value(value.clone()).expect("parses back");
+        assert_eq!(back, frame);
+        value
+    }
+
+    #[test]
+    fn server_frames_round_trip_with_their_tags() {
+        let welcome = round_trip(ServerFrame::System(SystemFrame::Welcome(Welcome {
+            message: "Connected to room".into(),
+            room_id: "r".into(),
+            member_id: "m".into(),
+            connection_id: "m".into(),
+            display_name: "bob".into(),
+            role: Role::Member,
+            resume_token: "secret".into(),
+            expires_at: "e".into(),
+            expires_in: 3599,
+            online_users: vec![OnlineUser {
+                member_id: "m".into(),
+                display_name: "bob".into(),
+                role: Role::Member,
+                connected_at: "c".into(),
+            }],
+            online_count: 1,
+            history: vec![message()],
+            recovered: true,
+            timestamp: "t".into(),
+        })));
+        assert_eq!(welcome["type"], "system");
+        assert_eq!(welcome["event"], "welcome");
+        assert_eq!(welcome["history"][0]["type"], serde_json::Value::Null);
+        assert_eq!(welcome["history"][0]["id"], 42);
+
+        let msg = round_trip(ServerFrame::Message(message()));
+        assert_eq!(
+            msg,
+            json!({"type": "message", "id": 42, "room_id": "r", "member_id": "m",
+                   "connection_id": "m", "display_name": "bob", "text": "hello",
+                   "client_id": "c-17", "timestamp": "2026-11-21T12:34:56.789Z"})
+        );
+        let p = round_trip(ServerFrame::Presence(presence()));
+        assert_eq!(p["type"], "presence");
+        assert_eq!(p["event"], "user_online");
+        let t = round_trip(ServerFrame::Typing(TypingFrame {
+            member_id: "m".into(),
+            display_name: "bob".into(),
+            timestamp: "t".into(),
+        }));
+        assert_eq!(t["type"], "typing");
+        let closed = round_trip(ServerFrame::System(SystemFrame::RoomClosed(
+            RoomClosedFrame {
+                reason: CloseReason::OwnerOffline,
+                message: CloseReason::OwnerOffline.message().into(),
+                room_id: "r".into(),
+                timestamp: "t".into(),
+            },
+        )));
+        assert_eq!(closed["event"], "room_closed");
+        assert_eq!(closed["reason"], "owner_offline");
+        let err = round_trip(ServerFrame::error(ErrorCode::RateLimited, "slow down"));
+        assert_eq!(
+            err,
+            json!({"type": "error", "code": "rate_limited", "message": "slow down"})
+        );
+    }
+
+    #[test]
+    fn bus_events_are_client_frames_byte_for_byte() {
+        let bus = serde_json::to_string(&BusEvent::Message(message())).expect("serializes");
+        let client = serde_json::to_string(&ServerFrame::Message(message())).expect("serializes");
+        assert_eq!(bus, client);
+        let bus = serde_json::to_string(&BusEvent::Presence(presence())).expect("serializes");
+        let client = serde_json::to_string(&ServerFrame::Presence(presence())).expect("serializes");
+        assert_eq!(bus, client);
+        let replaced = BusEvent::Replaced {
+            member_id: "m".into(),
+            session: 7,
+        };
+        let json = serde_json::to_string(&replaced).expect("serializes");
+        assert_eq!(
+            serde_json::from_str::<BusEvent>(&json).expect("parses"),
+            replaced
+        );
+    }
+
+    #[test]
+    fn client_frames_parse_commands_and_plain_text() {
+        assert_eq!(
+            ClientFrame::parse(r#" {"type":"message","text":"hi","client_id":"c1","x":1}"#)
+                .expect("parses"),
+            ClientFrame::Message {
+                text: "hi".into(),
+                client_id: Some("c1".into())
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"typing"}"#).expect("parses"),
+            ClientFrame::Typing
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"leave"}"#).expect("parses"),
+            ClientFrame::Leave
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"close_room"}"#).expect("parses"),
+            ClientFrame::CloseRoom
+        );
+        assert_eq!(
+            ClientFrame::parse("42").expect("parses"),
+            ClientFrame::Message {
+                text: "42".into(),
+                client_id: None
+            }
+        );
+        for bad in [
+            r#"{"type":"nope"}"#,
+            r#"{"type":"message"}"#,
+            r#"{"type":"message","text":5}"#,
+            "{oops",
+            "{}",
+        ] {
+            assert!(ClientFrame::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,373 @@
+//! The hub: local connections by room, the bus dispatcher and the batched tickers.
+
+use crate::metrics::Metrics;
+use protocol::frames::{BusEvent, SystemFrame};
+use protocol::{Millis, close, now_ms};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+use store::{Bus, Live, Rate, Store};
+use tokio::sync::{Notify, OnceCell, mpsc};
+use tokio::time::{MissedTickBehavior, interval, sleep};
+
+/// How the hub behaves; built by `api` from the configuration.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    pub max_message_chars: usize,
+    pub history_limit: usize,
+    pub rate: Rate,
+    pub presence_grace: Duration,
+    pub ping_interval: Duration,
+    /// Frames a connection may have queued before it is dropped as a slow consumer (4008).
+    pub queue_capacity: usize,
+    /// How long a room stays subscribed after its last local member left (avoids flapping).
+    pub unsubscribe_delay: Duration,
+    /// How often the store's deadline schedule is swept.
+    pub sweep_interval: Duration,
+}
+
+/// The local connections of this instance; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    pub(crate) inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) config: HubConfig,
+    pub(crate) metrics: Arc<Metrics>,
+    /// Rooms with at least one local connection (or waiting out their unsubscribe delay).
+    rooms: Mutex<HashMap<Arc<str>, LocalRoom>>,
+    /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
+    /// subscription of the same room.
+    subscriptions: tokio::sync::Mutex<()>,
+    /// Set on shutdown: no new connections, readiness fails.
+    draining: AtomicBool,
+}
+
+struct LocalRoom {
+    conns: HashMap<u64, Arc<Conn>>,
+    /// Completed once the store delivers this room's events to us.
+    subscribed: Arc<OnceCell<()>>,
+}
+
+/// One local connection as the fan-out sees it.
+pub(crate) struct Conn {
+    pub(crate) session: u64,
+    pub(crate) tx: mpsc::Sender<Arc<Event>>,
+    /// Set once the connection holds a member.
+    pub(crate) live: OnceLock<Live>,
+    /// Why the connection must close now (0: it need not); set from outside its task.
+    close_code: AtomicU16,
+    pub(crate) wake: Notify,
+    /// Last time anything arrived from the client, for the ping timeout.
+    pub(crate) last_seen: AtomicU64,
+}
+
+impl Conn {
+    pub(crate) fn new(session: u64, tx: mpsc::Sender<Arc<Event>>) -> Conn {
+        Conn {
+            session,
+            tx,
+            live: OnceLock::new(),
+            close_code: AtomicU16::new(0),
+            wake: Notify::new(),
+            last_seen: AtomicU64::new(now_ms()),
+        }
+    }
+
+    /// Asks the connection's task to close with `code` (the first request wins).
+    pub(crate) fn close(&self, code: u16) {
+        if self
+            .close_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.wake.notify_one();
+        }
+    }
+
+    pub(crate) fn close_code(&self) -> u16 {
+        self.close_code.load(Ordering::Acquire)
+    }
+}
+
+/// One item in a connection's queue. The JSON is shared by every local member of the room.
+#[derive(Debug)]
+pub(crate) enum Event {
+    Message {
+        id: u64,
+        json: bytestring::ByteString,
+    },
+    Presence {
+        member_id: String,
+        online: bool,
+        json: bytestring::ByteString,
+    },
+    Typing {
+        member_id: String,
+        json: bytestring::ByteString,
+    },
+    Closed {
+        code: u16,
+        json: bytestring::ByteString,
+    },
+    Replaced {
+        member_id: String,
+        session: u64,
+    },
+    Ping,
+}
+
+impl Hub {
+    /// Starts the dispatcher and the tickers on the current tokio runtime.
+    pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
+        let hub = Hub {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                metrics,
+                rooms: Mutex::new(HashMap::new()),
+                subscriptions: tokio::sync::Mutex::new(()),
+                draining: AtomicBool::new(false),
+            }),
+        };
+        tokio::spawn(hub.clone().dispatch(bus));
+        tokio::spawn(hub.clone().sweep_ticker());
+        tokio::spawn(hub.clone().touch_ticker());
+        tokio::spawn(hub.clone().ping_ticker());
+        hub
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.inner.draining.load(Ordering::Acquire)
+    }
+
+    /// Number of open connections.
+    pub fn connections(&self) -> usize {
+        self.rooms().values().map(|r| r.conns.len()).sum()
+    }
+
+    fn rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, LocalRoom>> {
+        self.inner
+            .rooms
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a connection to its room's fan-out; returns once the room's events reach us.
+    pub(crate) async fn register(&self, room_id: &Arc<str>, conn: Arc<Conn>) -> store::Result<()> {
+        let subscribed = {
+            let mut rooms = self.rooms();
+            let room = rooms.entry(room_id.clone()).or_insert_with(|| {
+                self.inner.metrics.rooms_hosted.inc();
+                LocalRoom {
+                    conns: HashMap::new(),
+                    subscribed: Arc::new(OnceCell::new()),
+                }
+            });
+            room.conns.insert(conn.session, conn);
+            room.subscribed.clone()
+        };
+        self.inner.metrics.connections.inc();
+        subscribed
+            .get_or_try_init(|| async {
+                let _order = self.inner.subscriptions.lock().await;
+                self.inner.store.subscribe(room_id).await
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Removes a connection; the room is unsubscribed after a delay if no one else is left.
+    pub(crate) fn unregister(&self, room_id: &Arc<str>, session: u64) {
+        let empty = {
+            let mut rooms = self.rooms();
+            let Some(room) = rooms.get_mut(room_id) else {
+                return;
+            };
+            if room.conns.remove(&session).is_none() {
+                return;
+            }
+            room.conns.is_empty()
+        };
+        self.inner.metrics.connections.dec();
+        if empty {
+            let hub = self.clone();
+            let room_id = room_id.clone();
+            tokio::spawn(async move {
+                sleep(hub.inner.config.unsubscribe_delay).await;
+                let _order = hub.inner.subscriptions.lock().await;
+                let idle = {
+                    let mut rooms = hub.rooms();
+                    let idle = rooms.get(&room_id).is_some_and(|r| r.conns.is_empty());
+                    if idle {
+                        rooms.remove(&room_id);
+                    }
+                    idle
+                };
+                if idle {
+                    hub.inner.metrics.rooms_hosted.dec();
+                    if let Err(err) = hub.inner.store.unsubscribe(&room_id).await {
+                        tracing::warn!(%err, "unsubscribe failed");
+                    }
+                }
+            });
+        }
+    }
+
+    /// Hands one event to every local connection of the room without ever waiting: a
+    /// connection whose queue is full is closed as a slow consumer.
+    fn fan_out(&self, room_id: &str, event: Arc<Event>) {
+        let rooms = self.rooms();
+        let Some(room) = rooms.get(room_id) else {
+            return;
+        };
+        for conn in room.conns.values() {
+            self.deliver(conn, event.clone());
+        }
+    }
+
+    fn deliver(&self, conn: &Conn, event: Arc<Event>) {
+        match conn.tx.try_send(event) {
+            Ok(()) => {
+                self.inner.metrics.deliveries.inc();
+            }
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                if conn.close_code() == 0 {
+                    self.inner.metrics.slow_consumers.inc();
+                }
+                conn.close(close::FELL_BEHIND);
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Turns bus messages into queued events, parsing each once.
+    async fn dispatch(self, mut bus: Bus) {
+        while let Some((room_id, json)) = bus.recv().await {
+            let event = match serde_json::from_str::<BusEvent>(&json) {
+                Ok(event) => event,
+                Err(err) => {
+                    tracing::error!(%err, "unreadable bus event");
+                    continue;
+                }
+            };
+            let event = match event {
+                BusEvent::Message(m) => {
+                    self.inner.metrics.messages_out.inc();
+                    if let Some(at) = protocol::parse_rfc3339(&m.timestamp) {
+                        let lag = now_ms().saturating_sub(at) as f64 / 1000.0;
+                        self.inner.metrics.pubsub_lag.observe(lag);
+                    }
+                    Event::Message { id: m.id, json }
+                }
+                BusEvent::Presence(p) => Event::Presence {
+                    member_id: p.member_id,
+                    online: p.event == protocol::frames::PresenceEvent::UserOnline,
+                    json,
+                },
+                BusEvent::Typing(t) => Event::Typing {
+                    member_id: t.member_id,
+                    json,
+                },
+                BusEvent::System(SystemFrame::RoomClosed(c)) => Event::Closed {
+                    code: c.reason.close_code(),
+                    json,
+                },
+                BusEvent::System(SystemFrame::Welcome(_)) => continue,
+                BusEvent::Replaced { member_id, session } => Event::Replaced { member_id, session },
+            };
+            self.fan_out(&room_id, Arc::new(event));
+        }
+    }
+
+    async fn sweep_ticker(self) {
+        let mut tick = interval(self.inner.config.sweep_interval);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            if let Err(err) = self.inner.store.sweep().await {
+                tracing::warn!(%err, "deadline sweep failed");
+            }
+        }
+    }
+
+    /// Refreshes the liveness of every member with a live connection here, in one batch.
+    async fn touch_ticker(self) {
+        let period = (self.inner.config.presence_grace / 3)
+            .clamp(Duration::from_millis(100), Duration::from_secs(1));
+        let mut tick = interval(period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let live: Vec<Live> = self
+                .rooms()
+                .values()
+                .flat_map(|r| r.conns.values().filter_map(|c| c.live.get().cloned()))
+                .collect();
+            if live.is_empty() {
+                continue;
+            }
+            if let Err(err) = self.inner.store.touch_members(&live).await {
+                tracing::warn!(%err, "liveness refresh failed");
+            }
+        }
+    }
+
+    /// Pings every socket; closes those that sent nothing for two intervals.
+    async fn ping_ticker(self) {
+        let period = self.inner.config.ping_interval;
+        let mut tick = interval(period);
+        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        tick.tick().await;
+        let ping = Arc::new(Event::Ping);
+        loop {
+            tick.tick().await;
+            let deadline = now_ms().saturating_sub(2 * period.as_millis() as Millis);
+            let rooms = self.rooms();
+            for conn in rooms.values().flat_map(|r| r.conns.values()) {
+                if conn.last_seen.load(Ordering::Relaxed) < deadline {
+                    conn.close(close::SERVER_ERROR);
+                } else {
+                    self.deliver(conn, ping.clone());
+                }
+            }
+        }
+    }
+
+    /// Graceful shutdown: refuse new connections, then close every connection with 1001 in
+    /// batches (members keep their grace, so they resume elsewhere). Returns when all are gone
+    /// or `within` has passed.
+    pub async fn drain(&self, within: Duration) {
+        self.inner.draining.store(true, Ordering::Release);
+        let conns: Vec<Arc<Conn>> = self
+            .rooms()
+            .values()
+            .flat_map(|r| r.conns.values().cloned())
+            .collect();
+        for batch in conns.chunks(256) {
+            for conn in batch {
+                conn.close(close::GOING_AWAY);
+            }
+            sleep(Duration::from_millis(10)).await;
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+            sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,499 @@
+//! One task per connection: join (ticket, name or resume), welcome, then a loop over three
+//! sources: a close request from outside, the connection's queue, and the client's frames.
+//!
+//! The connection joins its room's fan-out before it reads history, and drops queued messages
+//! it already sent (`id <= last_id`), so it sees every message exactly once and in order. A
+//! message id that skips ahead means something was lost: the connection closes with 4008 and the
+//! client resumes, never a silent gap.
+
+use crate::hub::{Conn, Event, Hub};
+use crate::{Gone, Inbound, Transport};
+use futures_util::{Stream, StreamExt};
+use protocol::frames::{ClientFrame, ServerFrame, SystemFrame, Welcome};
+use protocol::text::{self, TextError};
+use protocol::{CloseReason, ErrorCode, Role, close, limits, now_ms, rfc3339, seconds_until};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use store::secret::{TokenHash, new_id, new_token};
+use store::{Claim, Error, Joined, Live, Via};
+use tokio::sync::mpsc;
+
+/// How a connection enters its room (the WebSocket URL's query).
+#[derive(Debug, Clone)]
+pub enum Entry {
+    /// Redeem a join ticket.
+    Ticket(String),
+    /// Direct join of a room without password.
+    Name(String),
+    /// Reconnect as an existing member; `last_id` is the last message the client has.
+    Resume { token: String, last_id: u64 },
+}
+
+/// Why a connection ends.
+enum Exit {
+    /// Send a close frame with this code and reason.
+    Close(u16, &'static str),
+    /// The socket is gone: nothing to send.
+    Gone,
+}
+
+impl From<Gone> for Exit {
+    fn from(_: Gone) -> Exit {
+        Exit::Gone
+    }
+}
+
+/// How long a close frame may wait behind unread frames before the socket is just dropped.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A refused message: more than `MESSAGE_BURST` refusals within this window is abuse (4029).
+const ABUSE_WINDOW: Duration = Duration::from_secs(10);
+
+impl Hub {
+    /// Serves one WebSocket until it closes.
+    pub async fn serve<T, S>(&self, room_id: &str, entry: Entry, mut transport: T, inbound: S)
+    where
+        T: Transport,
+        S: Stream<Item = Inbound> + Unpin,
+    {
+        if self.is_draining() {
+            refuse(transport, ErrorCode::Unavailable, close::TRY_AGAIN_LATER).await;
+            return;
+        }
+        let room_id: Arc<str> = Arc::from(room_id);
+        let session = rand::random::<u64>();
+        let (tx, rx) = mpsc::channel(self.config().queue_capacity);
+        let conn = Arc::new(Conn::new(session, tx));
+        if let Err(err) = self.register(&room_id, conn.clone()).await {
+            self.unregister(&room_id, session);
+            refuse(transport, err.code(), err.code().close_code()).await;
+            return;
+        }
+        let joined = self.join(&room_id, entry, session, &mut transport).await;
+        let exit = match joined {
+            Ok((joined, last_id)) => {
+                let member_id: Arc<str> = Arc::from(joined.member.id.as_str());
+                let live = Live {
+                    room_id: room_id.clone(),
+                    member_id,
+                    session,
+                };
+                let _ = conn.live.set(live.clone());
+                let mut s = Session {
+                    hub: self.clone(),
+                    can_destroy: joined.member.role == Role::Owner
+                        || joined.view.room.members_can_destroy,
+                    live,
+                    conn: conn.clone(),
+                    transport,
+                    last_id,
+                    strikes: Vec::new(),
+                    typed_at: None,
+                };
+                let exit = s.run(rx, inbound).await;
+                self.unregister(&room_id, session);
+                if let Err(err) = self.store().disconnect_member(&s.live).await {
+                    tracing::warn!(%err, "could not start a member's grace");
+                }
+                transport = s.transport;
+                exit
+            }
+            Err(exit) => {
+                self.unregister(&room_id, session);
+                exit
+            }
+        };
+        if let Exit::Close(code, reason) = exit {
+            // The close frame queues behind what the client has not read yet; a client that
+            // never reads again must not hold the task forever.
+            let _ = tokio::time::timeout(CLOSE_TIMEOUT, transport.close(code, reason)).await;
+        }
+    }
+
+    /// Claims or resumes the member and sends the welcome; returns the last message id the
+    /// client now has.
+    async fn join<T: Transport>(
+        &self,
+        room_id: &str,
+        entry: Entry,
+        session: u64,
+        transport: &mut T,
+    ) -> Result<(Joined, u64), Exit> {
+        let store = self.store();
+        let (result, resume_token, after) = match entry {
+            Entry::Resume { token, last_id } => (
+                store
+                    .resume_member(room_id, &TokenHash::of(&token), session)
+                    .await,
+                token,
+                Some(last_id),
+            ),
+            Entry::Ticket(ticket) => {
+                let token = new_token();
+                let claim = Claim {
+                    via: Via::Ticket(TokenHash::of(&ticket)),
+                    member_id: new_id(),
+                    resume: TokenHash::of(&token),
+                    session,
+                };
+                (store.claim_membership(room_id, claim).await, token, None)
+            }
+            Entry::Name(name) => {
+                let name = match text::name(&name, limits::DISPLAY_NAME_MAX_CHARS) {
+                    Ok(name) => name,
+                    Err(err) => {
+                        let detail = err.describe("display_name", limits::DISPLAY_NAME_MAX_CHARS);
+                        return Err(refusal(
+                            transport,
+                            ErrorCode::InvalidRequest,
+                            &detail,
+                            close::INVALID_NAME,
+                        )
+                        .await);
+                    }
+                };
+                let token = new_token();
+                let claim = Claim {
+                    via: Via::Name(name),
+                    member_id: new_id(),
+                    resume: TokenHash::of(&token),
+                    session,
+                };
+                (store.claim_membership(room_id, claim).await, token, None)
+            }
+        };
+        let joined = match result {
+            Ok(joined) => joined,
+            Err(err) => {
+                let code = err.code();
+                return Err(refusal(transport, code, describe(code), code.close_code()).await);
+            }
+        };
+        let limit = self.config().history_limit;
+        let history = match store
+            .history_after(room_id, after.unwrap_or(0), limit)
+            .await
+        {
+            Ok(history) => history,
+            Err(err) => {
+                let code = err.code();
+                return Err(refusal(transport, code, describe(code), code.close_code()).await);
+            }
+        };
+        let now = now_ms();
+        let online_users: Vec<_> = joined
+            .view
+            .members
+            .iter()
+            .map(|m| m.online_user())
+            .collect();
+        let welcome = ServerFrame::System(SystemFrame::Welcome(Welcome {
+            message: "Connected to room".into(),
+            room_id: room_id.to_owned(),
+            member_id: joined.member.id.clone(),
+            connection_id: joined.member.id.clone(),
+            display_name: joined.member.display_name.clone(),
+            role: joined.member.role,
+            resume_token,
+            expires_at: rfc3339(joined.view.room.expires_at),
+            expires_in: seconds_until(joined.view.room.expires_at, now),
+            online_count: online_users.len(),
+            online_users,
+            history: history.messages,
+            recovered: after.is_none() || history.complete,
+            timestamp: rfc3339(now),
+        }));
+        send_frame(transport, &welcome).await?;
+        Ok((joined, history.last_id))
+    }
+}
+
+struct Session<T> {
+    hub: Hub,
+    live: Live,
+    conn: Arc<Conn>,
+    transport: T,
+    /// The last message id this client has.
+    last_id: u64,
+    can_destroy: bool,
+    /// When recent messages were refused by the rate limit.
+    strikes: Vec<Instant>,
+    typed_at: Option<Instant>,
+}
+
+impl<T: Transport> Session<T> {
+    async fn run<S>(&mut self, mut rx: mpsc::Receiver<Arc<Event>>, mut inbound: S) -> Exit
+    where
+        S: Stream<Item = Inbound> + Unpin,
+    {
+        loop {
+            let step = tokio::select! {
+                biased;
+                _ = self.conn.wake.notified() => Err(self.requested_close()),
+                event = rx.recv() => match event {
+                    Some(event) => self.on_event(&event).await,
+                    None => Err(Exit::Gone),
+                },
+                frame = inbound.next() => {
+                    self.conn.last_seen.store(now_ms(), Ordering::Relaxed);
+                    self.on_inbound(frame.unwrap_or(Inbound::Broken)).await
+                }
+            };
+            if let Err(exit) = step {
+                return exit;
+            }
+        }
+    }
+
+    fn requested_close(&self) -> Exit {
+        match self.conn.close_code() {
+            close::FELL_BEHIND => Exit::Close(close::FELL_BEHIND, "fell behind, resume"),
+            close::GOING_AWAY => Exit::Close(close::GOING_AWAY, "server shutting down"),
+            close::SERVER_ERROR => Exit::Close(close::SERVER_ERROR, "ping timeout"),
+            _ => Exit::Gone,
+        }
+    }
+
+    /// Writes a frame, unless a close request comes first (the client may not be reading).
+    async fn write(&mut self, json: bytestring::ByteString) -> Result<(), Exit> {
+        tokio::select! {
+            biased;
+            _ = self.conn.wake.notified() => Err(self.requested_close()),
+            sent = self.transport.send(json) => sent.map_err(Exit::from),
+        }
+    }
+
+    async fn on_event(&mut self, event: &Event) -> Result<(), Exit> {
+        let me = &*self.live.member_id;
+        match event {
+            Event::Message { id, json } => {
+                if *id <= self.last_id {
+                    return Ok(());
+                }
+                if *id != self.last_id + 1 {
+                    return Err(Exit::Close(close::FELL_BEHIND, "missed messages, resume"));
+                }
+                self.last_id = *id;
+                self.write(json.clone()).await
+            }
+            Event::Presence {
+                member_id,
+                online,
+                json,
+            } => match (member_id == me, online) {
+                (true, false) => Err(Exit::Close(close::LEFT, "left the room")),
+                (true, true) => Ok(()),
+                (false, _) => self.write(json.clone()).await,
+            },
+            Event::Typing { member_id, json } if member_id != me => self.write(json.clone()).await,
+            Event::Typing { .. } => Ok(()),
+            Event::Closed { code, json } => {
+                self.write(json.clone()).await?;
+                Err(Exit::Close(*code, "room closed"))
+            }
+            Event::Replaced { member_id, session }
+                if member_id == me && *session != self.live.session =>
+            {
+                Err(Exit::Close(
+                    close::REPLACED,
+                    "replaced by a newer connection",
+                ))
+            }
+            Event::Replaced { .. } => Ok(()),
+            Event::Ping => self.transport.ping().await.map_err(Exit::from),
+        }
+    }
+
+    async fn on_inbound(&mut self, frame: Inbound) -> Result<(), Exit> {
+        match frame {
+            Inbound::Text(text) => self.on_text(&text).await,
+            Inbound::Binary => {
+                self.error(ErrorCode::InvalidFrame, "binary frames are not supported")
+                    .await
+            }
+            Inbound::Ping(payload) => self.transport.pong(payload).await.map_err(Exit::from),
+            Inbound::Pong => Ok(()),
+            Inbound::Close(code) => Err(Exit::Close(code.unwrap_or(close::LEFT), "")),
+            Inbound::TooLarge => Err(Exit::Close(close::TOO_LARGE, "frame too large")),
+            Inbound::Broken => Err(Exit::Gone),
+        }
+    }
+
+    async fn on_text(&mut self, raw: &str) -> Result<(), Exit> {
+        let frame = match ClientFrame::parse(raw) {
+            Ok(frame) => frame,
+            Err(err) => {
+                return self
+                    .error(ErrorCode::InvalidFrame, &format!("invalid frame: {err}"))
+                    .await;
+            }
+        };
+        let store = self.hub.store().clone();
+        let room_id = &*self.live.room_id;
+        let member_id = &*self.live.member_id;
+        match frame {
+            ClientFrame::Message { text, client_id } => {
+                let max = self.hub.config().max_message_chars;
+                let text = match text::message(&text, max) {
+                    Ok(text) => text,
+                    Err(TextError::Empty) => {
+                        return self
+                            .error(ErrorCode::EmptyMessage, "message is empty")
+                            .await;
+                    }
+                    Err(TextError::TooLong) => {
+                        let detail = format!("message must be at most {max} characters");
+                        return self.error(ErrorCode::MessageTooLong, &detail).await;
+                    }
+                    Err(TextError::ControlCharacter) => {
+                        return self
+                            .error(
+                                ErrorCode::InvalidFrame,
+                                "text must not contain control characters",
+                            )
+                            .await;
+                    }
+                };
+                let client_id = match client_id
+                    .map(|id| text::name(&id, limits::CLIENT_ID_MAX_CHARS))
+                    .transpose()
+                {
+                    Ok(id) => id,
+                    Err(err) => {
+                        let detail = err.describe("client_id", limits::CLIENT_ID_MAX_CHARS);
+                        return self.error(ErrorCode::InvalidFrame, &detail).await;
+                    }
+                };
+                let rate = self.hub.config().rate;
+                match store
+                    .append_message(room_id, member_id, text, client_id, rate)
+                    .await
+                {
+                    Ok(_) => {
+                        self.hub.metrics().messages_in.inc();
+                        Ok(())
+                    }
+                    Err(Error::Refused(ErrorCode::RateLimited)) => self.strike().await,
+                    Err(err) => self.store_error(err).await,
+                }
+            }
+            ClientFrame::Typing => {
+                let due = self.typed_at.is_none_or(|at| {
+                    at.elapsed() >= Duration::from_millis(limits::TYPING_INTERVAL_MS)
+                });
+                if due {
+                    self.typed_at = Some(Instant::now());
+                    if let Err(err) = store.publish_typing(room_id, member_id).await {
+                        return self.store_error(err).await;
+                    }
+                }
+                Ok(())
+            }
+            ClientFrame::Leave => match store.release_member(room_id, member_id).await {
+                Ok(()) => Err(Exit::Close(close::LEFT, "left the room")),
+                Err(err) => self.store_error(err).await,
+            },
+            ClientFrame::CloseRoom if self.can_destroy => {
+                match store.destroy_room(room_id, CloseReason::Closed).await {
+                    // The room_closed event closes this connection too.
+                    Ok(_) => Ok(()),
+                    Err(err) => self.store_error(err).await,
+                }
+            }
+            ClientFrame::CloseRoom => {
+                self.error(ErrorCode::Forbidden, "only the owner may close this room")
+                    .await
+            }
+        }
+    }
+
+    /// One more rate-limited message; too many within the window is abuse.
+    async fn strike(&mut self) -> Result<(), Exit> {
+        self.hub.metrics().rate_limited.inc();
+        self.strikes.retain(|at| at.elapsed() < ABUSE_WINDOW);
+        self.strikes.push(Instant::now());
+        if self.strikes.len() > self.hub.config().rate.burst as usize {
+            return Err(Exit::Close(close::RATE_LIMITED, "rate limit abused"));
+        }
+        self.error(ErrorCode::RateLimited, "too many messages, slow down")
+            .await
+    }
+
+    async fn store_error(&mut self, err: Error) -> Result<(), Exit> {
+        match err.code() {
+            ErrorCode::RoomNotFound => Err(Exit::Close(close::NOT_FOUND, "room not found")),
+            ErrorCode::Unauthorized => Err(Exit::Close(close::UNAUTHORIZED, "no longer a member")),
+            ErrorCode::Unavailable => {
+                tracing::warn!(%err, "store unavailable during a session");
+                self.error(
+                    ErrorCode::Unavailable,
+                    "service temporarily unavailable, try again",
+                )
+                .await
+            }
+            code => self.error(code, describe(code)).await,
+        }
+    }
+
+    async fn error(&mut self, code: ErrorCode, message: &str) -> Result<(), Exit> {
+        let frame = ServerFrame::error(code, message);
+        match serde_json::to_string(&frame) {
+            Ok(json) => self.write(json.into()).await,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
+/// A sentence for a refusal the store decided.
+fn describe(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::RoomNotFound => "Room not found",
+        ErrorCode::Unauthorized => "ticket or resume token invalid or expired",
+        ErrorCode::PasswordRequired => "this room has a password: join with a ticket",
+        ErrorCode::RoomFull => "Room is full",
+        ErrorCode::NameTaken => "display name is taken",
+        ErrorCode::RateLimited => "too many requests",
+        ErrorCode::Unavailable => "service temporarily unavailable",
+        _ => "refused",
+    }
+}
+
+async fn send_frame<T: Transport>(transport: &mut T, frame: &ServerFrame) -> Result<(), Exit> {
+    let json = serde_json::to_string(frame)
+        .map_err(|_| Exit::Close(close::SERVER_ERROR, "server error"))?;
+    transport.send(json.into()).await.map_err(Exit::from)
+}
+
+/// Sends an `error` frame and says to close with `close_code`.
+async fn refusal<T: Transport>(
+    transport: &mut T,
+    code: ErrorCode,
+    detail: &str,
+    close_code: u16,
+) -> Exit {
+    match send_frame(transport, &ServerFrame::error(code, detail)).await {
+        Ok(()) => Exit::Close(close_code, code.as_str()),
+        Err(exit) => exit,
+    }
+}
+
+async fn refuse<T: Transport>(transport: T, code: ErrorCode, close_code: u16) {
+    close_with(transport, code, describe(code), close_code).await;
+}
+
+/// Refuses a connection before it joins: an `error` frame, then the code's close code.
+pub async fn reject<T: Transport>(transport: T, code: ErrorCode, detail: &str) {
+    close_with(transport, code, detail, code.close_code()).await;
+}
+
+async fn close_with<T: Transport>(
+    mut transport: T,
+    code: ErrorCode,
+    detail: &str,
+    close_code: u16,
+) {
+    if let Exit::Close(code, reason) = refusal(&mut transport, code, detail, close_code).await {
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, transport.close(code, reason)).await;
+    }
+}

@@ -1,0 +1,363 @@
+//! All shared state of Ephemera, and the per-room bus that carries events between instances.
+//!
+//! [`Store`] exposes domain operations, never backend commands. Each operation is atomic on its
+//! own (one lock on the memory backend; one script or MULTI on Redis) and publishes the events it
+//! causes on the room's bus channel inside that same atomic step, so every instance sees them in
+//! the order the store applied them.
+//!
+//! - [`memory`]: the single-node backend (`cargo run` with no Redis).
+//! - [`secret`]: tokens and tickets, and the hashes that are all the store ever keeps of them.
+//! - [`Bus`]: the receiving end of the room channels this instance subscribed to.
+//!
+//! Architecture invariant: this is the only crate that talks to Redis.
+
+pub mod memory;
+pub mod secret;
+
+use bytestring::ByteString;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use protocol::frames::MessageFrame;
+use protocol::rest::OnlineUser;
+use protocol::{CloseReason, ErrorCode, Millis, Role};
+use secret::TokenHash;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Settings the store applies on its own (the rest arrive with each call).
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// How long a member with no live connection stays online.
+    pub presence_grace_ms: Millis,
+    /// Messages kept per room.
+    pub history_limit: usize,
+}
+
+/// A refusal the client can act on, or a store that cannot answer.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("refused: {}", .0.as_str())]
+    Refused(ErrorCode),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+impl Error {
+    /// The contract's error code for this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Error::Refused(code) => *code,
+            Error::Unavailable(_) => ErrorCode::Unavailable,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A room's settings and credentials, fixed at creation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Room {
+    pub id: String,
+    pub name: Option<String>,
+    pub owner_name: String,
+    /// argon2id PHC string, when the room has a password.
+    pub password_hash: Option<String>,
+    pub owner_token: TokenHash,
+    pub created_at: Millis,
+    pub expires_at: Millis,
+    pub max_users: u32,
+    pub destroy_on_owner_offline: bool,
+    pub members_can_destroy: bool,
+}
+
+/// One joined identity in a room.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Member {
+    pub id: String,
+    pub display_name: String,
+    pub role: Role,
+    pub connected_at: Millis,
+}
+
+impl Member {
+    /// As listed in `online_users`.
+    pub fn online_user(&self) -> OnlineUser {
+        OnlineUser {
+            member_id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            connected_at: protocol::rfc3339(self.connected_at),
+        }
+    }
+}
+
+/// A room as seen from outside: settings, members (online, including those in their grace)
+/// and the latest message id.
+#[derive(Debug, Clone)]
+pub struct RoomView {
+    pub room: Room,
+    pub members: Vec<Member>,
+    pub last_id: u64,
+}
+
+impl RoomView {
+    /// Whether a new non-owner member would be refused: the owner's slot is always reserved.
+    pub fn is_full(&self) -> bool {
+        let others = self
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Member)
+            .count() as u64;
+        others + 1 >= u64::from(self.room.max_users)
+    }
+}
+
+/// What a single-use join ticket grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub display_name: String,
+    pub role: Role,
+    pub expires_at: Millis,
+}
+
+/// How a new connection becomes a member.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// Redeem a ticket (consumed whatever the outcome).
+    Ticket(TokenHash),
+    /// Direct join of a room without password.
+    Name(String),
+}
+
+/// `claim_membership`'s request: the ids are made by the caller.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub via: Via,
+    /// Id for the member if a new one is created.
+    pub member_id: String,
+    /// Hash of the resume token the member will hold from now on.
+    pub resume: TokenHash,
+    /// The connection that now holds the member; any older one is replaced.
+    pub session: u64,
+}
+
+/// A connection's member, with the room state it starts from.
+#[derive(Debug, Clone)]
+pub struct Joined {
+    pub member: Member,
+    pub view: RoomView,
+}
+
+/// Who a bearer token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    Owner,
+    Member(Member),
+}
+
+/// A live connection, for liveness refreshes.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Live {
+    pub room_id: Arc<str>,
+    pub member_id: Arc<str>,
+    pub session: u64,
+}
+
+/// A token bucket: `per_second` refill, `burst` capacity.
+#[derive(Debug, Clone, Copy)]
+pub struct Rate {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// `history_after`'s answer.
+#[derive(Debug, Clone)]
+pub struct History {
+    pub messages: Vec<MessageFrame>,
+    pub last_id: u64,
+    /// False when some messages after the requested id are no longer kept.
+    pub complete: bool,
+}
+
+/// One event published on a room's channel: the room id and the event's JSON (a client frame
+/// for everything clients see, see `protocol::frames::BusEvent`).
+pub type BusMessage = (Arc<str>, ByteString);
+
+/// Receives the events of every room this instance subscribed to, in publish order per room.
+pub type Bus = mpsc::UnboundedReceiver<BusMessage>;
+
+/// Latency of every store operation, labelled by operation.
+pub type LatencyFamily = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.000_05, 2.0, 16))
+}
+
+/// The shared state: one of the backends, chosen at start-up.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+    latency: LatencyFamily,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Memory(memory::MemoryStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $op:ident($($arg:expr),*)) => {{
+        let started = std::time::Instant::now();
+        let result = match &$self.backend {
+            Backend::Memory(store) => store.$op($($arg),*).await,
+        };
+        $self.latency.get_or_create(&[("op", stringify!($op))]).observe(started.elapsed().as_secs_f64());
+        result
+    }};
+}
+
+impl Store {
+    /// The in-memory backend and its bus.
+    pub fn memory(config: StoreConfig) -> (Store, Bus) {
+        let (store, bus) = memory::MemoryStore::new(config);
+        let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        (
+            Store {
+                backend: Backend::Memory(store),
+                latency,
+            },
+            bus,
+        )
+    }
+
+    /// Registers the store's metrics (`ephemera_store_op_seconds`).
+    pub fn register_metrics(&self, registry: &mut Registry) {
+        registry.register_with_unit(
+            "ephemera_store_op",
+            "Latency of store operations",
+            prometheus_client::registry::Unit::Seconds,
+            self.latency.clone(),
+        );
+    }
+
+    /// Whether the backend answers (readiness).
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, ping())
+    }
+
+    /// Creates a room; its id and credentials are made by the caller.
+    pub async fn create_room(&self, room: Room) -> Result<()> {
+        dispatch!(self, create_room(room))
+    }
+
+    /// The room, its members and its latest message id; `None` once it has ended.
+    pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
+        dispatch!(self, room(room_id))
+    }
+
+    /// Whose bearer token this is in this room.
+    pub async fn authenticate(
+        &self,
+        room_id: &str,
+        token: &TokenHash,
+    ) -> Result<Option<Credential>> {
+        dispatch!(self, authenticate(room_id, token))
+    }
+
+    /// Stores a join ticket (single use, until `ticket.expires_at`).
+    pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
+        dispatch!(self, issue_ticket(room_id, hash, ticket))
+    }
+
+    /// Makes a connection a member: consumes the ticket or takes the name, checks the name and
+    /// the user limit, and publishes `user_online` for a new member. An owner claim while the
+    /// owner member exists attaches to it (its older connection is replaced).
+    pub async fn claim_membership(&self, room_id: &str, claim: Claim) -> Result<Joined> {
+        dispatch!(self, claim_membership(room_id, claim))
+    }
+
+    /// Attaches a connection to the member holding this resume token (older connection replaced).
+    pub async fn resume_member(
+        &self,
+        room_id: &str,
+        resume: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        dispatch!(self, resume_member(room_id, resume, session))
+    }
+
+    /// Keeps members with live connections online for another grace period.
+    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+        dispatch!(self, touch_members(live))
+    }
+
+    /// A connection dropped: its member stays online for the grace period, unless a newer
+    /// connection already holds it.
+    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
+        dispatch!(self, disconnect_member(live))
+    }
+
+    /// Removes a member now (explicit leave): `user_offline`, and the room's destruction if it was
+    /// the owner and the room says so.
+    pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
+        dispatch!(self, release_member(room_id, member_id))
+    }
+
+    /// Accepts a message: rate-checks the member, assigns the next id, keeps it in history and
+    /// publishes it.
+    pub async fn append_message(
+        &self,
+        room_id: &str,
+        member_id: &str,
+        text: String,
+        client_id: Option<String>,
+        rate: Rate,
+    ) -> Result<MessageFrame> {
+        dispatch!(
+            self,
+            append_message(room_id, member_id, text, client_id, rate)
+        )
+    }
+
+    /// Kept messages with `id > after`, oldest first, at most `limit`.
+    pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
+        dispatch!(self, history_after(room_id, after, limit))
+    }
+
+    /// Publishes a `typing` frame for this member.
+    pub async fn publish_typing(&self, room_id: &str, member_id: &str) -> Result<()> {
+        dispatch!(self, publish_typing(room_id, member_id))
+    }
+
+    /// Deletes every piece of the room and publishes `room_closed`. False if it had already ended.
+    pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {
+        dispatch!(self, destroy_room(room_id, reason))
+    }
+
+    /// Runs every due deadline: expiry, ended presence graces, owner-offline destruction.
+    /// Returns how many rooms it looked at.
+    pub async fn sweep(&self) -> Result<usize> {
+        dispatch!(self, sweep())
+    }
+
+    /// Counts one event against `key` (fixed window); false if it is over `limit`.
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+        dispatch!(self, rate_hit(key, limit, window_ms))
+    }
+
+    /// Whether `key` is still under `limit` in its current window, without counting.
+    pub async fn rate_allows(&self, key: &str, limit: u32) -> Result<bool> {
+        dispatch!(self, rate_allows(key, limit))
+    }
+
+    /// Starts delivering the room's events to this instance's [`Bus`]; returns once live.
+    pub async fn subscribe(&self, room_id: &str) -> Result<()> {
+        dispatch!(self, subscribe(room_id))
+    }
+
+    /// Stops delivering the room's events.
+    pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
+        dispatch!(self, unsubscribe(room_id))
+    }
+}

@@ -1,0 +1,562 @@
+//! The in-memory backend: the whole state behind one mutex, so every operation is atomic.
+//!
+//! It implements exactly the semantics the Redis backend has, including the bus: events are
+//! delivered only for rooms this instance subscribed to, in the order operations applied them.
+
+use crate::secret::TokenHash;
+use crate::{
+    Bus, BusMessage, Claim, Credential, Error, History, Joined, Live, Member, Rate, Result, Room,
+    RoomView, StoreConfig, Ticket, Via,
+};
+use protocol::frames::{
+    BusEvent, MessageFrame, PresenceEvent, PresenceFrame, RoomClosedFrame, SystemFrame, TypingFrame,
+};
+use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::mpsc;
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+    config: Arc<StoreConfig>,
+}
+
+struct State {
+    rooms: HashMap<String, RoomState>,
+    /// Every room's next deadline (expiry or a member's grace), earliest first.
+    schedule: BTreeSet<(Millis, String)>,
+    /// Fixed-window rate counters: key -> (count, window end).
+    counters: HashMap<String, (u32, Millis)>,
+    /// Rooms whose events this instance receives.
+    subscribed: HashSet<String>,
+    bus: mpsc::UnboundedSender<BusMessage>,
+}
+
+struct RoomState {
+    room: Room,
+    members: HashMap<String, MemberState>,
+    history: VecDeque<MessageFrame>,
+    last_id: u64,
+    tickets: HashMap<TokenHash, Ticket>,
+    /// This room's entry in `State::schedule`.
+    scheduled: Millis,
+}
+
+struct MemberState {
+    member: Member,
+    resume: TokenHash,
+    /// The connection holding the member now.
+    session: u64,
+    /// When the member goes offline unless a live connection refreshes it.
+    deadline: Millis,
+    /// Message rate token bucket.
+    tokens: f64,
+    refilled_at: Millis,
+}
+
+fn refused<T>(code: ErrorCode) -> Result<T> {
+    Err(Error::Refused(code))
+}
+
+impl MemoryStore {
+    pub fn new(config: StoreConfig) -> (MemoryStore, Bus) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let state = State {
+            rooms: HashMap::new(),
+            schedule: BTreeSet::new(),
+            counters: HashMap::new(),
+            subscribed: HashSet::new(),
+            bus: tx,
+        };
+        (
+            MemoryStore {
+                state: Arc::new(Mutex::new(state)),
+                config: Arc::new(config),
+            },
+            rx,
+        )
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave half an operation behind that matters
+        // more than stopping the service would; keep serving.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        Ok(())
+    }
+
+    pub async fn create_room(&self, room: Room) -> Result<()> {
+        let mut state = self.lock();
+        let id = room.id.clone();
+        let expires_at = room.expires_at;
+        state.rooms.insert(
+            id.clone(),
+            RoomState {
+                room,
+                members: HashMap::new(),
+                history: VecDeque::new(),
+                last_id: 0,
+                tickets: HashMap::new(),
+                scheduled: Millis::MAX,
+            },
+        );
+        state.schedule_at(&id, expires_at);
+        Ok(())
+    }
+
+    pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
+        Ok(self.lock().rooms.get(room_id).map(RoomState::view))
+    }
+
+    pub async fn authenticate(
+        &self,
+        room_id: &str,
+        token: &TokenHash,
+    ) -> Result<Option<Credential>> {
+        let state = self.lock();
+        let Some(room) = state.rooms.get(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        if room.room.owner_token.matches(token) {
+            return Ok(Some(Credential::Owner));
+        }
+        Ok(room
+            .member_by_resume(token)
+            .map(|m| Credential::Member(m.member.clone())))
+    }
+
+    pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        room.tickets.retain(|_, t| t.expires_at > now);
+        room.tickets.insert(hash, ticket);
+        Ok(())
+    }
+
+    pub async fn claim_membership(&self, room_id: &str, claim: Claim) -> Result<Joined> {
+        let now = now_ms();
+        let grace = self.config.presence_grace_ms;
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let (name, role) = match claim.via {
+            Via::Ticket(hash) => match room.tickets.remove(&hash) {
+                Some(t) if t.expires_at > now => (t.display_name, t.role),
+                _ => return refused(ErrorCode::Unauthorized),
+            },
+            Via::Name(_) if room.room.password_hash.is_some() => {
+                return refused(ErrorCode::PasswordRequired);
+            }
+            Via::Name(name) => (name, Role::Member),
+        };
+        if role == Role::Owner {
+            if let Some(owner) = room
+                .members
+                .values_mut()
+                .find(|m| m.member.role == Role::Owner)
+            {
+                owner.resume = claim.resume;
+                owner.session = claim.session;
+                owner.deadline = now + grace;
+                let member = owner.member.clone();
+                let event = BusEvent::Replaced {
+                    member_id: member.id.clone(),
+                    session: claim.session,
+                };
+                let view = room.view();
+                state.publish(room_id, &event);
+                state.schedule_at(room_id, now + grace);
+                return Ok(Joined { member, view });
+            }
+        } else {
+            let folded = text::fold(&name);
+            let taken = text::fold(&room.room.owner_name) == folded
+                || room
+                    .members
+                    .values()
+                    .any(|m| text::fold(&m.member.display_name) == folded);
+            if taken {
+                return refused(ErrorCode::NameTaken);
+            }
+            if room.view().is_full() {
+                return refused(ErrorCode::RoomFull);
+            }
+        }
+        let display_name = if role == Role::Owner {
+            room.room.owner_name.clone()
+        } else {
+            name
+        };
+        let member = Member {
+            id: claim.member_id,
+            display_name,
+            role,
+            connected_at: now,
+        };
+        room.members.insert(
+            member.id.clone(),
+            MemberState {
+                member: member.clone(),
+                resume: claim.resume,
+                session: claim.session,
+                deadline: now + grace,
+                tokens: f64::MAX,
+                refilled_at: now,
+            },
+        );
+        let view = room.view();
+        let event = presence(
+            room_id,
+            &member,
+            PresenceEvent::UserOnline,
+            view.members.len(),
+            now,
+        );
+        state.publish(room_id, &event);
+        state.schedule_at(room_id, now + grace);
+        Ok(Joined { member, view })
+    }
+
+    pub async fn resume_member(
+        &self,
+        room_id: &str,
+        resume: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        let now = now_ms();
+        let grace = self.config.presence_grace_ms;
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let Some(member_id) = room.member_by_resume(resume).map(|m| m.member.id.clone()) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        let Some(m) = room.members.get_mut(&member_id) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        m.session = session;
+        m.deadline = now + grace;
+        let member = m.member.clone();
+        let view = room.view();
+        state.publish(room_id, &BusEvent::Replaced { member_id, session });
+        state.schedule_at(room_id, now + grace);
+        Ok(Joined { member, view })
+    }
+
+    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+        let deadline = now_ms() + self.config.presence_grace_ms;
+        let mut state = self.lock();
+        for l in live {
+            if let Some(m) = state.member_mut(l) {
+                m.deadline = deadline;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
+        let deadline = now_ms() + self.config.presence_grace_ms;
+        let mut state = self.lock();
+        if let Some(m) = state.member_mut(live) {
+            m.deadline = deadline;
+            state.schedule_at(&live.room_id, deadline);
+        }
+        Ok(())
+    }
+
+    pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
+        let mut state = self.lock();
+        if !state.rooms.contains_key(room_id) {
+            return refused(ErrorCode::RoomNotFound);
+        }
+        state.remove_member(room_id, member_id, now_ms());
+        Ok(())
+    }
+
+    pub async fn append_message(
+        &self,
+        room_id: &str,
+        member_id: &str,
+        text: String,
+        client_id: Option<String>,
+        rate: Rate,
+    ) -> Result<MessageFrame> {
+        let now = now_ms();
+        let limit = self.config.history_limit;
+        let mut state = self.lock();
+        let Some(room) = state.rooms.get_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let Some(m) = room.members.get_mut(member_id) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        let burst = f64::from(rate.burst);
+        let refill = (now - m.refilled_at.min(now)) as f64 * f64::from(rate.per_second) / 1000.0;
+        m.tokens = (m.tokens.min(burst) + refill).min(burst);
+        m.refilled_at = now;
+        if m.tokens < 1.0 {
+            return refused(ErrorCode::RateLimited);
+        }
+        m.tokens -= 1.0;
+        let display_name = m.member.display_name.clone();
+        room.last_id += 1;
+        let frame = MessageFrame {
+            id: room.last_id,
+            room_id: room_id.to_owned(),
+            member_id: member_id.to_owned(),
+            connection_id: member_id.to_owned(),
+            display_name,
+            text,
+            client_id,
+            timestamp: rfc3339(now),
+        };
+        room.history.push_back(frame.clone());
+        while room.history.len() > limit {
+            room.history.pop_front();
+        }
+        state.publish(room_id, &BusEvent::Message(frame.clone()));
+        Ok(frame)
+    }
+
+    pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
+        let state = self.lock();
+        let Some(room) = state.rooms.get(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let complete = match room.history.front() {
+            Some(first) => first.id <= after.saturating_add(1) || room.last_id <= after,
+            None => room.last_id <= after,
+        };
+        let messages = room
+            .history
+            .iter()
+            .filter(|m| m.id > after)
+            .take(limit)
+            .cloned()
+            .collect();
+        Ok(History {
+            messages,
+            last_id: room.last_id,
+            complete,
+        })
+    }
+
+    pub async fn publish_typing(&self, room_id: &str, member_id: &str) -> Result<()> {
+        let state = self.lock();
+        let Some(room) = state.rooms.get(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let Some(m) = room.members.get(member_id) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        let event = BusEvent::Typing(TypingFrame {
+            member_id: member_id.to_owned(),
+            display_name: m.member.display_name.clone(),
+            timestamp: rfc3339(now_ms()),
+        });
+        state.publish(room_id, &event);
+        Ok(())
+    }
+
+    pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {
+        Ok(self.lock().destroy(room_id, reason, now_ms()))
+    }
+
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let mut seen = 0;
+        while let Some((at, room_id)) = state.schedule.first().cloned() {
+            if at > now {
+                break;
+            }
+            state.schedule.remove(&(at, room_id.clone()));
+            seen += 1;
+            let Some(room) = state.rooms.get_mut(&room_id) else {
+                continue;
+            };
+            room.scheduled = Millis::MAX;
+            if room.room.expires_at <= now {
+                state.destroy(&room_id, CloseReason::Expired, now);
+                continue;
+            }
+            let mut gone: Vec<(Millis, String)> = room
+                .members
+                .values()
+                .filter(|m| m.deadline <= now)
+                .map(|m| (m.deadline, m.member.id.clone()))
+                .collect();
+            gone.sort();
+            for (_, member_id) in gone {
+                if state.remove_member(&room_id, &member_id, now) {
+                    break;
+                }
+            }
+            if let Some(room) = state.rooms.get(&room_id) {
+                let next = room
+                    .members
+                    .values()
+                    .map(|m| m.deadline)
+                    .fold(room.room.expires_at, Millis::min);
+                state.schedule_at(&room_id, next);
+            }
+        }
+        state.counters.retain(|_, (_, end)| *end > now);
+        Ok(seen)
+    }
+
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let entry = state
+            .counters
+            .entry(key.to_owned())
+            .or_insert((0, now + window_ms));
+        if entry.1 <= now {
+            *entry = (0, now + window_ms);
+        }
+        entry.0 = entry.0.saturating_add(1);
+        Ok(entry.0 <= limit)
+    }
+
+    pub async fn rate_allows(&self, key: &str, limit: u32) -> Result<bool> {
+        let now = now_ms();
+        Ok(match self.lock().counters.get(key) {
+            Some((count, end)) if *end > now => *count < limit,
+            _ => true,
+        })
+    }
+
+    pub async fn subscribe(&self, room_id: &str) -> Result<()> {
+        self.lock().subscribed.insert(room_id.to_owned());
+        Ok(())
+    }
+
+    pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
+        self.lock().subscribed.remove(room_id);
+        Ok(())
+    }
+}
+
+impl RoomState {
+    fn view(&self) -> RoomView {
+        let mut members: Vec<Member> = self.members.values().map(|m| m.member.clone()).collect();
+        members.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        RoomView {
+            room: self.room.clone(),
+            members,
+            last_id: self.last_id,
+        }
+    }
+
+    fn member_by_resume(&self, token: &TokenHash) -> Option<&MemberState> {
+        self.members.values().find(|m| m.resume.matches(token))
+    }
+}
+
+impl State {
+    fn publish(&self, room_id: &str, event: &BusEvent) {
+        if !self.subscribed.contains(room_id) {
+            return;
+        }
+        match serde_json::to_string(event) {
+            Ok(json) => {
+                // The receiver is gone only while the instance shuts down.
+                let _ = self.bus.send((Arc::from(room_id), json.into()));
+            }
+            Err(err) => tracing::error!(%err, "cannot serialize a bus event"),
+        }
+    }
+
+    /// Moves the room's deadline earlier (never later: a late entry just finds nothing due).
+    fn schedule_at(&mut self, room_id: &str, at: Millis) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if at >= room.scheduled {
+            return;
+        }
+        let old = std::mem::replace(&mut room.scheduled, at);
+        self.schedule.remove(&(old, room_id.to_owned()));
+        self.schedule.insert((at, room_id.to_owned()));
+    }
+
+    fn member_mut(&mut self, live: &Live) -> Option<&mut MemberState> {
+        self.rooms
+            .get_mut(&*live.room_id)?
+            .members
+            .get_mut(&*live.member_id)
+            .filter(|m| m.session == live.session)
+    }
+
+    /// Removes a member and publishes `user_offline`; destroys the room if the owner left a room
+    /// that says so. Returns whether the room was destroyed.
+    fn remove_member(&mut self, room_id: &str, member_id: &str, now: Millis) -> bool {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return false;
+        };
+        let Some(gone) = room.members.remove(member_id) else {
+            return false;
+        };
+        let count = room.members.len();
+        let destroy = gone.member.role == Role::Owner && room.room.destroy_on_owner_offline;
+        self.publish(
+            room_id,
+            &presence(
+                room_id,
+                &gone.member,
+                PresenceEvent::UserOffline,
+                count,
+                now,
+            ),
+        );
+        if destroy {
+            self.destroy(room_id, CloseReason::OwnerOffline, now);
+        }
+        destroy
+    }
+
+    fn destroy(&mut self, room_id: &str, reason: CloseReason, now: Millis) -> bool {
+        let Some(room) = self.rooms.remove(room_id) else {
+            return false;
+        };
+        self.schedule.remove(&(room.scheduled, room_id.to_owned()));
+        let event = BusEvent::System(SystemFrame::RoomClosed(RoomClosedFrame {
+            reason,
+            message: reason.message().to_owned(),
+            room_id: room_id.to_owned(),
+            timestamp: rfc3339(now),
+        }));
+        self.publish(room_id, &event);
+        true
+    }
+}
+
+fn presence(
+    room_id: &str,
+    member: &Member,
+    event: PresenceEvent,
+    count: usize,
+    now: Millis,
+) -> BusEvent {
+    BusEvent::Presence(PresenceFrame {
+        event,
+        member_id: member.id.clone(),
+        connection_id: member.id.clone(),
+        display_name: member.display_name.clone(),
+        role: member.role,
+        room_id: room_id.to_owned(),
+        online_count: count,
+        timestamp: rfc3339(now),
+    })
+}

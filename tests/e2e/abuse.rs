@@ -1,0 +1,204 @@
+//! Abuse and bad clients: rate limits, client IPs, slow consumers, silent sockets.
+
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+#[tokio::test]
+async fn message_bursts_are_refused_and_sustained_abuse_closes_4029() {
+    let app = spawn_with(|s| {
+        s.message_rate_per_second = 1;
+        s.message_burst = 3;
+    })
+    .await;
+    let room = app.open_room().await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    for i in 0..3 {
+        bob.say("hi", &i.to_string()).await;
+        assert_eq!(bob.next_of("message").await["id"], i + 1);
+    }
+    bob.say("one too many", "x").await;
+    assert_eq!(bob.next_of("error").await["code"], "rate_limited");
+    for _ in 0..5 {
+        bob.say("flood", "x").await;
+    }
+    let (code, frames) = bob.closed().await;
+    assert_eq!(code, 4029);
+    assert!(frames.iter().all(|f| f["type"] != "message"), "{frames:?}");
+}
+
+#[tokio::test]
+async fn room_creation_is_limited_per_client_ip_and_forwarded_for_needs_a_trusted_proxy() {
+    let trusting = spawn_with(|s| {
+        s.room_create_per_minute = 2;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let create = |app: &TestApp, ip: &'static str| {
+        let req = app
+            .http
+            .post(app.url("/rooms"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"owner_name": "a"}));
+        async move { req.send().await.expect("req") }
+    };
+    for _ in 0..2 {
+        assert_eq!(create(&trusting, "1.1.1.1").await.status(), 201);
+    }
+    let res = create(&trusting, "1.1.1.1").await;
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["code"],
+        "rate_limited"
+    );
+    assert_eq!(
+        create(&trusting, "2.2.2.2").await.status(),
+        201,
+        "another client IP has its own budget"
+    );
+
+    let untrusting = spawn_with(|s| s.room_create_per_minute = 2).await;
+    assert_eq!(create(&untrusting, "1.1.1.1").await.status(), 201);
+    assert_eq!(create(&untrusting, "2.2.2.2").await.status(), 201);
+    assert_eq!(
+        create(&untrusting, "3.3.3.3").await.status(),
+        429,
+        "spoofed X-Forwarded-For is ignored"
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_are_limited_per_ip_and_room() {
+    let app = spawn_with(|s| {
+        s.password_attempts_per_minute = 3;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": "right"}))
+        .await;
+    let other = app
+        .create_room(json!({"owner_name": "alice", "password": "right"}))
+        .await;
+    let attempt = |room: &str, ip: &'static str, password: &'static str| {
+        let req = app
+            .http
+            .post(app.url(&format!("/rooms/{room}/join")))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"display_name": "bob", "password": password}));
+        async move { req.send().await.expect("req").status().as_u16() }
+    };
+    for _ in 0..3 {
+        assert_eq!(attempt(&room.id, "1.1.1.1", "wrong").await, 401);
+    }
+    assert_eq!(
+        attempt(&room.id, "1.1.1.1", "right").await,
+        429,
+        "locked out even with the right password"
+    );
+    let res = app
+        .http
+        .get(app.url(&format!("/rooms/{}", room.id)))
+        .header("x-forwarded-for", "1.1.1.1")
+        .header("x-room-password", "right")
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 429);
+    assert_eq!(
+        attempt(&room.id, "2.2.2.2", "right").await,
+        200,
+        "other IPs are not locked out"
+    );
+    assert_eq!(
+        attempt(&other.id, "1.1.1.1", "right").await,
+        200,
+        "other rooms are not locked out"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_is_closed_with_4008_and_never_delays_the_others() {
+    let app = spawn_with(|s| {
+        s.message_rate_per_second = 100_000;
+        s.message_burst = 100_000;
+        s.outbound_queue = 16;
+        s.presence_grace_seconds = 60;
+    })
+    .await;
+    let room = app.open_room().await;
+    // The sender posts over REST: a socket of its own would fill with its echoes.
+    let (sender, welcome) = app.member(&room.id, "sender").await;
+    let token = welcome["resume_token"].as_str().expect("token").to_owned();
+    sender.kill();
+    let (mut reader, _) = app.member(&room.id, "reader").await;
+    let mut stalled = Ws::connect_small_buffer(&format!(
+        "{}/rooms/{}/ws?display_name=stalled",
+        app.ws_base, room.id
+    ))
+    .await;
+    assert_eq!(stalled.next_of("system").await["event"], "welcome");
+    let text = "z".repeat(2000);
+    let total = 1500u64;
+    let started = std::time::Instant::now();
+    let post = app.url(&format!("/rooms/{}/messages", room.id));
+    let send = async {
+        for i in 0..total {
+            let res = app
+                .http
+                .post(&post)
+                .bearer_auth(&token)
+                .json(&json!({"text": text, "client_id": i.to_string()}))
+                .send()
+                .await
+                .expect("req");
+            assert_eq!(res.status(), 201);
+        }
+    };
+    let read = async {
+        let mut next = 1;
+        while next <= total {
+            let m = reader.next_of("message").await;
+            assert_eq!(m["id"], next, "the reader sees every message in order");
+            next += 1;
+        }
+    };
+    tokio::join!(send, read);
+    let elapsed = started.elapsed();
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the room kept flowing ({elapsed:?})"
+    );
+    // Now the stalled client reads: what was buffered, then the 4008 close.
+    let (code, frames) = stalled.closed().await;
+    assert_eq!(code, 4008);
+    let got = frames.iter().filter(|f| f["type"] == "message").count() as u64;
+    assert!(got < total, "it was cut off ({got} of {total})");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("ephemera_slow_consumers_total 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
+async fn sockets_that_never_answer_pings_are_dropped_and_live_ones_kept() {
+    let app = spawn_with(|s| s.ping_interval_seconds = 1).await;
+    let room = app.open_room().await;
+    let (mut silent, _) = app.member(&room.id, "silent").await;
+    let (mut live, _) = app.member(&room.id, "live").await;
+    // `live` keeps reading, so its client library answers pings; `silent` reads nothing.
+    let frames = live.drain(Duration::from_millis(3500)).await;
+    assert!(frames.iter().all(|f| f["type"] == "presence"), "{frames:?}");
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("ephemera_connections 1\n"),
+        "only the live socket is left:\n{metrics}"
+    );
+    // The server sent 1011 and closed; a client that answers the pings it buffered only now
+    // may hit the closed socket (a reset, 1006) before it reads the close frame.
+    let (code, _) = silent.closed().await;
+    assert!(code == 1011 || code == 1006, "{code}");
+    live.say("still here", "c").await;
+    assert_eq!(live.next_of("message").await["text"], "still here");
+}

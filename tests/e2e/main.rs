@@ -1,0 +1,8 @@
+//! End-to-end suite: the real application, driven over HTTP and WebSocket.
+
+mod abuse;
+mod helpers;
+mod lifecycle;
+mod ops;
+mod rest;
+mod websocket;
