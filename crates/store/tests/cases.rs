@@ -1,0 +1,745 @@
+//! The conformance cases: the store's semantics, independent of the backend.
+
+use crate::helpers::*;
+use protocol::{CloseReason, ErrorCode, Role};
+use std::sync::Arc;
+use store::secret::TokenHash;
+use store::{Bus, Credential, Error, Live, Rate, Store, Ticket};
+
+const RATE: Rate = Rate {
+    per_second: 1000,
+    burst: 1000,
+};
+
+fn refused<T: std::fmt::Debug>(result: store::Result<T>) -> ErrorCode {
+    match result {
+        Err(Error::Refused(code)) => code,
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
+fn live(room: &str, member: &str, session: u64) -> Live {
+    Live {
+        room_id: Arc::from(room),
+        member_id: Arc::from(member),
+        session,
+    }
+}
+
+pub async fn rooms_are_created_read_and_unknown_ones_are_absent((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let view = store.room(&room.id).await.expect("read").expect("exists");
+    assert_eq!(view.room, room);
+    assert!(view.members.is_empty());
+    assert_eq!(view.last_id, 0);
+    assert!(store.room("nope").await.expect("read").is_none());
+    assert_eq!(
+        refused(store.claim_membership("nope", by_name("bob", 1).0).await),
+        ErrorCode::RoomNotFound
+    );
+}
+
+pub async fn names_are_unique_case_insensitively_and_the_owner_name_is_reserved(
+    (store, _): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let joined = store
+        .claim_membership(&room.id, by_name("Bob", 1).0)
+        .await
+        .expect("bob joins");
+    assert_eq!(joined.member.display_name, "Bob");
+    assert_eq!(joined.member.role, Role::Member);
+    assert_eq!(joined.view.members.len(), 1);
+    assert_eq!(
+        refused(store.claim_membership(&room.id, by_name("bOB", 2).0).await),
+        ErrorCode::NameTaken
+    );
+    assert_eq!(
+        refused(
+            store
+                .claim_membership(&room.id, by_name("ALICE", 3).0)
+                .await
+        ),
+        ErrorCode::NameTaken
+    );
+}
+
+pub async fn capacity_counts_members_and_always_keeps_the_owner_slot((store, _): (Store, Bus)) {
+    let (room, _) = room(3, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store
+        .claim_membership(&room.id, by_name("b", 1).0)
+        .await
+        .expect("1st");
+    store
+        .claim_membership(&room.id, by_name("c", 2).0)
+        .await
+        .expect("2nd");
+    assert_eq!(
+        refused(store.claim_membership(&room.id, by_name("d", 3).0).await),
+        ErrorCode::RoomFull
+    );
+    let ticket = store::secret::new_token();
+    store
+        .issue_ticket(&room.id, TokenHash::of(&ticket), owner_ticket(60_000))
+        .await
+        .expect("ticket");
+    let owner = store
+        .claim_membership(&room.id, by_ticket(&ticket, 4).0)
+        .await
+        .expect("the owner always fits");
+    assert_eq!(owner.member.role, Role::Owner);
+    assert_eq!(owner.member.display_name, "alice");
+    assert_eq!(owner.view.members.len(), 3);
+    assert!(owner.view.is_full());
+}
+
+pub async fn password_rooms_refuse_joins_by_name((store, _): (Store, Bus)) {
+    let (mut room, _) = room(10, 60_000);
+    room.password_hash = Some("$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into());
+    store.create_room(room.clone()).await.expect("create");
+    assert_eq!(
+        refused(store.claim_membership(&room.id, by_name("bob", 1).0).await),
+        ErrorCode::PasswordRequired
+    );
+}
+
+pub async fn tickets_are_single_use_and_expire((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let ticket = "ticket-1";
+    let grant = Ticket {
+        display_name: "bob".into(),
+        role: Role::Member,
+        expires_at: protocol::now_ms() + 60_000,
+    };
+    store
+        .issue_ticket(&room.id, TokenHash::of(ticket), grant)
+        .await
+        .expect("issue");
+    let joined = store
+        .claim_membership(&room.id, by_ticket(ticket, 1).0)
+        .await
+        .expect("redeem");
+    assert_eq!(joined.member.display_name, "bob");
+    assert_eq!(
+        refused(
+            store
+                .claim_membership(&room.id, by_ticket(ticket, 2).0)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+
+    let short = Ticket {
+        display_name: "carol".into(),
+        role: Role::Member,
+        expires_at: protocol::now_ms() + 50,
+    };
+    store
+        .issue_ticket(&room.id, TokenHash::of("ticket-2"), short)
+        .await
+        .expect("issue");
+    sleep_ms(100).await;
+    assert_eq!(
+        refused(
+            store
+                .claim_membership(&room.id, by_ticket("ticket-2", 3).0)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        refused(
+            store
+                .issue_ticket("nope", TokenHash::of("x"), owner_ticket(1000))
+                .await
+        ),
+        ErrorCode::RoomNotFound
+    );
+}
+
+pub async fn an_owner_claim_attaches_to_the_existing_owner((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    for ticket in ["t1", "t2"] {
+        store
+            .issue_ticket(&room.id, TokenHash::of(ticket), owner_ticket(60_000))
+            .await
+            .expect("issue");
+    }
+    let (claim, first_token) = by_ticket("t1", 1);
+    let first = store
+        .claim_membership(&room.id, claim)
+        .await
+        .expect("first");
+    published(&mut bus);
+    let (claim, second_token) = by_ticket("t2", 2);
+    let second = store
+        .claim_membership(&room.id, claim)
+        .await
+        .expect("second");
+    assert_eq!(first.member.id, second.member.id);
+    assert_eq!(second.view.members.len(), 1);
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["type"], "replaced");
+    assert_eq!(events[0]["session"], 2);
+    // The newest claim's resume token is the member's now.
+    assert!(
+        store
+            .resume_member(&room.id, &TokenHash::of(&second_token), 3)
+            .await
+            .is_ok()
+    );
+    assert_eq!(
+        refused(
+            store
+                .resume_member(&room.id, &TokenHash::of(&first_token), 4)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+}
+
+pub async fn resume_tokens_work_only_for_their_member_in_their_room(
+    (store, mut bus): (Store, Bus),
+) {
+    let (a, _) = room(10, 60_000);
+    let (b, _) = room(10, 60_000);
+    store.create_room(a.clone()).await.expect("create");
+    store.create_room(b.clone()).await.expect("create");
+    store.subscribe(&a.id).await.expect("subscribe");
+    let (claim, token) = by_name("bob", 1);
+    let bob = store.claim_membership(&a.id, claim).await.expect("join");
+    published(&mut bus);
+    let resumed = store
+        .resume_member(&a.id, &TokenHash::of(&token), 2)
+        .await
+        .expect("resume");
+    assert_eq!(resumed.member, bob.member);
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["type"], "replaced");
+    assert_eq!(events[0]["member_id"], bob.member.id.as_str());
+    assert_eq!(
+        refused(store.resume_member(&b.id, &TokenHash::of(&token), 3).await),
+        ErrorCode::Unauthorized
+    );
+    assert_eq!(
+        refused(
+            store
+                .resume_member(&a.id, &TokenHash::of("forged"), 3)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+}
+
+pub async fn bearer_tokens_authenticate_owner_and_members((store, _): (Store, Bus)) {
+    let (room, owner_token) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let (claim, token) = by_name("bob", 1);
+    let bob = store.claim_membership(&room.id, claim).await.expect("join");
+    assert_eq!(
+        store
+            .authenticate(&room.id, &TokenHash::of(&owner_token))
+            .await
+            .expect("auth"),
+        Some(Credential::Owner)
+    );
+    assert_eq!(
+        store
+            .authenticate(&room.id, &TokenHash::of(&token))
+            .await
+            .expect("auth"),
+        Some(Credential::Member(bob.member))
+    );
+    assert_eq!(
+        store
+            .authenticate(&room.id, &TokenHash::of("forged"))
+            .await
+            .expect("auth"),
+        None
+    );
+    assert_eq!(
+        refused(
+            store
+                .authenticate("nope", &TokenHash::of(&owner_token))
+                .await
+        ),
+        ErrorCode::RoomNotFound
+    );
+}
+
+pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
+    (store, mut bus): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    published(&mut bus);
+    for i in 1..=7u64 {
+        let m = store
+            .append_message(
+                &room.id,
+                &bob.id,
+                format!("m{i}"),
+                Some(format!("c{i}")),
+                RATE,
+            )
+            .await
+            .expect("append");
+        assert_eq!(m.id, i);
+        assert_eq!(m.display_name, "bob");
+        assert_eq!(m.member_id, m.connection_id);
+    }
+    let events = published(&mut bus);
+    let ids: Vec<u64> = events
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(
+        ids,
+        (1..=7).collect::<Vec<_>>(),
+        "one publish per message, in order"
+    );
+    assert_eq!(events[6]["type"], "message");
+    assert_eq!(events[6]["client_id"], "c7");
+    let history = store
+        .history_after(&room.id, 0, 100)
+        .await
+        .expect("history");
+    assert_eq!(history.last_id, 7);
+    assert_eq!(
+        history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![3, 4, 5, 6, 7]
+    );
+    let page = store.history_after(&room.id, 4, 2).await.expect("history");
+    assert_eq!(
+        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![5, 6]
+    );
+    assert!(page.complete);
+    assert_eq!(
+        refused(
+            store
+                .append_message(&room.id, "ghost", "x".into(), None, RATE)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+}
+
+pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    assert!(
+        store
+            .history_after(&room.id, 0, 10)
+            .await
+            .expect("history")
+            .complete
+    );
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    for _ in 0..7 {
+        store
+            .append_message(&room.id, &bob.id, "x".into(), None, RATE)
+            .await
+            .expect("append");
+    }
+    assert!(
+        !store
+            .history_after(&room.id, 0, 10)
+            .await
+            .expect("history")
+            .complete
+    );
+    assert!(
+        !store
+            .history_after(&room.id, 1, 10)
+            .await
+            .expect("history")
+            .complete
+    );
+    assert!(
+        store
+            .history_after(&room.id, 2, 10)
+            .await
+            .expect("history")
+            .complete
+    );
+    let ahead = store
+        .history_after(&room.id, 99, 10)
+        .await
+        .expect("history");
+    assert!(ahead.complete && ahead.messages.is_empty());
+}
+
+pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    let carol = store
+        .claim_membership(&room.id, by_name("carol", 2).0)
+        .await
+        .expect("join")
+        .member;
+    let rate = Rate {
+        per_second: 10,
+        burst: 3,
+    };
+    for _ in 0..3 {
+        store
+            .append_message(&room.id, &bob.id, "x".into(), None, rate)
+            .await
+            .expect("within the burst");
+    }
+    assert_eq!(
+        refused(
+            store
+                .append_message(&room.id, &bob.id, "x".into(), None, rate)
+                .await
+        ),
+        ErrorCode::RateLimited
+    );
+    store
+        .append_message(&room.id, &carol.id, "x".into(), None, rate)
+        .await
+        .expect("others are not limited");
+    sleep_ms(150).await;
+    store
+        .append_message(&room.id, &bob.id, "x".into(), None, rate)
+        .await
+        .expect("refilled");
+    assert_eq!(
+        store
+            .history_after(&room.id, 0, 10)
+            .await
+            .expect("history")
+            .last_id,
+        5,
+        "refusals take no id"
+    );
+}
+
+pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
+    (store, mut bus): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    let carol = store
+        .claim_membership(&room.id, by_name("carol", 2).0)
+        .await
+        .expect("join")
+        .member;
+    published(&mut bus);
+    // Bob's connection keeps touching him; carol's dropped.
+    store
+        .disconnect_member(&live(&room.id, &carol.id, 2))
+        .await
+        .expect("disconnect");
+    for _ in 0..4 {
+        sleep_ms(GRACE_MS / 2).await;
+        store
+            .touch_members(&[live(&room.id, &bob.id, 1)])
+            .await
+            .expect("touch");
+        store.sweep().await.expect("sweep");
+    }
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "user_offline");
+    assert_eq!(events[0]["display_name"], "carol");
+    assert_eq!(events[0]["online_count"], 1);
+    let view = store.room(&room.id).await.expect("read").expect("exists");
+    assert_eq!(
+        view.members
+            .iter()
+            .map(|m| m.display_name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["bob"]
+    );
+    store.sweep().await.expect("sweep");
+    assert!(published(&mut bus).is_empty(), "user_offline comes once");
+    assert_eq!(
+        refused(
+            store
+                .append_message(&room.id, &carol.id, "x".into(), None, RATE)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
+}
+
+pub async fn a_disconnect_from_a_replaced_session_changes_nothing((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let (claim, token) = by_name("bob", 1);
+    let bob = store
+        .claim_membership(&room.id, claim)
+        .await
+        .expect("join")
+        .member;
+    store
+        .resume_member(&room.id, &TokenHash::of(&token), 2)
+        .await
+        .expect("resume");
+    // The old session's disconnect arrives late; the new one stays live by touching.
+    store
+        .disconnect_member(&live(&room.id, &bob.id, 1))
+        .await
+        .expect("disconnect");
+    store
+        .touch_members(&[live(&room.id, &bob.id, 1)])
+        .await
+        .expect("stale touch is ignored");
+    published(&mut bus);
+    for _ in 0..4 {
+        sleep_ms(GRACE_MS / 2).await;
+        store
+            .touch_members(&[live(&room.id, &bob.id, 2)])
+            .await
+            .expect("touch");
+        store.sweep().await.expect("sweep");
+    }
+    assert!(published(&mut bus).is_empty());
+    assert_eq!(
+        store
+            .room(&room.id)
+            .await
+            .expect("read")
+            .expect("exists")
+            .members
+            .len(),
+        1
+    );
+}
+
+pub async fn the_owner_going_offline_destroys_a_room_that_says_so((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    store
+        .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
+        .await
+        .expect("ticket");
+    let owner = store
+        .claim_membership(&room.id, by_ticket("t", 1).0)
+        .await
+        .expect("owner")
+        .member;
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 2).0)
+        .await
+        .expect("bob")
+        .member;
+    published(&mut bus);
+    store
+        .disconnect_member(&live(&room.id, &owner.id, 1))
+        .await
+        .expect("disconnect");
+    store.sweep().await.expect("sweep");
+    assert!(
+        published(&mut bus).is_empty(),
+        "nothing before the grace ends"
+    );
+    sleep_ms(GRACE_MS + 50).await;
+    store
+        .touch_members(&[live(&room.id, &bob.id, 2)])
+        .await
+        .expect("touch");
+    store.sweep().await.expect("sweep");
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["event"], "user_offline");
+    assert_eq!(events[1]["event"], "room_closed");
+    assert_eq!(events[1]["reason"], "owner_offline");
+    assert!(store.room(&room.id).await.expect("read").is_none());
+}
+
+pub async fn rooms_expire_at_their_deadline((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 150);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join");
+    published(&mut bus);
+    store.sweep().await.expect("sweep");
+    assert!(store.room(&room.id).await.expect("read").is_some());
+    sleep_ms(200).await;
+    store.sweep().await.expect("sweep");
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["event"], "room_closed");
+    assert_eq!(events[0]["reason"], "expired");
+    assert!(store.room(&room.id).await.expect("read").is_none());
+    assert_eq!(
+        refused(store.history_after(&room.id, 0, 10).await),
+        ErrorCode::RoomNotFound
+    );
+}
+
+pub async fn destroy_deletes_everything_and_publishes_room_closed_once(
+    (store, mut bus): (Store, Bus),
+) {
+    let (room, owner_token) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    store
+        .append_message(&room.id, &bob.id, "secret".into(), None, RATE)
+        .await
+        .expect("append");
+    store
+        .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
+        .await
+        .expect("ticket");
+    published(&mut bus);
+    assert!(
+        store
+            .destroy_room(&room.id, CloseReason::Closed)
+            .await
+            .expect("destroy")
+    );
+    assert!(
+        !store
+            .destroy_room(&room.id, CloseReason::Closed)
+            .await
+            .expect("destroy")
+    );
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["reason"], "closed");
+    assert!(store.room(&room.id).await.expect("read").is_none());
+    assert_eq!(
+        refused(
+            store
+                .authenticate(&room.id, &TokenHash::of(&owner_token))
+                .await
+        ),
+        ErrorCode::RoomNotFound
+    );
+    assert_eq!(
+        refused(store.claim_membership(&room.id, by_ticket("t", 2).0).await),
+        ErrorCode::RoomNotFound
+    );
+}
+
+pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let bob = store
+        .claim_membership(&room.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    published(&mut bus);
+    store
+        .release_member(&room.id, &bob.id)
+        .await
+        .expect("release");
+    let events = published(&mut bus);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["event"], "user_offline");
+    assert_eq!(events[0]["online_count"], 0);
+    store
+        .claim_membership(&room.id, by_name("bob", 2).0)
+        .await
+        .expect("the name is free again");
+}
+
+pub async fn rate_counters_use_fixed_windows((store, _): (Store, Bus)) {
+    for _ in 0..3 {
+        assert!(store.rate_allows("k", 3).await.expect("peek"));
+        assert!(store.rate_hit("k", 3, 200).await.expect("hit"));
+    }
+    assert!(!store.rate_allows("k", 3).await.expect("peek"));
+    assert!(!store.rate_hit("k", 3, 200).await.expect("hit"));
+    assert!(
+        store.rate_hit("other", 3, 200).await.expect("hit"),
+        "keys are independent"
+    );
+    sleep_ms(250).await;
+    assert!(store.rate_allows("k", 3).await.expect("peek"));
+    assert!(
+        store.rate_hit("k", 3, 200).await.expect("hit"),
+        "a new window"
+    );
+}
+
+pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (Store, Bus)) {
+    let (a, _) = room(10, 60_000);
+    let (b, _) = room(10, 60_000);
+    store.create_room(a.clone()).await.expect("create");
+    store.create_room(b.clone()).await.expect("create");
+    store.subscribe(&a.id).await.expect("subscribe");
+    let bob = store
+        .claim_membership(&a.id, by_name("bob", 1).0)
+        .await
+        .expect("join")
+        .member;
+    let carol = store
+        .claim_membership(&b.id, by_name("carol", 2).0)
+        .await
+        .expect("join")
+        .member;
+    store
+        .append_message(&b.id, &carol.id, "unseen".into(), None, RATE)
+        .await
+        .expect("append");
+    store
+        .append_message(&a.id, &bob.id, "seen".into(), None, RATE)
+        .await
+        .expect("append");
+    store.publish_typing(&a.id, &bob.id).await.expect("typing");
+    let mut rooms = Vec::new();
+    let mut kinds = Vec::new();
+    while let Ok((room, json)) = bus.try_recv() {
+        rooms.push(room.to_string());
+        kinds.push(
+            serde_json::from_str::<serde_json::Value>(&json).expect("json")["type"]
+                .as_str()
+                .expect("type")
+                .to_owned(),
+        );
+    }
+    assert!(rooms.iter().all(|r| *r == a.id));
+    assert_eq!(kinds, vec!["presence", "message", "typing"]);
+    store.unsubscribe(&a.id).await.expect("unsubscribe");
+    store
+        .append_message(&a.id, &bob.id, "after".into(), None, RATE)
+        .await
+        .expect("append");
+    assert!(bus.try_recv().is_err());
+}

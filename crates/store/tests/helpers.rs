@@ -1,0 +1,84 @@
+//! Backends for the conformance suite, and small builders.
+
+use protocol::{Millis, Role, now_ms};
+use store::secret::{TokenHash, new_id};
+use store::{Bus, Claim, Room, Store, StoreConfig, Via};
+
+/// Presence grace used by the suite (short, so cases take a fraction of a second).
+pub const GRACE_MS: Millis = 200;
+pub const HISTORY: usize = 5;
+
+pub fn config() -> StoreConfig {
+    StoreConfig {
+        presence_grace_ms: GRACE_MS,
+        history_limit: HISTORY,
+    }
+}
+
+pub fn memory() -> (Store, Bus) {
+    Store::memory(config())
+}
+
+/// A room owned by "alice"; returns it with its owner token.
+pub fn room(max_users: u32, lifetime_ms: Millis) -> (Room, String) {
+    let token = store::secret::new_token();
+    let now = now_ms();
+    let room = Room {
+        id: new_id(),
+        name: None,
+        owner_name: "alice".into(),
+        password_hash: None,
+        owner_token: TokenHash::of(&token),
+        created_at: now,
+        expires_at: now + lifetime_ms,
+        max_users,
+        destroy_on_owner_offline: true,
+        members_can_destroy: false,
+    };
+    (room, token)
+}
+
+/// A claim by display name, with a fresh member id and resume token.
+pub fn by_name(name: &str, session: u64) -> (Claim, String) {
+    let resume = store::secret::new_token();
+    let claim = Claim {
+        via: Via::Name(name.into()),
+        member_id: new_id(),
+        resume: TokenHash::of(&resume),
+        session,
+    };
+    (claim, resume)
+}
+
+/// A claim redeeming a ticket.
+pub fn by_ticket(ticket: &str, session: u64) -> (Claim, String) {
+    let resume = store::secret::new_token();
+    let claim = Claim {
+        via: Via::Ticket(TokenHash::of(ticket)),
+        member_id: new_id(),
+        resume: TokenHash::of(&resume),
+        session,
+    };
+    (claim, resume)
+}
+
+pub fn owner_ticket(expires_in: Millis) -> store::Ticket {
+    store::Ticket {
+        display_name: "alice".into(),
+        role: Role::Owner,
+        expires_at: now_ms() + expires_in,
+    }
+}
+
+/// Every bus event published so far, as JSON.
+pub fn published(bus: &mut Bus) -> Vec<serde_json::Value> {
+    let mut seen = Vec::new();
+    while let Ok((_, json)) = bus.try_recv() {
+        seen.push(serde_json::from_str(&json).expect("bus events are JSON"));
+    }
+    seen
+}
+
+pub async fn sleep_ms(ms: u64) {
+    tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+}
