@@ -18,6 +18,8 @@ pub struct TestApp {
     pub base: String,
     pub ws_base: String,
     pub http: reqwest::Client,
+    /// The app's hub, when it runs in this process.
+    pub hub: Option<realtime::Hub>,
 }
 
 /// Settings for tests: short grace and expiry minimum so time-based tests take seconds.
@@ -41,11 +43,22 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let config = Config::new(settings).expect("valid test config");
     let app = Application::build(config).await.expect("app builds");
     let port = app.port();
+    let hub = app.hub().clone();
     tokio::spawn(app.run_until_stopped());
-    TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        ws_base: format!("ws://127.0.0.1:{port}"),
-        http: reqwest::Client::new(),
+    let mut test_app = TestApp::at(port);
+    test_app.hub = Some(hub);
+    test_app
+}
+
+impl TestApp {
+    /// A client for a server listening on this local port.
+    pub fn at(port: u16) -> TestApp {
+        TestApp {
+            base: format!("http://127.0.0.1:{port}"),
+            ws_base: format!("ws://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+            hub: None,
+        }
     }
 }
 

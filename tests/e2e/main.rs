@@ -4,5 +4,6 @@ mod abuse;
 mod helpers;
 mod lifecycle;
 mod ops;
+mod process;
 mod rest;
 mod websocket;

@@ -1,10 +1,8 @@
 //! Operations endpoints, static pages, headers, and privacy of the logs.
 
 use crate::helpers::*;
+use crate::process::{Process, binary};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 #[tokio::test]
@@ -94,60 +92,10 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
     );
 }
 
-/// The `ephemera` binary, built once for the tests that run it as a process.
-fn binary() -> &'static str {
-    static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "ephemera-api",
-                "--bin",
-                "ephemera",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "ephemera builds");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
-        format!("{target}/debug/ephemera")
-    })
-}
-
 #[tokio::test]
 async fn logs_never_hold_secrets_or_message_text() {
-    let mut child = Command::new(binary())
-        .env("EPHEMERA_BIND_ADDR", "127.0.0.1:0")
-        .env("EPHEMERA_LOG_FORMAT", "json")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("ephemera starts");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let port = loop {
-        let line = lines_rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("a start-up log line");
-        let entry: Value = serde_json::from_str(&line).expect("JSON log lines");
-        if let Some(port) = entry["fields"]["port"].as_u64() {
-            break port;
-        }
-    };
-    let app = TestApp {
-        base: format!("http://127.0.0.1:{port}"),
-        ws_base: format!("ws://127.0.0.1:{port}"),
-        http: reqwest::Client::new(),
-    };
+    let mut server = Process::start(&[("RUST_LOG", "debug")]);
+    let app = TestApp::at(server.port);
     let password = "hunter2-correct-horse";
     let text = "the-launch-code-is-0000";
     let room = app
@@ -198,13 +146,8 @@ async fn logs_never_hold_secrets_or_message_text() {
         .expect("req");
     assert_eq!(res.status(), 200);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    child.kill().expect("kill");
-    let _ = child.wait();
-    let mut logs = String::new();
-    while let Ok(line) = lines_rx.recv_timeout(Duration::from_millis(500)) {
-        logs.push_str(&line);
-        logs.push('\n');
-    }
+    server.kill();
+    let logs = server.logs();
     assert!(logs.contains("/rooms"), "requests are logged:\n{logs}");
     for secret in [
         password,
@@ -219,4 +162,85 @@ async fn logs_never_hold_secrets_or_message_text() {
             "the logs hold a secret ({secret}):\n{logs}"
         );
     }
+}
+
+#[tokio::test]
+async fn draining_turns_unready_closes_with_1001_and_keeps_members() {
+    let app = spawn_with(|s| s.presence_grace_seconds = 30).await;
+    let room = app.open_room().await;
+    let (mut alice, _) = app.owner(&room).await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    let hub = app.hub.clone().expect("in-process app");
+    hub.drain(Duration::from_secs(5)).await;
+    assert_eq!(alice.closed().await.0, 1001);
+    assert_eq!(bob.closed().await.0, 1001);
+    let res = app.get("/readyz").await;
+    assert_eq!(res.status(), 503);
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["code"],
+        "unavailable"
+    );
+    let mut late = app.ws(&room.id, "display_name=carol").await;
+    assert_eq!(
+        late.closed().await.0,
+        1013,
+        "no new connections while draining"
+    );
+    let details: Value = app
+        .get(&format!("/rooms/{}", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        details["online_users_count"], 2,
+        "members keep their grace to resume elsewhere"
+    );
+}
+
+#[tokio::test]
+async fn sigterm_drains_and_exits() {
+    let mut server = Process::start(&[]);
+    let app = TestApp::at(server.port);
+    let room = app.open_room().await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    server.terminate();
+    assert_eq!(bob.closed().await.0, 1001);
+    let status = server
+        .wait(Duration::from_secs(30))
+        .expect("exits within 30 s");
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_bad_setting_stops_the_process_naming_the_variable() {
+    for (name, value) in [
+        ("EPHEMERA_HISTORY_LIMIT", "lots"),
+        ("EPHEMERA_MIN_EXPIRY_SECONDS", "0"),
+        ("EPHEMERA_TRUSTED_PROXIES", "not-an-ip"),
+        ("EPHEMERA_LOG_FORMAT", "xml"),
+    ] {
+        let out = std::process::Command::new(binary())
+            .env("EPHEMERA_BIND_ADDR", "127.0.0.1:0")
+            .env(name, value)
+            .output()
+            .expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{name}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(name), "{name}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn the_owner_attaching_again_replaces_its_older_connection() {
+    let app = spawn_app().await;
+    let room = app.open_room().await;
+    let (mut first, welcome) = app.owner(&room).await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    let (_second, again) = app.owner(&room).await;
+    assert_eq!(again["member_id"], welcome["member_id"]);
+    assert_ne!(again["resume_token"], welcome["resume_token"]);
+    assert_eq!(first.closed().await.0, 4000);
+    let seen = bob.drain(Duration::from_millis(300)).await;
+    assert!(seen.iter().all(|f| f["type"] != "presence"), "{seen:?}");
 }

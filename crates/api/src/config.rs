@@ -31,7 +31,8 @@ pub struct Settings {
     pub password_attempts_per_minute: u32,
     pub allowed_origins: Option<String>,
     pub trusted_proxies: Option<String>,
-    pub log_format: LogFormat,
+    /// `text` or `json`.
+    pub log_format: String,
     /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
     pub ping_interval_seconds: u64,
     /// Frames queued per connection before it is dropped as a slow consumer (4008).
@@ -40,8 +41,7 @@ pub struct Settings {
     pub shutdown_timeout_seconds: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
     Json,
@@ -69,7 +69,7 @@ impl Default for Settings {
             password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
             allowed_origins: None,
             trusted_proxies: None,
-            log_format: LogFormat::Text,
+            log_format: "text".into(),
             ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
             outbound_queue: 256,
             shutdown_timeout_seconds: 25,
@@ -89,6 +89,7 @@ pub struct Config {
     /// Browser origins allowed on the WebSocket, normalized (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    pub log_format: LogFormat,
 }
 
 /// A setting that cannot be used; names the variable.
@@ -109,7 +110,15 @@ fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
 impl Config {
     /// Reads `EPHEMERA_*` from the environment.
     pub fn from_env() -> anyhow::Result<Config> {
-        let settings: Settings = envy::prefixed("EPHEMERA_").from_env()?;
+        let settings: Settings = envy::prefixed("EPHEMERA_")
+            .from_env()
+            // envy names the variable without its prefix.
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    e.to_string()
+                        .replace(" provided by ", " provided by EPHEMERA_")
+                )
+            })?;
         Ok(Config::new(settings)?)
     }
 
@@ -157,6 +166,16 @@ impl Config {
                         .map_err(|_| bad("TRUSTED_PROXIES", format!("'{p}' is not an IP or CIDR")))
                 })
                 .collect::<Result<_, _>>()?,
+        };
+        let log_format = match s.log_format.as_str() {
+            "text" => LogFormat::Text,
+            "json" => LogFormat::Json,
+            other => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    format!("'{other}' is neither text nor json"),
+                ));
+            }
         };
         if s.min_expiry_seconds == 0 {
             return Err(bad("MIN_EXPIRY_SECONDS", "must be at least 1"));
@@ -208,6 +227,7 @@ impl Config {
             public_ws_url,
             allowed_origins,
             trusted_proxies,
+            log_format,
             settings: s,
         })
     }

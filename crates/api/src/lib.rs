@@ -182,6 +182,11 @@ impl Application {
         self.port
     }
 
+    /// The instance's hub (tests drain it directly).
+    pub fn hub(&self) -> &Hub {
+        &self.hub
+    }
+
     /// Serves until SIGTERM or SIGINT, then drains: readiness fails at once, connections close
     /// with 1001 in batches (members keep their grace), and the server stops.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {

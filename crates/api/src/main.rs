@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let logs = tracing_subscriber::fmt().with_env_filter(filter);
-    match config.settings.log_format {
+    match config.log_format {
         LogFormat::Json => logs.json().init(),
         LogFormat::Text => logs.init(),
     }

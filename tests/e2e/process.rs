@@ -1,0 +1,113 @@
+//! The real `ephemera` binary as a child process, for what only a process shows: its logs, its
+//! exit on a bad setting, its handling of SIGTERM.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{Receiver, channel};
+use std::time::{Duration, Instant};
+
+/// The `ephemera` binary, built once per test run.
+pub fn binary() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args([
+                "build",
+                "--quiet",
+                "-p",
+                "ephemera-api",
+                "--bin",
+                "ephemera",
+            ])
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "ephemera builds");
+        let target = std::env::var("CARGO_TARGET_DIR")
+            .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
+        format!("{target}/debug/ephemera")
+    })
+}
+
+pub struct Process {
+    child: Child,
+    pub port: u16,
+    lines: Receiver<String>,
+}
+
+impl Process {
+    /// Starts the binary on a free port with JSON logs and these extra variables.
+    pub fn start(env: &[(&str, &str)]) -> Process {
+        let mut command = Command::new(binary());
+        command
+            .env("EPHEMERA_BIND_ADDR", "127.0.0.1:0")
+            .env("EPHEMERA_LOG_FORMAT", "json")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("ephemera starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let port = loop {
+            let line = lines
+                .recv_timeout(Duration::from_secs(60))
+                .expect("a start-up log line");
+            let entry: Value = serde_json::from_str(&line).expect("JSON log lines");
+            if let Some(port) = entry["fields"]["port"].as_u64() {
+                break port as u16;
+            }
+        };
+        Process { child, port, lines }
+    }
+
+    /// Sends SIGTERM.
+    pub fn terminate(&self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit.
+    pub fn wait(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// Every log line printed so far.
+    pub fn logs(&self) -> String {
+        let mut logs = String::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
+            logs.push_str(&line);
+            logs.push('\n');
+        }
+        logs
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
