@@ -146,9 +146,12 @@ async fn check_password(
         return Ok(());
     };
     let store = state.hub.store();
-    let key = format!("password:{ip}:{}", view.room.id);
+    let client = ip.to_string();
     let limit = state.config.settings.password_attempts_per_minute;
-    if !store.rate_allows(&key, limit).await? {
+    if !store
+        .password_attempts_left(&view.room.id, &client, limit)
+        .await?
+    {
         state.metrics.rejected("password");
         return Err(ApiError::new(
             ErrorCode::RateLimited,
@@ -168,7 +171,9 @@ async fn check_password(
     {
         return Ok(());
     }
-    store.rate_hit(&key, limit, MINUTE_MS).await?;
+    store
+        .count_wrong_password(&view.room.id, &client, MINUTE_MS)
+        .await?;
     Err(ApiError::new(ErrorCode::InvalidPassword, "Wrong password"))
 }
 
@@ -411,7 +416,7 @@ pub async fn post_message(
     let frame = state
         .hub
         .store()
-        .append_message(&view.room.id, &member.id, text, client_id, rate)
+        .append_message(&view.room.id, &member, text, client_id, rate)
         .await?;
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }

@@ -1,13 +1,14 @@
 //! The hub: local connections by room, the bus dispatcher and the batched tickers.
 
 use crate::metrics::Metrics;
-use protocol::frames::{BusEvent, SystemFrame};
-use protocol::{Millis, close, now_ms};
+use bytestring::ByteString;
+use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
+use protocol::{ErrorCode, Millis, close, now_ms};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use store::{Bus, Live, Rate, Store};
+use store::{Bus, BusItem, Live, Rate, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
@@ -48,6 +49,8 @@ pub(crate) struct Inner {
 
 struct LocalRoom {
     conns: HashMap<u64, Arc<Conn>>,
+    /// The last message id fanned out here; a larger jump is repaired from history.
+    last_id: Option<u64>,
     /// Completed once the store delivers this room's events to us.
     subscribed: Arc<OnceCell<()>>,
 }
@@ -176,6 +179,7 @@ impl Hub {
                 self.inner.metrics.rooms_hosted.inc();
                 LocalRoom {
                     conns: HashMap::new(),
+                    last_id: None,
                     subscribed: Arc::new(OnceCell::new()),
                 }
             });
@@ -256,42 +260,140 @@ impl Hub {
         }
     }
 
-    /// Turns bus messages into queued events, parsing each once.
+    /// Turns bus items into queued events, parsing each event once.
     async fn dispatch(self, mut bus: Bus) {
-        while let Some((room_id, json)) = bus.recv().await {
-            let event = match serde_json::from_str::<BusEvent>(&json) {
-                Ok(event) => event,
-                Err(err) => {
-                    tracing::error!(%err, "unreadable bus event");
-                    continue;
+        while let Some(item) = bus.recv().await {
+            match item {
+                BusItem::Event(room_id, json) => self.on_bus_event(&room_id, json).await,
+                BusItem::Resync => self.resync().await,
+            }
+        }
+    }
+
+    async fn on_bus_event(&self, room_id: &str, json: ByteString) {
+        let event = match serde_json::from_str::<BusEvent>(&json) {
+            Ok(event) => event,
+            Err(err) => {
+                tracing::error!(%err, "unreadable bus event");
+                return;
+            }
+        };
+        let event = match event {
+            BusEvent::Message(m) => {
+                self.inner.metrics.messages_out.inc();
+                if let Some(at) = protocol::parse_rfc3339(&m.timestamp) {
+                    let lag = now_ms().saturating_sub(at) as f64 / 1000.0;
+                    self.inner.metrics.pubsub_lag.observe(lag);
                 }
-            };
-            let event = match event {
-                BusEvent::Message(m) => {
-                    self.inner.metrics.messages_out.inc();
-                    if let Some(at) = protocol::parse_rfc3339(&m.timestamp) {
-                        let lag = now_ms().saturating_sub(at) as f64 / 1000.0;
-                        self.inner.metrics.pubsub_lag.observe(lag);
+                return self.on_message(room_id, m.id, json).await;
+            }
+            BusEvent::Presence(p) => Event::Presence {
+                member_id: p.member_id,
+                online: p.event == PresenceEvent::UserOnline,
+                json,
+            },
+            BusEvent::Typing(t) => Event::Typing {
+                member_id: t.member_id,
+                json,
+            },
+            BusEvent::System(SystemFrame::RoomClosed(c)) => Event::Closed {
+                code: c.reason.close_code(),
+                json,
+            },
+            BusEvent::System(SystemFrame::Welcome(_)) => return,
+            BusEvent::Replaced { member_id, session } => Event::Replaced { member_id, session },
+        };
+        self.fan_out(room_id, Arc::new(event));
+    }
+
+    /// Delivers message `id` in order: ids this instance skipped are first fetched from history.
+    async fn on_message(&self, room_id: &str, id: u64, json: ByteString) {
+        let last = match self.rooms().get(room_id) {
+            Some(room) => room.last_id,
+            None => return,
+        };
+        if let Some(last) = last {
+            if id <= last {
+                return;
+            }
+            if id > last + 1 {
+                self.repair(room_id, last).await;
+            }
+        }
+        self.deliver_message(room_id, id, json);
+    }
+
+    /// Fans message `id` out unless the room already had it; records it as the room's last.
+    fn deliver_message(&self, room_id: &str, id: u64, json: ByteString) {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(room_id) else {
+            return;
+        };
+        if room.last_id.is_some_and(|last| id <= last) {
+            return;
+        }
+        room.last_id = Some(id);
+        let event = Arc::new(Event::Message { id, json });
+        for conn in room.conns.values() {
+            self.deliver(conn, event.clone());
+        }
+    }
+
+    /// Delivers what the room has after `after` from its history. If the history no longer
+    /// reaches back that far, the room's connections close with 4008 and resume on their own.
+    async fn repair(&self, room_id: &str, after: u64) {
+        let limit = self.inner.config.history_limit;
+        match self.inner.store.history_after(room_id, after, limit).await {
+            Ok(history) => {
+                if !history.complete {
+                    self.close_room(room_id, close::FELL_BEHIND);
+                    return;
+                }
+                for message in history.messages {
+                    let id = message.id;
+                    match serde_json::to_string(&ServerFrame::Message(message)) {
+                        Ok(json) => self.deliver_message(room_id, id, json.into()),
+                        Err(err) => tracing::error!(%err, "cannot serialize a message"),
                     }
-                    Event::Message { id: m.id, json }
                 }
-                BusEvent::Presence(p) => Event::Presence {
-                    member_id: p.member_id,
-                    online: p.event == protocol::frames::PresenceEvent::UserOnline,
-                    json,
-                },
-                BusEvent::Typing(t) => Event::Typing {
-                    member_id: t.member_id,
-                    json,
-                },
-                BusEvent::System(SystemFrame::RoomClosed(c)) => Event::Closed {
-                    code: c.reason.close_code(),
-                    json,
-                },
-                BusEvent::System(SystemFrame::Welcome(_)) => continue,
-                BusEvent::Replaced { member_id, session } => Event::Replaced { member_id, session },
-            };
-            self.fan_out(&room_id, Arc::new(event));
+            }
+            Err(store::Error::Refused(ErrorCode::RoomNotFound)) => {
+                self.close_room(room_id, close::NOT_FOUND)
+            }
+            Err(err) => {
+                tracing::warn!(%err, "cannot repair a room from history");
+                self.close_room(room_id, close::FELL_BEHIND);
+            }
+        }
+    }
+
+    /// Events may have been lost: bring every hosted room up to date from the store.
+    async fn resync(&self) {
+        let rooms: Vec<(Arc<str>, u64)> = self
+            .rooms()
+            .iter()
+            .map(|(id, r)| (id.clone(), r.last_id.unwrap_or(0)))
+            .collect();
+        tracing::info!(rooms = rooms.len(), "resynchronizing hosted rooms");
+        for (room_id, last) in rooms {
+            self.repair(&room_id, last).await;
+        }
+    }
+
+    /// Records the last message id a new connection was given, unless the room already
+    /// tracks one (messages still in flight on the bus must not be skipped).
+    pub(crate) fn note_last_id(&self, room_id: &str, id: u64) {
+        if let Some(room) = self.rooms().get_mut(room_id) {
+            room.last_id.get_or_insert(id);
+        }
+    }
+
+    /// Closes every local connection of the room with `code`.
+    fn close_room(&self, room_id: &str, code: u16) {
+        if let Some(room) = self.rooms().get(room_id) {
+            for conn in room.conns.values() {
+                conn.close(code);
+            }
         }
     }
 

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use store::secret::{TokenHash, new_id, new_token};
-use store::{Claim, Error, Joined, Live, Via};
+use store::{Claim, Error, Joined, Live, Member, Via};
 use tokio::sync::mpsc;
 
 /// How a connection enters its room (the WebSocket URL's query).
@@ -90,6 +90,7 @@ impl Hub {
                     last_id,
                     strikes: Vec::new(),
                     typed_at: None,
+                    member: joined.member,
                 };
                 let exit = s.run(rx, inbound).await;
                 self.unregister(&room_id, session);
@@ -205,12 +206,14 @@ impl Hub {
             timestamp: rfc3339(now),
         }));
         send_frame(transport, &welcome).await?;
+        self.note_last_id(room_id, history.last_id);
         Ok((joined, history.last_id))
     }
 }
 
 struct Session<T> {
     hub: Hub,
+    member: Member,
     live: Live,
     conn: Arc<Conn>,
     transport: T,
@@ -367,7 +370,7 @@ impl<T: Transport> Session<T> {
                 };
                 let rate = self.hub.config().rate;
                 match store
-                    .append_message(room_id, member_id, text, client_id, rate)
+                    .append_message(room_id, &self.member, text, client_id, rate)
                     .await
                 {
                     Ok(_) => {
@@ -384,7 +387,7 @@ impl<T: Transport> Session<T> {
                 });
                 if due {
                     self.typed_at = Some(Instant::now());
-                    if let Err(err) = store.publish_typing(room_id, member_id).await {
+                    if let Err(err) = store.publish_typing(room_id, &self.member).await {
                         return self.store_error(err).await;
                     }
                 }

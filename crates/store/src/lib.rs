@@ -114,7 +114,7 @@ impl RoomView {
 }
 
 /// What a single-use join ticket grants.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ticket {
     pub display_name: String,
     pub role: Role,
@@ -180,12 +180,22 @@ pub struct History {
     pub complete: bool,
 }
 
-/// One event published on a room's channel: the room id and the event's JSON (a client frame
-/// for everything clients see, see `protocol::frames::BusEvent`).
-pub type BusMessage = (Arc<str>, ByteString);
+/// What the bus delivers.
+#[derive(Debug, Clone)]
+pub enum BusItem {
+    /// One event published on a room's channel: the room id and the event's JSON (a client frame
+    /// for everything clients see, see `protocol::frames::BusEvent`).
+    Event(Arc<str>, ByteString),
+    /// Events may have been lost (the subscription was re-established, or the buffer overflowed):
+    /// repair every hosted room from the store.
+    Resync,
+}
 
 /// Receives the events of every room this instance subscribed to, in publish order per room.
-pub type Bus = mpsc::UnboundedReceiver<BusMessage>;
+pub type Bus = mpsc::UnboundedReceiver<BusItem>;
+
+/// Most join tickets a room keeps outstanding (expired ones are pruned first).
+pub const MAX_TICKETS_PER_ROOM: usize = 1000;
 
 /// Latency of every store operation, labelled by operation.
 pub type LatencyFamily = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
@@ -265,7 +275,8 @@ impl Store {
         dispatch!(self, authenticate(room_id, token))
     }
 
-    /// Stores a join ticket (single use, until `ticket.expires_at`).
+    /// Stores a join ticket (single use, until `ticket.expires_at`); refused with `rate_limited`
+    /// when the room already has [`MAX_TICKETS_PER_ROOM`] unexpired ones.
     pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
         dispatch!(self, issue_ticket(room_id, hash, ticket))
     }
@@ -304,20 +315,17 @@ impl Store {
         dispatch!(self, release_member(room_id, member_id))
     }
 
-    /// Accepts a message: rate-checks the member, assigns the next id, keeps it in history and
-    /// publishes it.
+    /// Accepts a message from a member: rate-checks it, assigns the next id, keeps it in history
+    /// and publishes it.
     pub async fn append_message(
         &self,
         room_id: &str,
-        member_id: &str,
+        author: &Member,
         text: String,
         client_id: Option<String>,
         rate: Rate,
     ) -> Result<MessageFrame> {
-        dispatch!(
-            self,
-            append_message(room_id, member_id, text, client_id, rate)
-        )
+        dispatch!(self, append_message(room_id, author, text, client_id, rate))
     }
 
     /// Kept messages with `id > after`, oldest first, at most `limit`.
@@ -326,8 +334,8 @@ impl Store {
     }
 
     /// Publishes a `typing` frame for this member.
-    pub async fn publish_typing(&self, room_id: &str, member_id: &str) -> Result<()> {
-        dispatch!(self, publish_typing(room_id, member_id))
+    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
+        dispatch!(self, publish_typing(room_id, author))
     }
 
     /// Deletes every piece of the room and publishes `room_closed`. False if it had already ended.
@@ -346,9 +354,25 @@ impl Store {
         dispatch!(self, rate_hit(key, limit, window_ms))
     }
 
-    /// Whether `key` is still under `limit` in its current window, without counting.
-    pub async fn rate_allows(&self, key: &str, limit: u32) -> Result<bool> {
-        dispatch!(self, rate_allows(key, limit))
+    /// Whether `client` may still try a password in this room (fewer than `limit` wrong ones in
+    /// the current window). The counters are the room's and end with it.
+    pub async fn password_attempts_left(
+        &self,
+        room_id: &str,
+        client: &str,
+        limit: u32,
+    ) -> Result<bool> {
+        dispatch!(self, password_attempts_left(room_id, client, limit))
+    }
+
+    /// Counts one wrong password of `client` in this room (fixed window of `window_ms`).
+    pub async fn count_wrong_password(
+        &self,
+        room_id: &str,
+        client: &str,
+        window_ms: Millis,
+    ) -> Result<()> {
+        dispatch!(self, count_wrong_password(room_id, client, window_ms))
     }
 
     /// Starts delivering the room's events to this instance's [`Bus`]; returns once live.

@@ -5,8 +5,8 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    Bus, BusMessage, Claim, Credential, Error, History, Joined, Live, Member, Rate, Result, Room,
-    RoomView, StoreConfig, Ticket, Via,
+    Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
+    Rate, Result, Room, RoomView, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, MessageFrame, PresenceEvent, PresenceFrame, RoomClosedFrame, SystemFrame, TypingFrame,
@@ -30,7 +30,7 @@ struct State {
     counters: HashMap<String, (u32, Millis)>,
     /// Rooms whose events this instance receives.
     subscribed: HashSet<String>,
-    bus: mpsc::UnboundedSender<BusMessage>,
+    bus: mpsc::UnboundedSender<BusItem>,
 }
 
 struct RoomState {
@@ -39,6 +39,8 @@ struct RoomState {
     history: VecDeque<MessageFrame>,
     last_id: u64,
     tickets: HashMap<TokenHash, Ticket>,
+    /// Wrong passwords by client: (count, window end).
+    attempts: HashMap<String, (u32, Millis)>,
     /// This room's entry in `State::schedule`.
     scheduled: Millis,
 }
@@ -102,6 +104,7 @@ impl MemoryStore {
                 history: VecDeque::new(),
                 last_id: 0,
                 tickets: HashMap::new(),
+                attempts: HashMap::new(),
                 scheduled: Millis::MAX,
             },
         );
@@ -110,7 +113,7 @@ impl MemoryStore {
     }
 
     pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
-        Ok(self.lock().rooms.get(room_id).map(RoomState::view))
+        Ok(self.lock().live_room(room_id).map(RoomState::view))
     }
 
     pub async fn authenticate(
@@ -119,7 +122,7 @@ impl MemoryStore {
         token: &TokenHash,
     ) -> Result<Option<Credential>> {
         let state = self.lock();
-        let Some(room) = state.rooms.get(room_id) else {
+        let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         if room.room.owner_token.matches(token) {
@@ -133,10 +136,13 @@ impl MemoryStore {
     pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
         let now = now_ms();
         let mut state = self.lock();
-        let Some(room) = state.rooms.get_mut(room_id) else {
+        let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         room.tickets.retain(|_, t| t.expires_at > now);
+        if room.tickets.len() >= MAX_TICKETS_PER_ROOM {
+            return refused(ErrorCode::RateLimited);
+        }
         room.tickets.insert(hash, ticket);
         Ok(())
     }
@@ -145,7 +151,7 @@ impl MemoryStore {
         let now = now_ms();
         let grace = self.config.presence_grace_ms;
         let mut state = self.lock();
-        let Some(room) = state.rooms.get_mut(room_id) else {
+        let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         let (name, role) = match claim.via {
@@ -235,7 +241,7 @@ impl MemoryStore {
         let now = now_ms();
         let grace = self.config.presence_grace_ms;
         let mut state = self.lock();
-        let Some(room) = state.rooms.get_mut(room_id) else {
+        let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         let Some(member_id) = room.member_by_resume(resume).map(|m| m.member.id.clone()) else {
@@ -276,7 +282,7 @@ impl MemoryStore {
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
         let mut state = self.lock();
-        if !state.rooms.contains_key(room_id) {
+        if state.live_room(room_id).is_none() {
             return refused(ErrorCode::RoomNotFound);
         }
         state.remove_member(room_id, member_id, now_ms());
@@ -286,7 +292,7 @@ impl MemoryStore {
     pub async fn append_message(
         &self,
         room_id: &str,
-        member_id: &str,
+        author: &Member,
         text: String,
         client_id: Option<String>,
         rate: Rate,
@@ -294,9 +300,10 @@ impl MemoryStore {
         let now = now_ms();
         let limit = self.config.history_limit;
         let mut state = self.lock();
-        let Some(room) = state.rooms.get_mut(room_id) else {
+        let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
+        let member_id = author.id.as_str();
         let Some(m) = room.members.get_mut(member_id) else {
             return refused(ErrorCode::Unauthorized);
         };
@@ -308,7 +315,7 @@ impl MemoryStore {
             return refused(ErrorCode::RateLimited);
         }
         m.tokens -= 1.0;
-        let display_name = m.member.display_name.clone();
+        let display_name = author.display_name.clone();
         room.last_id += 1;
         let frame = MessageFrame {
             id: room.last_id,
@@ -330,7 +337,7 @@ impl MemoryStore {
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
         let state = self.lock();
-        let Some(room) = state.rooms.get(room_id) else {
+        let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         let complete = match room.history.front() {
@@ -351,17 +358,17 @@ impl MemoryStore {
         })
     }
 
-    pub async fn publish_typing(&self, room_id: &str, member_id: &str) -> Result<()> {
+    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
         let state = self.lock();
-        let Some(room) = state.rooms.get(room_id) else {
+        let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
-        let Some(m) = room.members.get(member_id) else {
+        if !room.members.contains_key(&author.id) {
             return refused(ErrorCode::Unauthorized);
-        };
+        }
         let event = BusEvent::Typing(TypingFrame {
-            member_id: member_id.to_owned(),
-            display_name: m.member.display_name.clone(),
+            member_id: author.id.clone(),
+            display_name: author.display_name.clone(),
             timestamp: rfc3339(now_ms()),
         });
         state.publish(room_id, &event);
@@ -429,12 +436,41 @@ impl MemoryStore {
         Ok(entry.0 <= limit)
     }
 
-    pub async fn rate_allows(&self, key: &str, limit: u32) -> Result<bool> {
+    pub async fn password_attempts_left(
+        &self,
+        room_id: &str,
+        client: &str,
+        limit: u32,
+    ) -> Result<bool> {
         let now = now_ms();
-        Ok(match self.lock().counters.get(key) {
+        let state = self.lock();
+        let Some(room) = state.live_room(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        Ok(match room.attempts.get(client) {
             Some((count, end)) if *end > now => *count < limit,
             _ => true,
         })
+    }
+
+    pub async fn count_wrong_password(
+        &self,
+        room_id: &str,
+        client: &str,
+        window_ms: Millis,
+    ) -> Result<()> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        room.attempts.retain(|_, (_, end)| *end > now);
+        let entry = room
+            .attempts
+            .entry(client.to_owned())
+            .or_insert((0, now + window_ms));
+        entry.0 = entry.0.saturating_add(1);
+        Ok(())
     }
 
     pub async fn subscribe(&self, room_id: &str) -> Result<()> {
@@ -465,6 +501,19 @@ impl RoomState {
 }
 
 impl State {
+    /// The room, unless it has ended or passed its expiry (the sweep may not have run yet).
+    fn live_room(&self, room_id: &str) -> Option<&RoomState> {
+        self.rooms
+            .get(room_id)
+            .filter(|r| r.room.expires_at > now_ms())
+    }
+
+    fn live_room_mut(&mut self, room_id: &str) -> Option<&mut RoomState> {
+        self.rooms
+            .get_mut(room_id)
+            .filter(|r| r.room.expires_at > now_ms())
+    }
+
     fn publish(&self, room_id: &str, event: &BusEvent) {
         if !self.subscribed.contains(room_id) {
             return;
@@ -472,7 +521,9 @@ impl State {
         match serde_json::to_string(event) {
             Ok(json) => {
                 // The receiver is gone only while the instance shuts down.
-                let _ = self.bus.send((Arc::from(room_id), json.into()));
+                let _ = self
+                    .bus
+                    .send(BusItem::Event(Arc::from(room_id), json.into()));
             }
             Err(err) => tracing::error!(%err, "cannot serialize a bus event"),
         }

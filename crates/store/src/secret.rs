@@ -37,6 +37,18 @@ impl TokenHash {
     pub fn to_hex(self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
     }
+
+    /// Reads what [`TokenHash::to_hex`] wrote.
+    pub fn from_hex(hex: &str) -> Option<TokenHash> {
+        if hex.len() != 64 || !hex.is_ascii() {
+            return None;
+        }
+        let mut bytes = [0u8; 32];
+        for (i, byte) in bytes.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(TokenHash(bytes))
+    }
 }
 
 impl fmt::Debug for TokenHash {
@@ -57,7 +69,10 @@ mod tests {
         assert_ne!(a, b);
         assert!(TokenHash::of(&a).matches(&TokenHash::of(&a)));
         assert!(!TokenHash::of(&a).matches(&TokenHash::of(&b)));
-        assert_eq!(TokenHash::of("abc").to_hex().len(), 64);
+        let hash = TokenHash::of("abc");
+        assert_eq!(hash.to_hex().len(), 64);
+        assert_eq!(TokenHash::from_hex(&hash.to_hex()), Some(hash));
+        assert_eq!(TokenHash::from_hex("zz"), None);
         assert_eq!(format!("{:?}", TokenHash::of(&a)), "TokenHash(..)");
         assert_eq!(new_id().len(), 21);
     }

@@ -2,7 +2,7 @@
 
 use protocol::{Millis, Role, now_ms};
 use store::secret::{TokenHash, new_id};
-use store::{Bus, Claim, Room, Store, StoreConfig, Via};
+use store::{Bus, BusItem, Claim, Room, Store, StoreConfig, Via};
 
 /// Presence grace used by the suite (short, so cases take a fraction of a second).
 pub const GRACE_MS: Millis = 200;
@@ -70,13 +70,29 @@ pub fn owner_ticket(expires_in: Millis) -> store::Ticket {
     }
 }
 
-/// Every bus event published so far, as JSON.
-pub fn published(bus: &mut Bus) -> Vec<serde_json::Value> {
+/// Every bus event delivered until the bus has been quiet for a moment, with its room.
+pub async fn delivered(bus: &mut Bus) -> Vec<(String, serde_json::Value)> {
     let mut seen = Vec::new();
-    while let Ok((_, json)) = bus.try_recv() {
-        seen.push(serde_json::from_str(&json).expect("bus events are JSON"));
+    while let Ok(Some(item)) =
+        tokio::time::timeout(std::time::Duration::from_millis(150), bus.recv()).await
+    {
+        if let BusItem::Event(room, json) = item {
+            seen.push((
+                room.to_string(),
+                serde_json::from_str(&json).expect("bus events are JSON"),
+            ));
+        }
     }
     seen
+}
+
+/// The events of [`delivered`], without their rooms.
+pub async fn published(bus: &mut Bus) -> Vec<serde_json::Value> {
+    delivered(bus)
+        .await
+        .into_iter()
+        .map(|(_, event)| event)
+        .collect()
 }
 
 pub async fn sleep_ms(ms: u64) {

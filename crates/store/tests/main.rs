@@ -38,5 +38,7 @@ conformance!(
     destroy_deletes_everything_and_publishes_room_closed_once,
     release_is_immediate,
     rate_counters_use_fixed_windows,
+    wrong_passwords_are_counted_per_client_in_the_room,
+    outstanding_tickets_are_capped_per_room,
     the_bus_carries_only_subscribed_rooms_in_order,
 );
