@@ -68,13 +68,16 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let s = &config.settings;
-        if s.redis_url.is_some() {
-            anyhow::bail!("EPHEMERA_REDIS_URL: this build has only the in-memory store; unset it");
-        }
-        let (store, bus) = Store::memory(StoreConfig {
+        let store_config = StoreConfig {
             presence_grace_ms: s.presence_grace_seconds * 1000,
             history_limit: s.history_limit,
-        });
+        };
+        let (store, bus) = match &s.redis_url {
+            Some(url) => Store::redis(url, store_config)
+                .await
+                .with_context(|| "cannot use the Redis store (EPHEMERA_REDIS_URL)")?,
+            None => Store::memory(store_config),
+        };
         let hub_config = HubConfig {
             max_message_chars: s.max_message_chars,
             history_limit: s.history_limit,

@@ -6,13 +6,17 @@
 //! the order the store applied them.
 //!
 //! - [`memory`]: the single-node backend (`cargo run` with no Redis).
+//! - [`redis`]: the shared backend for any number of instances (fred; Lua scripts).
 //! - [`secret`]: tokens and tickets, and the hashes that are all the store ever keeps of them.
 //! - [`Bus`]: the receiving end of the room channels this instance subscribed to.
 //!
 //! Architecture invariant: this is the only crate that talks to Redis.
 
 pub mod memory;
+pub mod redis;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use bytestring::ByteString;
 use prometheus_client::metrics::family::Family;
@@ -214,6 +218,7 @@ pub struct Store {
 #[derive(Clone)]
 enum Backend {
     Memory(memory::MemoryStore),
+    Redis(redis::RedisStore),
 }
 
 macro_rules! dispatch {
@@ -221,6 +226,7 @@ macro_rules! dispatch {
         let started = std::time::Instant::now();
         let result = match &$self.backend {
             Backend::Memory(store) => store.$op($($arg),*).await,
+            Backend::Redis(store) => store.$op($($arg),*).await,
         };
         $self.latency.get_or_create(&[("op", stringify!($op))]).observe(started.elapsed().as_secs_f64());
         result
@@ -239,6 +245,19 @@ impl Store {
             },
             bus,
         )
+    }
+
+    /// The Redis backend (`redis://`, `rediss://` or `redis-cluster://`) and its bus.
+    pub async fn redis(url: &str, config: StoreConfig) -> Result<(Store, Bus)> {
+        let (store, bus) = redis::RedisStore::connect(url, config).await?;
+        let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
+        Ok((
+            Store {
+                backend: Backend::Redis(store),
+                latency,
+            },
+            bus,
+        ))
     }
 
     /// Registers the store's metrics (`ephemera_store_op_seconds`).

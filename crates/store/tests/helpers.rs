@@ -2,6 +2,7 @@
 
 use protocol::{Millis, Role, now_ms};
 use store::secret::{TokenHash, new_id};
+use store::testing::RedisServer;
 use store::{Bus, BusItem, Claim, Room, Store, StoreConfig, Via};
 
 /// Presence grace used by the suite (short, so cases take a fraction of a second).
@@ -17,6 +18,15 @@ pub fn config() -> StoreConfig {
 
 pub fn memory() -> (Store, Bus) {
     Store::memory(config())
+}
+
+/// A store on a fresh `redis-server`, which lives as long as the returned guard.
+pub async fn redis() -> (Store, Bus, RedisServer) {
+    let server = RedisServer::start();
+    let (store, bus) = Store::redis(&server.url(), config())
+        .await
+        .expect("connects to redis");
+    (store, bus, server)
 }
 
 /// A room owned by "alice"; returns it with its owner token.

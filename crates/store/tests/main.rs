@@ -16,6 +16,15 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, bus, _server) = crate::helpers::redis().await;
+                    crate::cases::$case((store, bus)).await;
+                }
+            )*
+        }
     };
 }
 
@@ -42,3 +51,91 @@ conformance!(
     outstanding_tickets_are_capped_per_room,
     the_bus_carries_only_subscribed_rooms_in_order,
 );
+
+/// What only Redis can show: the keys themselves.
+mod redis_keys {
+    use crate::helpers::*;
+    use protocol::CloseReason;
+    use store::secret::TokenHash;
+    use store::{Rate, Store};
+
+    const RATE: Rate = Rate {
+        per_second: 100,
+        burst: 100,
+    };
+
+    /// Fills a room with every kind of data: members, a message, a ticket, attempts.
+    async fn busy_room(store: &Store, lifetime_ms: u64) -> String {
+        let (room, _) = room(10, lifetime_ms);
+        store.create_room(room.clone()).await.expect("create");
+        let bob = store
+            .claim_membership(&room.id, by_name("bob", 1).0)
+            .await
+            .expect("join")
+            .member;
+        store
+            .append_message(&room.id, &bob, "secret text".into(), None, RATE)
+            .await
+            .expect("append");
+        store
+            .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
+            .await
+            .expect("ticket");
+        store
+            .count_wrong_password(&room.id, "1.2.3.4", 60_000)
+            .await
+            .expect("attempt");
+        room.id
+    }
+
+    fn keys_of(server: &store::testing::RedisServer, room_id: &str) -> Vec<String> {
+        server
+            .cli(&["--scan", "--pattern", &format!("*{room_id}*")])
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn every_room_key_expires_with_the_room_and_destroy_leaves_nothing() {
+        let (store, _bus, server) = redis().await;
+        let room_id = busy_room(&store, 60_000).await;
+        let keys = keys_of(&server, &room_id);
+        assert!(keys.len() >= 8, "{keys:?}");
+        for key in &keys {
+            assert!(
+                key.contains(&format!("{{{room_id}}}")),
+                "{key} has the room's hash tag"
+            );
+            let ttl: i64 = server.cli(&["pttl", key]).trim().parse().expect("pttl");
+            assert!(
+                ttl > 0 && ttl <= 60_000,
+                "{key} expires with the room ({ttl} ms)"
+            );
+        }
+        assert!(
+            store
+                .destroy_room(&room_id, CloseReason::Closed)
+                .await
+                .expect("destroy")
+        );
+        assert_eq!(keys_of(&server, &room_id), Vec::<String>::new());
+        assert_eq!(
+            server.cli(&["zscore", "eph:deadlines", &room_id]).trim(),
+            ""
+        );
+    }
+
+    #[tokio::test]
+    async fn an_expired_room_leaves_no_key_behind() {
+        let (store, _bus, server) = redis().await;
+        let room_id = busy_room(&store, 400).await;
+        sleep_ms(500).await;
+        store.sweep().await.expect("sweep");
+        assert_eq!(keys_of(&server, &room_id), Vec::<String>::new());
+        assert_eq!(
+            server.cli(&["zscore", "eph:deadlines", &room_id]).trim(),
+            ""
+        );
+    }
+}

@@ -1,0 +1,811 @@
+//! The Redis backend (fred): every operation is one Lua script, loaded once and called by SHA,
+//! so each is atomic in Redis, and races across instances cannot overfill a room, duplicate a
+//! name, reuse an id or redeem a ticket twice.
+//!
+//! Layout: every key of a room carries the room id as a hash tag (`eph:{<id>}:meta`, ...), so a
+//! room lives in one Redis Cluster slot, its scripts are single-slot, and every key expires at
+//! the room's `expires_at`. Events are published with SPUBLISH on the room's shard channel
+//! `eph:{<id>}` (sharded pub/sub works on a standalone Redis 7 too: one mechanism for both).
+//! The deadline schedule `eph:deadlines` is a sorted set of rooms by their next deadline; any
+//! instance leases due rooms from it, so deadlines fire even when the instance that hosted the
+//! member is gone. Room scripts cannot touch it (another slot), so the caller moves a room's
+//! entry earlier after each script that sets an earlier deadline.
+
+use crate::secret::TokenHash;
+use crate::{
+    Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
+    Rate, Result, Room, RoomView, StoreConfig, Ticket, Via,
+};
+use fred::clients::SubscriberClient;
+use fred::prelude::{
+    Builder, Client, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
+};
+use fred::types::scripts::Script;
+use futures_util::future::join_all;
+use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
+use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// The schedule of every room's next deadline.
+const SCHEDULE: &str = "eph:deadlines";
+/// How long a sweeping instance holds the rooms it took from the schedule.
+const LEASE_MS: Millis = 5_000;
+/// Most rooms one sweep takes.
+const SWEEP_BATCH: usize = 512;
+/// A command that gets no answer within this fails (REST answers 503 promptly).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// Pub/sub messages buffered for the dispatcher before it counts as lagging (then: resync).
+const PUBSUB_BUFFER: usize = 1 << 16;
+
+const PRELUDE: &str = include_str!("redis/prelude.lua");
+
+/// Every script, loaded on every primary at start-up and again on NOSCRIPT.
+struct Scripts {
+    create: Script,
+    room: Script,
+    authenticate: Script,
+    ticket: Script,
+    claim: Script,
+    resume: Script,
+    touch: Script,
+    release: Script,
+    append: Script,
+    history: Script,
+    typing: Script,
+    destroy: Script,
+    sweep_room: Script,
+    attempts: Script,
+    rate: Script,
+    schedule: Script,
+    claim_due: Script,
+    reschedule: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        let room = |body: &str| Script::from_lua(format!("{PRELUDE}\n{body}"));
+        Scripts {
+            create: room(include_str!("redis/create.lua")),
+            room: room(include_str!("redis/room.lua")),
+            authenticate: room(include_str!("redis/authenticate.lua")),
+            ticket: room(include_str!("redis/ticket.lua")),
+            claim: room(include_str!("redis/claim.lua")),
+            resume: room(include_str!("redis/resume.lua")),
+            touch: room(include_str!("redis/touch.lua")),
+            release: room(include_str!("redis/release.lua")),
+            append: room(include_str!("redis/append.lua")),
+            history: room(include_str!("redis/history.lua")),
+            typing: room(include_str!("redis/typing.lua")),
+            destroy: room(include_str!("redis/destroy.lua")),
+            sweep_room: room(include_str!("redis/sweep_room.lua")),
+            attempts: room(include_str!("redis/attempts.lua")),
+            rate: Script::from_lua(include_str!("redis/rate.lua")),
+            schedule: Script::from_lua(include_str!("redis/schedule.lua")),
+            claim_due: Script::from_lua(include_str!("redis/claim_due.lua")),
+            reschedule: Script::from_lua(include_str!("redis/reschedule.lua")),
+        }
+    }
+
+    fn all(&self) -> [&Script; 18] {
+        [
+            &self.create,
+            &self.room,
+            &self.authenticate,
+            &self.ticket,
+            &self.claim,
+            &self.resume,
+            &self.touch,
+            &self.release,
+            &self.append,
+            &self.history,
+            &self.typing,
+            &self.destroy,
+            &self.sweep_room,
+            &self.attempts,
+            &self.rate,
+            &self.schedule,
+            &self.claim_due,
+            &self.reschedule,
+        ]
+    }
+}
+
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    /// A connection of its own for pub/sub (a subscribed connection cannot run scripts).
+    subscriber: SubscriberClient,
+    scripts: Arc<Scripts>,
+    config: Arc<StoreConfig>,
+}
+
+fn unavailable(err: impl std::fmt::Display) -> Error {
+    Error::Unavailable(err.to_string())
+}
+
+/// The room's keys, in the order the scripts' prelude names them.
+fn room_keys(room_id: &str) -> Vec<String> {
+    [
+        "meta", "members", "state", "names", "resume", "alive", "history", "rate", "tickets",
+        "attempts",
+    ]
+    .iter()
+    .map(|part| format!("eph:{{{room_id}}}:{part}"))
+    .collect()
+}
+
+/// A ticket as kept in Redis: its grant and the folded name the claim checks.
+#[derive(Serialize, Deserialize)]
+struct Grant {
+    display_name: String,
+    fold: String,
+    role: Role,
+}
+
+/// A member as kept in the room's `members` hash (written by the scripts with cjson).
+#[derive(Deserialize)]
+struct MemberRecord {
+    id: String,
+    display_name: String,
+    role: Role,
+    connected_at: f64,
+}
+
+impl RedisStore {
+    /// Connects (a `redis://`, `rediss://` or `redis-cluster://` URL), loads the scripts and
+    /// starts forwarding subscribed events to the returned bus.
+    pub async fn connect(url: &str, config: StoreConfig) -> Result<(RedisStore, Bus)> {
+        let redis_config = Config::from_url(url).map_err(unavailable)?;
+        let mut builder = Builder::from_config(redis_config);
+        builder
+            .with_performance_config(|p| {
+                p.default_command_timeout = COMMAND_TIMEOUT;
+                p.broadcast_channel_capacity = PUBSUB_BUFFER;
+            })
+            .with_connection_config(|c| {
+                c.connection_timeout = COMMAND_TIMEOUT;
+                c.internal_command_timeout = COMMAND_TIMEOUT;
+                // A script whose reply was lost must not run twice (a message would repeat).
+                c.max_command_attempts = 1;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
+        let client = builder.build().map_err(unavailable)?;
+        let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
+        client.init().await.map_err(unavailable)?;
+        subscriber.init().await.map_err(unavailable)?;
+        let scripts = Arc::new(Scripts::new());
+        for script in scripts.all() {
+            script.load(&client).await.map_err(unavailable)?;
+        }
+        let (tx, bus) = mpsc::unbounded_channel();
+        tokio::spawn(forward_events(subscriber.message_rx(), tx.clone()));
+        tokio::spawn(resubscribe_on_reconnect(subscriber.clone(), tx));
+        Ok((
+            RedisStore {
+                client,
+                subscriber,
+                scripts,
+                config: Arc::new(config),
+            },
+            bus,
+        ))
+    }
+
+    async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
+        script
+            .evalsha_with_reload(&self.client, keys, args)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Runs a room script whose reply is `{'ok', ...}` or `{'refused', code}`.
+    async fn room_op(
+        &self,
+        script: &Script,
+        room_id: &str,
+        now: Millis,
+        args: Vec<String>,
+    ) -> Result<Vec<Value>> {
+        let mut all = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
+        all.extend(args);
+        let reply = self
+            .run(script, room_keys(room_id), all)
+            .await?
+            .into_array();
+        let mut reply = reply.into_iter();
+        match reply.next().and_then(|v| v.as_string()).as_deref() {
+            Some("ok") => Ok(reply.collect()),
+            Some("refused") => {
+                let code = reply.next().and_then(|v| v.as_string()).unwrap_or_default();
+                let code = serde_json::from_value(serde_json::Value::String(code))
+                    .map_err(|_| Error::Unavailable("unknown refusal from a script".into()))?;
+                Err(Error::Refused(code))
+            }
+            _ => Err(Error::Unavailable("unexpected script reply".into())),
+        }
+    }
+
+    /// Moves the room's schedule entry to `at` if that is earlier.
+    async fn schedule_at(&self, room_id: &str, at: Millis) -> Result<()> {
+        self.run(
+            &self.scripts.schedule,
+            vec![SCHEDULE.into()],
+            vec![room_id.into(), at.to_string()],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        self.client.ping::<Value>(None).await.map_err(unavailable)?;
+        if !self.subscriber.is_connected() {
+            return Err(Error::Unavailable("the pub/sub connection is down".into()));
+        }
+        Ok(())
+    }
+
+    pub async fn create_room(&self, room: Room) -> Result<()> {
+        let mut args = vec![room.expires_at.to_string()];
+        let mut field = |name: &str, value: String| {
+            args.push(name.to_owned());
+            args.push(value);
+        };
+        field("id", room.id.clone());
+        if let Some(name) = &room.name {
+            field("name", name.clone());
+        }
+        field("owner_name", room.owner_name.clone());
+        field("owner_fold", text::fold(&room.owner_name));
+        if let Some(hash) = &room.password_hash {
+            field("password_hash", hash.clone());
+        }
+        field("owner_token", room.owner_token.to_hex());
+        field("created_at", room.created_at.to_string());
+        field("expires_at", room.expires_at.to_string());
+        field("max_users", room.max_users.to_string());
+        field(
+            "destroy_on_owner_offline",
+            flag(room.destroy_on_owner_offline),
+        );
+        field("members_can_destroy", flag(room.members_can_destroy));
+        field("seq", "0".into());
+        let mut all = vec![room.id.clone(), now_ms().to_string(), String::new()];
+        all.extend(args);
+        self.run(&self.scripts.create, room_keys(&room.id), all)
+            .await?;
+        self.schedule_at(&room.id, room.expires_at).await
+    }
+
+    pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
+        match self
+            .room_op(&self.scripts.room, room_id, now_ms(), vec![])
+            .await
+        {
+            Ok(reply) => {
+                let mut reply = reply.into_iter();
+                let view = reply.next().ok_or_else(malformed)?;
+                let seq = reply.next().ok_or_else(malformed)?;
+                Ok(Some(parse_view(view, &seq)?))
+            }
+            Err(Error::Refused(ErrorCode::RoomNotFound)) => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    pub async fn authenticate(
+        &self,
+        room_id: &str,
+        token: &TokenHash,
+    ) -> Result<Option<Credential>> {
+        let reply = self
+            .room_op(
+                &self.scripts.authenticate,
+                room_id,
+                now_ms(),
+                vec![token.to_hex()],
+            )
+            .await?;
+        let mut reply = reply.into_iter();
+        let owner = reply
+            .next()
+            .and_then(|v| v.as_string())
+            .and_then(|hex| TokenHash::from_hex(&hex));
+        if owner.is_some_and(|owner| owner.matches(token)) {
+            return Ok(Some(Credential::Owner));
+        }
+        match reply
+            .next()
+            .and_then(|v| v.as_string())
+            .filter(|m| !m.is_empty())
+        {
+            Some(member) => Ok(Some(Credential::Member(parse_member(&member)?))),
+            None => Ok(None),
+        }
+    }
+
+    pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
+        let grant = Grant {
+            fold: text::fold(&ticket.display_name),
+            display_name: ticket.display_name,
+            role: ticket.role,
+        };
+        let grant = serde_json::to_string(&grant).map_err(unavailable)?;
+        let value = format!("{}\n{grant}", ticket.expires_at);
+        let args = vec![hash.to_hex(), value, MAX_TICKETS_PER_ROOM.to_string()];
+        self.room_op(&self.scripts.ticket, room_id, now_ms(), args)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn claim_membership(&self, room_id: &str, claim: Claim) -> Result<Joined> {
+        let (via, value, fold) = match claim.via {
+            Via::Ticket(hash) => ("ticket", hash.to_hex(), String::new()),
+            Via::Name(name) => ("name", name.clone(), text::fold(&name)),
+        };
+        let args = vec![
+            via.into(),
+            value,
+            fold,
+            claim.member_id,
+            claim.resume.to_hex(),
+            claim.session.to_string(),
+            self.config.presence_grace_ms.to_string(),
+        ];
+        let reply = self
+            .room_op(&self.scripts.claim, room_id, now_ms(), args)
+            .await?;
+        self.joined(room_id, reply).await
+    }
+
+    pub async fn resume_member(
+        &self,
+        room_id: &str,
+        resume: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        let args = vec![
+            resume.to_hex(),
+            session.to_string(),
+            self.config.presence_grace_ms.to_string(),
+        ];
+        let reply = self
+            .room_op(&self.scripts.resume, room_id, now_ms(), args)
+            .await?;
+        self.joined(room_id, reply).await
+    }
+
+    /// Reads `{member, view, deadline}` and schedules the member's deadline.
+    async fn joined(&self, room_id: &str, reply: Vec<Value>) -> Result<Joined> {
+        let mut reply = reply.into_iter();
+        let member = reply
+            .next()
+            .and_then(|v| v.as_string())
+            .ok_or_else(malformed)?;
+        let view = reply.next().ok_or_else(malformed)?;
+        let deadline = reply
+            .next()
+            .and_then(|v| v.as_u64())
+            .ok_or_else(malformed)?;
+        let member = parse_member(&member)?;
+        let mut parts = view.into_array().into_iter();
+        let meta = parts.next().ok_or_else(malformed)?;
+        let members = parts.next().ok_or_else(malformed)?;
+        let view = view_from(meta, members, None)?;
+        self.schedule_at(room_id, deadline).await?;
+        Ok(Joined { member, view })
+    }
+
+    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+        let deadline = (now_ms() + self.config.presence_grace_ms).to_string();
+        let mut by_room: HashMap<&str, Vec<String>> = HashMap::new();
+        for l in live {
+            let pairs = by_room.entry(&l.room_id).or_default();
+            pairs.push(l.member_id.to_string());
+            pairs.push(l.session.to_string());
+        }
+        let now = now_ms();
+        let calls = by_room.into_iter().map(|(room_id, pairs)| {
+            let mut args = vec![
+                room_id.to_owned(),
+                now.to_string(),
+                String::new(),
+                deadline.clone(),
+            ];
+            args.extend(pairs);
+            self.run(&self.scripts.touch, room_keys(room_id), args)
+        });
+        for result in join_all(calls).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
+        let now = now_ms();
+        let deadline = now + self.config.presence_grace_ms;
+        let args = vec![
+            live.room_id.to_string(),
+            now.to_string(),
+            String::new(),
+            deadline.to_string(),
+            live.member_id.to_string(),
+            live.session.to_string(),
+        ];
+        let touched = self
+            .run(&self.scripts.touch, room_keys(&live.room_id), args)
+            .await?;
+        if touched.as_u64().is_some_and(|t| t > 0) {
+            self.schedule_at(&live.room_id, deadline).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
+        let now = now_ms();
+        let args = vec![
+            member_id.to_owned(),
+            closed_frame(room_id, CloseReason::OwnerOffline, now)?,
+        ];
+        self.room_op(&self.scripts.release, room_id, now, args)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn append_message(
+        &self,
+        room_id: &str,
+        author: &Member,
+        text: String,
+        client_id: Option<String>,
+        rate: Rate,
+    ) -> Result<MessageFrame> {
+        let now = now_ms();
+        let mut frame = MessageFrame {
+            id: 0,
+            room_id: room_id.to_owned(),
+            member_id: author.id.clone(),
+            connection_id: author.id.clone(),
+            display_name: author.display_name.clone(),
+            text,
+            client_id,
+            timestamp: rfc3339(now),
+        };
+        // The script puts the id it assigns between the two halves.
+        let json =
+            serde_json::to_string(&ServerFrame::Message(frame.clone())).map_err(unavailable)?;
+        let prefix = r#"{"type":"message","id":"#;
+        let suffix = json
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.strip_prefix('0'))
+            .ok_or_else(malformed)?;
+        let args = vec![
+            author.id.clone(),
+            rate.per_second.to_string(),
+            rate.burst.to_string(),
+            self.config.history_limit.to_string(),
+            prefix.to_owned(),
+            suffix.to_owned(),
+        ];
+        let reply = self
+            .room_op(&self.scripts.append, room_id, now, args)
+            .await?;
+        frame.id = reply
+            .first()
+            .and_then(Value::as_u64)
+            .ok_or_else(malformed)?;
+        Ok(frame)
+    }
+
+    pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
+        let reply = self
+            .room_op(&self.scripts.history, room_id, now_ms(), vec![])
+            .await?;
+        let mut reply = reply.into_iter();
+        let last_id = reply
+            .next()
+            .and_then(|v| v.as_u64())
+            .ok_or_else(malformed)?;
+        let kept = reply
+            .next()
+            .ok_or_else(malformed)?
+            .into_array()
+            .into_iter()
+            .map(|v| {
+                let json = v.as_string().ok_or_else(malformed)?;
+                serde_json::from_str::<MessageFrame>(&json).map_err(unavailable)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let complete = match kept.first() {
+            Some(first) => first.id <= after.saturating_add(1) || last_id <= after,
+            None => last_id <= after,
+        };
+        let messages = kept
+            .into_iter()
+            .filter(|m| m.id > after)
+            .take(limit)
+            .collect();
+        Ok(History {
+            messages,
+            last_id,
+            complete,
+        })
+    }
+
+    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
+        let now = now_ms();
+        let frame = ServerFrame::Typing(TypingFrame {
+            member_id: author.id.clone(),
+            display_name: author.display_name.clone(),
+            timestamp: rfc3339(now),
+        });
+        let json = serde_json::to_string(&frame).map_err(unavailable)?;
+        self.room_op(
+            &self.scripts.typing,
+            room_id,
+            now,
+            vec![author.id.clone(), json],
+        )
+        .await?;
+        Ok(())
+    }
+
+    pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {
+        let now = now_ms();
+        let mut args = vec![room_id.to_owned(), now.to_string(), String::new()];
+        args.push(closed_frame(room_id, reason, now)?);
+        let existed = self
+            .run(&self.scripts.destroy, room_keys(room_id), args)
+            .await?;
+        if existed.as_u64() != Some(1) {
+            return Ok(false);
+        }
+        let args = vec![room_id.to_owned(), "0".into(), "gone".into()];
+        self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
+            .await?;
+        Ok(true)
+    }
+
+    pub async fn sweep(&self) -> Result<usize> {
+        let now = now_ms();
+        let args = vec![
+            now.to_string(),
+            LEASE_MS.to_string(),
+            SWEEP_BATCH.to_string(),
+        ];
+        let mut reply = self
+            .run(&self.scripts.claim_due, vec![SCHEDULE.into()], args)
+            .await?
+            .into_array()
+            .into_iter();
+        let lease = reply
+            .next()
+            .and_then(|v| v.as_u64())
+            .ok_or_else(malformed)?;
+        let due: Vec<String> = reply
+            .next()
+            .map(Value::into_array)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(Value::as_string)
+            .collect();
+        let results = join_all(
+            due.iter()
+                .map(|room_id| self.sweep_room(room_id, lease, now)),
+        )
+        .await;
+        for result in results {
+            result?;
+        }
+        Ok(due.len())
+    }
+
+    /// Runs one leased room's deadlines, then gives its schedule entry back.
+    async fn sweep_room(&self, room_id: &str, lease: Millis, now: Millis) -> Result<()> {
+        let mut args = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
+        args.push(closed_frame(room_id, CloseReason::Expired, now)?);
+        args.push(closed_frame(room_id, CloseReason::OwnerOffline, now)?);
+        let mut reply = self
+            .run(&self.scripts.sweep_room, room_keys(room_id), args)
+            .await?
+            .into_array()
+            .into_iter();
+        let next = match reply.next().and_then(|v| v.as_string()).as_deref() {
+            Some("next") => reply
+                .next()
+                .and_then(|v| v.as_u64())
+                .ok_or_else(malformed)?
+                .to_string(),
+            _ => "gone".into(),
+        };
+        let args = vec![room_id.to_owned(), lease.to_string(), next];
+        self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+        let key = format!("eph:rate:{key}");
+        let count = self
+            .run(&self.scripts.rate, vec![key], vec![window_ms.to_string()])
+            .await?;
+        Ok(count.as_u64().is_some_and(|c| c <= u64::from(limit)))
+    }
+
+    pub async fn password_attempts_left(
+        &self,
+        room_id: &str,
+        client: &str,
+        limit: u32,
+    ) -> Result<bool> {
+        let args = vec![client.to_owned(), "peek".into(), limit.to_string()];
+        let reply = self
+            .room_op(&self.scripts.attempts, room_id, now_ms(), args)
+            .await?;
+        Ok(reply.first().and_then(Value::as_u64) == Some(1))
+    }
+
+    pub async fn count_wrong_password(
+        &self,
+        room_id: &str,
+        client: &str,
+        window_ms: Millis,
+    ) -> Result<()> {
+        let args = vec![client.to_owned(), "count".into(), window_ms.to_string()];
+        self.room_op(&self.scripts.attempts, room_id, now_ms(), args)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn subscribe(&self, room_id: &str) -> Result<()> {
+        self.subscriber
+            .ssubscribe(channel(room_id))
+            .await
+            .map_err(unavailable)
+    }
+
+    pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
+        self.subscriber
+            .sunsubscribe(channel(room_id))
+            .await
+            .map_err(unavailable)
+    }
+}
+
+fn flag(on: bool) -> String {
+    if on { "1" } else { "0" }.into()
+}
+
+fn channel(room_id: &str) -> String {
+    format!("eph:{{{room_id}}}")
+}
+
+fn malformed() -> Error {
+    Error::Unavailable("malformed reply from Redis".into())
+}
+
+fn closed_frame(room_id: &str, reason: CloseReason, now: Millis) -> Result<String> {
+    let frame = ServerFrame::System(SystemFrame::RoomClosed(RoomClosedFrame {
+        reason,
+        message: reason.message().to_owned(),
+        room_id: room_id.to_owned(),
+        timestamp: rfc3339(now),
+    }));
+    serde_json::to_string(&frame).map_err(unavailable)
+}
+
+fn parse_member(json: &str) -> Result<Member> {
+    let record: MemberRecord = serde_json::from_str(json).map_err(unavailable)?;
+    Ok(Member {
+        id: record.id,
+        display_name: record.display_name,
+        role: record.role,
+        connected_at: record.connected_at as Millis,
+    })
+}
+
+/// `{meta pairs, member records}` and the latest id into a [`RoomView`].
+fn parse_view(view: Value, seq: &Value) -> Result<RoomView> {
+    let mut parts = view.into_array().into_iter();
+    let meta = parts.next().ok_or_else(malformed)?;
+    let members = parts.next().ok_or_else(malformed)?;
+    view_from(meta, members, seq.as_u64())
+}
+
+fn view_from(meta: Value, members: Value, seq: Option<u64>) -> Result<RoomView> {
+    let pairs: Vec<String> = meta
+        .into_array()
+        .iter()
+        .filter_map(Value::as_string)
+        .collect();
+    let meta: HashMap<&str, &str> = pairs
+        .chunks_exact(2)
+        .map(|pair| (pair[0].as_str(), pair[1].as_str()))
+        .collect();
+    let field = |name: &str| meta.get(name).copied().ok_or_else(malformed);
+    let number = |name: &str| field(name).and_then(|v| v.parse::<u64>().map_err(|_| malformed()));
+    let room = Room {
+        id: field("id")?.to_owned(),
+        name: meta.get("name").map(|n| (*n).to_owned()),
+        owner_name: field("owner_name")?.to_owned(),
+        password_hash: meta.get("password_hash").map(|h| (*h).to_owned()),
+        owner_token: TokenHash::from_hex(field("owner_token")?).ok_or_else(malformed)?,
+        created_at: number("created_at")?,
+        expires_at: number("expires_at")?,
+        max_users: number("max_users")? as u32,
+        destroy_on_owner_offline: field("destroy_on_owner_offline")? == "1",
+        members_can_destroy: field("members_can_destroy")? == "1",
+    };
+    let last_id = match seq {
+        Some(seq) => seq,
+        None => number("seq")?,
+    };
+    let mut members = members
+        .into_array()
+        .iter()
+        .map(|v| {
+            v.as_string()
+                .ok_or_else(malformed)
+                .and_then(|json| parse_member(&json))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    members.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+    Ok(RoomView {
+        room,
+        members,
+        last_id,
+    })
+}
+
+/// Forwards pub/sub messages to the bus; a lagging buffer means lost events: resync.
+async fn forward_events(
+    mut messages: broadcast::Receiver<fred::types::Message>,
+    tx: mpsc::UnboundedSender<BusItem>,
+) {
+    loop {
+        let item = match messages.recv().await {
+            Ok(message) => {
+                let room = message
+                    .channel
+                    .strip_prefix("eph:{")
+                    .and_then(|rest| rest.strip_suffix('}'));
+                let json = message.value.as_string();
+                match (room, json) {
+                    (Some(room), Some(json)) => BusItem::Event(Arc::from(room), json.into()),
+                    _ => continue,
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(lost)) => {
+                tracing::warn!(lost, "pub/sub buffer overflowed");
+                BusItem::Resync
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        if tx.send(item).is_err() {
+            return;
+        }
+    }
+}
+
+/// After the pub/sub connection comes back: subscribe again to every room, then resync.
+async fn resubscribe_on_reconnect(
+    subscriber: SubscriberClient,
+    tx: mpsc::UnboundedSender<BusItem>,
+) {
+    let mut reconnects = subscriber.reconnect_rx();
+    loop {
+        match reconnects.recv().await {
+            Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+        if let Err(err) = subscriber.resubscribe_all().await {
+            tracing::error!(%err, "resubscribing failed");
+        }
+        if tx.send(BusItem::Resync).is_err() {
+            return;
+        }
+    }
+}

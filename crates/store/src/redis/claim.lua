@@ -1,0 +1,48 @@
+-- ARGV[4]: 'ticket' or 'name'; ARGV[5]: ticket hash or display name; ARGV[6]: folded name;
+-- ARGV[7]: new member id; ARGV[8]: resume token hash; ARGV[9]: session; ARGV[10]: grace (ms).
+local exp = alive_until()
+if not exp then return {'refused', 'room_not_found'} end
+local name, fold, role
+if ARGV[4] == 'ticket' then
+  local ticket = redis.call('HGET', TICKETS, ARGV[5])
+  redis.call('HDEL', TICKETS, ARGV[5])
+  if not ticket then return {'refused', 'unauthorized'} end
+  local parts = split(ticket)
+  if tonumber(parts[1]) <= NOW then return {'refused', 'unauthorized'} end
+  local grant = cjson.decode(parts[2])
+  name, fold, role = grant.display_name, grant.fold, grant.role
+else
+  if redis.call('HEXISTS', META, 'password_hash') == 1 then return {'refused', 'password_required'} end
+  name, fold, role = ARGV[5], ARGV[6], 'member'
+end
+local resume, session, deadline = ARGV[8], ARGV[9], NOW + tonumber(ARGV[10])
+if role == 'owner' then
+  local owner = redis.call('HGET', META, 'owner_member')
+  if owner then
+    local st = split(redis.call('HGET', STATE, owner))
+    redis.call('HDEL', RESUME, st[2])
+    redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3])
+    redis.call('HSET', RESUME, resume, owner)
+    redis.call('ZADD', ALIVE, deadline, owner)
+    publish_replaced(owner, session)
+    return {'ok', redis.call('HGET', MEMBERS, owner), view(), deadline}
+  end
+  name, fold = redis.call('HGET', META, 'owner_name'), redis.call('HGET', META, 'owner_fold')
+else
+  if fold == redis.call('HGET', META, 'owner_fold') or redis.call('HEXISTS', NAMES, fold) == 1 then
+    return {'refused', 'name_taken'}
+  end
+  local others = redis.call('HLEN', MEMBERS) - redis.call('HEXISTS', META, 'owner_member')
+  if others + 1 >= tonumber(redis.call('HGET', META, 'max_users')) then return {'refused', 'room_full'} end
+end
+local id = ARGV[7]
+local member = cjson.encode({id = id, display_name = name, role = role, connected_at = NOW})
+redis.call('HSET', MEMBERS, id, member)
+redis.call('HSET', STATE, id, session .. '\n' .. resume .. '\n' .. fold)
+redis.call('HSET', RESUME, resume, id)
+redis.call('HSET', NAMES, fold, id)
+redis.call('ZADD', ALIVE, deadline, id)
+if role == 'owner' then redis.call('HSET', META, 'owner_member', id) end
+expire_with_room(exp, MEMBERS, STATE, RESUME, NAMES, ALIVE)
+publish_presence(member, 'user_online')
+return {'ok', member, view(), deadline}

@@ -1,0 +1,71 @@
+-- Shared by every room script. KEYS are the room's keys (see room_keys in redis.rs);
+-- ARGV[1] is the room id, ARGV[2] now (ms), ARGV[3] now as an RFC 3339 timestamp.
+local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local ROOM, NOW, TS = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local CHANNEL = 'eph:{' .. ROOM .. '}'
+
+-- The room's expiry (a string), or nil once it has ended or passed its expiry.
+local function alive_until()
+  local exp = redis.call('HGET', META, 'expires_at')
+  if not exp or tonumber(exp) <= NOW then return nil end
+  return exp
+end
+
+-- Keys written by a script die with the room.
+local function expire_with_room(exp, ...)
+  for _, key in ipairs({...}) do redis.call('PEXPIREAT', key, exp) end
+end
+
+-- Splits "a\nb\nc" (names and tokens cannot hold control characters).
+local function split(s)
+  local parts = {}
+  for part in string.gmatch(s or '', '[^\n]+') do parts[#parts + 1] = part end
+  return parts
+end
+
+local function publish_presence(member_json, event)
+  local m = cjson.decode(member_json)
+  redis.call('SPUBLISH', CHANNEL, cjson.encode({
+    type = 'presence', event = event, member_id = m.id, connection_id = m.id,
+    display_name = m.display_name, role = m.role, room_id = ROOM,
+    online_count = redis.call('HLEN', MEMBERS), timestamp = TS }))
+end
+
+local function publish_replaced(member_id, session)
+  redis.call('SPUBLISH', CHANNEL,
+    '{"type":"replaced","member_id":"' .. member_id .. '","session":' .. session .. '}')
+end
+
+local function destroy(closed_json)
+  redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS)
+  redis.call('SPUBLISH', CHANNEL, closed_json)
+end
+
+-- Removes a member and publishes user_offline; destroys the room (publishing closed_json) if
+-- the member was its owner and the room says so. Returns true if the room was destroyed.
+local function remove_member(id, closed_json)
+  local member = redis.call('HGET', MEMBERS, id)
+  if not member then return false end
+  local st = split(redis.call('HGET', STATE, id))
+  redis.call('HDEL', MEMBERS, id)
+  redis.call('HDEL', STATE, id)
+  redis.call('HDEL', RATE, id)
+  redis.call('ZREM', ALIVE, id)
+  if st[2] then redis.call('HDEL', RESUME, st[2]) end
+  if st[3] then redis.call('HDEL', NAMES, st[3]) end
+  publish_presence(member, 'user_offline')
+  if redis.call('HGET', META, 'owner_member') == id then
+    redis.call('HDEL', META, 'owner_member')
+    if redis.call('HGET', META, 'destroy_on_owner_offline') == '1' then
+      destroy(closed_json)
+      return true
+    end
+  end
+  return false
+end
+
+-- The room as a snapshot: its meta fields and every member's record.
+local function view()
+  return {redis.call('HGETALL', META), redis.call('HVALS', MEMBERS)}
+end

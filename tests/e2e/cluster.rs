@@ -1,0 +1,160 @@
+//! The scaled topology with real processes: one `redis-server`, several `ephemera` instances,
+//! and `nginx` running the shipped `nginx.conf` in front of them.
+
+use crate::helpers::TestApp;
+use crate::process::Process;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use store::testing::{RedisServer, free_port};
+
+pub struct Cluster {
+    /// The Redis the instances use, when the cluster owns it.
+    pub redis: Option<RedisServer>,
+    pub instances: Vec<Process>,
+    pub nginx: Nginx,
+}
+
+impl Cluster {
+    /// A fresh Redis, `n` instances (with these extra settings) and nginx.
+    pub fn start(n: usize, env: &[(&str, &str)]) -> Cluster {
+        let redis = RedisServer::start();
+        let mut cluster = Cluster::on(&redis.url(), n, env);
+        cluster.redis = Some(redis);
+        cluster
+    }
+
+    /// `n` instances on the Redis at `url` (kept alive by the caller), and nginx.
+    pub fn on(url: &str, n: usize, env: &[(&str, &str)]) -> Cluster {
+        let nginx_port = free_port();
+        let public = format!("http://127.0.0.1:{nginx_port}");
+        let mut settings = vec![
+            ("EPHEMERA_REDIS_URL", url),
+            ("EPHEMERA_PUBLIC_URL", public.as_str()),
+            ("EPHEMERA_TRUSTED_PROXIES", "127.0.0.1"),
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "1"),
+            ("EPHEMERA_MIN_EXPIRY_SECONDS", "1"),
+        ];
+        settings.extend_from_slice(env);
+        let instances: Vec<Process> = (0..n).map(|_| Process::start(&settings)).collect();
+        let ports: Vec<u16> = instances.iter().map(|p| p.port).collect();
+        let nginx = Nginx::start(nginx_port, &ports);
+        Cluster {
+            redis: None,
+            instances,
+            nginx,
+        }
+    }
+
+    /// A client through nginx.
+    pub fn app(&self) -> TestApp {
+        TestApp::at(self.nginx.port)
+    }
+
+    /// A client talking to instance `i` directly.
+    pub fn instance(&self, i: usize) -> TestApp {
+        TestApp::at(self.instances[i].port)
+    }
+
+    pub fn redis(&self) -> &RedisServer {
+        self.redis.as_ref().expect("this cluster owns its redis")
+    }
+}
+
+/// nginx with the project's `nginx.conf`.
+pub struct Nginx {
+    child: Child,
+    pub port: u16,
+    dir: PathBuf,
+}
+
+/// The shipped configuration with the test's listen address and upstream instances; every
+/// proxy setting stays as shipped.
+pub fn render_nginx_conf(listen: u16, instances: &[u16], dir: &std::path::Path) -> String {
+    let shipped = include_str!("../../nginx.conf");
+    let upstream: String = instances
+        .iter()
+        .map(|p| format!("        server 127.0.0.1:{p};\n"))
+        .collect();
+    let temp: String = ["client_body", "proxy", "fastcgi", "uwsgi", "scgi"]
+        .iter()
+        .map(|t| format!("    {t}_temp_path {};\n", dir.join(t).display()))
+        .collect();
+    let replaced = shipped
+        .replacen(
+            "    listen 80;",
+            &format!("    listen 127.0.0.1:{listen};"),
+            1,
+        )
+        .replacen(
+            "set $ephemera_app http://app:8080;",
+            "set $ephemera_app http://ephemera_e2e;",
+            1,
+        )
+        .replacen(
+            "http {\n",
+            &format!("http {{\n{temp}    upstream ephemera_e2e {{\n{upstream}    }}\n"),
+            1,
+        );
+    assert!(
+        replaced.contains(&format!("listen 127.0.0.1:{listen};")),
+        "nginx.conf keeps `listen 80;`"
+    );
+    assert!(
+        replaced.contains("http://ephemera_e2e;"),
+        "nginx.conf keeps its app upstream line"
+    );
+    replaced
+}
+
+impl Nginx {
+    pub fn start(port: u16, instances: &[u16]) -> Nginx {
+        let dir =
+            std::env::temp_dir().join(format!("ephemera-nginx-{port}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("nginx dir");
+        let conf = dir.join("nginx.conf");
+        std::fs::write(&conf, render_nginx_conf(port, instances, &dir)).expect("write nginx.conf");
+        let log = std::fs::File::create(dir.join("access.log")).expect("access log");
+        let child = Command::new(nginx_binary())
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(&conf)
+            .args([
+                "-g",
+                &format!("daemon off; pid {};", dir.join("nginx.pid").display()),
+            ])
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx starts (scripts/test.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Nginx { child, port, dir }
+    }
+
+    /// What nginx logged of the requests it proxied.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+}
+
+pub fn nginx_binary() -> &'static str {
+    if std::path::Path::new("/usr/sbin/nginx").exists() {
+        "/usr/sbin/nginx"
+    } else {
+        "nginx"
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,367 @@
+//! The scaled topology: Redis, three instances, the shipped nginx. Members on different
+//! instances must not be able to tell they are not on one server.
+
+use crate::cluster::Cluster;
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Opens a connection to `app` and reports how it was answered: "welcome" or the close code.
+async fn try_join(app: TestApp, room: String, name: String) -> Result<Ws, u16> {
+    let mut ws = app.ws(&room, &format!("display_name={name}")).await;
+    match ws.recv().await {
+        Frame::Json(v) if v["event"] == "welcome" => Ok(ws),
+        Frame::Json(_) => Err(ws.closed().await.0),
+        Frame::Closed(code) => Err(code),
+    }
+}
+
+#[tokio::test]
+async fn members_on_three_instances_get_every_message_once_and_in_order() {
+    let cluster = Cluster::start(
+        3,
+        &[
+            ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "1000"),
+            ("EPHEMERA_MESSAGE_BURST", "1000"),
+        ],
+    );
+    let room = cluster.app().open_room().await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(
+            cluster
+                .instance(i)
+                .member(&room.id, &format!("m{i}"))
+                .await
+                .0,
+        );
+    }
+    clients.push(cluster.app().member(&room.id, "via-nginx").await.0);
+    let per_client = 20;
+    for round in 0..per_client {
+        for (i, ws) in clients.iter_mut().enumerate() {
+            ws.say(&format!("{i}:{round}"), &format!("{i}:{round}"))
+                .await;
+        }
+    }
+    let total = per_client * clients.len();
+    let mut expected_texts = BTreeSet::new();
+    for i in 0..clients.len() {
+        for round in 0..per_client {
+            expected_texts.insert(format!("{i}:{round}"));
+        }
+    }
+    for ws in &mut clients {
+        let mut ids = Vec::new();
+        let mut texts = BTreeSet::new();
+        while ids.len() < total {
+            let m = ws.next_of("message").await;
+            ids.push(m["id"].as_u64().expect("id"));
+            texts.insert(m["text"].as_str().expect("text").to_owned());
+        }
+        assert_eq!(
+            ids,
+            (1..=total as u64).collect::<Vec<_>>(),
+            "every message once, in order"
+        );
+        assert_eq!(texts, expected_texts);
+        let extra = ws.drain(Duration::from_millis(300)).await;
+        assert!(
+            extra.iter().all(|f| f["type"] != "message"),
+            "no duplicates: {extra:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn presence_is_the_same_from_every_instance() {
+    let cluster = Cluster::start(3, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "30")]);
+    let room = cluster.app().open_room().await;
+    let (mut a, _) = cluster.instance(0).owner(&room).await;
+    let (mut b, _) = cluster.instance(1).member(&room.id, "bob").await;
+    assert_eq!(a.presence("user_online").await["display_name"], "bob");
+    let (mut c, welcome) = cluster.instance(2).member(&room.id, "carol").await;
+    assert_eq!(welcome["online_count"], 3);
+    assert_eq!(a.presence("user_online").await["display_name"], "carol");
+    assert_eq!(b.presence("user_online").await["display_name"], "carol");
+    let mut lists = Vec::new();
+    for i in 0..3 {
+        let details: Value = cluster
+            .instance(i)
+            .get(&format!("/rooms/{}", room.id))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(details["online_users_count"], 3);
+        lists.push(details["online_users"].clone());
+    }
+    assert!(lists.windows(2).all(|w| w[0] == w[1]), "{lists:?}");
+    c.send_json(json!({"type": "leave"})).await;
+    assert_eq!(c.closed().await.0, 1000);
+    for ws in [&mut a, &mut b] {
+        let offline = ws.presence("user_offline").await;
+        assert_eq!(
+            (
+                offline["display_name"].clone(),
+                offline["online_count"].clone()
+            ),
+            (json!("carol"), json!(2))
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_join_storm_across_instances_admits_exactly_max_users() {
+    let cluster = Cluster::start(3, &[]);
+    let room = cluster
+        .app()
+        .create_room(json!({"owner_name": "alice", "max_users": 5}))
+        .await;
+    let (_owner, _) = cluster.instance(0).owner(&room).await;
+    let joins = (0..36).map(|i| {
+        tokio::spawn(try_join(
+            cluster.instance(i % 3),
+            room.id.clone(),
+            format!("u{i}"),
+        ))
+    });
+    let results: Vec<Result<Ws, u16>> = futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    let full = results.iter().filter(|r| matches!(r, Err(4403))).count();
+    assert_eq!((admitted, full), (4, 32), "the owner holds the fifth slot");
+    let details: Value = cluster
+        .instance(1)
+        .get(&format!("/rooms/{}", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(details["online_users_count"], 5);
+    assert_eq!(details["is_full"], true);
+}
+
+#[tokio::test]
+async fn a_same_name_race_across_instances_admits_exactly_one() {
+    let cluster = Cluster::start(3, &[]);
+    let room = cluster.app().open_room().await;
+    let joins = (0..15).map(|i| {
+        tokio::spawn(try_join(
+            cluster.instance(i % 3),
+            room.id.clone(),
+            if i % 2 == 0 {
+                "Sam".into()
+            } else {
+                "sAM".into()
+            },
+        ))
+    });
+    let results: Vec<Result<Ws, u16>> = futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .map(|r| r.expect("task"))
+        .collect();
+    let admitted = results.iter().filter(|r| r.is_ok()).count();
+    let taken = results.iter().filter(|r| matches!(r, Err(4409))).count();
+    assert_eq!((admitted, taken), (1, 14));
+}
+
+#[tokio::test]
+async fn owner_offline_and_delete_reach_members_on_every_instance() {
+    let cluster = Cluster::start(3, &[]);
+    let room = cluster.app().open_room().await;
+    let (owner, _) = cluster.instance(0).owner(&room).await;
+    let (mut b, _) = cluster.instance(1).member(&room.id, "bob").await;
+    let (mut c, _) = cluster.instance(2).member(&room.id, "carol").await;
+    owner.kill();
+    for ws in [&mut b, &mut c] {
+        let (code, frames) = ws.closed().await;
+        assert_eq!(code, 4003);
+        assert!(
+            frames.iter().any(|f| f["reason"] == "owner_offline"),
+            "{frames:?}"
+        );
+    }
+
+    let room = cluster.app().open_room().await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        members.push(
+            cluster
+                .instance(i)
+                .member(&room.id, &format!("m{i}"))
+                .await
+                .0,
+        );
+    }
+    let res = cluster
+        .app()
+        .http
+        .delete(cluster.app().url(&format!("/rooms/{}", room.id)))
+        .bearer_auth(&room.owner_token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 200);
+    for ws in &mut members {
+        assert_eq!(ws.closed().await.0, 4002);
+    }
+}
+
+#[tokio::test]
+async fn expiry_closes_every_socket_everywhere_within_a_second_and_leaves_no_key() {
+    let cluster = Cluster::start(3, &[]);
+    let room = cluster
+        .app()
+        .create_room(json!({"owner_name": "alice", "expiry_seconds": 2}))
+        .await;
+    let expires_at =
+        protocol::parse_rfc3339(room.body["expires_at"].as_str().expect("ts")).expect("ts");
+    let mut members = Vec::new();
+    for i in 0..3 {
+        let (mut ws, _) = cluster.instance(i).member(&room.id, &format!("m{i}")).await;
+        ws.say("something to delete", "c").await;
+        members.push(ws);
+    }
+    for ws in &mut members {
+        let (code, frames) = ws.closed().await;
+        let now = protocol::now_ms();
+        assert_eq!(code, 4001);
+        assert!(frames.iter().any(|f| f["reason"] == "expired"));
+        assert!(
+            now >= expires_at && now - expires_at < 1000,
+            "closed {} ms after expiry",
+            now as i64 - expires_at as i64
+        );
+    }
+    let keys = cluster
+        .redis()
+        .cli(&["--scan", "--pattern", &format!("*{}*", room.id)]);
+    assert_eq!(keys.trim(), "", "no key of the room is left");
+    assert_eq!(
+        cluster
+            .redis()
+            .cli(&["zscore", "eph:deadlines", &room.id])
+            .trim(),
+        ""
+    );
+}
+
+/// A client whose connections come from `ip` (any 127.0.0.0/8 address).
+fn client_from(ip: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(ip.parse::<std::net::IpAddr>().ok())
+        .build()
+        .expect("client")
+}
+
+#[tokio::test]
+async fn nginx_proxies_websockets_forwards_client_ips_and_logs_no_query_strings() {
+    let cluster = Cluster::start(3, &[("EPHEMERA_ROOM_CREATE_PER_MINUTE", "2")]);
+    let app = cluster.app();
+    let create = |ip: &'static str, spoof: &'static str| {
+        let url = app.url("/rooms");
+        async move {
+            client_from(ip)
+                .post(url)
+                .header("x-forwarded-for", spoof)
+                .json(&json!({"owner_name": "a"}))
+                .send()
+                .await
+                .expect("req")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(create("127.0.0.2", "9.9.9.1").await, 201);
+    assert_eq!(create("127.0.0.2", "9.9.9.2").await, 201);
+    assert_eq!(
+        create("127.0.0.2", "9.9.9.3").await,
+        429,
+        "a spoofed X-Forwarded-For buys no new budget"
+    );
+    assert_eq!(
+        create("127.0.0.3", "9.9.9.3").await,
+        201,
+        "the real client address has its own budget"
+    );
+
+    let room = app.open_room().await;
+    let ticket = app.ticket(&room.id, json!({"display_name": "bob"})).await;
+    let res: Value = app
+        .post(
+            &format!("/rooms/{}/join", room.id),
+            json!({"display_name": "carol"}),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        res["ws_url"].as_str().expect("url").split('?').next(),
+        Some(format!("ws://127.0.0.1:{}/rooms/{}/ws", cluster.nginx.port, room.id).as_str())
+    );
+    let mut bob = app.ws(&room.id, &format!("ticket={ticket}")).await;
+    assert_eq!(bob.next_of("system").await["event"], "welcome");
+    bob.say("through nginx", "c").await;
+    assert_eq!(bob.next_of("message").await["text"], "through nginx");
+    // nginx logs a WebSocket when it ends.
+    bob.send_json(json!({"type": "leave"})).await;
+    assert_eq!(bob.closed().await.0, 1000);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !cluster.nginx.access_log().contains("/ws\"") && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = cluster.nginx.access_log();
+    assert!(log.contains(&format!("/rooms/{}/ws", room.id)), "{log}");
+    assert!(
+        !log.contains("ticket=") && !log.contains(&ticket),
+        "query strings stay out of the log:\n{log}"
+    );
+}
+
+#[tokio::test]
+async fn readiness_follows_the_redis_connection() {
+    let mut cluster = Cluster::start(1, &[]);
+    let app = cluster.instance(0);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    cluster.redis.as_mut().expect("redis").kill();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while app.get("/readyz").await.status() != 503 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz must turn 503 within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let res = app.post("/rooms", json!({"owner_name": "a"})).await;
+    assert_eq!(
+        res.status(),
+        503,
+        "REST answers 503 while the store is down"
+    );
+    assert_eq!(
+        res.json::<Value>().await.expect("json")["code"],
+        "unavailable"
+    );
+    cluster.redis.as_mut().expect("redis").restart();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while app.get("/readyz").await.status() != 200 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "/readyz must come back within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        app.post("/rooms", json!({"owner_name": "a"}))
+            .await
+            .status(),
+        201
+    );
+}
