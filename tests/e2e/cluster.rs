@@ -153,6 +153,14 @@ pub fn nginx_binary() -> &'static str {
 
 impl Drop for Nginx {
     fn drop(&mut self) {
+        // SIGTERM, not SIGKILL: the master must stop its workers.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !matches!(self.child.try_wait(), Ok(Some(_))) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

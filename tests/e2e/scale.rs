@@ -365,3 +365,53 @@ async fn readiness_follows_the_redis_connection() {
         201
     );
 }
+
+#[tokio::test]
+async fn three_instances_on_a_redis_cluster_spread_rooms_over_every_shard() {
+    let redis = store::testing::RedisCluster::start();
+    let cluster = Cluster::on(&redis.url(), 3, &[]);
+    let app = cluster.app();
+    let mut rooms = Vec::new();
+    for _ in 0..12 {
+        rooms.push(app.open_room().await);
+    }
+    for (n, room) in rooms.iter().enumerate() {
+        let (mut a, _) = cluster.instance(n % 3).member(&room.id, "a").await;
+        let (mut b, _) = cluster.instance((n + 1) % 3).member(&room.id, "b").await;
+        assert_eq!(a.presence("user_online").await["display_name"], "b");
+        a.say("hello", "1").await;
+        b.say("hi", "2").await;
+        for ws in [&mut a, &mut b] {
+            let first = ws.next_of("message").await;
+            let second = ws.next_of("message").await;
+            assert_eq!(
+                (first["id"].clone(), second["id"].clone()),
+                (json!(1), json!(2))
+            );
+        }
+    }
+    for node in &redis.nodes {
+        let keys: u64 = node.cli(&["dbsize"]).trim().parse().expect("dbsize");
+        assert!(keys > 0, "every shard holds rooms");
+    }
+    // Deadlines and destruction work on every shard too.
+    let (mut member, _) = cluster.instance(2).member(&rooms[0].id, "c").await;
+    let res = app
+        .http
+        .delete(app.url(&format!("/rooms/{}", rooms[0].id)))
+        .bearer_auth(&rooms[0].owner_token)
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 200);
+    assert_eq!(member.closed().await.0, 4002);
+    let short = app
+        .create_room(json!({"owner_name": "o", "expiry_seconds": 1}))
+        .await;
+    let (mut late, _) = cluster.instance(1).member(&short.id, "l").await;
+    assert_eq!(late.closed().await.0, 4001);
+    for node in &redis.nodes {
+        let left = node.cli(&["--scan", "--pattern", &format!("*{}*", short.id)]);
+        assert_eq!(left.trim(), "", "no key of the expired room is left");
+    }
+}

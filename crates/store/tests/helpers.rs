@@ -2,7 +2,7 @@
 
 use protocol::{Millis, Role, now_ms};
 use store::secret::{TokenHash, new_id};
-use store::testing::RedisServer;
+use store::testing::{RedisCluster, RedisServer};
 use store::{Bus, BusItem, Claim, Room, Store, StoreConfig, Via};
 
 /// Presence grace used by the suite (short, so cases take a fraction of a second).
@@ -27,6 +27,15 @@ pub async fn redis() -> (Store, Bus, RedisServer) {
         .await
         .expect("connects to redis");
     (store, bus, server)
+}
+
+/// A store on a fresh three-master Redis Cluster.
+pub async fn redis_cluster() -> (Store, Bus, RedisCluster) {
+    let cluster = RedisCluster::start();
+    let (store, bus) = Store::redis(&cluster.url(), config())
+        .await
+        .expect("connects to the cluster");
+    (store, bus, cluster)
 }
 
 /// A room owned by "alice"; returns it with its owner token.

@@ -25,6 +25,15 @@ macro_rules! conformance {
                 }
             )*
         }
+        mod redis_cluster {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let (store, bus, _cluster) = crate::helpers::redis_cluster().await;
+                    crate::cases::$case((store, bus)).await;
+                }
+            )*
+        }
     };
 }
 

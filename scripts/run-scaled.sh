@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# A scaled deployment on this machine, without Docker: one redis-server (no persistence),
+# N ephemera instances sharing it, and nginx with the shipped nginx.conf in front, on
+# http://localhost:${PORT:-8080}. Ctrl-C stops everything.
+#
+#   scripts/run-scaled.sh [N]        # N instances, default 3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-3}
+port=${PORT:-8080}
+redis_port=${REDIS_PORT:-6390}
+first_instance=${FIRST_INSTANCE_PORT:-9001}
+
+cargo build --release --quiet
+dir=$(mktemp -d)
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+
+# Nothing of a room may reach disk: no RDB snapshots, no AOF. Never evict room keys.
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --maxmemory-policy noeviction --dir "$dir" --loglevel warning &
+pids+=($!)
+
+upstream=""
+for i in $(seq 0 $((n - 1))); do
+  p=$((first_instance + i))
+  EPHEMERA_BIND_ADDR="127.0.0.1:$p" \
+  EPHEMERA_REDIS_URL="redis://127.0.0.1:$redis_port" \
+  EPHEMERA_PUBLIC_URL="http://localhost:$port" \
+  EPHEMERA_TRUSTED_PROXIES="127.0.0.1" \
+    target/release/ephemera &
+  pids+=($!)
+  upstream+="        server 127.0.0.1:$p;\n"
+done
+
+# The shipped nginx.conf with this machine's listen port and instances (as the tests do).
+temp=""
+for t in client_body proxy fastcgi uwsgi scgi; do temp+="    ${t}_temp_path $dir/$t;\n"; done
+sed -e "s|    listen 80;|    listen $port;|" \
+    -e "s|set \$ephemera_app http://app:8080;|set \$ephemera_app http://ephemera_local;|" \
+    -e "s|^http {|http {\n$temp    upstream ephemera_local {\n$upstream    }|" \
+    nginx.conf > "$dir/nginx.conf"
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
+"$nginx" -p "$dir" -c "$dir/nginx.conf" -g "daemon off; pid $dir/nginx.pid;" &
+pids+=($!)
+
+echo "ephemera: $n instances behind nginx on http://localhost:$port (Ctrl-C stops)"
+wait
