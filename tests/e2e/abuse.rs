@@ -122,7 +122,7 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_never_delays_the_ot
     let app = spawn_with(|s| {
         s.message_rate_per_second = 100_000;
         s.message_burst = 100_000;
-        s.outbound_queue = 16;
+        s.outbound_queue_bytes = 32 * 1024;
         s.presence_grace_seconds = 60;
     })
     .await;

@@ -14,6 +14,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 /// How long any single expected frame may take.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+#[derive(Clone)]
 pub struct TestApp {
     pub base: String,
     pub ws_base: String,
@@ -226,6 +227,32 @@ impl Ws {
                 Some(Err(_)) | None => return Frame::Closed(1006),
             }
         }
+    }
+
+    /// The next JSON frame or close code, or `None` if nothing came within `within`.
+    pub async fn recv_within(&mut self, within: Duration) -> Option<Frame> {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match timeout(left, self.stream.next()).await {
+                Err(_) => return None,
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    return Some(Frame::Json(
+                        serde_json::from_str(&text).expect("server frames are JSON"),
+                    ));
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => {
+                    return Some(Frame::Closed(frame.map_or(1005, |f| f.code.into())));
+                }
+                Ok(Some(Ok(_))) => continue,
+                Ok(Some(Err(_)) | None) => return Some(Frame::Closed(1006)),
+            }
+        }
+    }
+
+    /// Sends without panicking; false if the socket is gone.
+    pub async fn try_send(&mut self, text: &str) -> bool {
+        self.stream.send(Message::text(text)).await.is_ok()
     }
 
     /// The next JSON frame; panics on close.

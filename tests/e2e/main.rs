@@ -1,11 +1,14 @@
 //! End-to-end suite: the real application, driven over HTTP and WebSocket.
 
 mod abuse;
+mod client;
 mod cluster;
+mod faults;
 mod helpers;
 mod lifecycle;
 mod ops;
 mod process;
 mod rest;
 mod scale;
+mod soak;
 mod websocket;

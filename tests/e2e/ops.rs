@@ -171,7 +171,7 @@ async fn draining_turns_unready_closes_with_1001_and_keeps_members() {
     let (mut alice, _) = app.owner(&room).await;
     let (mut bob, _) = app.member(&room.id, "bob").await;
     let hub = app.hub.clone().expect("in-process app");
-    hub.drain(Duration::from_secs(5)).await;
+    hub.drain(Duration::ZERO, Duration::from_secs(5)).await;
     assert_eq!(alice.closed().await.0, 1001);
     assert_eq!(bob.closed().await.0, 1001);
     let res = app.get("/readyz").await;

@@ -35,18 +35,38 @@ pub struct Process {
     child: Child,
     pub port: u16,
     lines: Receiver<String>,
+    env: Vec<(String, String)>,
 }
 
 impl Process {
     /// Starts the binary on a free port with JSON logs and these extra variables.
     pub fn start(env: &[(&str, &str)]) -> Process {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Process::spawn(env, "127.0.0.1:0")
+    }
+
+    /// SIGKILLs the process (if it runs) and starts it again on the same port.
+    pub fn restart(&mut self) {
+        self.kill();
+        let fresh = Process::spawn(
+            std::mem::take(&mut self.env),
+            &format!("127.0.0.1:{}", self.port),
+        );
+        // Replacing `self` drops the old (already dead) value.
+        *self = fresh;
+    }
+
+    fn spawn(env: Vec<(String, String)>, bind: &str) -> Process {
         let mut command = Command::new(binary());
         command
-            .env("EPHEMERA_BIND_ADDR", "127.0.0.1:0")
+            .env("EPHEMERA_BIND_ADDR", bind)
             .env("EPHEMERA_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
             .stderr(Stdio::null());
-        for (name, value) in env {
+        for (name, value) in &env {
             command.env(name, value);
         }
         let mut child = command.spawn().expect("ephemera starts");
@@ -66,7 +86,12 @@ impl Process {
                 break port as u16;
             }
         };
-        Process { child, port, lines }
+        Process {
+            child,
+            port,
+            lines,
+            env,
+        }
     }
 
     /// Sends SIGTERM.
@@ -78,6 +103,7 @@ impl Process {
         assert!(status.success());
     }
 
+    /// SIGKILL: no drain, no goodbye.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -35,8 +35,17 @@ pub struct Settings {
     pub log_format: String,
     /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
     pub ping_interval_seconds: u64,
-    /// Frames queued per connection before it is dropped as a slow consumer (4008).
-    pub outbound_queue: usize,
+    /// Bytes queued per connection before it is dropped as a slow consumer (4008).
+    pub outbound_queue_bytes: usize,
+    /// A write to a client blocked this long drops it as a slow consumer (4008).
+    pub stall_timeout_seconds: u64,
+    /// WebSockets one instance holds at most; more are refused with 1013.
+    pub max_connections: usize,
+    /// New WebSockets one instance accepts per second (burst: as many); more get 1013.
+    pub connect_rate_per_second: u32,
+    /// On SIGTERM, how long readiness fails before connections are closed (lets load
+    /// balancers stop routing here first).
+    pub drain_delay_seconds: u64,
     /// Longest a graceful shutdown waits for connections to close.
     pub shutdown_timeout_seconds: u64,
 }
@@ -71,7 +80,11 @@ impl Default for Settings {
             trusted_proxies: None,
             log_format: "text".into(),
             ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
-            outbound_queue: 256,
+            outbound_queue_bytes: 1 << 20,
+            stall_timeout_seconds: 10,
+            max_connections: 50_000,
+            connect_rate_per_second: 1000,
+            drain_delay_seconds: 0,
             shutdown_timeout_seconds: 25,
         }
     }
@@ -201,7 +214,7 @@ impl Config {
                 "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
             ));
         }
-        let positive: [(&'static str, u64); 9] = [
+        let positive: [(&'static str, u64); 12] = [
             ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
             ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
             ("HISTORY_LIMIT", s.history_limit as u64),
@@ -213,7 +226,13 @@ impl Config {
             ),
             ("MESSAGE_BURST", u64::from(s.message_burst)),
             ("PING_INTERVAL_SECONDS", s.ping_interval_seconds),
-            ("OUTBOUND_QUEUE", s.outbound_queue as u64),
+            ("OUTBOUND_QUEUE_BYTES", s.outbound_queue_bytes as u64),
+            ("STALL_TIMEOUT_SECONDS", s.stall_timeout_seconds),
+            ("MAX_CONNECTIONS", s.max_connections as u64),
+            (
+                "CONNECT_RATE_PER_SECOND",
+                u64::from(s.connect_rate_per_second),
+            ),
         ];
         if let Some((name, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(bad(name, "must be at least 1"));

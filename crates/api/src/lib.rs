@@ -62,6 +62,7 @@ pub struct Application {
     port: u16,
     hub: Hub,
     shutdown_timeout: Duration,
+    drain_delay: Duration,
 }
 
 impl Application {
@@ -87,7 +88,10 @@ impl Application {
             },
             presence_grace: config.presence_grace(),
             ping_interval: Duration::from_secs(s.ping_interval_seconds),
-            queue_capacity: s.outbound_queue,
+            queue_bytes: s.outbound_queue_bytes,
+            stall_timeout: Duration::from_secs(s.stall_timeout_seconds),
+            max_connections: s.max_connections,
+            connect_rate: s.connect_rate_per_second,
             unsubscribe_delay: Duration::from_secs(5),
             sweep_interval: Duration::from_millis(100),
         };
@@ -104,6 +108,7 @@ impl Application {
         let hub = Hub::start(store, bus, hub_config, metrics);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
+        let drain_delay = Duration::from_secs(s.drain_delay_seconds);
         let bind_addr = config.bind_addr;
         let state = web::Data::new(AppState {
             config,
@@ -178,6 +183,7 @@ impl Application {
             port,
             hub,
             shutdown_timeout,
+            drain_delay,
         })
     }
 
@@ -195,11 +201,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.hub.clone();
-        let timeout = self.shutdown_timeout;
+        let (delay, timeout) = (self.drain_delay, self.shutdown_timeout);
         tokio::spawn(async move {
             shutdown_signal().await;
             tracing::info!("shutting down: draining connections");
-            hub.drain(timeout).await;
+            hub.drain(delay, timeout).await;
             handle.stop(true).await;
         });
         self.server.await

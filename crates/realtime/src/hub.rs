@@ -5,7 +5,7 @@ use bytestring::ByteString;
 use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, Millis, close, now_ms};
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 use store::{Bus, BusItem, Live, Rate, Store};
@@ -20,8 +20,14 @@ pub struct HubConfig {
     pub rate: Rate,
     pub presence_grace: Duration,
     pub ping_interval: Duration,
-    /// Frames a connection may have queued before it is dropped as a slow consumer (4008).
-    pub queue_capacity: usize,
+    /// Bytes a connection may have queued before it is dropped as a slow consumer (4008).
+    pub queue_bytes: usize,
+    /// A write to a client blocked this long drops it as a slow consumer (4008).
+    pub stall_timeout: Duration,
+    /// Most WebSockets this instance holds; more are refused with 1013.
+    pub max_connections: usize,
+    /// New WebSockets accepted per second (and burst); more are refused with 1013.
+    pub connect_rate: u32,
     /// How long a room stays subscribed after its last local member left (avoids flapping).
     pub unsubscribe_delay: Duration,
     /// How often the store's deadline schedule is swept.
@@ -45,6 +51,10 @@ pub(crate) struct Inner {
     subscriptions: tokio::sync::Mutex<()>,
     /// Set on shutdown: no new connections, readiness fails.
     draining: AtomicBool,
+    /// Open connections (every room's together).
+    open: AtomicUsize,
+    /// Admission token bucket: (tokens, last refill).
+    admissions: Mutex<(f64, std::time::Instant)>,
 }
 
 struct LocalRoom {
@@ -66,6 +76,10 @@ pub(crate) struct Conn {
     pub(crate) wake: Notify,
     /// Last time anything arrived from the client, for the ping timeout.
     pub(crate) last_seen: AtomicU64,
+    /// Bytes handed to the queue and not yet taken by the connection's task.
+    pub(crate) queued_bytes: AtomicUsize,
+    /// When the write in progress started (0: none), to spot a client that stopped reading.
+    pub(crate) writing_since: AtomicU64,
 }
 
 impl Conn {
@@ -77,6 +91,8 @@ impl Conn {
             close_code: AtomicU16::new(0),
             wake: Notify::new(),
             last_seen: AtomicU64::new(now_ms()),
+            queued_bytes: AtomicUsize::new(0),
+            writing_since: AtomicU64::new(0),
         }
     }
 
@@ -123,6 +139,19 @@ pub(crate) enum Event {
     Ping,
 }
 
+impl Event {
+    /// Bytes this event takes in a queue.
+    pub(crate) fn size(&self) -> usize {
+        match self {
+            Event::Message { json, .. }
+            | Event::Presence { json, .. }
+            | Event::Typing { json, .. }
+            | Event::Closed { json, .. } => json.len(),
+            Event::Replaced { .. } | Event::Ping => 0,
+        }
+    }
+}
+
 impl Hub {
     /// Starts the dispatcher and the tickers on the current tokio runtime.
     pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
@@ -134,6 +163,8 @@ impl Hub {
                 rooms: Mutex::new(HashMap::new()),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
+                open: AtomicUsize::new(0),
+                admissions: Mutex::new((0.0, std::time::Instant::now())),
             }),
         };
         tokio::spawn(hub.clone().dispatch(bus));
@@ -161,7 +192,28 @@ impl Hub {
 
     /// Number of open connections.
     pub fn connections(&self) -> usize {
-        self.rooms().values().map(|r| r.conns.len()).sum()
+        self.inner.open.load(Ordering::Acquire)
+    }
+
+    /// Whether a new connection may come in now: not draining, under the connection cap and
+    /// within the connect rate (a token bucket of `connect_rate` per second).
+    pub(crate) fn admit(&self) -> bool {
+        let config = &self.inner.config;
+        if self.is_draining() || self.connections() >= config.max_connections {
+            return false;
+        }
+        let mut bucket = self
+            .inner
+            .admissions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rate = f64::from(config.connect_rate);
+        let (tokens, at) = *bucket;
+        let now = std::time::Instant::now();
+        let tokens = (tokens + now.duration_since(at).as_secs_f64() * rate).min(rate);
+        let admitted = tokens >= 1.0;
+        *bucket = (if admitted { tokens - 1.0 } else { tokens }, now);
+        admitted
     }
 
     fn rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, LocalRoom>> {
@@ -186,6 +238,7 @@ impl Hub {
             room.conns.insert(conn.session, conn);
             room.subscribed.clone()
         };
+        self.inner.open.fetch_add(1, Ordering::AcqRel);
         self.inner.metrics.connections.inc();
         subscribed
             .get_or_try_init(|| async {
@@ -208,6 +261,7 @@ impl Hub {
             }
             room.conns.is_empty()
         };
+        self.inner.open.fetch_sub(1, Ordering::AcqRel);
         self.inner.metrics.connections.dec();
         if empty {
             let hub = self.clone();
@@ -246,18 +300,26 @@ impl Hub {
     }
 
     fn deliver(&self, conn: &Conn, event: Arc<Event>) {
+        let size = event.size();
+        if conn.queued_bytes.load(Ordering::Acquire) + size > self.inner.config.queue_bytes {
+            return self.drop_slow(conn);
+        }
         match conn.tx.try_send(event) {
             Ok(()) => {
+                conn.queued_bytes.fetch_add(size, Ordering::AcqRel);
                 self.inner.metrics.deliveries.inc();
             }
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                if conn.close_code() == 0 {
-                    self.inner.metrics.slow_consumers.inc();
-                }
-                conn.close(close::FELL_BEHIND);
-            }
+            Err(mpsc::error::TrySendError::Full(_)) => self.drop_slow(conn),
             Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
+    }
+
+    /// Closes a connection that fell behind with 4008 (it resumes from history).
+    fn drop_slow(&self, conn: &Conn) {
+        if conn.close_code() == 0 {
+            self.inner.metrics.slow_consumers.inc();
+        }
+        conn.close(close::FELL_BEHIND);
     }
 
     /// Turns bus items into queued events, parsing each event once.
@@ -408,7 +470,8 @@ impl Hub {
         }
     }
 
-    /// Refreshes the liveness of every member with a live connection here, in one batch.
+    /// Refreshes the liveness of every member with a live connection here, in one batch, and
+    /// drops connections whose writes have been stuck for the stall timeout.
     async fn touch_ticker(self) {
         let period = (self.inner.config.presence_grace / 3)
             .clamp(Duration::from_millis(100), Duration::from_secs(1));
@@ -416,11 +479,21 @@ impl Hub {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let live: Vec<Live> = self
-                .rooms()
-                .values()
-                .flat_map(|r| r.conns.values().filter_map(|c| c.live.get().cloned()))
-                .collect();
+            let stalled_since =
+                now_ms().saturating_sub(self.inner.config.stall_timeout.as_millis() as Millis);
+            let live: Vec<Live> = {
+                let rooms = self.rooms();
+                for conn in rooms.values().flat_map(|r| r.conns.values()) {
+                    let since = conn.writing_since.load(Ordering::Acquire);
+                    if since != 0 && since < stalled_since {
+                        self.drop_slow(conn);
+                    }
+                }
+                rooms
+                    .values()
+                    .flat_map(|r| r.conns.values().filter_map(|c| c.live.get().cloned()))
+                    .collect()
+            };
             if live.is_empty() {
                 continue;
             }
@@ -451,11 +524,12 @@ impl Hub {
         }
     }
 
-    /// Graceful shutdown: refuse new connections, then close every connection with 1001 in
-    /// batches (members keep their grace, so they resume elsewhere). Returns when all are gone
-    /// or `within` has passed.
-    pub async fn drain(&self, within: Duration) {
+    /// Graceful shutdown: refuse new connections and fail readiness at once; after `delay`,
+    /// close every connection with 1001 in batches (members keep their grace, so they resume
+    /// elsewhere). Returns when all are gone or `within` has passed.
+    pub async fn drain(&self, delay: Duration, within: Duration) {
         self.inner.draining.store(true, Ordering::Release);
+        sleep(delay).await;
         let conns: Vec<Arc<Conn>> = self
             .rooms()
             .values()

@@ -44,6 +44,15 @@ impl From<Gone> for Exit {
     }
 }
 
+/// A connection's session number: its start time in the high bits, so that the sessions of
+/// one member order by age across instances, and 20 random bits against ties.
+fn new_session() -> u64 {
+    (now_ms() << 20) | (rand::random::<u64>() & 0xF_FFFF)
+}
+
+/// Most frames a connection's queue holds (its bytes are bounded by `HubConfig::queue_bytes`).
+const QUEUE_FRAMES: usize = 4096;
+
 /// How long a close frame may wait behind unread frames before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,13 +66,13 @@ impl Hub {
         T: Transport,
         S: Stream<Item = Inbound> + Unpin,
     {
-        if self.is_draining() {
+        if !self.admit() {
             refuse(transport, ErrorCode::Unavailable, close::TRY_AGAIN_LATER).await;
             return;
         }
         let room_id: Arc<str> = Arc::from(room_id);
-        let session = rand::random::<u64>();
-        let (tx, rx) = mpsc::channel(self.config().queue_capacity);
+        let session = new_session();
+        let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
         let conn = Arc::new(Conn::new(session, tx));
         if let Err(err) = self.register(&room_id, conn.clone()).await {
             self.unregister(&room_id, session);
@@ -235,7 +244,10 @@ impl<T: Transport> Session<T> {
                 biased;
                 _ = self.conn.wake.notified() => Err(self.requested_close()),
                 event = rx.recv() => match event {
-                    Some(event) => self.on_event(&event).await,
+                    Some(event) => {
+                        self.conn.queued_bytes.fetch_sub(event.size(), Ordering::AcqRel);
+                        self.on_event(&event).await
+                    }
                     None => Err(Exit::Gone),
                 },
                 frame = inbound.next() => {
@@ -250,21 +262,27 @@ impl<T: Transport> Session<T> {
     }
 
     fn requested_close(&self) -> Exit {
-        match self.conn.close_code() {
-            close::FELL_BEHIND => Exit::Close(close::FELL_BEHIND, "fell behind, resume"),
-            close::GOING_AWAY => Exit::Close(close::GOING_AWAY, "server shutting down"),
-            close::SERVER_ERROR => Exit::Close(close::SERVER_ERROR, "ping timeout"),
-            _ => Exit::Gone,
-        }
+        let code = self.conn.close_code();
+        let reason = match code {
+            close::FELL_BEHIND => "fell behind, resume",
+            close::GOING_AWAY => "server shutting down",
+            close::SERVER_ERROR => "ping timeout",
+            close::NOT_FOUND => "room not found",
+            _ => "closed",
+        };
+        Exit::Close(code, reason)
     }
 
     /// Writes a frame, unless a close request comes first (the client may not be reading).
     async fn write(&mut self, json: bytestring::ByteString) -> Result<(), Exit> {
-        tokio::select! {
+        self.conn.writing_since.store(now_ms(), Ordering::Release);
+        let result = tokio::select! {
             biased;
             _ = self.conn.wake.notified() => Err(self.requested_close()),
             sent = self.transport.send(json) => sent.map_err(Exit::from),
-        }
+        };
+        self.conn.writing_since.store(0, Ordering::Release);
+        result
     }
 
     async fn on_event(&mut self, event: &Event) -> Result<(), Exit> {
@@ -295,8 +313,10 @@ impl<T: Transport> Session<T> {
                 self.write(json.clone()).await?;
                 Err(Exit::Close(*code, "room closed"))
             }
+            // Only a newer connection replaces this one: a late event about an older
+            // replacement must not close the member's newest connection.
             Event::Replaced { member_id, session }
-                if member_id == me && *session != self.live.session =>
+                if member_id == me && *session > self.live.session =>
             {
                 Err(Exit::Close(
                     close::REPLACED,

@@ -27,6 +27,7 @@ use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
@@ -119,6 +120,8 @@ pub struct RedisStore {
     client: Client,
     /// A connection of its own for pub/sub (a subscribed connection cannot run scripts).
     subscriber: SubscriberClient,
+    /// False from a pub/sub reconnect until every room is subscribed again.
+    subscribed: Arc<AtomicBool>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -182,12 +185,18 @@ impl RedisStore {
             script.load(&client).await.map_err(unavailable)?;
         }
         let (tx, bus) = mpsc::unbounded_channel();
+        let subscribed = Arc::new(AtomicBool::new(true));
         tokio::spawn(forward_events(subscriber.message_rx(), tx.clone()));
-        tokio::spawn(resubscribe_on_reconnect(subscriber.clone(), tx));
+        tokio::spawn(resubscribe_on_reconnect(
+            subscriber.clone(),
+            subscribed.clone(),
+            tx,
+        ));
         Ok((
             RedisStore {
                 client,
                 subscriber,
+                subscribed,
                 scripts,
                 config: Arc::new(config),
             },
@@ -242,8 +251,10 @@ impl RedisStore {
 
     pub async fn ping(&self) -> Result<()> {
         self.client.ping::<Value>(None).await.map_err(unavailable)?;
-        if !self.subscriber.is_connected() {
-            return Err(Error::Unavailable("the pub/sub connection is down".into()));
+        if !self.subscriber.is_connected() || !self.subscribed.load(Ordering::Acquire) {
+            return Err(Error::Unavailable(
+                "the pub/sub subscriptions are down".into(),
+            ));
         }
         Ok(())
     }
@@ -790,9 +801,11 @@ async fn forward_events(
     }
 }
 
-/// After the pub/sub connection comes back: subscribe again to every room, then resync.
+/// After the pub/sub connection comes back: subscribe again to every room (until that works;
+/// readiness fails meanwhile), then resync, since events published in between were lost.
 async fn resubscribe_on_reconnect(
     subscriber: SubscriberClient,
+    subscribed: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<BusItem>,
 ) {
     let mut reconnects = subscriber.reconnect_rx();
@@ -801,9 +814,21 @@ async fn resubscribe_on_reconnect(
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
             Err(broadcast::error::RecvError::Closed) => return,
         }
-        if let Err(err) = subscriber.resubscribe_all().await {
-            tracing::error!(%err, "resubscribing failed");
+        subscribed.store(false, Ordering::Release);
+        // Not fred's resubscribe_all: it sends an empty SUBSCRIBE first, which Redis refuses,
+        // and never gets to the shard channels. One SSUBSCRIBE per room also stays single-slot.
+        loop {
+            let channels = subscriber.tracked_shard_channels();
+            let results = join_all(channels.into_iter().map(|c| subscriber.ssubscribe(c))).await;
+            match results.into_iter().find_map(|r| r.err()) {
+                None => break,
+                Some(err) => {
+                    tracing::warn!(%err, "resubscribing failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
         }
+        subscribed.store(true, Ordering::Release);
         if tx.send(BusItem::Resync).is_err() {
             return;
         }

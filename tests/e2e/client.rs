@@ -1,0 +1,198 @@
+//! A member that behaves like a real client: it resumes with its token and last message id,
+//! with backoff and jitter, whenever a close code says it should, and records every message id
+//! it gets so tests can check the invariants (no gap, no duplicate, nothing lost).
+
+use crate::helpers::{Frame, TestApp, Ws};
+use rand::Rng;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Close codes after which a client resumes (API.md, "Close codes"); 1006 is a dropped TCP
+/// connection (a killed instance).
+pub const RESUMABLE: [u16; 6] = [1001, 1006, 1011, 1013, 4008, 1005];
+
+pub struct Resilient {
+    pub name: String,
+    pub room: String,
+    /// Where reconnects go (nginx).
+    app: TestApp,
+    pub token: String,
+    ws: Option<Ws>,
+    /// The last message id this client has.
+    pub last_id: u64,
+    /// Every message id received, in order, across resumes.
+    pub ids: Vec<u64>,
+    /// Presence, typing and system frames received.
+    pub others: Vec<Value>,
+    /// Ids that did not follow the previous one (a gap or a duplicate).
+    pub violations: Vec<(u64, u64)>,
+    pub resumes: u32,
+    /// Resumes whose history no longer covered the gap (`recovered: false`).
+    pub unrecovered: u32,
+    /// A close code after which this client stays closed.
+    pub terminal: Option<u16>,
+}
+
+impl Resilient {
+    /// Joins by name on `direct` (an instance, or nginx); reconnects go through `via`.
+    pub async fn join(direct: &TestApp, via: &TestApp, room: &str, name: &str) -> Resilient {
+        let mut ws = direct.ws(room, &format!("display_name={name}")).await;
+        let welcome = match ws.recv().await {
+            Frame::Json(v) if v["event"] == "welcome" => v,
+            other => panic!("{name} could not join: {other:?}"),
+        };
+        let mut client = Resilient {
+            name: name.to_owned(),
+            room: room.to_owned(),
+            app: via.clone(),
+            token: welcome["resume_token"].as_str().expect("token").to_owned(),
+            ws: Some(ws),
+            last_id: 0,
+            ids: Vec::new(),
+            others: Vec::new(),
+            violations: Vec::new(),
+            resumes: 0,
+            unrecovered: 0,
+            terminal: None,
+        };
+        client.take_history(&welcome, true);
+        client
+    }
+
+    fn take_history(&mut self, welcome: &Value, fresh: bool) {
+        let recovered = welcome["recovered"].as_bool().unwrap_or(false);
+        if !fresh && !recovered {
+            self.unrecovered += 1;
+        }
+        for m in welcome["history"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
+            let id = m["id"].as_u64().expect("id");
+            if fresh || !recovered {
+                // History is the full state: start from it.
+                self.last_id = self.last_id.max(id - 1);
+            }
+            self.take_message(id);
+        }
+    }
+
+    fn take_message(&mut self, id: u64) {
+        if id != self.last_id + 1 {
+            self.violations.push((self.last_id, id));
+        }
+        self.last_id = self.last_id.max(id);
+        self.ids.push(id);
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.ws.is_some()
+    }
+
+    /// Leaves the room for good (the server closes with 1000).
+    pub async fn leave(&mut self) {
+        if let Some(ws) = self.ws.as_mut()
+            && ws.try_send(r#"{"type":"leave"}"#).await
+        {
+            self.pump(Duration::from_secs(5)).await;
+        }
+    }
+
+    /// Drops the socket without a close (as a network blip would).
+    pub fn drop_connection(&mut self) {
+        self.ws = None;
+    }
+
+    /// Reconnects with `resume` and `last_id`, backing off with jitter while refused with a
+    /// resumable code, for up to `within`. False if it ended terminally or ran out of time.
+    pub async fn resume(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        let mut backoff = Duration::from_millis(50);
+        while Instant::now() < deadline && self.terminal.is_none() {
+            let query = format!("resume={}&last_id={}", self.token, self.last_id);
+            let url = format!("{}/rooms/{}/ws?{query}", self.app.ws_base, self.room);
+            if let Ok(mut ws) = Ws::try_connect(&url, None).await {
+                match ws.recv_within(Duration::from_secs(5)).await {
+                    Some(Frame::Json(v)) if v["event"] == "welcome" => {
+                        self.resumes += 1;
+                        self.take_history(&v, false);
+                        self.ws = Some(ws);
+                        return true;
+                    }
+                    Some(Frame::Json(_)) => match ws.recv_within(Duration::from_secs(5)).await {
+                        Some(Frame::Closed(code)) if !RESUMABLE.contains(&code) => {
+                            self.terminal = Some(code)
+                        }
+                        _ => {}
+                    },
+                    Some(Frame::Closed(code)) if !RESUMABLE.contains(&code) => {
+                        self.terminal = Some(code)
+                    }
+                    _ => {}
+                }
+            }
+            let jitter = rand::thread_rng().gen_range(0..=backoff.as_millis() as u64);
+            tokio::time::sleep(Duration::from_millis(jitter)).await;
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+        }
+        false
+    }
+
+    /// Reads frames for `within`, resuming after resumable closes.
+    pub async fn pump(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.terminal.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            let Some(ws) = self.ws.as_mut() else {
+                if !self.resume(left).await {
+                    return;
+                }
+                continue;
+            };
+            match ws.recv_within(left).await {
+                None => return,
+                Some(Frame::Json(v)) if v["type"] == "message" => {
+                    self.take_message(v["id"].as_u64().expect("id"))
+                }
+                Some(Frame::Json(v)) => self.others.push(v),
+                Some(Frame::Closed(code)) => {
+                    self.ws = None;
+                    if !RESUMABLE.contains(&code) {
+                        self.terminal = Some(code);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads until a message with id `id` arrived (resuming as needed), for up to `within`.
+    pub async fn until_id(&mut self, id: u64, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while self.last_id < id && Instant::now() < deadline && self.terminal.is_none() {
+            self.pump(Duration::from_millis(200)).await;
+        }
+        self.last_id >= id
+    }
+
+    /// Sends a chat message; false if the socket was gone (the message never left).
+    pub async fn say(&mut self, text: &str) -> bool {
+        let frame = json!({"type": "message", "text": text}).to_string();
+        match self.ws.as_mut() {
+            Some(ws) => ws.try_send(&frame).await,
+            None => false,
+        }
+    }
+
+    /// Offline presence frames about `name` that this client saw.
+    pub fn offline_of(&self, name: &str) -> usize {
+        self.others
+            .iter()
+            .filter(|f| f["event"] == "user_offline" && f["display_name"] == name)
+            .count()
+    }
+}

@@ -1,0 +1,507 @@
+//! Faults with real processes: instances killed or drained, Redis connections cut, Redis down.
+//! Whatever happens, a member never sees a gap or a duplicate, and presence tells the truth.
+
+use crate::client::Resilient;
+use crate::cluster::Cluster;
+use crate::helpers::*;
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const FAST: [(&str, &str); 2] = [
+    ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "1000"),
+    ("EPHEMERA_MESSAGE_BURST", "1000"),
+];
+
+/// Sends `n` messages as `sender` and waits until everyone in `all` has them.
+async fn chat(sender: &mut Resilient, others: &mut [&mut Resilient], n: usize) -> u64 {
+    for i in 0..n {
+        assert!(
+            sender.say(&format!("{} {i}", sender.name)).await,
+            "{} is connected",
+            sender.name
+        );
+    }
+    let target = sender.last_id + n as u64;
+    assert!(
+        sender.until_id(target, Duration::from_secs(10)).await,
+        "{} got its echoes",
+        sender.name
+    );
+    for other in others.iter_mut() {
+        assert!(
+            other.until_id(target, Duration::from_secs(10)).await,
+            "{} got message {target}",
+            other.name
+        );
+    }
+    target
+}
+
+fn assert_clean(clients: &[&Resilient]) {
+    for c in clients {
+        assert!(
+            c.violations.is_empty(),
+            "{}: ids not contiguous: {:?}",
+            c.name,
+            c.violations
+        );
+        assert_eq!(c.unrecovered, 0, "{}: history lost", c.name);
+    }
+}
+
+#[tokio::test]
+async fn a_killed_instances_members_resume_elsewhere_and_only_the_absent_go_offline() {
+    let mut cluster = Cluster::start(3, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "3")]);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut a = Resilient::join(&cluster.instance(0), &via, &room.id, "a").await;
+    let mut b = Resilient::join(&cluster.instance(1), &via, &room.id, "b").await;
+    let mut c = Resilient::join(&cluster.instance(2), &via, &room.id, "c").await;
+    let mut d = Resilient::join(&cluster.instance(2), &via, &room.id, "d").await;
+    chat(&mut b, &mut [&mut a, &mut c, &mut d], 3).await;
+
+    cluster.instances[0].kill();
+    a.drop_connection();
+    let last = chat(&mut b, &mut [&mut c, &mut d], 5).await;
+    assert!(
+        a.resume(Duration::from_secs(10)).await,
+        "a resumes through nginx"
+    );
+    assert_eq!(
+        a.last_id, last,
+        "the welcome replays exactly what was missed"
+    );
+    chat(&mut b, &mut [&mut a, &mut c, &mut d], 2).await;
+
+    // Instance 2 dies: c comes back, d does not.
+    let killed = Instant::now();
+    cluster.instances[2].kill();
+    c.drop_connection();
+    d.drop_connection();
+    assert!(c.resume(Duration::from_secs(10)).await);
+    while b.offline_of("d") == 0 {
+        b.pump(Duration::from_millis(100)).await;
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "d goes offline within grace + 2 s"
+        );
+    }
+    assert!(
+        killed.elapsed() >= Duration::from_secs(2),
+        "not before the grace ({:?})",
+        killed.elapsed()
+    );
+    b.pump(Duration::from_secs(2)).await;
+    a.pump(Duration::from_millis(100)).await;
+    assert_eq!(b.offline_of("d"), 1, "user_offline comes once");
+    for name in ["a", "c"] {
+        assert_eq!(
+            b.offline_of(name),
+            0,
+            "{name} resumed within the grace: invisible"
+        );
+    }
+    let details: Value = via
+        .get(&format!("/rooms/{}", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let online: Vec<&str> = details["online_users"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|u| u["display_name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(online.len(), 3, "no ghosts: {online:?}");
+    assert!(!online.contains(&"d"));
+    assert_clean(&[&a, &b, &c]);
+}
+
+#[tokio::test]
+async fn an_owner_on_a_killed_instance_destroys_the_room_after_its_grace() {
+    let mut cluster = Cluster::start(3, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "2")]);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let (_owner, _) = cluster.instance(0).owner(&room).await;
+    let (mut b, _) = cluster.instance(1).member(&room.id, "b").await;
+    let (mut c, _) = cluster.instance(2).member(&room.id, "c").await;
+    let killed = Instant::now();
+    cluster.instances[0].kill();
+    for ws in [&mut b, &mut c] {
+        let (code, frames) = ws.closed().await;
+        assert_eq!(code, 4003);
+        assert!(
+            frames.iter().any(|f| f["reason"] == "owner_offline"),
+            "{frames:?}"
+        );
+    }
+    let took = killed.elapsed();
+    assert!(
+        took >= Duration::from_millis(1000) && took < Duration::from_secs(4),
+        "{took:?}"
+    );
+}
+
+#[tokio::test]
+async fn cut_redis_connections_lose_nothing() {
+    let cluster = Cluster::start(3, &FAST);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut clients = Vec::new();
+    for i in 0..3 {
+        clients.push(Resilient::join(&cluster.instance(i), &via, &room.id, &format!("m{i}")).await);
+    }
+    let mut sender = Resilient::join(&cluster.instance(0), &via, &room.id, "sender").await;
+    let redis = cluster.redis();
+    for round in 0..6 {
+        for i in 0..15 {
+            sender.say(&format!("r{round} {i}")).await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            if i == 7 {
+                let kind = if round % 2 == 0 { "pubsub" } else { "normal" };
+                let killed = redis.cli(&["client", "kill", "type", kind]);
+                assert!(
+                    killed.trim().parse::<u32>().unwrap_or(0) > 0,
+                    "killed {kind} connections: {killed}"
+                );
+            }
+        }
+        sender.pump(Duration::from_millis(300)).await;
+        for c in &mut clients {
+            c.pump(Duration::from_millis(50)).await;
+        }
+    }
+    // Everything the store accepted reaches everyone, in order, exactly once.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let history: Value = via
+        .get(&format!("/rooms/{}/messages", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let last = history["last_id"].as_u64().expect("last_id");
+    assert!(last >= 60, "most messages were accepted ({last})");
+    for c in clients.iter_mut().chain(std::iter::once(&mut sender)) {
+        assert!(
+            c.until_id(last, Duration::from_secs(15)).await,
+            "{} reaches {last} (has {})",
+            c.name,
+            c.last_id
+        );
+    }
+    let all: Vec<&Resilient> = clients.iter().chain(std::iter::once(&sender)).collect();
+    assert_clean(&all);
+    for c in &all {
+        assert_eq!(c.ids, (1..=last).collect::<Vec<_>>(), "{}", c.name);
+    }
+}
+
+#[tokio::test]
+async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room() {
+    let mut cluster = Cluster::start(3, &[]);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        members.push(
+            cluster
+                .instance(i)
+                .member(&room.id, &format!("m{i}"))
+                .await
+                .0,
+        );
+    }
+    cluster.redis.as_mut().expect("redis").kill();
+    let sent = Instant::now();
+    members[0].say("anyone?", "c").await;
+    loop {
+        match members[0].recv().await {
+            Frame::Json(v) if v["type"] == "error" => {
+                assert_eq!(v["code"], "unavailable");
+                break;
+            }
+            Frame::Json(_) => continue,
+            Frame::Closed(code) => {
+                assert_eq!(code, 1013);
+                break;
+            }
+        }
+    }
+    assert!(
+        sent.elapsed() < Duration::from_secs(4),
+        "answered promptly ({:?})",
+        sent.elapsed()
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for i in 0..3 {
+        while cluster.instance(i).get("/readyz").await.status() != 503 {
+            assert!(
+                Instant::now() < deadline,
+                "instance {i} turns unready within 5 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.redis.as_mut().expect("redis").restart();
+    for ws in &mut members {
+        let (code, _) = ws.closed().await;
+        assert_eq!(
+            code, 4004,
+            "a room Redis forgot is gone, and clients are told"
+        );
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for i in 0..3 {
+        while cluster.instance(i).get("/readyz").await.status() != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "instance {i} ready again within 10 s"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let room = via.open_room().await;
+    let (mut a, _) = cluster.instance(0).member(&room.id, "a").await;
+    let (mut b, _) = cluster.instance(1).member(&room.id, "b").await;
+    a.say("back", "c").await;
+    assert_eq!(b.next_of("message").await["text"], "back");
+}
+
+#[tokio::test]
+async fn a_drained_instance_hands_its_members_over_without_losing_a_message() {
+    let mut cluster = Cluster::start(
+        3,
+        &[("EPHEMERA_DRAIN_DELAY_SECONDS", "1"), FAST[0], FAST[1]],
+    );
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut leaving: Vec<Resilient> = Vec::new();
+    for i in 0..5 {
+        leaving.push(Resilient::join(&cluster.instance(0), &via, &room.id, &format!("d{i}")).await);
+    }
+    let mut sender = Resilient::join(&cluster.instance(1), &via, &room.id, "sender").await;
+    let mut watcher = Resilient::join(&cluster.instance(2), &via, &room.id, "watcher").await;
+    let drained = cluster.instance(0);
+    cluster.instances[0].terminate();
+    let deadline = Instant::now() + Duration::from_millis(900);
+    while drained.get("/readyz").await.status() != 503 {
+        assert!(Instant::now() < deadline, "readiness fails at once");
+    }
+    // Chat goes on during the drain.
+    for i in 0..40 {
+        sender.say(&format!("during drain {i}")).await;
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let last = sender.last_id + 40;
+    for c in leaving.iter_mut().chain([&mut sender, &mut watcher]) {
+        assert!(
+            c.until_id(last, Duration::from_secs(15)).await,
+            "{} has everything",
+            c.name
+        );
+    }
+    for c in &leaving {
+        assert!(c.resumes >= 1, "{} resumed elsewhere", c.name);
+        assert_eq!(
+            watcher.offline_of(&c.name),
+            0,
+            "{} kept its membership",
+            c.name
+        );
+    }
+    let status = cluster.instances[0]
+        .wait(Duration::from_secs(30))
+        .expect("exits within 30 s");
+    assert!(status.success());
+    let all: Vec<&Resilient> = leaving.iter().chain([&sender, &watcher]).collect();
+    assert_clean(&all);
+}
+
+#[tokio::test]
+async fn a_reconnect_storm_resumes_everyone_while_other_rooms_keep_flowing() {
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("EPHEMERA_CONNECT_RATE_PER_SECOND", "400"),
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "30"),
+            ("EPHEMERA_ROOM_CREATE_PER_MINUTE", "1000"),
+        ],
+    );
+    let via = cluster.app();
+    let victim = cluster.instance(0);
+    let rooms_n = 40;
+    let per_room = 40;
+    let mut rooms = Vec::new();
+    for _ in 0..rooms_n {
+        rooms.push(
+            via.create_room(json!({"owner_name": "o", "max_users": 100}))
+                .await
+                .id,
+        );
+    }
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(64));
+    let mut joins = Vec::new();
+    for (r, room) in rooms.iter().enumerate() {
+        for m in 0..per_room {
+            let (victim, room, permits) = (victim.clone(), room.clone(), permits.clone());
+            joins.push(tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await.expect("permit");
+                // The connect rate cap applies to first joins too: retry 1013 like a client.
+                loop {
+                    let mut ws = victim.ws(&room, &format!("display_name=u{r}x{m}")).await;
+                    if let Frame::Json(v) = ws.recv().await
+                        && v["event"] == "welcome"
+                    {
+                        drop(ws);
+                        return (room, v["resume_token"].as_str().expect("token").to_owned());
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 + rand::random::<u64>() % 200))
+                        .await;
+                }
+            }));
+        }
+    }
+    let members: Vec<(String, String)> = futures_util::future::join_all(joins)
+        .await
+        .into_iter()
+        .map(|r| r.expect("join"))
+        .collect();
+    let total = members.len();
+
+    // A room on the survivors only, chatting all along.
+    let busy = via.open_room().await;
+    let mut speaker = Resilient::join(&cluster.instance(1), &via, &busy.id, "speaker").await;
+    let mut listener = Resilient::join(&cluster.instance(2), &via, &busy.id, "listener").await;
+
+    cluster.instances[0].kill();
+    let storm = Instant::now();
+    let resumes = members.into_iter().map(|(room, token)| {
+        let via = via.clone();
+        tokio::spawn(async move {
+            let mut backoff = 50u64;
+            while storm.elapsed() < Duration::from_secs(30) {
+                let mut ws = via.ws(&room, &format!("resume={token}&last_id=0")).await;
+                if let Some(Frame::Json(v)) = ws.recv_within(Duration::from_secs(5)).await
+                    && v["event"] == "welcome"
+                {
+                    return Some((ws, storm.elapsed()));
+                }
+                tokio::time::sleep(Duration::from_millis(rand::random::<u64>() % backoff)).await;
+                backoff = (backoff * 2).min(2000);
+            }
+            None
+        })
+    });
+    let resumed = tokio::spawn(futures_util::future::join_all(resumes));
+    let mut worst = Duration::ZERO;
+    for i in 0..30 {
+        let sent = Instant::now();
+        assert!(speaker.say(&format!("flowing {i}")).await);
+        let target = speaker.last_id + 1;
+        assert!(
+            listener.until_id(target, Duration::from_secs(5)).await,
+            "the busy room keeps flowing"
+        );
+        speaker.pump(Duration::from_millis(1)).await;
+        worst = worst.max(sent.elapsed());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let resumed = resumed.await.expect("storm");
+    let ok: Vec<Duration> = resumed
+        .into_iter()
+        .filter_map(|r| r.expect("task").map(|(_, at)| at))
+        .collect();
+    let slowest = ok.iter().max().copied().unwrap_or_default();
+    println!(
+        "storm: {} of {total} resumed, slowest after {slowest:?}; busy room worst latency {worst:?}",
+        ok.len()
+    );
+    assert_eq!(ok.len(), total, "everyone resumed within 30 s");
+    assert!(
+        worst < Duration::from_secs(2),
+        "other rooms kept flowing ({worst:?})"
+    );
+    assert_clean(&[&speaker, &listener]);
+}
+
+#[tokio::test]
+async fn a_stalled_client_is_dropped_after_the_stall_timeout_even_under_the_byte_limit() {
+    // Kernel buffers absorb a few MB before a write blocks: send more than that, in big
+    // messages, with the byte limit out of the way.
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("EPHEMERA_STALL_TIMEOUT_SECONDS", "2"),
+            ("EPHEMERA_OUTBOUND_QUEUE_BYTES", "67108864"),
+            ("EPHEMERA_MAX_MESSAGE_CHARS", "15000"),
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "60"),
+            FAST[0],
+            FAST[1],
+        ],
+    );
+    let app = cluster.instance(0);
+    let room = app.open_room().await;
+    let mut stalled = Ws::connect_small_buffer(&format!(
+        "{}/rooms/{}/ws?display_name=stalled",
+        app.ws_base, room.id
+    ))
+    .await;
+    assert_eq!(stalled.next_of("system").await["event"], "welcome");
+    let mut reader = Resilient::join(&app, &app, &room.id, "reader").await;
+    let (sender, welcome) = app.member(&room.id, "sender").await;
+    let token = welcome["resume_token"].as_str().expect("token").to_owned();
+    drop(sender);
+    let text = "s".repeat(15_000);
+    for _ in 0..600 {
+        let res = app
+            .http
+            .post(app.url(&format!("/rooms/{}/messages", room.id)))
+            .bearer_auth(&token)
+            .json(&json!({"text": text}))
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(res.status(), 201);
+    }
+    assert!(reader.until_id(600, Duration::from_secs(20)).await);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let metrics = app.get("/metrics").await.text().await.expect("text");
+    assert!(
+        metrics.contains("ephemera_slow_consumers_total 1"),
+        "{metrics}"
+    );
+    let (code, _) = stalled.closed().await;
+    assert_eq!(code, 4008);
+    assert_clean(&[&reader]);
+}
+
+#[tokio::test]
+async fn after_a_pubsub_cut_every_instance_subscribes_again() {
+    let cluster = Cluster::start(3, &[]);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut members = Vec::new();
+    for i in 0..3 {
+        members.push(Resilient::join(&cluster.instance(i), &via, &room.id, &format!("m{i}")).await);
+    }
+    for round in 0..3 {
+        let killed = cluster.redis().cli(&["client", "kill", "type", "pubsub"]);
+        assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 3, "{killed}");
+        // Messages sent well after the cut, when nothing is left to repair but the subscription.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let sender = round % 3;
+        assert!(members[sender].say("after the cut").await);
+        let target = members[sender].last_id + 1;
+        for m in &mut members {
+            assert!(
+                m.until_id(target, Duration::from_secs(5)).await,
+                "{} gets messages after cut {round}",
+                m.name
+            );
+        }
+    }
+    assert_clean(&members.iter().collect::<Vec<_>>());
+}

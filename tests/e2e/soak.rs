@@ -1,0 +1,211 @@
+//! A randomized soak: members chat, drop, resume and leave at random in several rooms while
+//! instances are killed and restarted and Redis connections are cut. At the end an invariant
+//! checker confirms, for every member: ids strictly increasing by one across resumes, no
+//! duplicates, every accepted message delivered, presence converged to the truth, and no key
+//! left for ended rooms. `EPHEMERA_SOAK_SECONDS` sets the length (default 60).
+
+use crate::client::Resilient;
+use crate::cluster::Cluster;
+use crate::helpers::TestApp;
+use rand::Rng;
+use serde_json::{Value, json};
+use std::collections::BTreeSet;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const ROOMS: usize = 6;
+const MEMBERS: usize = 5;
+
+/// One member slot: the memberships it went through (a leave starts a new one).
+async fn actor(via: TestApp, room: String, slot: usize, until: Instant) -> Vec<Resilient> {
+    let mut done = Vec::new();
+    let mut generation = 0;
+    let mut me = Resilient::join(&via, &via, &room, &format!("s{slot}g{generation}")).await;
+    while Instant::now() < until {
+        let roll = rand::thread_rng().gen_range(0..100);
+        match roll {
+            0..70 => {
+                me.say(&format!("{} says {roll}", me.name)).await;
+            }
+            70..80 => me.drop_connection(),
+            80..82 => {
+                me.leave().await;
+                done.push(me);
+                generation += 1;
+                me = Resilient::join(&via, &via, &room, &format!("s{slot}g{generation}")).await;
+            }
+            _ => {}
+        }
+        let pause = rand::thread_rng().gen_range(50..300);
+        me.pump(Duration::from_millis(pause)).await;
+    }
+    if !me.is_connected() && me.terminal.is_none() {
+        me.resume(Duration::from_secs(10)).await;
+    }
+    done.push(me);
+    done
+}
+
+#[tokio::test]
+async fn soak_randomized_faults_keep_every_invariant() {
+    let seconds: u64 = std::env::var("EPHEMERA_SOAK_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let mut cluster = Cluster::start(
+        3,
+        &[
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "4"),
+            ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "100"),
+            ("EPHEMERA_MESSAGE_BURST", "100"),
+        ],
+    );
+    let via = cluster.app();
+    let mut rooms = Vec::new();
+    for _ in 0..ROOMS {
+        rooms.push(
+            via.create_room(
+                json!({"owner_name": "owner", "max_users": 100, "destroy_on_owner_offline": false}),
+            )
+            .await,
+        );
+    }
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let mut actors = Vec::new();
+    for room in &rooms {
+        for slot in 0..MEMBERS {
+            actors.push(tokio::spawn(actor(
+                via.clone(),
+                room.id.clone(),
+                slot,
+                until,
+            )));
+        }
+    }
+
+    // Chaos: every few seconds kill and restart an instance, or cut Redis connections.
+    let (mut kills, mut cuts) = (0, 0);
+    let mut step = 0;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        match step % 3 {
+            0 => {
+                cluster.instances[(step / 3) % 3].restart();
+                kills += 1;
+            }
+            1 => {
+                cluster.redis().cli(&["client", "kill", "type", "pubsub"]);
+                cuts += 1;
+            }
+            _ => {
+                cluster.redis().cli(&["client", "kill", "type", "normal"]);
+                cuts += 1;
+            }
+        }
+        step += 1;
+    }
+    let mut members: Vec<Resilient> = Vec::new();
+    for actor in futures_util::future::join_all(actors).await {
+        members.extend(actor.expect("actor"));
+    }
+
+    // Settle: every room gets a last message, which every current member must reach.
+    let mut accepted = 0;
+    for room in &rooms {
+        let here: Vec<usize> = (0..members.len())
+            .filter(|&i| members[i].room == room.id && members[i].terminal.is_none())
+            .collect();
+        let speaker = here[0];
+        members[speaker].pump(Duration::from_millis(100)).await;
+        assert!(
+            members[speaker].say("final").await,
+            "{} is connected",
+            members[speaker].name
+        );
+        let history: Value = {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            via.get(&format!("/rooms/{}/messages", room.id))
+                .await
+                .json()
+                .await
+                .expect("json")
+        };
+        let last = history["last_id"].as_u64().expect("last_id");
+        accepted += last;
+        for &i in &here {
+            let m = &mut members[i];
+            if !m.until_id(last, Duration::from_secs(20)).await {
+                let tail: Vec<&Value> = history["messages"]
+                    .as_array()
+                    .expect("list")
+                    .iter()
+                    .rev()
+                    .take(3)
+                    .collect();
+                let others: Vec<&Value> = m.others.iter().rev().take(5).collect();
+                panic!(
+                    "{} in {} does not reach {last} (has {}); history tail {tail:?}; its last frames {others:?}",
+                    m.name, m.room, m.last_id
+                );
+            }
+        }
+        // Presence converged: every instance lists exactly the members still there.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let expected: BTreeSet<String> = here.iter().map(|&i| members[i].name.clone()).collect();
+        for i in 0..3 {
+            let details: Value = cluster
+                .instance(i)
+                .get(&format!("/rooms/{}", room.id))
+                .await
+                .json()
+                .await
+                .expect("json");
+            let online: BTreeSet<String> = details["online_users"]
+                .as_array()
+                .expect("list")
+                .iter()
+                .map(|u| u["display_name"].as_str().expect("name").to_owned())
+                .collect();
+            assert_eq!(online, expected, "presence of {} on instance {i}", room.id);
+        }
+    }
+
+    let violations: usize = members.iter().map(|m| m.violations.len()).sum();
+    let unrecovered: u32 = members.iter().map(|m| m.unrecovered).sum();
+    let delivered: usize = members.iter().map(|m| m.ids.len()).sum();
+    let resumes: u32 = members.iter().map(|m| m.resumes).sum();
+    let left = members.iter().filter(|m| m.terminal == Some(1000)).count();
+    let dropped = members
+        .iter()
+        .filter(|m| m.terminal.is_some_and(|c| c != 1000))
+        .count();
+    println!(
+        "soak {seconds}s: {} memberships ({left} left, {dropped} ended otherwise), {accepted} messages accepted, \\
+         {delivered} delivered, {resumes} resumes, {kills} instance kills, {cuts} Redis cuts, \\
+         {violations} gaps or duplicates, {unrecovered} unrecovered resumes",
+        members.len()
+    );
+    for m in &members {
+        assert!(m.violations.is_empty(), "{}: {:?}", m.name, m.violations);
+        let ids: BTreeSet<u64> = m.ids.iter().copied().collect();
+        assert_eq!(ids.len(), m.ids.len(), "{}: duplicates", m.name);
+    }
+    assert_eq!(unrecovered, 0);
+    assert_eq!(dropped, 0, "nobody lost their membership to a fault");
+
+    // Nothing of an ended room is left.
+    for room in &rooms {
+        let res = via
+            .http
+            .delete(via.url(&format!("/rooms/{}", room.id)))
+            .bearer_auth(&room.owner_token)
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(res.status(), 200);
+        let keys = cluster
+            .redis()
+            .cli(&["--scan", "--pattern", &format!("*{}*", room.id)]);
+        assert_eq!(keys.trim(), "", "keys of {} remain", room.id);
+    }
+}
