@@ -32,15 +32,32 @@ pub struct Resilient {
     pub unrecovered: u32,
     /// A close code after which this client stays closed.
     pub terminal: Option<u16>,
+    /// Why recent resume attempts failed (for diagnostics).
+    pub failures: Vec<String>,
+    /// What happened to the connection, with seconds since the client was made.
+    pub trace: Vec<String>,
+    born: Instant,
 }
 
 impl Resilient {
-    /// Joins by name on `direct` (an instance, or nginx); reconnects go through `via`.
+    /// Joins by name on `direct` (an instance, or nginx); reconnects go through `via`. Retries
+    /// like a client while refused with a resumable code (an instance dying, 1013).
     pub async fn join(direct: &TestApp, via: &TestApp, room: &str, name: &str) -> Resilient {
-        let mut ws = direct.ws(room, &format!("display_name={name}")).await;
-        let welcome = match ws.recv().await {
-            Frame::Json(v) if v["event"] == "welcome" => v,
-            other => panic!("{name} could not join: {other:?}"),
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let (ws, welcome) = loop {
+            let url = format!("{}/rooms/{room}/ws?display_name={name}", direct.ws_base);
+            let attempt = match Ws::try_connect(&url, None).await {
+                Ok(mut ws) => match ws.recv_within(Duration::from_secs(5)).await {
+                    Some(Frame::Json(v)) if v["event"] == "welcome" => break (ws, v),
+                    other => format!("{other:?}"),
+                },
+                Err(err) => err.to_string(),
+            };
+            assert!(
+                Instant::now() < deadline,
+                "{name} could not join: {attempt}"
+            );
+            tokio::time::sleep(Duration::from_millis(100 + rand::random::<u64>() % 200)).await;
         };
         let mut client = Resilient {
             name: name.to_owned(),
@@ -55,6 +72,9 @@ impl Resilient {
             resumes: 0,
             unrecovered: 0,
             terminal: None,
+            failures: Vec::new(),
+            trace: Vec::new(),
+            born: Instant::now(),
         };
         client.take_history(&welcome, true);
         client
@@ -91,18 +111,44 @@ impl Resilient {
         self.ws.is_some()
     }
 
-    /// Leaves the room for good (the server closes with 1000).
+    /// Leaves the room for good: over the socket (the server closes it with 1000), or, while
+    /// disconnected, with `POST .../leave` and the resume token, as a client would.
     pub async fn leave(&mut self) {
         if let Some(ws) = self.ws.as_mut()
             && ws.try_send(r#"{"type":"leave"}"#).await
         {
             self.pump(Duration::from_secs(5)).await;
         }
+        if self.terminal.is_none() {
+            let url = self.app.url(&format!("/rooms/{}/leave", self.room));
+            let res = self
+                .app
+                .http
+                .post(url)
+                .bearer_auth(&self.token)
+                .send()
+                .await
+                .expect("leave");
+            assert!(
+                res.status().is_success() || res.status() == 401,
+                "leave: {}",
+                res.status()
+            );
+            self.ws = None;
+            self.terminal = Some(1000);
+        }
     }
 
     /// Drops the socket without a close (as a network blip would).
     pub fn drop_connection(&mut self) {
+        self.note("drop");
         self.ws = None;
+    }
+
+    fn note(&mut self, what: &str) {
+        let at = self.born.elapsed().as_secs_f32();
+        self.trace
+            .push(format!("{at:.1}s {what} (last {})", self.last_id));
     }
 
     /// Reconnects with `resume` and `last_id`, backing off with jitter while refused with a
@@ -116,6 +162,7 @@ impl Resilient {
             if let Ok(mut ws) = Ws::try_connect(&url, None).await {
                 match ws.recv_within(Duration::from_secs(5)).await {
                     Some(Frame::Json(v)) if v["event"] == "welcome" => {
+                        self.note("resumed");
                         self.resumes += 1;
                         self.take_history(&v, false);
                         self.ws = Some(ws);
@@ -161,6 +208,7 @@ impl Resilient {
                 }
                 Some(Frame::Json(v)) => self.others.push(v),
                 Some(Frame::Closed(code)) => {
+                    self.note(&format!("closed {code}"));
                     self.ws = None;
                     if !RESUMABLE.contains(&code) {
                         self.terminal = Some(code);

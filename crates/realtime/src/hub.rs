@@ -437,6 +437,19 @@ impl Hub {
             .map(|(id, r)| (id.clone(), r.last_id.unwrap_or(0)))
             .collect();
         tracing::info!(rooms = rooms.len(), "resynchronizing hosted rooms");
+        // Subscribe again to exactly the rooms hosted here (in order with any subscription
+        // change the hub makes), until the store takes it.
+        let _order = self.inner.subscriptions.lock().await;
+        for (room_id, _) in &rooms {
+            while let Err(err) = self.inner.store.subscribe(room_id).await {
+                tracing::warn!(%err, "resubscribing failed; retrying");
+                sleep(Duration::from_millis(250)).await;
+            }
+        }
+        if let Err(err) = self.inner.store.subscriptions_restored().await {
+            tracing::warn!(%err, "cannot mark subscriptions restored");
+        }
+        drop(_order);
         for (room_id, last) in rooms {
             self.repair(&room_id, last).await;
         }

@@ -399,6 +399,12 @@ impl Store {
         dispatch!(self, subscribe(room_id))
     }
 
+    /// After a [`BusItem::Resync`], the caller has subscribed again every room it hosts: the
+    /// bus is whole again (readiness returns).
+    pub async fn subscriptions_restored(&self) -> Result<()> {
+        dispatch!(self, subscriptions_restored())
+    }
+
     /// Stops delivering the room's events.
     pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
         dispatch!(self, unsubscribe(room_id))

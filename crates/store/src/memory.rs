@@ -478,6 +478,10 @@ impl MemoryStore {
         Ok(())
     }
 
+    pub async fn subscriptions_restored(&self) -> Result<()> {
+        Ok(())
+    }
+
     pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
         self.lock().subscribed.remove(room_id);
         Ok(())

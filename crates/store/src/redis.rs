@@ -187,7 +187,7 @@ impl RedisStore {
         let (tx, bus) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(true));
         tokio::spawn(forward_events(subscriber.message_rx(), tx.clone()));
-        tokio::spawn(resubscribe_on_reconnect(
+        tokio::spawn(resync_on_reconnect(
             subscriber.clone(),
             subscribed.clone(),
             tx,
@@ -678,6 +678,12 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
+    /// The hub subscribed every room it hosts again after a reconnect.
+    pub async fn subscriptions_restored(&self) -> Result<()> {
+        self.subscribed.store(true, Ordering::Release);
+        Ok(())
+    }
+
     pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
         self.subscriber
             .sunsubscribe(channel(room_id))
@@ -801,9 +807,12 @@ async fn forward_events(
     }
 }
 
-/// After the pub/sub connection comes back: subscribe again to every room (until that works;
-/// readiness fails meanwhile), then resync, since events published in between were lost.
-async fn resubscribe_on_reconnect(
+/// After the pub/sub connection comes back, events published meanwhile are lost: readiness
+/// fails and the hub resynchronizes (it subscribes every room it hosts again, repairs them from
+/// history, then calls `Store::subscriptions_restored`). The hub, not fred's own bookkeeping,
+/// decides what is subscribed: a command that timed out while disconnected may still be sent
+/// later, so only the hub's full pass after the reconnect is trusted.
+async fn resync_on_reconnect(
     subscriber: SubscriberClient,
     subscribed: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<BusItem>,
@@ -815,20 +824,6 @@ async fn resubscribe_on_reconnect(
             Err(broadcast::error::RecvError::Closed) => return,
         }
         subscribed.store(false, Ordering::Release);
-        // Not fred's resubscribe_all: it sends an empty SUBSCRIBE first, which Redis refuses,
-        // and never gets to the shard channels. One SSUBSCRIBE per room also stays single-slot.
-        loop {
-            let channels = subscriber.tracked_shard_channels();
-            let results = join_all(channels.into_iter().map(|c| subscriber.ssubscribe(c))).await;
-            match results.into_iter().find_map(|r| r.err()) {
-                None => break,
-                Some(err) => {
-                    tracing::warn!(%err, "resubscribing failed; retrying");
-                    tokio::time::sleep(Duration::from_millis(250)).await;
-                }
-            }
-        }
-        subscribed.store(true, Ordering::Release);
         if tx.send(BusItem::Resync).is_err() {
             return;
         }
