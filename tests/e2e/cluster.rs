@@ -1,7 +1,7 @@
 //! The scaled topology with real processes: one `redis-server`, several `ephemera` instances,
 //! and `nginx` running the shipped `nginx.conf` in front of them.
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, Ws};
 use crate::process::Process;
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -55,6 +55,15 @@ impl Cluster {
     /// A client talking to instance `i` directly.
     pub fn instance(&self, i: usize) -> TestApp {
         TestApp::at(self.instances[i].port)
+    }
+
+    /// A member named `m<i>` on each instance `i`, connected directly.
+    pub async fn member_on_each(&self, room: &str) -> Vec<Ws> {
+        let mut members = Vec::new();
+        for i in 0..self.instances.len() {
+            members.push(self.instance(i).member(room, &format!("m{i}")).await.0);
+        }
+        members
     }
 
     pub fn redis(&self) -> &RedisServer {

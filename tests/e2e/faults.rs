@@ -203,16 +203,7 @@ async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room
     let mut cluster = Cluster::start(3, &[]);
     let via = cluster.app();
     let room = via.open_room().await;
-    let mut members = Vec::new();
-    for i in 0..3 {
-        members.push(
-            cluster
-                .instance(i)
-                .member(&room.id, &format!("m{i}"))
-                .await
-                .0,
-        );
-    }
+    let mut members = cluster.member_on_each(&room.id).await;
     cluster.redis.as_mut().expect("redis").kill();
     let sent = Instant::now();
     members[0].say("anyone?", "c").await;
@@ -332,7 +323,7 @@ async fn a_reconnect_storm_resumes_everyone_while_other_rooms_keep_flowing() {
     );
     let via = cluster.app();
     let victim = cluster.instance(0);
-    let rooms_n = 40;
+    let rooms_n = 50;
     let per_room = 40;
     let mut rooms = Vec::new();
     for _ in 0..rooms_n {

@@ -27,16 +27,7 @@ async fn members_on_three_instances_get_every_message_once_and_in_order() {
         ],
     );
     let room = cluster.app().open_room().await;
-    let mut clients = Vec::new();
-    for i in 0..3 {
-        clients.push(
-            cluster
-                .instance(i)
-                .member(&room.id, &format!("m{i}"))
-                .await
-                .0,
-        );
-    }
+    let mut clients = cluster.member_on_each(&room.id).await;
     clients.push(cluster.app().member(&room.id, "via-nginx").await.0);
     let per_client = 20;
     for round in 0..per_client {
@@ -189,16 +180,7 @@ async fn owner_offline_and_delete_reach_members_on_every_instance() {
     }
 
     let room = cluster.app().open_room().await;
-    let mut members = Vec::new();
-    for i in 0..3 {
-        members.push(
-            cluster
-                .instance(i)
-                .member(&room.id, &format!("m{i}"))
-                .await
-                .0,
-        );
-    }
+    let mut members = cluster.member_on_each(&room.id).await;
     let res = cluster
         .app()
         .http
