@@ -397,3 +397,17 @@ async fn three_instances_on_a_redis_cluster_spread_rooms_over_every_shard() {
         assert_eq!(left.trim(), "", "no key of the expired room is left");
     }
 }
+
+#[test]
+fn the_shipped_nginx_conf_passes_nginx_t_unmodified() {
+    let conf = concat!(env!("CARGO_MANIFEST_DIR"), "/../nginx.conf");
+    let out = std::process::Command::new(crate::cluster::nginx_binary())
+        .args(["-t", "-c", conf])
+        .output()
+        .expect("nginx runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && said.contains("test is successful"),
+        "{said}"
+    );
+}

@@ -439,7 +439,7 @@ impl Hub {
         tracing::info!(rooms = rooms.len(), "resynchronizing hosted rooms");
         // Subscribe again to exactly the rooms hosted here (in order with any subscription
         // change the hub makes), until the store takes it.
-        let _order = self.inner.subscriptions.lock().await;
+        let order = self.inner.subscriptions.lock().await;
         for (room_id, _) in &rooms {
             while let Err(err) = self.inner.store.subscribe(room_id).await {
                 tracing::warn!(%err, "resubscribing failed; retrying");
@@ -449,7 +449,7 @@ impl Hub {
         if let Err(err) = self.inner.store.subscriptions_restored().await {
             tracing::warn!(%err, "cannot mark subscriptions restored");
         }
-        drop(_order);
+        drop(order);
         for (room_id, last) in rooms {
             self.repair(&room_id, last).await;
         }
