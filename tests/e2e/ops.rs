@@ -261,3 +261,41 @@ async fn the_healthcheck_subcommand_asks_healthz() {
         "nothing listens there"
     );
 }
+
+#[tokio::test]
+async fn every_metric_the_grafana_dashboard_queries_is_exported() {
+    let app = spawn_app().await;
+    let room = app.open_room().await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    bob.say("hi", "c").await;
+    bob.next_of("message").await;
+    let res = app.get("/metrics").await;
+    assert!(
+        res.headers().contains_key("x-request-id"),
+        "responses carry a request id"
+    );
+    let metrics = res.text().await.expect("text");
+    assert!(metrics.contains("ephemera_ready 1"), "{metrics}");
+    assert!(metrics.contains("ephemera_members 1"), "{metrics}");
+    let dashboard: Value = serde_json::from_str(include_str!("../../deploy/grafana/ephemera.json"))
+        .expect("dashboard JSON");
+    let mut queried = 0;
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        let expr = panel["targets"][0]["expr"].as_str().expect("expr");
+        for name in expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("ephemera_"))
+        {
+            let base = ["_total", "_bucket", "_sum", "_count"]
+                .iter()
+                .fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+            assert!(
+                metrics.contains(&format!("# TYPE {base} ")),
+                "{name} (panel {}) is not exported",
+                panel["title"]
+            );
+            queried += 1;
+        }
+    }
+    assert!(queried >= 12);
+}

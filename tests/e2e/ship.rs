@@ -82,3 +82,34 @@ fn docker_compose_follows_the_compose_spec_and_scales() {
         "nginx is the only published port"
     );
 }
+
+#[test]
+fn the_kubernetes_manifests_validate_offline() {
+    let said = run(
+        pytool("kubernetes-validate"),
+        &["--strict", "deploy/kubernetes/ephemera.yaml"],
+    );
+    for kind in [
+        "deployment/ephemera",
+        "service/ephemera",
+        "ingress/ephemera",
+        "poddisruptionbudget/ephemera",
+        "horizontalpodautoscaler/ephemera",
+        "deployment/ephemera-redis",
+    ] {
+        assert!(
+            said.contains(&format!("passed for resource {kind}")),
+            "{kind}:\n{said}"
+        );
+    }
+    let manifests =
+        std::fs::read_to_string(repo().join("deploy/kubernetes/ephemera.yaml")).expect("manifests");
+    for probe in [
+        "path: /readyz",
+        "path: /healthz",
+        "terminationGracePeriodSeconds: 40",
+        "\"--appendonly\", \"no\"",
+    ] {
+        assert!(manifests.contains(probe), "{probe}");
+    }
+}

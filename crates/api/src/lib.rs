@@ -43,11 +43,13 @@ pub struct AppState {
     registry: Registry,
 }
 
-/// Counters only the HTTP layer sees.
+/// What only the HTTP layer sees.
 #[derive(Default)]
 struct ApiMetrics {
     /// Requests refused by a per-IP limit, by limit.
     rejections: Family<[(&'static str, &'static str); 1], Counter>,
+    /// 1 while `/readyz` would answer 200 (refreshed on every scrape).
+    ready: prometheus_client::metrics::gauge::Gauge,
 }
 
 impl ApiMetrics {
@@ -105,6 +107,11 @@ impl Application {
             "Requests refused by a per-IP limit",
             api_metrics.rejections.clone(),
         );
+        registry.register(
+            "ephemera_ready",
+            "1 while the instance is ready (store and pub/sub up, not draining)",
+            api_metrics.ready.clone(),
+        );
         let hub = Hub::start(store, bus, hub_config, metrics);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
@@ -147,17 +154,25 @@ impl Application {
                 })
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
-                    // Method, path and status only: query strings carry tickets.
+                    // Method, path and status only: query strings carry tickets. Each request
+                    // has an id (the caller's `X-Request-Id` if it is a sane one), logged and
+                    // echoed in the response.
                     let started = Instant::now();
                     let method = req.method().clone();
                     let path = req.path().to_owned();
-                    srv.call(req).map(move |res| {
-                        let status = match &res {
-                            Ok(res) => res.status().as_u16(),
+                    let request_id = request_id(req.headers());
+                    srv.call(req).map(move |mut res| {
+                        let status = match &mut res {
+                            Ok(res) => {
+                                if let Ok(value) = request_id.parse() {
+                                    res.headers_mut().insert(REQUEST_ID.clone(), value);
+                                }
+                                res.status().as_u16()
+                            }
                             Err(err) => err.as_response_error().status_code().as_u16(),
                         };
                         let ms = started.elapsed().as_secs_f64() * 1000.0;
-                        tracing::info!(%method, %path, status, ms, "request");
+                        tracing::info!(%request_id, %method, %path, status, ms, "request");
                         res
                     })
                 })
@@ -232,6 +247,24 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+static REQUEST_ID: actix_web::http::header::HeaderName =
+    actix_web::http::header::HeaderName::from_static("x-request-id");
+
+/// The caller's `X-Request-Id` when it is short and plain, else a fresh one.
+fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
+    headers
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| {
+            !id.is_empty()
+                && id.len() <= 64
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        })
+        .map_or_else(store::secret::new_id, str::to_owned)
 }
 
 fn security_headers() -> DefaultHeaders {

@@ -10,7 +10,7 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
 }
 
-/// `GET /readyz`: the store answers and the instance is not draining.
+/// `GET /readyz`: the store and its pub/sub answer and the instance is not draining.
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     if state.hub.is_draining() {
         return Err(ApiError::new(
@@ -24,6 +24,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 /// `GET /metrics`: Prometheus text format.
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let ready = readyz(state.clone()).await.is_ok();
+    state.metrics.ready.set(i64::from(ready));
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "Cannot encode metrics"))?;

@@ -256,8 +256,11 @@ impl Hub {
             let Some(room) = rooms.get_mut(room_id) else {
                 return;
             };
-            if room.conns.remove(&session).is_none() {
+            let Some(conn) = room.conns.remove(&session) else {
                 return;
+            };
+            if conn.live.get().is_some() {
+                self.inner.metrics.members.dec();
             }
             room.conns.is_empty()
         };

@@ -8,6 +8,8 @@ use prometheus_client::registry::{Registry, Unit};
 pub struct Metrics {
     /// Open WebSocket connections.
     pub connections: Gauge,
+    /// Members whose live connection is on this instance.
+    pub members: Gauge,
     /// Rooms with at least one local connection.
     pub rooms_hosted: Gauge,
     /// Messages accepted from this instance's clients.
@@ -28,6 +30,7 @@ impl Default for Metrics {
     fn default() -> Self {
         Metrics {
             connections: Gauge::default(),
+            members: Gauge::default(),
             rooms_hosted: Gauge::default(),
             messages_in: Counter::default(),
             messages_out: Counter::default(),
@@ -45,6 +48,11 @@ impl Metrics {
             "ephemera_connections",
             "Open WebSocket connections",
             self.connections.clone(),
+        );
+        registry.register(
+            "ephemera_members",
+            "Members whose live connection is on this instance",
+            self.members.clone(),
         );
         registry.register(
             "ephemera_rooms_hosted",

@@ -89,6 +89,7 @@ impl Hub {
                     session,
                 };
                 let _ = conn.live.set(live.clone());
+                self.metrics().members.inc();
                 let mut s = Session {
                     hub: self.clone(),
                     can_destroy: joined.member.role == Role::Owner
