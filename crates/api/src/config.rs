@@ -4,12 +4,12 @@
 
 use ipnet::IpNet;
 use protocol::limits;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 /// Raw settings, as named in the environment without the `EPHEMERA_` prefix.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(default)]
 pub struct Settings {
     pub bind_addr: String,
@@ -322,6 +322,32 @@ mod tests {
         assert!(
             err.to_string().starts_with("EPHEMERA_DEFAULT_MAX_USERS"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_these_settings() {
+        let readme = include_str!("../../../README.md");
+        let table = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("section");
+        let documented: std::collections::BTreeSet<String> = table
+            .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .filter(|w| w.starts_with("EPHEMERA_"))
+            .map(str::to_owned)
+            .collect();
+        let settings = serde_json::to_value(Settings::default()).expect("serializes");
+        let known: std::collections::BTreeSet<String> = settings
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| format!("EPHEMERA_{}", k.to_ascii_uppercase()))
+            .collect();
+        assert_eq!(
+            documented, known,
+            "README's configuration table and Settings differ"
         );
     }
 
