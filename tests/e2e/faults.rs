@@ -102,12 +102,7 @@ async fn a_killed_instances_members_resume_elsewhere_and_only_the_absent_go_offl
             "{name} resumed within the grace: invisible"
         );
     }
-    let details: Value = via
-        .get(&format!("/rooms/{}", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let details: Value = via.details(&room.id).await;
     let online: Vec<&str> = details["online_users"]
         .as_array()
         .expect("list")

@@ -88,6 +88,15 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("request")
     }
 
+    /// `GET /rooms/{id}` of an open room, as JSON.
+    pub async fn details(&self, room_id: &str) -> Value {
+        self.get(&format!("/rooms/{room_id}"))
+            .await
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// Creates a room; panics unless 201.
     pub async fn create_room(&self, body: Value) -> Room {
         let res = self.post("/rooms", body).await;

@@ -81,12 +81,7 @@ async fn leaving_is_immediate_over_websocket_and_rest() {
         4401,
         "a member who left cannot resume"
     );
-    let details: Value = app
-        .get(&format!("/rooms/{}", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let details: Value = app.details(&room.id).await;
     assert_eq!(details["online_users_count"], 1);
 }
 

@@ -186,12 +186,7 @@ async fn draining_turns_unready_closes_with_1001_and_keeps_members() {
         1013,
         "no new connections while draining"
     );
-    let details: Value = app
-        .get(&format!("/rooms/{}", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let details: Value = app.details(&room.id).await;
     assert_eq!(
         details["online_users_count"], 2,
         "members keep their grace to resume elsewhere"

@@ -78,13 +78,7 @@ async fn presence_is_the_same_from_every_instance() {
     assert_eq!(b.presence("user_online").await["display_name"], "carol");
     let mut lists = Vec::new();
     for i in 0..3 {
-        let details: Value = cluster
-            .instance(i)
-            .get(&format!("/rooms/{}", room.id))
-            .await
-            .json()
-            .await
-            .expect("json");
+        let details: Value = cluster.instance(i).details(&room.id).await;
         assert_eq!(details["online_users_count"], 3);
         lists.push(details["online_users"].clone());
     }
@@ -126,13 +120,7 @@ async fn a_join_storm_across_instances_admits_exactly_max_users() {
     let admitted = results.iter().filter(|r| r.is_ok()).count();
     let full = results.iter().filter(|r| matches!(r, Err(4403))).count();
     assert_eq!((admitted, full), (4, 32), "the owner holds the fifth slot");
-    let details: Value = cluster
-        .instance(1)
-        .get(&format!("/rooms/{}", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
+    let details: Value = cluster.instance(1).details(&room.id).await;
     assert_eq!(details["online_users_count"], 5);
     assert_eq!(details["is_full"], true);
 }

@@ -186,13 +186,7 @@ async fn soak_randomized_faults_keep_every_invariant() {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let expected: BTreeSet<String> = here.iter().map(|&i| members[i].name.clone()).collect();
         for i in 0..3 {
-            let details: Value = cluster
-                .instance(i)
-                .get(&format!("/rooms/{}", room.id))
-                .await
-                .json()
-                .await
-                .expect("json");
+            let details: Value = cluster.instance(i).details(&room.id).await;
             let online: BTreeSet<String> = details["online_users"]
                 .as_array()
                 .expect("list")

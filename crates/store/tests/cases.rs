@@ -18,6 +18,15 @@ fn refused<T: std::fmt::Debug>(result: store::Result<T>) -> ErrorCode {
     }
 }
 
+/// Joins `name` by name (session `session`) and returns the member.
+async fn join(store: &Store, room_id: &str, name: &str, session: u64) -> store::Member {
+    store
+        .claim_membership(room_id, by_name(name, session).0)
+        .await
+        .expect("join")
+        .member
+}
+
 fn ghost() -> store::Member {
     store::Member {
         id: "ghost".into(),
@@ -290,11 +299,7 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
     published(&mut bus).await;
     for i in 1..=7u64 {
         let m = store
@@ -352,11 +357,7 @@ pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus
             .expect("history")
             .complete
     );
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
     for _ in 0..7 {
         store
             .append_message(&room.id, &bob, "x".into(), None, RATE)
@@ -394,16 +395,8 @@ pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus
 pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
-    let carol = store
-        .claim_membership(&room.id, by_name("carol", 2).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let carol = join(&store, &room.id, "carol", 2).await;
     let rate = Rate {
         per_second: 10,
         burst: 3,
@@ -448,16 +441,8 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
-    let carol = store
-        .claim_membership(&room.id, by_name("carol", 2).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let carol = join(&store, &room.id, "carol", 2).await;
     published(&mut bus).await;
     // Bob's connection keeps touching him; carol's dropped.
     store
@@ -558,11 +543,7 @@ pub async fn the_owner_going_offline_destroys_a_room_that_says_so((store, mut bu
         .await
         .expect("owner")
         .member;
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 2).0)
-        .await
-        .expect("bob")
-        .member;
+    let bob = join(&store, &room.id, "bob", 2).await;
     published(&mut bus).await;
     store
         .disconnect_member(&live(&room.id, &owner.id, 1))
@@ -617,11 +598,7 @@ pub async fn destroy_deletes_everything_and_publishes_room_closed_once(
     let (room, owner_token) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
     store
         .append_message(&room.id, &bob, "secret".into(), None, RATE)
         .await
@@ -665,11 +642,7 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    let bob = store
-        .claim_membership(&room.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &room.id, "bob", 1).await;
     published(&mut bus).await;
     store
         .release_member(&room.id, &bob.id)
@@ -777,16 +750,8 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
     store.create_room(a.clone()).await.expect("create");
     store.create_room(b.clone()).await.expect("create");
     store.subscribe(&a.id).await.expect("subscribe");
-    let bob = store
-        .claim_membership(&a.id, by_name("bob", 1).0)
-        .await
-        .expect("join")
-        .member;
-    let carol = store
-        .claim_membership(&b.id, by_name("carol", 2).0)
-        .await
-        .expect("join")
-        .member;
+    let bob = join(&store, &a.id, "bob", 1).await;
+    let carol = join(&store, &b.id, "carol", 2).await;
     store
         .append_message(&b.id, &carol, "unseen".into(), None, RATE)
         .await
