@@ -399,3 +399,123 @@ fn the_shipped_nginx_conf_passes_nginx_t_unmodified() {
         "{said}"
     );
 }
+
+/// Makes a CA and a server certificate for 127.0.0.1 with openssl; returns the directory.
+fn make_certificates() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "ephemera-tls-{}-{}",
+        std::process::id(),
+        store::testing::free_port()
+    ));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let steps: [Vec<&str>; 3] = [
+        [
+            &["req", "-x509"][..],
+            &ec,
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.crt",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=ephemera-test-ca",
+            ],
+        ]
+        .concat(),
+        [
+            &["req"][..],
+            &ec,
+            &[
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
+            ],
+        ]
+        .concat(),
+        vec![
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "1",
+            "-extfile",
+            "ext.cnf",
+        ],
+    ];
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .expect("ext");
+    for args in steps {
+        let out = std::process::Command::new("openssl")
+            .args(&args)
+            .current_dir(&dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    dir
+}
+
+#[tokio::test]
+async fn rediss_works_with_a_private_ca_given_by_ssl_cert_file() {
+    let certs = make_certificates();
+    let path = |name: &str| certs.join(name).display().to_string();
+    let port = store::testing::free_port();
+    let tls_port = port.to_string();
+    let (cert, key, ca) = (path("server.crt"), path("server.key"), path("ca.crt"));
+    let _redis = store::testing::RedisServer::start_with(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &tls_port,
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "no",
+        ],
+    );
+    let url = format!("rediss://127.0.0.1:{port}");
+    let server = crate::process::Process::start(&[
+        ("EPHEMERA_REDIS_URL", url.as_str()),
+        ("SSL_CERT_FILE", ca.as_str()),
+    ]);
+    let app = TestApp::at(server.port);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let room = app.open_room().await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    bob.say("over TLS", "c").await;
+    assert_eq!(bob.next_of("message").await["text"], "over TLS");
+    let _ = std::fs::remove_dir_all(&certs);
+}
