@@ -519,3 +519,29 @@ async fn rediss_works_with_a_private_ca_given_by_ssl_cert_file() {
     assert_eq!(bob.next_of("message").await["text"], "over TLS");
     let _ = std::fs::remove_dir_all(&certs);
 }
+
+#[tokio::test]
+async fn an_acl_user_limited_to_ephemeras_keys_and_channels_is_enough() {
+    let redis = store::testing::RedisServer::start();
+    let set = redis.cli(&[
+        "acl",
+        "setuser",
+        "ephemera",
+        "on",
+        ">s3cret",
+        "~eph:*",
+        "&eph:*",
+        "+@all",
+        "-@dangerous",
+    ]);
+    assert_eq!(set.trim(), "OK");
+    redis.cli(&["acl", "setuser", "default", "off"]);
+    let url = format!("redis://ephemera:s3cret@127.0.0.1:{}", redis.port);
+    let server = crate::process::Process::start(&[("EPHEMERA_REDIS_URL", url.as_str())]);
+    let app = TestApp::at(server.port);
+    assert_eq!(app.get("/readyz").await.status(), 200);
+    let room = app.open_room().await;
+    let (mut bob, _) = app.member(&room.id, "bob").await;
+    bob.say("least privilege", "c").await;
+    assert_eq!(bob.next_of("message").await["text"], "least privilege");
+}
