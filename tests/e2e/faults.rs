@@ -125,12 +125,7 @@ async fn an_owner_on_a_killed_instance_destroys_the_room_after_its_grace() {
     let killed = Instant::now();
     cluster.instances[0].kill();
     for ws in [&mut b, &mut c] {
-        let (code, frames) = ws.closed().await;
-        assert_eq!(code, 4003);
-        assert!(
-            frames.iter().any(|f| f["reason"] == "owner_offline"),
-            "{frames:?}"
-        );
+        ws.closed_with_room_closed(4003, "owner_offline").await;
     }
     let took = killed.elapsed();
     assert!(
@@ -222,13 +217,7 @@ async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room
     );
     let deadline = Instant::now() + Duration::from_secs(5);
     for i in 0..3 {
-        while cluster.instance(i).get("/readyz").await.status() != 503 {
-            assert!(
-                Instant::now() < deadline,
-                "instance {i} turns unready within 5 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        cluster.instance(i).await_readyz(503, deadline).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     cluster.redis.as_mut().expect("redis").restart();
@@ -241,13 +230,7 @@ async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     for i in 0..3 {
-        while cluster.instance(i).get("/readyz").await.status() != 200 {
-            assert!(
-                Instant::now() < deadline,
-                "instance {i} ready again within 10 s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        cluster.instance(i).await_readyz(200, deadline).await;
     }
     let room = via.open_room().await;
     let (mut a, _) = cluster.instance(0).member(&room.id, "a").await;
@@ -272,10 +255,9 @@ async fn a_drained_instance_hands_its_members_over_without_losing_a_message() {
     let mut watcher = Resilient::join(&cluster.instance(2), &via, &room.id, "watcher").await;
     let drained = cluster.instance(0);
     cluster.instances[0].terminate();
-    let deadline = Instant::now() + Duration::from_millis(900);
-    while drained.get("/readyz").await.status() != 503 {
-        assert!(Instant::now() < deadline, "readiness fails at once");
-    }
+    drained
+        .await_readyz(503, Instant::now() + Duration::from_millis(900))
+        .await;
     // Chat goes on during the drain.
     for i in 0..40 {
         sender.say(&format!("during drain {i}")).await;

@@ -88,6 +88,18 @@ impl TestApp {
         self.http.get(self.url(path)).send().await.expect("request")
     }
 
+    /// Polls `/readyz` until it answers `status`; panics at `deadline`.
+    pub async fn await_readyz(&self, status: u16, deadline: Instant) {
+        while self.get("/readyz").await.status() != status {
+            assert!(
+                Instant::now() < deadline,
+                "{}: /readyz did not answer {status} in time",
+                self.base
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// `GET /rooms/{id}` of an open room, as JSON.
     pub async fn details(&self, room_id: &str) -> Value {
         self.get(&format!("/rooms/{room_id}"))
@@ -301,6 +313,17 @@ impl Ws {
                 Frame::Closed(code) => return (code, seen),
             }
         }
+    }
+
+    /// Reads until the close; asserts its code and a `room_closed` frame with `reason` before it.
+    pub async fn closed_with_room_closed(&mut self, code: u16, reason: &str) -> Vec<Value> {
+        let (got, frames) = self.closed().await;
+        assert_eq!(got, code);
+        let told = frames
+            .iter()
+            .any(|f| f["event"] == "room_closed" && f["reason"] == reason);
+        assert!(told, "no room_closed ({reason}) before {code}: {frames:?}");
+        frames
     }
 
     /// Collects every frame that arrives within `within`.

@@ -121,13 +121,7 @@ async fn an_owner_who_leaves_gets_1000_and_everyone_else_4003() {
     let (mut bob, _) = app.member(&room.id, "bob").await;
     alice.send_json(json!({"type": "leave"})).await;
     assert_eq!(alice.closed().await.0, 1000);
-    let (code, frames) = bob.closed().await;
-    assert_eq!(code, 4003);
-    assert!(
-        frames
-            .iter()
-            .any(|f| f["event"] == "room_closed" && f["reason"] == "owner_offline")
-    );
+    bob.closed_with_room_closed(4003, "owner_offline").await;
 }
 
 #[tokio::test]
@@ -208,13 +202,7 @@ async fn close_room_frame_closes_everyone_with_4002_and_members_may_not() {
     assert_eq!(bob.next_of("error").await["code"], "forbidden");
     alice.send_json(json!({"type": "close_room"})).await;
     for ws in [&mut alice, &mut bob] {
-        let (code, frames) = ws.closed().await;
-        assert_eq!(code, 4002);
-        assert!(
-            frames
-                .iter()
-                .any(|f| f["event"] == "room_closed" && f["reason"] == "closed")
-        );
+        ws.closed_with_room_closed(4002, "closed").await;
     }
     assert_eq!(app.get(&format!("/rooms/{}", room.id)).await.status(), 404);
 }

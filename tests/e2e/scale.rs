@@ -159,12 +159,7 @@ async fn owner_offline_and_delete_reach_members_on_every_instance() {
     let (mut c, _) = cluster.instance(2).member(&room.id, "carol").await;
     owner.kill();
     for ws in [&mut b, &mut c] {
-        let (code, frames) = ws.closed().await;
-        assert_eq!(code, 4003);
-        assert!(
-            frames.iter().any(|f| f["reason"] == "owner_offline"),
-            "{frames:?}"
-        );
+        ws.closed_with_room_closed(4003, "owner_offline").await;
     }
 
     let room = cluster.app().open_room().await;
@@ -199,10 +194,8 @@ async fn expiry_closes_every_socket_everywhere_within_a_second_and_leaves_no_key
         members.push(ws);
     }
     for ws in &mut members {
-        let (code, frames) = ws.closed().await;
+        ws.closed_with_room_closed(4001, "expired").await;
         let now = protocol::now_ms();
-        assert_eq!(code, 4001);
-        assert!(frames.iter().any(|f| f["reason"] == "expired"));
         assert!(
             now >= expires_at && now - expires_at < 1000,
             "closed {} ms after expiry",
@@ -301,14 +294,8 @@ async fn readiness_follows_the_redis_connection() {
     let app = cluster.instance(0);
     assert_eq!(app.get("/readyz").await.status(), 200);
     cluster.redis.as_mut().expect("redis").kill();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    while app.get("/readyz").await.status() != 503 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz must turn 503 within 5 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.await_readyz(503, tokio::time::Instant::now() + Duration::from_secs(5))
+        .await;
     let res = app.post("/rooms", json!({"owner_name": "a"})).await;
     assert_eq!(
         res.status(),
@@ -320,14 +307,8 @@ async fn readiness_follows_the_redis_connection() {
         "unavailable"
     );
     cluster.redis.as_mut().expect("redis").restart();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while app.get("/readyz").await.status() != 200 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "/readyz must come back within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    app.await_readyz(200, tokio::time::Instant::now() + Duration::from_secs(10))
+        .await;
     assert_eq!(
         app.post("/rooms", json!({"owner_name": "a"}))
             .await

@@ -62,20 +62,7 @@ impl From<store::Error> for ApiError {
                     "Service temporarily unavailable, try again",
                 )
             }
-            store::Error::Refused(code) => ApiError::new(code, refusal(code)),
+            store::Error::Refused(code) => ApiError::new(code, code.sentence()),
         }
-    }
-}
-
-/// A sentence for a refusal the store decided.
-fn refusal(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::RoomNotFound => "Room not found",
-        ErrorCode::NameTaken => "That display name is taken in this room",
-        ErrorCode::RoomFull => "Room is full",
-        ErrorCode::RateLimited => "Too many requests, slow down",
-        ErrorCode::Unauthorized => "Invalid or expired credentials",
-        ErrorCode::PasswordRequired => "This room needs a password",
-        _ => "Request refused",
     }
 }

@@ -152,6 +152,21 @@ impl ErrorCode {
         }
     }
 
+    /// The sentence sent with a refusal when nothing more specific is known.
+    pub fn sentence(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            RoomNotFound => "Room not found",
+            NameTaken => "That display name is taken in this room",
+            RoomFull => "Room is full",
+            RateLimited => "Too many requests, slow down",
+            Unauthorized => "Invalid or expired credentials",
+            PasswordRequired => "This room needs a password: join with a ticket",
+            Unavailable => "Service temporarily unavailable, try again",
+            _ => "Request refused",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
         match self {

@@ -51,8 +51,6 @@ pub(crate) struct Inner {
     subscriptions: tokio::sync::Mutex<()>,
     /// Set on shutdown: no new connections, readiness fails.
     draining: AtomicBool,
-    /// Open connections (every room's together).
-    open: AtomicUsize,
     /// Admission token bucket: (tokens, last refill).
     admissions: Mutex<(f64, std::time::Instant)>,
 }
@@ -163,7 +161,6 @@ impl Hub {
                 rooms: Mutex::new(HashMap::new()),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
-                open: AtomicUsize::new(0),
                 admissions: Mutex::new((0.0, std::time::Instant::now())),
             }),
         };
@@ -192,7 +189,7 @@ impl Hub {
 
     /// Number of open connections.
     pub fn connections(&self) -> usize {
-        self.inner.open.load(Ordering::Acquire)
+        usize::try_from(self.inner.metrics.connections.get()).unwrap_or(0)
     }
 
     /// Whether a new connection may come in now: not draining, under the connection cap and
@@ -238,7 +235,6 @@ impl Hub {
             room.conns.insert(conn.session, conn);
             room.subscribed.clone()
         };
-        self.inner.open.fetch_add(1, Ordering::AcqRel);
         self.inner.metrics.connections.inc();
         subscribed
             .get_or_try_init(|| async {
@@ -264,7 +260,6 @@ impl Hub {
             }
             room.conns.is_empty()
         };
-        self.inner.open.fetch_sub(1, Ordering::AcqRel);
         self.inner.metrics.connections.dec();
         if empty {
             let hub = self.clone();

@@ -178,7 +178,7 @@ impl Hub {
             Ok(joined) => joined,
             Err(err) => {
                 let code = err.code();
-                return Err(refusal(transport, code, describe(code), code.close_code()).await);
+                return Err(refusal(transport, code, code.sentence(), code.close_code()).await);
             }
         };
         let limit = self.config().history_limit;
@@ -189,7 +189,7 @@ impl Hub {
             Ok(history) => history,
             Err(err) => {
                 let code = err.code();
-                return Err(refusal(transport, code, describe(code), code.close_code()).await);
+                return Err(refusal(transport, code, code.sentence(), code.close_code()).await);
             }
         };
         let now = now_ms();
@@ -456,7 +456,7 @@ impl<T: Transport> Session<T> {
                 )
                 .await
             }
-            code => self.error(code, describe(code)).await,
+            code => self.error(code, code.sentence()).await,
         }
     }
 
@@ -466,20 +466,6 @@ impl<T: Transport> Session<T> {
             Ok(json) => self.write(json.into()).await,
             Err(_) => Ok(()),
         }
-    }
-}
-
-/// A sentence for a refusal the store decided.
-fn describe(code: ErrorCode) -> &'static str {
-    match code {
-        ErrorCode::RoomNotFound => "Room not found",
-        ErrorCode::Unauthorized => "ticket or resume token invalid or expired",
-        ErrorCode::PasswordRequired => "this room has a password: join with a ticket",
-        ErrorCode::RoomFull => "Room is full",
-        ErrorCode::NameTaken => "display name is taken",
-        ErrorCode::RateLimited => "too many requests",
-        ErrorCode::Unavailable => "service temporarily unavailable",
-        _ => "refused",
     }
 }
 
@@ -503,7 +489,7 @@ async fn refusal<T: Transport>(
 }
 
 async fn refuse<T: Transport>(transport: T, code: ErrorCode, close_code: u16) {
-    close_with(transport, code, describe(code), close_code).await;
+    close_with(transport, code, code.sentence(), close_code).await;
 }
 
 /// Refuses a connection before it joins: an `error` frame, then the code's close code.

@@ -237,27 +237,18 @@ impl Store {
     /// The in-memory backend and its bus.
     pub fn memory(config: StoreConfig) -> (Store, Bus) {
         let (store, bus) = memory::MemoryStore::new(config);
+        (Store::on(Backend::Memory(store)), bus)
+    }
+
+    fn on(backend: Backend) -> Store {
         let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-        (
-            Store {
-                backend: Backend::Memory(store),
-                latency,
-            },
-            bus,
-        )
+        Store { backend, latency }
     }
 
     /// The Redis backend (`redis://`, `rediss://` or `redis-cluster://`) and its bus.
     pub async fn redis(url: &str, config: StoreConfig) -> Result<(Store, Bus)> {
         let (store, bus) = redis::RedisStore::connect(url, config).await?;
-        let latency = LatencyFamily::new_with_constructor(latency_histogram as fn() -> Histogram);
-        Ok((
-            Store {
-                backend: Backend::Redis(store),
-                latency,
-            },
-            bus,
-        ))
+        Ok((Store::on(Backend::Redis(store)), bus))
     }
 
     /// Registers the store's metrics (`ephemera_store_op_seconds`).

@@ -18,15 +18,6 @@ fn refused<T: std::fmt::Debug>(result: store::Result<T>) -> ErrorCode {
     }
 }
 
-/// Joins `name` by name (session `session`) and returns the member.
-async fn join(store: &Store, room_id: &str, name: &str, session: u64) -> store::Member {
-    store
-        .claim_membership(room_id, by_name(name, session).0)
-        .await
-        .expect("join")
-        .member
-}
-
 fn ghost() -> store::Member {
     store::Member {
         id: "ghost".into(),

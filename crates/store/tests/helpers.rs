@@ -69,6 +69,15 @@ pub fn by_name(name: &str, session: u64) -> (Claim, String) {
     (claim, resume)
 }
 
+/// Joins `name` by name (session `session`) and returns the member.
+pub async fn join(store: &Store, room_id: &str, name: &str, session: u64) -> store::Member {
+    store
+        .claim_membership(room_id, by_name(name, session).0)
+        .await
+        .expect("join")
+        .member
+}
+
 /// A claim redeeming a ticket.
 pub fn by_ticket(ticket: &str, session: u64) -> (Claim, String) {
     let resume = store::secret::new_token();

@@ -77,11 +77,7 @@ mod redis_keys {
     async fn busy_room(store: &Store, lifetime_ms: u64) -> String {
         let (room, _) = room(10, lifetime_ms);
         store.create_room(room.clone()).await.expect("create");
-        let bob = store
-            .claim_membership(&room.id, by_name("bob", 1).0)
-            .await
-            .expect("join")
-            .member;
+        let bob = join(store, &room.id, "bob", 1).await;
         store
             .append_message(&room.id, &bob, "secret text".into(), None, RATE)
             .await
