@@ -4,19 +4,32 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (32768 and up) so no
+/// outgoing connection can take it before the server binds it. Its cluster bus port (+10000)
+/// is free too. Ports are handed out in turn, so parallel tests never get the same one.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let start = std::process::id() * 7919;
+    loop {
+        let port = (10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        if [port, port + 10_000]
+            .iter()
+            .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+        {
+            return port;
+        }
+    }
 }
 
-fn wait_for_port(port: u16) {
+fn wait_for_port(child: &mut Child, port: u16) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("redis-server on {port} exited: {status}");
+        }
         assert!(
             Instant::now() < deadline,
             "redis-server did not listen on {port}"
@@ -81,7 +94,7 @@ impl RedisServer {
 }
 
 fn spawn(port: u16, dir: &PathBuf, extra: &[String]) -> Child {
-    let child = Command::new("redis-server")
+    let mut child = Command::new("redis-server")
         .args([
             "--port",
             &port.to_string(),
@@ -99,7 +112,7 @@ fn spawn(port: u16, dir: &PathBuf, extra: &[String]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server starts (scripts/test.sh installs it)");
-    wait_for_port(port);
+    wait_for_port(&mut child, port);
     child
 }
 
