@@ -1,4 +1,5 @@
-// Renders /openapi.json as a list of operations, each with a small "try it" form.
+// Renders /openapi.json: operations grouped by tag, each with its responses and a small
+// "try it" form, then the schemas.
 "use strict";
 function el(tag, text, attrs = {}) {
   const e = document.createElement(tag);
@@ -7,28 +8,41 @@ function el(tag, text, attrs = {}) {
   return e;
 }
 
+let schemas = {};
+const refName = (schema) => (schema && schema.$ref ? schema.$ref.split("/").pop() : "");
+const resolve = (schema) => schemas[refName(schema)] || schema || {};
+
 function operation(path, method, op) {
-  const box = el("details");
+  const box = el("details", "", { id: op.operationId });
   box.append(el("summary", `${method.toUpperCase()} ${path} — ${op.summary || ""}`));
   if (op.description) box.append(el("p", op.description));
+  const responses = el("ul");
+  for (const [status, res] of Object.entries(op.responses || {})) {
+    const body = res.content && Object.values(res.content)[0];
+    const name = body ? refName(body.schema) : "";
+    responses.append(el("li", `${status}: ${res.description || ""}${name ? ` (${name})` : ""}`));
+  }
+  box.append(el("h3", "Responses"), responses);
+
   const form = el("form");
-  const params = (op.parameters || []).filter((p) => p.in !== "header" || p.name !== "Authorization");
-  for (const p of params) {
-    const label = el("label", `${p.name} (${p.in})`);
-    label.append(el("input", "", { name: p.name, "data-in": p.in }));
+  for (const p of op.parameters || []) {
+    const label = el("label", `${p.name} (${p.in}${p.required ? ", required" : ""})`);
+    label.append(el("input", "", { name: p.name, "data-in": p.in, title: p.description || "" }));
     form.append(label);
   }
-  const auth = el("label", "Authorization: Bearer");
-  auth.append(el("input", "", { name: "__bearer" }));
-  form.append(auth);
+  if (op.security) {
+    const auth = el("label", "Authorization: Bearer");
+    auth.append(el("input", "", { name: "__bearer", autocomplete: "off" }));
+    form.append(auth);
+  }
   if (op.requestBody) {
-    const example = op.requestBody.content["application/json"].example;
-    const label = el("label", "JSON body");
-    const area = el("textarea", JSON.stringify(example || {}, null, 2), { name: "__body", rows: "6", cols: "60" });
-    label.append(area);
+    const media = op.requestBody.content["application/json"];
+    const example = media.example || resolve(media.schema).example || {};
+    const label = el("label", `JSON body (${refName(media.schema)})`);
+    label.append(el("textarea", JSON.stringify(example, null, 2), { name: "__body", rows: "6", cols: "60" }));
     form.append(label);
   }
-  const out = el("pre");
+  const out = el("pre", "", { "aria-live": "polite" });
   form.append(el("button", "Try it"), out);
   form.onsubmit = async (e) => {
     e.preventDefault();
@@ -42,7 +56,7 @@ function operation(path, method, op) {
       else if (where === "query") query.set(input.name, input.value);
       else if (where === "header") headers[input.name] = input.value;
     }
-    const bearer = form.elements.__bearer.value;
+    const bearer = form.elements.__bearer && form.elements.__bearer.value;
     if (bearer) headers.authorization = "Bearer " + bearer;
     const body = form.elements.__body ? form.elements.__body.value : undefined;
     const qs = query.toString();
@@ -56,9 +70,28 @@ function operation(path, method, op) {
 }
 
 fetch("/openapi.json").then((r) => r.json()).then((doc) => {
+  schemas = (doc.components && doc.components.schemas) || {};
   const root = document.getElementById("operations");
   root.append(el("p", doc.info.description || ""));
+  const sections = new Map();
   for (const [path, item] of Object.entries(doc.paths)) {
-    for (const [method, op] of Object.entries(item)) root.append(operation(path, method, op));
+    for (const [method, op] of Object.entries(item)) {
+      const tag = (op.tags && op.tags[0]) || "other";
+      if (!sections.has(tag)) {
+        const section = el("section");
+        section.append(el("h2", tag));
+        sections.set(tag, section);
+        root.append(section);
+      }
+      sections.get(tag).append(operation(path, method, op));
+    }
   }
+  const types = el("section");
+  types.append(el("h2", "schemas"));
+  for (const [name, schema] of Object.entries(schemas)) {
+    const box = el("details", "", { id: `schema-${name}` });
+    box.append(el("summary", name), el("pre", JSON.stringify(schema, null, 2)));
+    types.append(box);
+  }
+  root.append(types);
 });

@@ -12,6 +12,7 @@
 pub mod config;
 mod error;
 mod extract;
+mod openapi;
 mod ops;
 mod passwords;
 mod rest;
@@ -33,6 +34,8 @@ use realtime::{Hub, HubConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{Rate, Store, StoreConfig};
+use utoipa::OpenApi;
+use utoipa_actix_web::AppExt;
 
 /// What every handler shares.
 pub struct AppState {
@@ -126,11 +129,13 @@ impl Application {
         });
         let server = HttpServer::new(move || {
             App::new()
+                .into_utoipa_app()
+                .configure(routes)
+                .into_app()
                 .app_data(state.clone())
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::invalid(format!("Invalid query string: {err}")).into()
                 }))
-                .configure(routes)
                 .default_service(web::to(|| async {
                     Err::<actix_web::HttpResponse, _>(ApiError::new(
                         ErrorCode::NotFound,
@@ -278,25 +283,34 @@ fn security_headers() -> DefaultHeaders {
         .add(("X-Frame-Options", "DENY"))
 }
 
-fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(ops::healthz))
-        .route("/readyz", web::get().to(ops::readyz))
-        .route("/metrics", web::get().to(ops::metrics))
-        .route("/openapi.json", web::get().to(ops::openapi))
-        .route("/docs", web::get().to(ops::docs))
-        .route("/", web::get().to(ops::page))
-        .route("/r/{room_id}", web::get().to(ops::page))
-        .route("/assets/{file}", web::get().to(ops::asset))
-        .route("/rooms", web::post().to(rest::create_room))
-        .route("/rooms/{room_id}", web::get().to(rest::get_room))
-        .route("/rooms/{room_id}", web::delete().to(rest::close_room))
-        .route("/rooms/{room_id}/close", web::post().to(rest::close_room))
-        .route("/rooms/{room_id}/join", web::post().to(rest::join))
-        .route("/rooms/{room_id}/messages", web::get().to(rest::history))
-        .route(
-            "/rooms/{room_id}/messages",
-            web::post().to(rest::post_message),
-        )
-        .route("/rooms/{room_id}/leave", web::post().to(rest::leave))
-        .route("/rooms/{room_id}/ws", web::get().to(ws::upgrade));
+/// Every route. The served routes and the OpenAPI document both come from here, so neither can
+/// have one the other lacks.
+fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
+    cfg.service(rest::create_room)
+        .service(rest::get_room)
+        .service(rest::delete_room)
+        .service(rest::close_room)
+        .service(rest::join)
+        .service(rest::history)
+        .service(rest::post_message)
+        .service(rest::leave)
+        .service(ws::upgrade)
+        .service(ops::healthz)
+        .service(ops::readyz)
+        .service(ops::metrics)
+        .service(ops::openapi)
+        .service(ops::docs)
+        .service(ops::lobby)
+        .service(ops::room_page)
+        .service(ops::asset);
+}
+
+/// The OpenAPI document of every route in [`routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    App::new()
+        .into_utoipa_app()
+        .openapi(openapi::ApiDoc::openapi())
+        .configure(routes)
+        .split_for_parts()
+        .1
 }

@@ -2,29 +2,60 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use actix_web::{HttpResponse, web};
+use crate::openapi::RoomPath;
+use actix_web::{HttpResponse, get, web};
 use protocol::ErrorCode;
+use protocol::rest::ErrorBody;
+use serde::Serialize;
+use std::sync::LazyLock;
+use utoipa::ToSchema;
 
-/// `GET /healthz`: the process runs.
-pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().json(serde_json::json!({"status": "ok"}))
+/// The body of `/healthz` and `/readyz`.
+#[derive(Serialize, ToSchema)]
+pub struct Status {
+    #[schema(example = "ok")]
+    status: &'static str,
 }
 
-/// `GET /readyz`: the store and its pub/sub answer and the instance is not draining.
+/// Liveness: the process runs.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "Alive", body = Status)))]
+#[get("/healthz")]
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(Status { status: "ok" })
+}
+
+/// Readiness: the store and its pub/sub answer and the instance is not draining.
+#[utoipa::path(
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready", body = Status),
+        (status = 503, description = "`unavailable`: store or pub/sub down, or draining", body = ErrorBody),
+    )
+)]
+#[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    ready(&state).await?;
+    Ok(HttpResponse::Ok().json(Status { status: "ready" }))
+}
+
+async fn ready(state: &AppState) -> Result<(), ApiError> {
     if state.hub.is_draining() {
         return Err(ApiError::new(
             ErrorCode::Unavailable,
             "Draining for shutdown",
         ));
     }
-    state.hub.store().ping().await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({"status": "ready"})))
+    Ok(state.hub.store().ping().await?)
 }
 
-/// `GET /metrics`: Prometheus text format.
+/// Prometheus metrics (OpenMetrics text).
+#[utoipa::path(
+    tag = "operations",
+    responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String))
+)]
+#[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let ready = readyz(state.clone()).await.is_ok();
+    let ready = ready(&state).await.is_ok();
     state.metrics.ready.set(i64::from(ready));
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
@@ -34,24 +65,47 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
         .body(body))
 }
 
-/// The OpenAPI 3 document of the contract.
-pub const OPENAPI: &str = include_str!("../openapi.json");
+/// The OpenAPI document, generated from the handlers and the protocol types once.
+static OPENAPI: LazyLock<String> = LazyLock::new(|| {
+    crate::openapi()
+        .to_pretty_json()
+        .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+});
 
-/// `GET /openapi.json`
+/// This OpenAPI 3.1 document.
+#[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]
+#[get("/openapi.json")]
 pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/json")
-        .body(OPENAPI)
+        .body(OPENAPI.as_str())
 }
 
-/// `GET /docs`: interactive documentation rendered from `/openapi.json`, no CDN.
+/// This documentation: `/openapi.json` rendered offline.
+#[utoipa::path(tag = "pages", responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+#[get("/docs")]
 pub async fn docs() -> HttpResponse {
     html(include_str!("../../../web/docs.html"))
 }
 
-/// `GET /` and `GET /r/{room_id}`: one page; the script tells lobby and room apart.
-pub async fn page() -> HttpResponse {
-    html(include_str!("../../../web/index.html"))
+const PAGE: &str = include_str!("../../../web/index.html");
+
+/// The lobby: create a room.
+#[utoipa::path(tag = "pages", responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
+#[get("/")]
+pub async fn lobby() -> HttpResponse {
+    html(PAGE)
+}
+
+/// A room's page (its `join_url`); the same page as the lobby, the script tells them apart.
+#[utoipa::path(
+    tag = "pages",
+    params(RoomPath),
+    responses((status = 200, description = "HTML", content_type = "text/html", body = String))
+)]
+#[get("/r/{room_id}")]
+pub async fn room_page() -> HttpResponse {
+    html(PAGE)
 }
 
 fn html(body: &'static str) -> HttpResponse {
@@ -61,7 +115,16 @@ fn html(body: &'static str) -> HttpResponse {
         .body(body)
 }
 
-/// `GET /assets/{file}`
+/// The page's static files.
+#[utoipa::path(
+    tag = "pages",
+    params(("file" = String, Path, description = "`app.js`, `docs.js` or `style.css`")),
+    responses(
+        (status = 200, description = "The file", content_type = "text/plain", body = String),
+        (status = 404, description = "`not_found`", body = ErrorBody),
+    )
+)]
+#[get("/assets/{file}")]
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let (body, kind) = match file.as_str() {
         "app.js" => (

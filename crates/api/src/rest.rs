@@ -3,11 +3,15 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, bearer, client_ip};
-use actix_web::{HttpRequest, HttpResponse, web};
+use crate::openapi::{
+    BadCredentials, BadRequest, BadToken, Invalid, RoomNotFound, RoomPath, Unavailable,
+};
+use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use protocol::frames::MessageFrame;
 use protocol::frames::ServerFrame;
 use protocol::rest::{
-    Ack, CreateRoomRequest, CreateRoomResponse, HistoryResponse, JoinRequest, JoinResponse,
-    PostMessageRequest, RoomDetails,
+    Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
+    JoinResponse, PostMessageRequest, RoomDetails,
 };
 use protocol::{ErrorCode, Role, limits, now_ms, rfc3339, seconds_until, text};
 use std::collections::HashMap;
@@ -26,7 +30,21 @@ fn text_field(
     result.map_err(|e| ApiError::invalid(e.describe(field, max)))
 }
 
-/// `POST /rooms`
+/// Create a room.
+///
+/// The creator is its owner; `owner_token` is shown only in this answer.
+#[utoipa::path(
+    tag = "rooms",
+    request_body = CreateRoomRequest,
+    responses(
+        (status = 201, description = "Created", body = CreateRoomResponse),
+        (status = 400, response = inline(BadRequest)),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, description = "`rate_limited`: too many rooms from this client IP", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms")]
 pub async fn create_room(
     req: HttpRequest,
     payload: web::Payload,
@@ -254,7 +272,23 @@ fn details(view: &RoomView) -> RoomDetails {
     }
 }
 
-/// `GET /rooms/{room_id}`
+/// Room details.
+///
+/// A password room needs its password, or a member's or the owner's token.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, ("X-Room-Password" = Option<String>, Header, description = "The room's password (never in the URL)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The room", body = RoomDetails),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadCredentials)),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 429, description = "`rate_limited`: too many wrong passwords from this client IP for this room", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[get("/rooms/{room_id}")]
 pub async fn get_room(
     req: HttpRequest,
     path: web::Path<String>,
@@ -265,7 +299,28 @@ pub async fn get_room(
     Ok(HttpResponse::Ok().json(details(&view)))
 }
 
-/// `POST /rooms/{room_id}/join`
+/// Get a single-use ticket to connect.
+///
+/// With the owner token as bearer it is the owner's join: no password, `display_name` ignored.
+/// The name and the slot are claimed only when the ticket is redeemed on the WebSocket.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    request_body = JoinRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "A ticket", body = JoinResponse),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadCredentials)),
+        (status = 403, description = "`room_full`", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 409, description = "`name_taken`", body = ErrorBody),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/join")]
 pub async fn join(
     req: HttpRequest,
     path: web::Path<String>,
@@ -357,7 +412,24 @@ fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i
         .transpose()
 }
 
-/// `GET /rooms/{room_id}/messages?after=&limit=`
+/// Message history.
+///
+/// Same credentials as room details.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, ("after" = Option<u64>, Query, description = "Only messages with a greater id (default 0)"), ("limit" = Option<u32>, Query, minimum = 1, description = "At most this many (default and ceiling: the history size)"), ("X-Room-Password" = Option<String>, Header, description = "The room's password (never in the URL)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Kept messages with `id > after`, oldest first", body = HistoryResponse),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadCredentials)),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[get("/rooms/{room_id}/messages")]
 pub async fn history(
     req: HttpRequest,
     path: web::Path<String>,
@@ -387,7 +459,26 @@ pub async fn history(
     }))
 }
 
-/// `POST /rooms/{room_id}/messages`
+/// Post a message without a WebSocket.
+///
+/// For scripts and bots: a member's `resume_token` or the owner token (once the owner has joined).
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    request_body = PostMessageRequest,
+    security((), ("bearer" = [])),
+    responses(
+        (status = 201, description = "The message as broadcast (with `\"type\": \"message\"`)", body = MessageFrame),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: the owner has not joined", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, description = "`rate_limited`: the member's message rate", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/messages")]
 pub async fn post_message(
     req: HttpRequest,
     path: web::Path<String>,
@@ -421,7 +512,21 @@ pub async fn post_message(
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }
 
-/// `POST /rooms/{room_id}/leave`
+/// Leave at once.
+///
+/// No grace: the member is removed now and the others see `user_offline`.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Left", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/leave")]
 pub async fn leave(
     req: HttpRequest,
     path: web::Path<String>,
@@ -439,8 +544,53 @@ pub async fn leave(
     }))
 }
 
-/// `DELETE /rooms/{room_id}` and `POST /rooms/{room_id}/close`
+/// Destroy a room now.
+///
+/// The owner token, or a member's token when `members_can_destroy`.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: members may not destroy this room", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[delete("/rooms/{room_id}")]
+pub async fn delete_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    destroy(req, path, state).await
+}
+
+/// Destroy a room now (alias of `DELETE /rooms/{room_id}`).
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: members may not destroy this room", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/close")]
 pub async fn close_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    destroy(req, path, state).await
+}
+
+async fn destroy(
     req: HttpRequest,
     path: web::Path<String>,
     state: Data,

@@ -4,15 +4,32 @@
 use crate::AppState;
 use crate::config::origin_of;
 use crate::error::ApiError;
-use actix_web::{HttpRequest, HttpResponse, web};
+use crate::openapi::RoomPath;
+use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
 use protocol::ErrorCode;
+use protocol::rest::ErrorBody;
 use realtime::{Entry, Gone, Inbound, Transport};
 use std::collections::HashMap;
 
+/// The WebSocket: chat in real time.
+///
+/// One way in: `ticket`, `display_name` (rooms without password) or `resume` with `last_id`.
+/// Frames are `ClientFrame` and `ServerFrame` (see the schemas); a refusal after the upgrade is an
+/// `error` frame and a close code (API.md).
+#[utoipa::path(
+    tag = "websocket",
+    params(RoomPath, ("ticket" = Option<String>, Query, description = "A ticket from join"), ("display_name" = Option<String>, Query, description = "Direct join of a room without password"), ("resume" = Option<String>, Query, description = "A member's resume_token"), ("last_id" = Option<u64>, Query, description = "With resume: the last message id seen")),
+    responses(
+        (status = 101, description = "Switching protocols"),
+        (status = 400, description = "`invalid_request`: not a WebSocket request", body = ErrorBody),
+        (status = 403, description = "`forbidden`: the Origin is not allowed", body = ErrorBody),
+    )
+)]
+#[get("/rooms/{room_id}/ws")]
 pub async fn upgrade(
     req: HttpRequest,
     path: web::Path<String>,

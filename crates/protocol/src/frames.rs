@@ -6,9 +6,10 @@
 use crate::rest::OnlineUser;
 use crate::{CloseReason, ErrorCode, Role};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// Every frame the server sends.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     System(SystemFrame),
@@ -19,7 +20,7 @@ pub enum ServerFrame {
 }
 
 /// `{"type": "system", "event": ...}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum SystemFrame {
     Welcome(Welcome),
@@ -27,7 +28,7 @@ pub enum SystemFrame {
 }
 
 /// Always the first frame of a connection.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct Welcome {
     pub message: String,
     pub room_id: String,
@@ -46,7 +47,7 @@ pub struct Welcome {
 }
 
 /// A chat message as broadcast and kept in history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessageFrame {
     pub id: u64,
     pub room_id: String,
@@ -59,14 +60,14 @@ pub struct MessageFrame {
     pub timestamp: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PresenceEvent {
     UserOnline,
     UserOffline,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PresenceFrame {
     pub event: PresenceEvent,
     pub member_id: String,
@@ -78,14 +79,14 @@ pub struct PresenceFrame {
     pub timestamp: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TypingFrame {
     pub member_id: String,
     pub display_name: String,
     pub timestamp: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RoomClosedFrame {
     pub reason: CloseReason,
     pub message: String,
@@ -93,7 +94,7 @@ pub struct RoomClosedFrame {
     pub timestamp: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorFrame {
     pub code: ErrorCode,
     pub message: String,
@@ -109,7 +110,7 @@ impl ServerFrame {
 }
 
 /// Every command a client may send as a JSON text frame.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
     Message {

@@ -15,6 +15,7 @@ pub mod text;
 
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use utoipa::ToSchema;
 
 /// Milliseconds since the Unix epoch: the one clock type every crate shares.
 pub type Millis = u64;
@@ -93,7 +94,7 @@ pub mod close {
 }
 
 /// Machine-readable error codes (`code` in error bodies and `error` frames).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     InvalidJson,
@@ -105,7 +106,6 @@ pub enum ErrorCode {
     Forbidden,
     RoomNotFound,
     NotFound,
-    MethodNotAllowed,
     NameTaken,
     RoomFull,
     RateLimited,
@@ -126,7 +126,6 @@ impl ErrorCode {
             PasswordRequired | InvalidPassword | Unauthorized => 401,
             Forbidden | RoomFull => 403,
             RoomNotFound | NotFound => 404,
-            MethodNotAllowed => 405,
             NameTaken => 409,
             InvalidRequest | EmptyMessage | MessageTooLong => 422,
             RateLimited => 429,
@@ -146,9 +145,7 @@ impl ErrorCode {
             InvalidRequest | EmptyMessage | MessageTooLong => close::INVALID_NAME,
             RateLimited => close::RATE_LIMITED,
             Unavailable => close::TRY_AGAIN_LATER,
-            InvalidJson | PasswordInUrl | InvalidFrame | MethodNotAllowed | Internal => {
-                close::SERVER_ERROR
-            }
+            InvalidJson | PasswordInUrl | InvalidFrame | Internal => close::SERVER_ERROR,
         }
     }
 
@@ -179,7 +176,6 @@ impl ErrorCode {
             Forbidden => "forbidden",
             RoomNotFound => "room_not_found",
             NotFound => "not_found",
-            MethodNotAllowed => "method_not_allowed",
             NameTaken => "name_taken",
             RoomFull => "room_full",
             RateLimited => "rate_limited",
@@ -193,7 +189,7 @@ impl ErrorCode {
 }
 
 /// Why a room ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum CloseReason {
     Expired,
@@ -220,7 +216,7 @@ impl CloseReason {
 }
 
 /// A member's role in a room.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Owner,

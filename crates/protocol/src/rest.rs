@@ -6,31 +6,44 @@
 use crate::frames::MessageFrame;
 use crate::{ErrorCode, Role};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /rooms`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"owner_name": "alice", "name": "Standup", "expiry_seconds": 600}))]
 pub struct CreateRoomRequest {
+    #[schema(min_length = 1, max_length = 32)]
     pub owner_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 80)]
     pub name: Option<String>,
+    /// Argon2id-hashed at once; empty or absent: an open room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 128)]
     pub password: Option<String>,
+    /// Default 3600; bounds: `EPHEMERA_MIN_EXPIRY_SECONDS`, `EPHEMERA_MAX_EXPIRY_SECONDS`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 60, maximum = 86400)]
     pub expiry_seconds: Option<u64>,
+    /// Default 20.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 1000)]
     pub max_users: Option<u32>,
+    /// Default true: the room ends when the owner leaves or stays offline past the grace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub destroy_on_owner_offline: Option<bool>,
+    /// Default false: whether members may destroy the room too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_can_destroy: Option<bool>,
 }
 
 /// `201` answer to `POST /rooms`. The only time `owner_token` is ever shown.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct CreateRoomResponse {
     pub room_id: String,
     pub name: Option<String>,
     pub owner_name: String,
+    /// Shown only here, once: the owner's credential.
     pub owner_token: String,
     pub ws_url: String,
     pub join_url: String,
@@ -44,7 +57,7 @@ pub struct CreateRoomResponse {
 }
 
 /// One member in `online_users`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OnlineUser {
     pub member_id: String,
     pub display_name: String,
@@ -53,7 +66,7 @@ pub struct OnlineUser {
 }
 
 /// `GET /rooms/{room_id}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct RoomDetails {
     pub room_id: String,
     pub name: Option<String>,
@@ -71,17 +84,21 @@ pub struct RoomDetails {
 }
 
 /// `POST /rooms/{room_id}/join`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"display_name": "bob", "password": "s3cret"}))]
 pub struct JoinRequest {
+    /// Required unless the owner joins with its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(min_length = 1, max_length = 32)]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
 }
 
 /// `200` answer to `POST /rooms/{room_id}/join`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct JoinResponse {
+    /// Single use, short lived.
     pub ticket: String,
     pub ws_url: String,
     pub display_name: String,
@@ -91,28 +108,34 @@ pub struct JoinResponse {
 }
 
 /// `GET /rooms/{room_id}/messages`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {
+    /// Kept messages with `id > after`, oldest first.
     pub messages: Vec<MessageFrame>,
+    /// The room's latest message id (0 before the first).
     pub last_id: u64,
 }
 
 /// `POST /rooms/{room_id}/messages`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"text": "hello", "client_id": "bot-1"}))]
 pub struct PostMessageRequest {
+    #[schema(min_length = 1, max_length = 2000)]
     pub text: String,
+    /// Echoed back in the broadcast message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(max_length = 64)]
     pub client_id: Option<String>,
 }
 
 /// A plain acknowledgement: `{"message": "Left the room"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Ack {
     pub message: String,
 }
 
 /// Every error response: `{"detail": "...", "code": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     pub detail: String,
     pub code: ErrorCode,
