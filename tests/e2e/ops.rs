@@ -91,6 +91,7 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
         ("get", "/openapi.json"),
         ("get", "/"),
         ("get", "/r/{room_id}"),
+        ("get", "/r/{room_id}/qr.svg"),
         ("get", "/assets/{file}"),
     ]
     .iter()

@@ -302,6 +302,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(ops::docs)
         .service(ops::lobby)
         .service(ops::room_page)
+        .service(ops::room_qr)
         .service(ops::asset);
 }
 

@@ -115,6 +115,37 @@ fn html(body: &'static str) -> HttpResponse {
         .body(body)
 }
 
+/// A QR code (SVG) of a room's link, for joining from a phone.
+#[utoipa::path(
+    tag = "pages",
+    params(RoomPath),
+    responses(
+        (status = 200, description = "SVG", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "`not_found`: not a room id", body = ErrorBody),
+    )
+)]
+#[get("/r/{room_id}/qr.svg")]
+pub async fn room_qr(
+    room_id: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    if !protocol::is_room_id(&room_id) {
+        return Err(ApiError::new(ErrorCode::NotFound, "Not found"));
+    }
+    let link = format!("{}/r/{room_id}", state.config.public_url);
+    let code = qrcode::QrCode::new(link.as_bytes())
+        .map_err(|_| ApiError::new(ErrorCode::Internal, "Cannot encode the link"))?;
+    let svg = code
+        .render::<qrcode::render::svg::Color>()
+        .min_dimensions(240, 240)
+        .quiet_zone(true)
+        .build();
+    Ok(HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "private, max-age=3600"))
+        .body(svg))
+}
+
 /// The page's static files.
 #[utoipa::path(
     tag = "pages",

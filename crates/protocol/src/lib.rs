@@ -93,6 +93,13 @@ pub mod close {
     pub const INVALID_NAME: u16 = 4422;
 }
 
+/// Whether `s` has the shape of a room id (nanoid: 21 of `A-Za-z0-9_-`).
+pub fn is_room_id(s: &str) -> bool {
+    s.len() == limits::ROOM_ID_LEN
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
 /// Machine-readable error codes (`code` in error bodies and `error` frames).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -1,0 +1,503 @@
+//! The UI in real headless Chromium, driven over WebDriver (chromedriver + fantoccini), against
+//! real processes: Redis, two instances and the shipped nginx.
+
+use crate::cluster::Cluster;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use store::testing::free_port;
+
+/// A `chromedriver` on a free port, stopped by PID when dropped.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Driver {
+    fn start() -> Driver {
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts (scripts/test.sh installs chromium-driver)");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Driver { child, port }
+    }
+
+    /// A new headless browser of `width` x `height` CSS pixels, in the dark or light theme.
+    async fn browser(&self, width: u32, height: u32, dark: bool) -> Browser {
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--hide-scrollbars".to_owned(),
+            format!("--window-size={width},{height}"),
+        ];
+        if dark {
+            args.push("--force-dark-mode".to_owned());
+            args.push("--blink-settings=preferredColorScheme=0".to_owned());
+        }
+        // Desktop Chrome has a minimum window width; phones are emulated at their real size.
+        let mut options = json!({ "args": args });
+        if width < 500 {
+            options["mobileEmulation"] =
+                json!({"deviceMetrics": {"width": width, "height": height, "pixelRatio": 1.0}});
+        }
+        let mut caps = serde_json::Map::new();
+        caps.insert("goog:chromeOptions".to_owned(), options);
+        let client = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(caps)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a browser session");
+        Browser { client }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Browser {
+    client: Client,
+}
+
+impl Browser {
+    async fn goto(&self, url: &str) {
+        self.client.goto(url).await.expect("navigates");
+    }
+
+    /// Evaluates a JavaScript expression in the page.
+    async fn js(&self, expr: &str) -> Value {
+        self.client
+            .execute(&format!("return {expr};"), vec![])
+            .await
+            .expect("script runs")
+    }
+
+    /// Waits until the expression is truthy; panics with its last value after 15 s.
+    async fn until(&self, expr: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let value = self.js(expr).await;
+            if !matches!(value, Value::Null | Value::Bool(false)) && value != json!("") {
+                return value;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for `{expr}` (last: {value})"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn fill(&self, css: &str, text: &str) {
+        let input = self.client.find(Locator::Css(css)).await.expect(css);
+        input.clear().await.expect("clears");
+        input.send_keys(text).await.expect("types");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .expect(css)
+            .click()
+            .await
+            .expect("clicks");
+    }
+
+    async fn text(&self, id: &str) -> String {
+        self.js(&format!("document.getElementById({id:?}).textContent"))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// The text of every message shown, in order.
+    async fn messages(&self) -> Vec<String> {
+        let texts = self
+            .js("[...document.querySelectorAll('#messages .message .text')].map(e => e.textContent)")
+            .await;
+        serde_json::from_value(texts).expect("strings")
+    }
+
+    async fn wait_live(&self) {
+        self.until("document.getElementById('status').textContent === 'Live'")
+            .await;
+    }
+
+    async fn screenshot(&self, name: &str) {
+        let png = self.client.screenshot().await.expect("screenshot");
+        assert_eq!(&png[1..4], b"PNG", "{name} is a PNG");
+        let dir = std::env::var_os("EPHEMERA_SCREENSHOTS")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots"));
+        std::fs::create_dir_all(&dir).expect("screenshot dir");
+        std::fs::write(dir.join(format!("{name}.png")), png).expect("writes");
+    }
+
+    async fn close(self) {
+        let _ = self.client.close().await;
+    }
+}
+
+/// How many WebSocket connections each instance holds.
+async fn connections(cluster: &Cluster) -> Vec<u64> {
+    let mut counts = Vec::new();
+    for i in 0..cluster.instances.len() {
+        let metrics = cluster
+            .instance(i)
+            .get("/metrics")
+            .await
+            .text()
+            .await
+            .expect("metrics");
+        let count = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("ephemera_connections "))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        counts.push(count);
+    }
+    counts
+}
+
+const XSS_ROOM: &str = "<img src=x onerror=window.pwned=1>";
+const XSS_NAME: &str = "<svg onload=window.pwned=2>";
+const XSS_TEXT: &str = "<script>window.pwned=3</script><img src=x onerror=window.pwned=4>";
+
+#[tokio::test]
+async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
+    let mut cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "10")]);
+    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let driver = Driver::start();
+    let alice = driver.browser(1200, 800, false).await;
+    let bob = driver.browser(1200, 800, false).await;
+
+    // Alice creates a password room, with a hostile name, and lands in it as its owner.
+    alice.goto(&format!("{site}/")).await;
+    alice
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+    assert!(
+        !alice
+            .js("document.getElementById('create-owner').value")
+            .await
+            .as_str()
+            .unwrap_or("")
+            .is_empty(),
+        "the lobby suggests an anonymous name"
+    );
+    alice.fill("#create-owner", "alice").await;
+    alice.fill("#create-name", XSS_ROOM).await;
+    alice.click("input[name=lifetime][value='10']").await;
+    alice.fill("#create-password", "s3cret").await;
+    alice.click("#create button[type=submit]").await;
+    alice.wait_live().await;
+    let alice_on = connections(&cluster)
+        .await
+        .iter()
+        .position(|&n| n == 1)
+        .expect("alice's instance");
+    alice
+        .until(&format!(
+            "document.getElementById('room-title').textContent === {XSS_ROOM:?}"
+        ))
+        .await;
+    let link = alice
+        .js("document.getElementById('share-link').value")
+        .await
+        .as_str()
+        .expect("link")
+        .to_owned();
+    assert!(link.starts_with(&format!("{site}/r/")), "{link}");
+    let countdown = alice.text("countdown").await;
+    assert!(
+        countdown.starts_with("9:") || countdown.starts_with("10:"),
+        "a ten-minute room counts down from 10:00: {countdown}"
+    );
+    alice.click("#share-btn").await;
+    alice
+        .until("document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0")
+        .await;
+
+    // Bob opens the link: a wrong password is refused with a banner, the right one lets him in.
+    bob.goto(&link).await;
+    bob.until("!document.getElementById('join').hidden && !document.getElementById('join-password').hidden")
+        .await;
+    bob.fill("#join-name", XSS_NAME).await;
+    bob.fill("#join-pass", "wrong").await;
+    bob.click("#join-form button[type=submit]").await;
+    bob.until("document.getElementById('banner').textContent.includes('Wrong password')")
+        .await;
+    bob.fill("#join-pass", "s3cret").await;
+    bob.click("#join-form button[type=submit]").await;
+    bob.wait_live().await;
+    bob.until(&format!(
+        "document.getElementById('room-title').textContent === {XSS_ROOM:?}"
+    ))
+    .await;
+
+    // Presence both ways, with the owner badge.
+    alice
+        .until("document.getElementById('online-count').textContent === '2'")
+        .await;
+    bob.until("document.getElementById('online-count').textContent === '2'")
+        .await;
+    let people = bob
+        .js("document.getElementById('online').textContent")
+        .await;
+    assert!(
+        people
+            .as_str()
+            .is_some_and(|p| p.contains("aliceowner") && p.contains(XSS_NAME)),
+        "{people}"
+    );
+
+    // Typing, then messages both ways.
+    alice.fill("#text", "hel").await;
+    bob.until("document.getElementById('typing').textContent === 'alice is typing…'")
+        .await;
+    alice.fill("#text", "hello bob\n").await;
+    bob.until("[...document.querySelectorAll('#messages .text')].some(e => e.textContent === 'hello bob')")
+        .await;
+    bob.fill("#text", &format!("{XSS_TEXT}\n")).await;
+    alice
+        .until(&format!(
+            "[...document.querySelectorAll('#messages .text')].some(e => e.textContent === {XSS_TEXT:?})"
+        ))
+        .await;
+    bob.fill("#text", "see https://example.com/x?y=1 later\n")
+        .await;
+    alice
+        .until("document.querySelector('#messages a[href=\"https://example.com/x?y=1\"]')")
+        .await;
+    let expected = vec![
+        "hello bob".to_owned(),
+        XSS_TEXT.to_owned(),
+        "see https://example.com/x?y=1 later".to_owned(),
+    ];
+    bob.until("document.querySelectorAll('#messages .message').length === 3")
+        .await;
+    assert_eq!(alice.messages().await, expected);
+    assert_eq!(bob.messages().await, expected);
+    assert_eq!(
+        bob.js("document.querySelectorAll('#messages .message.mine').length")
+            .await,
+        json!(2),
+        "own messages are marked"
+    );
+
+    // Hostile text stayed text in both browsers.
+    for browser in [&alice, &bob] {
+        assert_eq!(browser.js("window.pwned === undefined").await, json!(true));
+        assert_eq!(
+            browser
+                .js("document.querySelectorAll('main img:not(#qr), main svg, main script').length")
+                .await,
+            json!(0)
+        );
+    }
+
+    // The two browsers are on the two instances; a reload resumes the conversation, and nginx
+    // places the new connection on either instance. Reloads move Bob until they differ.
+    let mut reloads = 0;
+    loop {
+        bob.client.refresh().await.expect("reloads");
+        reloads += 1;
+        bob.wait_live().await;
+        bob.until("document.querySelectorAll('#messages .message').length === 3")
+            .await;
+        assert_eq!(
+            bob.messages().await,
+            expected,
+            "reload {reloads} keeps the conversation"
+        );
+        let counts = connections(&cluster).await;
+        if counts == [1, 1] {
+            break;
+        }
+        assert!(
+            reloads < 20,
+            "nginx kept both browsers on one instance: {counts:?}"
+        );
+    }
+
+    // Bob's instance dies: his page reconnects through nginx to the other one and resumes,
+    // with what Alice said meanwhile shown exactly once.
+    cluster.instances[1 - alice_on].kill();
+    alice.fill("#text", "while you were away\n").await;
+    bob.until("document.querySelectorAll('#messages .message').length === 4")
+        .await;
+    bob.wait_live().await;
+    let mut after = expected.clone();
+    after.push("while you were away".to_owned());
+    assert_eq!(bob.messages().await, after);
+    assert_eq!(
+        bob.js("new Set([...document.querySelectorAll('#messages .message')].map(m => m.dataset.id)).size").await,
+        json!(4),
+        "no message shown twice"
+    );
+    bob.fill("#text", "back\n").await;
+    alice
+        .until("document.querySelectorAll('#messages .message').length === 5")
+        .await;
+    assert!(
+        !alice.text("messages").await.contains("left"),
+        "reloads and a reconnect within the grace are invisible to others"
+    );
+
+    // The owner destroys the room: both see why, and the page offers the way back.
+    alice.click("#destroy-btn").await;
+    alice
+        .until("document.getElementById('confirm-destroy').open")
+        .await;
+    alice.click("#confirm-yes").await;
+    for browser in [&alice, &bob] {
+        browser
+            .until("!document.getElementById('overlay').hidden")
+            .await;
+        assert_eq!(
+            browser.text("overlay-title").await,
+            "This room was destroyed"
+        );
+        assert_eq!(
+            browser
+                .js("document.getElementById('overlay-home').getAttribute('href')")
+                .await,
+            json!("/?gone=closed")
+        );
+    }
+    alice.click("#overlay-home").await;
+    alice
+        .until(
+            "document.getElementById('banner').textContent.startsWith('This room was destroyed')",
+        )
+        .await;
+    assert_eq!(
+        alice
+            .js("Object.keys(localStorage).filter(k => k.startsWith('ephemera:owner:')).length")
+            .await,
+        json!(0),
+        "the owner token is forgotten with the room"
+    );
+    alice.close().await;
+    bob.close().await;
+}
+
+#[tokio::test]
+async fn screenshots_in_both_themes_and_at_phone_width() {
+    let cluster = Cluster::start(1, &[]);
+    let app = cluster.app();
+    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let room = app
+        .create_room(json!({
+            "owner_name": "alice",
+            "name": "Friday standup",
+            "expiry_seconds": 240,
+            "destroy_on_owner_offline": false,
+        }))
+        .await;
+    let (mut owner, _) = app.owner(&room).await;
+    for text in [
+        "Morning! Shipping the release today.",
+        "Great. Anything blocking?",
+        "The docs need screenshots — on it.",
+    ] {
+        owner.say(text, "c").await;
+        owner.next_of("message").await;
+    }
+    owner.disconnect().await;
+    let urgent = app
+        .create_room(json!({"owner_name": "carol", "expiry_seconds": 50}))
+        .await;
+    let driver = Driver::start();
+    let mut backgrounds = Vec::new();
+    for (theme, dark) in [("light", false), ("dark", true)] {
+        for (size, width, height) in [("desktop", 1200, 760), ("phone", 360, 740)] {
+            let browser = driver.browser(width, height, dark).await;
+            browser.goto(&format!("{site}/")).await;
+            browser
+                .until("!document.getElementById('lobby').hidden")
+                .await;
+            browser.screenshot(&format!("lobby-{theme}-{size}")).await;
+            if size == "desktop" {
+                backgrounds.push(
+                    browser
+                        .js("getComputedStyle(document.body).backgroundColor")
+                        .await,
+                );
+            }
+
+            browser.goto(&format!("{site}/r/{}", room.id)).await;
+            browser
+                .until("!document.getElementById('join').hidden")
+                .await;
+            browser
+                .fill("#join-name", &format!("bob-{theme}-{size}"))
+                .await;
+            browser.click("#join-form button[type=submit]").await;
+            browser.wait_live().await;
+            let shown = browser
+                .until("document.querySelectorAll('#messages .message').length >= 3 && document.querySelectorAll('#messages .message').length")
+                .await;
+            assert_eq!(
+                browser
+                    .js("document.getElementById('countdown').className")
+                    .await,
+                json!("countdown warning"),
+                "under five minutes the countdown warns"
+            );
+            assert_eq!(
+                browser
+                    .js("[window.innerWidth, document.documentElement.scrollWidth]")
+                    .await,
+                json!([width, width]),
+                "{theme} {size}: the page fits the width, no horizontal scrolling"
+            );
+            browser.fill("#text", "Looks good from here.\n").await;
+            browser
+                .until(&format!(
+                    "document.querySelectorAll('#messages .message').length === {shown} + 1"
+                ))
+                .await;
+            browser.screenshot(&format!("room-{theme}-{size}")).await;
+            browser.click("#leave-btn").await;
+            browser
+                .until("!document.getElementById('lobby').hidden")
+                .await;
+
+            browser.goto(&format!("{site}/r/{}", urgent.id)).await;
+            browser.fill("#join-name", "dave").await;
+            browser.click("#join-form button[type=submit]").await;
+            browser.wait_live().await;
+            assert_eq!(
+                browser
+                    .js("document.getElementById('countdown').className")
+                    .await,
+                json!("countdown critical"),
+                "under a minute the countdown is critical"
+            );
+            browser.click("#leave-btn").await;
+            browser.close().await;
+        }
+    }
+    assert_ne!(
+        backgrounds[0], backgrounds[1],
+        "the theme follows the system setting"
+    );
+}
