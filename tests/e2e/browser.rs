@@ -501,3 +501,104 @@ async fn screenshots_in_both_themes_and_at_phone_width() {
         "the theme follows the system setting"
     );
 }
+
+/// Submits the join form as `name`, with `password` when given.
+async fn join_as(browser: &Browser, site: &str, room: &str, name: &str, password: Option<&str>) {
+    browser.goto(&format!("{site}/r/{room}")).await;
+    browser
+        .until("!document.getElementById('join').hidden")
+        .await;
+    browser.fill("#join-name", name).await;
+    if let Some(password) = password {
+        browser.fill("#join-pass", password).await;
+    }
+    browser.click("#join-form button[type=submit]").await;
+}
+
+async fn overlay_says(browser: &Browser, title: &str) {
+    browser
+        .until(&format!(
+            "!document.getElementById('overlay').hidden && document.getElementById('overlay-title').textContent === {title:?}"
+        ))
+        .await;
+}
+
+async fn banner_says(browser: &Browser, start: &str) {
+    browser
+        .until(&format!(
+            "document.getElementById('banner').textContent.startsWith({start:?})"
+        ))
+        .await;
+}
+
+#[tokio::test]
+async fn every_way_a_room_is_gone_or_refused_is_explained() {
+    let cluster = Cluster::start(1, &[]);
+    let app = cluster.app();
+    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let driver = Driver::start();
+    let browser = driver.browser(1000, 700, false).await;
+
+    browser
+        .goto(&format!("{site}/r/AAAAAAAAAAAAAAAAAAAAA"))
+        .await;
+    overlay_says(&browser, "Room not found").await;
+
+    let full = app
+        .create_room(json!({"owner_name": "alice", "max_users": 2}))
+        .await;
+    // One slot is the owner's, reserved: one member fills the room.
+    let (_first, _) = app.member(&full.id, "first").await;
+    join_as(&browser, &site, &full.id, "second", None).await;
+    banner_says(&browser, "This room is full").await;
+
+    let room = app.open_room().await;
+    let (_taken, _) = app.member(&room.id, "taken").await;
+    join_as(&browser, &site, &room.id, "taken", None).await;
+    banner_says(&browser, "That name is taken").await;
+
+    let locked = app
+        .create_room(json!({"owner_name": "alice", "password": "right"}))
+        .await;
+    join_as(&browser, &site, &locked.id, "guesser", Some("wrong")).await;
+    banner_says(&browser, "Wrong password").await;
+    let mut attempts = 1;
+    loop {
+        browser
+            .js("document.getElementById('banner').textContent = ''")
+            .await;
+        browser.click("#join-form button[type=submit]").await;
+        browser
+            .until("document.getElementById('banner').textContent")
+            .await;
+        attempts += 1;
+        if browser
+            .text("banner")
+            .await
+            .starts_with("Too many attempts")
+        {
+            break;
+        }
+        assert!(
+            attempts <= 11,
+            "wrong passwords are limited per IP and room"
+        );
+    }
+
+    let owned = app.open_room().await;
+    let (mut owner, _) = app.owner(&owned).await;
+    join_as(&browser, &site, &owned.id, "bob", None).await;
+    browser.wait_live().await;
+    owner.send_json(json!({"type": "leave"})).await;
+    overlay_says(&browser, "The owner left").await;
+
+    let short = app
+        .create_room(json!({"owner_name": "alice", "expiry_seconds": 5}))
+        .await;
+    join_as(&browser, &site, &short.id, "bob", None).await;
+    browser.wait_live().await;
+    overlay_says(&browser, "This room has expired").await;
+    browser.click("#overlay-home").await;
+    banner_says(&browser, "This room has expired").await;
+    browser.close().await;
+}
