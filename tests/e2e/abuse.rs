@@ -202,3 +202,62 @@ async fn sockets_that_never_answer_pings_are_dropped_and_live_ones_kept() {
     live.say("still here", "c").await;
     assert_eq!(live.next_of("message").await["text"], "still here");
 }
+
+#[tokio::test]
+async fn sockets_are_capped_per_client_ip_and_per_instance_with_1013() {
+    let app = spawn_with(|s| {
+        s.max_connections_per_ip = 2;
+        s.max_connections = 3;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app.open_room().await;
+    let url = |name: &str| format!("{}/rooms/{}/ws?display_name={name}", app.ws_base, room.id);
+    let from = |ip: &'static str, name: &str| {
+        let url = url(name);
+        async move {
+            let mut ws = Ws::with_headers(&url, &[("x-forwarded-for", ip)])
+                .await
+                .expect("upgrade");
+            let first = ws.recv().await;
+            (ws, first)
+        }
+    };
+    let (_a1, first) = from("1.1.1.1", "a1").await;
+    assert!(matches!(first, Frame::Json(ref v) if v["event"] == "welcome"));
+    let (mut a2, _) = from("1.1.1.1", "a2").await;
+    let (mut a3, first) = from("1.1.1.1", "a3").await;
+    assert!(
+        matches!(first, Frame::Json(ref v) if v["code"] == "rate_limited"),
+        "{first:?}"
+    );
+    assert_eq!(a3.closed().await.0, 1013, "a third socket from one IP");
+
+    let (_b1, first) = from("2.2.2.2", "b1").await;
+    assert!(matches!(first, Frame::Json(ref v) if v["event"] == "welcome"));
+    let (mut b2, first) = from("2.2.2.2", "b2").await;
+    assert!(
+        matches!(first, Frame::Json(ref v) if v["code"] == "unavailable"),
+        "{first:?}"
+    );
+    assert_eq!(
+        b2.closed().await.0,
+        1013,
+        "a fourth socket on a node of three"
+    );
+
+    // A closed socket gives its slot back once its task ends, a moment after the close frame.
+    a2.send_json(json!({"type": "leave"})).await;
+    assert_eq!(a2.closed().await.0, 1000);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let (_a4, first) = from("1.1.1.1", "a4").await;
+        if matches!(first, Frame::Json(ref v) if v["event"] == "welcome") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slot never came back: {first:?}"
+        );
+    }
+}

@@ -294,6 +294,8 @@ async fn a_reconnect_storm_resumes_everyone_while_other_rooms_keep_flowing() {
         3,
         &[
             ("EPHEMERA_CONNECT_RATE_PER_SECOND", "400"),
+            // Every client comes from 127.0.0.1.
+            ("EPHEMERA_MAX_CONNECTIONS_PER_IP", "5000"),
             ("EPHEMERA_PRESENCE_GRACE_SECONDS", "30"),
             ("EPHEMERA_ROOM_CREATE_PER_MINUTE", "1000"),
         ],

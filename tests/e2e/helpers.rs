@@ -195,11 +195,22 @@ impl Ws {
         url: &str,
         origin: Option<&str>,
     ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
+        let headers: Vec<(&str, &str)> = origin.map(|o| ("origin", o)).into_iter().collect();
+        Ws::with_headers(url, &headers).await
+    }
+
+    /// Connects with these request headers.
+    pub async fn with_headers(
+        url: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Ws, tokio_tungstenite::tungstenite::Error> {
         let mut request = url.into_client_request()?;
-        if let Some(origin) = origin {
+        for (name, value) in headers {
+            let name: tokio_tungstenite::tungstenite::http::HeaderName =
+                name.parse().expect("header name");
             request
                 .headers_mut()
-                .insert("origin", origin.parse().expect("header"));
+                .insert(name, value.parse().expect("header value"));
         }
         let (stream, _) = tokio_tungstenite::connect_async(request).await?;
         Ok(Ws { stream })

@@ -11,6 +11,7 @@ mod ops;
 mod process;
 mod rest;
 mod scale;
+mod security;
 mod ship;
 mod soak;
 mod websocket;

@@ -41,6 +41,8 @@ pub struct Settings {
     pub stall_timeout_seconds: u64,
     /// WebSockets one instance holds at most; more are refused with 1013.
     pub max_connections: usize,
+    /// WebSockets one instance holds for one client IP; more are refused with 1013.
+    pub max_connections_per_ip: usize,
     /// New WebSockets one instance accepts per second (burst: as many); more get 1013.
     pub connect_rate_per_second: u32,
     /// On SIGTERM, how long readiness fails before connections are closed (lets load
@@ -83,6 +85,7 @@ impl Default for Settings {
             outbound_queue_bytes: 1 << 20,
             stall_timeout_seconds: 10,
             max_connections: 50_000,
+            max_connections_per_ip: 200,
             connect_rate_per_second: 1000,
             drain_delay_seconds: 0,
             shutdown_timeout_seconds: 25,
@@ -214,7 +217,7 @@ impl Config {
                 "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
             ));
         }
-        let positive: [(&'static str, u64); 12] = [
+        let positive: [(&'static str, u64); 13] = [
             ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
             ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
             ("HISTORY_LIMIT", s.history_limit as u64),
@@ -229,6 +232,7 @@ impl Config {
             ("OUTBOUND_QUEUE_BYTES", s.outbound_queue_bytes as u64),
             ("STALL_TIMEOUT_SECONDS", s.stall_timeout_seconds),
             ("MAX_CONNECTIONS", s.max_connections as u64),
+            ("MAX_CONNECTIONS_PER_IP", s.max_connections_per_ip as u64),
             (
                 "CONNECT_RATE_PER_SECOND",
                 u64::from(s.connect_rate_per_second),

@@ -42,6 +42,8 @@ pub struct AppState {
     pub config: Config,
     pub hub: Hub,
     passwords: passwords::Passwords,
+    /// Open WebSockets per client IP.
+    sockets_per_ip: Arc<ws::IpSlots>,
     metrics: ApiMetrics,
     registry: Registry,
 }
@@ -124,6 +126,7 @@ impl Application {
             config,
             hub: hub.clone(),
             passwords: passwords::Passwords::new(cores),
+            sockets_per_ip: Arc::default(),
             metrics: api_metrics,
             registry,
         });

@@ -4,16 +4,19 @@
 use crate::AppState;
 use crate::config::origin_of;
 use crate::error::ApiError;
+use crate::extract::client_ip;
 use crate::openapi::RoomPath;
 use actix_web::{HttpRequest, HttpResponse, get, web};
 use actix_ws::{AggregatedMessage, CloseReason, ProtocolError, Session};
 use bytes::Bytes;
 use bytestring::ByteString;
 use futures_util::{Stream, StreamExt};
-use protocol::ErrorCode;
 use protocol::rest::ErrorBody;
+use protocol::{ErrorCode, close};
 use realtime::{Entry, Gone, Inbound, Transport};
 use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 
 /// The WebSocket: chat in real time.
 ///
@@ -57,16 +60,75 @@ pub async fn upgrade(
         .max_continuation_size(max);
     let hub = state.hub.clone();
     let room_id = path.into_inner();
+    let ip = client_ip(&req, &state.config);
+    let slot = IpSlots::take(
+        &state.sockets_per_ip,
+        ip,
+        state.config.settings.max_connections_per_ip,
+    );
+    if slot.is_none() {
+        state.metrics.rejected("sockets_per_ip");
+    }
     actix_web::rt::spawn(async move {
         let transport = WsTransport(session);
-        match entry {
-            Ok(entry) => hub.serve(&room_id, entry, transport, inbound(stream)).await,
-            Err(detail) => {
+        match (entry, slot) {
+            (_, None) => {
+                realtime::session::refuse(transport, ErrorCode::RateLimited, close::TRY_AGAIN_LATER)
+                    .await
+            }
+            (Ok(entry), Some(_slot)) => {
+                hub.serve(&room_id, entry, transport, inbound(stream)).await
+            }
+            (Err(detail), Some(_)) => {
                 realtime::session::reject(transport, ErrorCode::Unauthorized, detail).await
             }
         }
     });
     Ok(response)
+}
+
+/// Open WebSockets per client IP on this instance.
+#[derive(Default)]
+pub struct IpSlots(Mutex<HashMap<IpAddr, usize>>);
+
+/// One WebSocket's place in [`IpSlots`], given back when dropped.
+pub struct IpSlot {
+    slots: Arc<IpSlots>,
+    ip: IpAddr,
+}
+
+impl IpSlots {
+    /// A slot for `ip`, unless it already holds `max`.
+    fn take(slots: &Arc<IpSlots>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+        let mut open = slots.lock();
+        let count = open.entry(ip).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpSlot {
+            slots: slots.clone(),
+            ip,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, usize>> {
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+impl Drop for IpSlot {
+    fn drop(&mut self) {
+        let mut open = self.slots.lock();
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
 }
 
 /// The way in, from the query: `ticket`, `resume` (+ `last_id`) or `display_name`.

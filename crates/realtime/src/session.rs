@@ -488,7 +488,8 @@ async fn refusal<T: Transport>(
     }
 }
 
-async fn refuse<T: Transport>(transport: T, code: ErrorCode, close_code: u16) {
+/// Refuses a connection: an `error` frame with the code's sentence, then `close_code`.
+pub async fn refuse<T: Transport>(transport: T, code: ErrorCode, close_code: u16) {
     close_with(transport, code, code.sentence(), close_code).await;
 }
 

@@ -1,0 +1,605 @@
+//! Attacks on the running service (SECURITY.md): every way into a password room with missing,
+//! wrong, expired, reused and cross-room credentials; owner rights; password floods; retention.
+
+use crate::cluster::Cluster;
+use crate::helpers::*;
+use crate::process::Process;
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+
+/// A credential as a client would present it on a REST call.
+#[derive(Clone, Copy, Debug)]
+enum Cred<'a> {
+    None,
+    Password(&'a str),
+    Bearer(&'a str),
+}
+
+async fn call(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cred: Cred<'_>,
+    body: Value,
+) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut req = app.http.request(method, app.url(path)).json(&body);
+    req = match cred {
+        Cred::None => req,
+        Cred::Password(p) => req.header("x-room-password", p),
+        Cred::Bearer(t) => req.bearer_auth(t),
+    };
+    let res = req.send().await.expect("request");
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+/// Asserts the call is refused with `status` and `code`, and leaks nothing of the room.
+async fn refused(
+    app: &TestApp,
+    method: &str,
+    path: &str,
+    cred: Cred<'_>,
+    body: Value,
+    status: u16,
+    code: &str,
+) {
+    let (got, answer) = call(app, method, path, cred, body).await;
+    assert_eq!(
+        (got, answer["code"].as_str()),
+        (status, Some(code)),
+        "{method} {path} with {cred:?}: {answer}"
+    );
+    let text = answer.to_string();
+    assert!(
+        !text.contains("secret message") && !text.contains("alice"),
+        "{text}"
+    );
+}
+
+/// Asserts a WebSocket with `query` is refused with close `code`, before any room data.
+async fn ws_refused(app: &TestApp, room: &str, query: &str, code: u16) {
+    let mut ws = app.ws(room, query).await;
+    let (got, frames) = ws.closed().await;
+    assert_eq!(got, code, "ws {query}: {frames:?}");
+    assert!(
+        frames.iter().all(|f| f["type"] == "error"),
+        "ws {query} leaked {frames:?}"
+    );
+}
+
+#[tokio::test]
+async fn every_way_into_a_password_room_needs_the_password_or_its_credentials() {
+    let app = spawn_with(|s| s.ticket_ttl_seconds = 1).await;
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": "pw"}))
+        .await;
+    let other = app
+        .create_room(
+            json!({"owner_name": "mallory", "password": "pw2", "members_can_destroy": true}),
+        )
+        .await;
+    let (mut owner, _) = app.owner(&room).await;
+    owner.say("secret message", "c").await;
+    owner.next_of("message").await;
+    let ticket = app
+        .ticket(&other.id, json!({"display_name": "eve", "password": "pw2"}))
+        .await;
+    let mut eve = app.ws(&other.id, &format!("ticket={ticket}")).await;
+    let eve_welcome = eve.next_of("system").await;
+    let eve_token = eve_welcome["resume_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let id = &room.id;
+
+    // Reading: details and history.
+    for path in [format!("/rooms/{id}"), format!("/rooms/{id}/messages")] {
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::None,
+            Value::Null,
+            401,
+            "password_required",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Password("PW"),
+            Value::Null,
+            401,
+            "invalid_password",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Password("pw2"),
+            Value::Null,
+            401,
+            "invalid_password",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Bearer("forged"),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Bearer(&eve_token),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Bearer(&other.owner_token),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "GET",
+            &path,
+            Cred::Bearer(&ticket),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        let (status, _) = call(&app, "GET", &path, Cred::Password("pw"), Value::Null).await;
+        assert_eq!(status, 200, "{path} with the password");
+    }
+
+    // Joining.
+    let join = format!("/rooms/{id}/join");
+    let bob = json!({"display_name": "bob"});
+    refused(
+        &app,
+        "POST",
+        &join,
+        Cred::None,
+        bob.clone(),
+        401,
+        "password_required",
+    )
+    .await;
+    refused(
+        &app,
+        "POST",
+        &join,
+        Cred::None,
+        json!({"display_name": "bob", "password": "pw2"}),
+        401,
+        "invalid_password",
+    )
+    .await;
+    refused(
+        &app,
+        "POST",
+        &join,
+        Cred::Password("pw"),
+        bob.clone(),
+        401,
+        "password_required",
+    )
+    .await;
+    refused(
+        &app,
+        "POST",
+        &join,
+        Cred::Bearer(&other.owner_token),
+        bob.clone(),
+        401,
+        "unauthorized",
+    )
+    .await;
+    refused(
+        &app,
+        "POST",
+        &join,
+        Cred::Bearer(&eve_token),
+        bob.clone(),
+        401,
+        "unauthorized",
+    )
+    .await;
+
+    // The WebSocket: by name, forged, cross-room, reused and expired tickets, foreign resumes.
+    ws_refused(&app, id, "display_name=bob", 4401).await;
+    ws_refused(&app, id, "ticket=forged", 4401).await;
+    ws_refused(&app, id, &format!("ticket={ticket}"), 4401).await;
+    let cross = app
+        .ticket(
+            &other.id,
+            json!({"display_name": "eve2", "password": "pw2"}),
+        )
+        .await;
+    ws_refused(&app, id, &format!("ticket={cross}"), 4401).await;
+    ws_refused(&app, id, &format!("resume={eve_token}&last_id=0"), 4401).await;
+    ws_refused(
+        &app,
+        id,
+        &format!("resume={}&last_id=0", other.owner_token),
+        4401,
+    )
+    .await;
+    ws_refused(&app, id, "resume=forged&last_id=0", 4401).await;
+    let good = app
+        .ticket(id, json!({"display_name": "bob", "password": "pw"}))
+        .await;
+    let (mut bob_ws, bob_welcome) = {
+        let mut ws = app.ws(id, &format!("ticket={good}")).await;
+        let welcome = ws.next_of("system").await;
+        (ws, welcome)
+    };
+    assert_eq!(bob_welcome["event"], "welcome");
+    ws_refused(&app, id, &format!("ticket={good}"), 4401).await;
+    let late = app
+        .ticket(id, json!({"display_name": "carol", "password": "pw"}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    ws_refused(&app, id, &format!("ticket={late}"), 4401).await;
+
+    // Acting: REST post and leave take only this room's member or owner tokens.
+    for path in [
+        format!("/rooms/{id}/messages"),
+        format!("/rooms/{id}/leave"),
+    ] {
+        let body = json!({"text": "forged"});
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::None,
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::Password("pw"),
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::Bearer("forged"),
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::Bearer(&eve_token),
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::Bearer(&other.owner_token),
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            "POST",
+            &path,
+            Cred::Bearer(&good),
+            body.clone(),
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+
+    // Owner rights: a member of this room (members may not destroy it), forged and foreign
+    // owner tokens, a member of a room where members may destroy.
+    let bob_token = bob_welcome["resume_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    for path in [format!("/rooms/{id}"), format!("/rooms/{id}/close")] {
+        let method = if path.ends_with("close") {
+            "POST"
+        } else {
+            "DELETE"
+        };
+        refused(
+            &app,
+            method,
+            &path,
+            Cred::None,
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            method,
+            &path,
+            Cred::Password("pw"),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            method,
+            &path,
+            Cred::Bearer(&bob_token),
+            Value::Null,
+            403,
+            "forbidden",
+        )
+        .await;
+        refused(
+            &app,
+            method,
+            &path,
+            Cred::Bearer(&other.owner_token),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+        refused(
+            &app,
+            method,
+            &path,
+            Cred::Bearer(&eve_token),
+            Value::Null,
+            401,
+            "unauthorized",
+        )
+        .await;
+    }
+    bob_ws.send_json(json!({"type": "close_room"})).await;
+    assert_eq!(bob_ws.next_of("error").await["code"], "forbidden");
+
+    // After all that the room is intact, with its one message, and bob still in it.
+    let (status, history) = call(
+        &app,
+        "GET",
+        &format!("/rooms/{id}/messages"),
+        Cred::Password("pw"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(history["last_id"], 1);
+    let (status, details) = call(
+        &app,
+        "GET",
+        &format!("/rooms/{id}"),
+        Cred::Bearer(&bob_token),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (status, details["online_users_count"].as_u64()),
+        (200, Some(2))
+    );
+
+    // A member that left cannot come back with its old token.
+    bob_ws.send_json(json!({"type": "leave"})).await;
+    assert_eq!(bob_ws.closed().await.0, 1000);
+    ws_refused(&app, id, &format!("resume={bob_token}&last_id=0"), 4401).await;
+    refused(
+        &app,
+        "GET",
+        &format!("/rooms/{id}"),
+        Cred::Bearer(&bob_token),
+        Value::Null,
+        401,
+        "unauthorized",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn password_attempts_are_counted_across_instances() {
+    let cluster = Cluster::start(2, &[("EPHEMERA_PASSWORD_ATTEMPTS_PER_MINUTE", "4")]);
+    let room = cluster
+        .instance(0)
+        .create_room(json!({"owner_name": "alice", "password": "pw"}))
+        .await;
+    let path = format!("/rooms/{}", room.id);
+    for i in 0..4 {
+        let (status, _) = call(
+            &cluster.instance(i % 2),
+            "GET",
+            &path,
+            Cred::Password("guess"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(status, 401, "attempt {i}");
+    }
+    for i in 0..2 {
+        let (status, answer) = call(
+            &cluster.instance(i),
+            "GET",
+            &path,
+            Cred::Password("pw"),
+            Value::Null,
+        )
+        .await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (429, Some("rate_limited")),
+            "instance {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_flood_of_wrong_passwords_does_not_starve_other_requests() {
+    let app = spawn_with(|s| {
+        s.password_attempts_per_minute = 10_000;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let locked = app
+        .create_room(json!({"owner_name": "alice", "password": "pw"}))
+        .await;
+    let open = app.open_room().await;
+    // 400 guesses at once, from 400 addresses: far more argon2 work than the cores can do.
+    let flood: Vec<_> = (0..400)
+        .map(|i| {
+            let req = app
+                .http
+                .post(app.url(&format!("/rooms/{}/join", locked.id)))
+                .header("x-forwarded-for", format!("10.0.{}.{}", i / 250, i % 250))
+                .json(&json!({"display_name": format!("g{i}"), "password": "guess"}));
+            tokio::spawn(async move { req.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    // Meanwhile everything else is served: health, details, joins and chat in an open room.
+    let started = Instant::now();
+    let (mut bob, _) = app.member(&open.id, "bob").await;
+    for i in 0..20 {
+        assert_eq!(app.get("/healthz").await.status(), 200);
+        assert_eq!(app.get(&format!("/rooms/{}", open.id)).await.status(), 200);
+        bob.say("still here", &i.to_string()).await;
+        bob.next_of("message").await;
+    }
+    let others_done = started.elapsed();
+    let mut refused = 0;
+    for guess in flood {
+        let status = guess.await.expect("task").expect("answer");
+        assert!(matches!(status, 401 | 503), "a guess got {status}");
+        refused += 1;
+    }
+    let flood_done = started.elapsed();
+    assert_eq!(refused, 400);
+    assert!(
+        others_done * 2 < flood_done,
+        "other requests waited behind the guesses: {others_done:?} vs the flood's {flood_done:?}"
+    );
+}
+
+#[tokio::test]
+async fn nothing_of_a_room_remains_in_redis_or_the_logs() {
+    let redis = store::testing::RedisServer::start();
+    let mut server = Process::start(&[
+        ("EPHEMERA_REDIS_URL", &redis.url()),
+        ("EPHEMERA_PRESENCE_GRACE_SECONDS", "1"),
+        ("RUST_LOG", "debug"),
+    ]);
+    let app = TestApp::at(server.port);
+    let password = "correct-horse-battery-staple";
+    let text = "the-launch-code-is-0451";
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": password}))
+        .await;
+    let ticket = app
+        .ticket(
+            &room.id,
+            json!({"display_name": "bob", "password": password}),
+        )
+        .await;
+    let mut bob = app.ws(&room.id, &format!("ticket={ticket}")).await;
+    let welcome = bob.next_of("system").await;
+    let resume = welcome["resume_token"].as_str().expect("token").to_owned();
+    bob.say(text, "c").await;
+    bob.next_of("message").await;
+    let (status, _) = call(
+        &app,
+        "POST",
+        &format!("/rooms/{}/messages", room.id),
+        Cred::Bearer(&resume),
+        json!({"text": text}),
+    )
+    .await;
+    assert_eq!(status, 201);
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/rooms/{}", room.id),
+        Cred::Password("wrong"),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        status, 401,
+        "a wrong password is counted, in a key of the room"
+    );
+    let secrets = [password, text, &room.owner_token, &ticket, &resume];
+    let mut found_live = false;
+    for key in redis.cli(&["--scan"]).lines() {
+        let dump = redis.cli(&["--no-raw", "dump", key]);
+        found_live |= key.contains(&room.id);
+        for secret in [password, &room.owner_token, &ticket, &resume] {
+            assert!(
+                !dump.contains(secret) && !key.contains(secret),
+                "{key} holds a secret in clear"
+            );
+        }
+    }
+    assert!(found_live, "the live room is in Redis");
+
+    let (status, _) = call(
+        &app,
+        "DELETE",
+        &format!("/rooms/{}", room.id),
+        Cred::Bearer(&room.owner_token),
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(bob.closed().await.0, 4002);
+    for key in redis.cli(&["--scan"]).lines() {
+        assert!(!key.contains(&room.id), "{key} outlived its room");
+        let dump = redis.cli(&["--no-raw", "dump", key]);
+        for secret in secrets {
+            assert!(
+                !dump.contains(secret),
+                "{key} still holds a secret or a message"
+            );
+        }
+    }
+    server.terminate();
+    server.wait(Duration::from_secs(30));
+    let logs = server.logs();
+    assert!(logs.contains(&room.id), "the logs are the server's");
+    for secret in secrets {
+        assert!(!logs.contains(secret), "the logs hold {secret}");
+    }
+}
