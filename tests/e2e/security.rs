@@ -94,77 +94,19 @@ async fn every_way_into_a_password_room_needs_the_password_or_its_credentials() 
     let id = &room.id;
 
     // Reading: details and history.
+    let reading = [
+        (Cred::None, 401, "password_required"),
+        (Cred::Password("PW"), 401, "invalid_password"),
+        (Cred::Password("pw2"), 401, "invalid_password"),
+        (Cred::Bearer("forged"), 401, "unauthorized"),
+        (Cred::Bearer(&eve_token), 401, "unauthorized"),
+        (Cred::Bearer(&other.owner_token), 401, "unauthorized"),
+        (Cred::Bearer(&ticket), 401, "unauthorized"),
+    ];
     for path in [format!("/rooms/{id}"), format!("/rooms/{id}/messages")] {
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::None,
-            Value::Null,
-            401,
-            "password_required",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Password("PW"),
-            Value::Null,
-            401,
-            "invalid_password",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Password("pw2"),
-            Value::Null,
-            401,
-            "invalid_password",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Bearer("forged"),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Bearer(&eve_token),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Bearer(&other.owner_token),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "GET",
-            &path,
-            Cred::Bearer(&ticket),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
+        for (cred, status, code) in reading {
+            refused(&app, "GET", &path, cred, Value::Null, status, code).await;
+        }
         let (status, _) = call(&app, "GET", &path, Cred::Password("pw"), Value::Null).await;
         assert_eq!(status, 200, "{path} with the password");
     }
@@ -259,136 +201,32 @@ async fn every_way_into_a_password_room_needs_the_password_or_its_credentials() 
     tokio::time::sleep(Duration::from_millis(1100)).await;
     ws_refused(&app, id, &format!("ticket={late}"), 4401).await;
 
-    // Acting: REST post and leave take only this room's member or owner tokens.
-    for path in [
-        format!("/rooms/{id}/messages"),
-        format!("/rooms/{id}/leave"),
-    ] {
-        let body = json!({"text": "forged"});
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::None,
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::Password("pw"),
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::Bearer("forged"),
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::Bearer(&eve_token),
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::Bearer(&other.owner_token),
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            "POST",
-            &path,
-            Cred::Bearer(&good),
-            body.clone(),
-            401,
-            "unauthorized",
-        )
-        .await;
-    }
-
-    // Owner rights: a member of this room (members may not destroy it), forged and foreign
-    // owner tokens, a member of a room where members may destroy.
+    // Acting: REST post and leave take only this room's member or owner tokens; owner rights
+    // refuse this room's members (they may not destroy it) and every foreign token.
     let bob_token = bob_welcome["resume_token"]
         .as_str()
         .expect("token")
         .to_owned();
-    for path in [format!("/rooms/{id}"), format!("/rooms/{id}/close")] {
-        let method = if path.ends_with("close") {
-            "POST"
-        } else {
-            "DELETE"
-        };
-        refused(
-            &app,
-            method,
-            &path,
-            Cred::None,
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            method,
-            &path,
-            Cred::Password("pw"),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            method,
-            &path,
-            Cred::Bearer(&bob_token),
-            Value::Null,
-            403,
-            "forbidden",
-        )
-        .await;
-        refused(
-            &app,
-            method,
-            &path,
-            Cred::Bearer(&other.owner_token),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
-        refused(
-            &app,
-            method,
-            &path,
-            Cred::Bearer(&eve_token),
-            Value::Null,
-            401,
-            "unauthorized",
-        )
-        .await;
+    let strangers = [
+        (Cred::None, 401, "unauthorized"),
+        (Cred::Password("pw"), 401, "unauthorized"),
+        (Cred::Bearer("forged"), 401, "unauthorized"),
+        (Cred::Bearer(&eve_token), 401, "unauthorized"),
+        (Cred::Bearer(&other.owner_token), 401, "unauthorized"),
+        (Cred::Bearer(&good), 401, "unauthorized"),
+    ];
+    let member = [(Cred::Bearer(bob_token.as_str()), 403, "forbidden")];
+    for (method, path, member_too) in [
+        ("POST", format!("/rooms/{id}/messages"), false),
+        ("POST", format!("/rooms/{id}/leave"), false),
+        ("DELETE", format!("/rooms/{id}"), true),
+        ("POST", format!("/rooms/{id}/close"), true),
+    ] {
+        let extra = if member_too { &member[..] } else { &[] };
+        for &(cred, status, code) in strangers.iter().chain(extra) {
+            let body = json!({"text": "forged"});
+            refused(&app, method, &path, cred, body, status, code).await;
+        }
     }
     bob_ws.send_json(json!({"type": "close_room"})).await;
     assert_eq!(bob_ws.next_of("error").await["code"], "forbidden");
@@ -518,42 +356,40 @@ async fn a_flood_of_wrong_passwords_does_not_starve_other_requests() {
 #[tokio::test]
 async fn nothing_of_a_room_remains_in_redis_or_the_logs() {
     let redis = store::testing::RedisServer::start();
-    let mut server = Process::start(&[
-        ("EPHEMERA_REDIS_URL", &redis.url()),
-        ("EPHEMERA_PRESENCE_GRACE_SECONDS", "1"),
-        ("RUST_LOG", "debug"),
-    ]);
+    let mut server = Process::start(&[("EPHEMERA_REDIS_URL", &redis.url()), ("RUST_LOG", "debug")]);
     let app = TestApp::at(server.port);
     let password = "correct-horse-battery-staple";
+    let guess = "wrong-guess-xyz";
     let text = "the-launch-code-is-0451";
     let room = app
         .create_room(json!({"owner_name": "alice", "password": password}))
         .await;
+    let id = &room.id;
     let ticket = app
-        .ticket(
-            &room.id,
-            json!({"display_name": "bob", "password": password}),
-        )
+        .ticket(id, json!({"display_name": "bob", "password": password}))
         .await;
-    let mut bob = app.ws(&room.id, &format!("ticket={ticket}")).await;
+    let mut bob = app.ws(id, &format!("ticket={ticket}")).await;
     let welcome = bob.next_of("system").await;
     let resume = welcome["resume_token"].as_str().expect("token").to_owned();
     bob.say(text, "c").await;
     bob.next_of("message").await;
+    let messages = format!("/rooms/{id}/messages");
     let (status, _) = call(
         &app,
         "POST",
-        &format!("/rooms/{}/messages", room.id),
+        &messages,
         Cred::Bearer(&resume),
         json!({"text": text}),
     )
     .await;
     assert_eq!(status, 201);
+    let mut again = app.ws(id, &format!("resume={resume}&last_id=0")).await;
+    again.next_of("system").await;
     let (status, _) = call(
         &app,
         "GET",
-        &format!("/rooms/{}", room.id),
-        Cred::Password("wrong"),
+        &format!("/rooms/{id}"),
+        Cred::Password(guess),
         Value::Null,
     )
     .await;
@@ -561,45 +397,51 @@ async fn nothing_of_a_room_remains_in_redis_or_the_logs() {
         status, 401,
         "a wrong password is counted, in a key of the room"
     );
-    let secrets = [password, text, &room.owner_token, &ticket, &resume];
-    let mut found_live = false;
-    for key in redis.cli(&["--scan"]).lines() {
+    let (status, _) = call(
+        &app,
+        "GET",
+        &format!("/rooms/{id}?password={password}"),
+        Cred::None,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(status, 400);
+
+    let secrets = [password, guess, text, &room.owner_token, &ticket, &resume];
+    let keys = || redis.cli(&["--scan"]);
+    assert!(keys().contains(id.as_str()), "the live room is in Redis");
+    for key in keys().lines() {
         let dump = redis.cli(&["--no-raw", "dump", key]);
-        found_live |= key.contains(&room.id);
-        for secret in [password, &room.owner_token, &ticket, &resume] {
+        for secret in [password, guess, &room.owner_token, &ticket, &resume] {
             assert!(
-                !dump.contains(secret) && !key.contains(secret),
+                !format!("{key}{dump}").contains(secret),
                 "{key} holds a secret in clear"
             );
         }
     }
-    assert!(found_live, "the live room is in Redis");
-
     let (status, _) = call(
         &app,
         "DELETE",
-        &format!("/rooms/{}", room.id),
+        &format!("/rooms/{id}"),
         Cred::Bearer(&room.owner_token),
         Value::Null,
     )
     .await;
     assert_eq!(status, 200);
-    assert_eq!(bob.closed().await.0, 4002);
-    for key in redis.cli(&["--scan"]).lines() {
-        assert!(!key.contains(&room.id), "{key} outlived its room");
+    assert_eq!(again.closed().await.0, 4002);
+    for key in keys().lines() {
         let dump = redis.cli(&["--no-raw", "dump", key]);
-        for secret in secrets {
-            assert!(
-                !dump.contains(secret),
-                "{key} still holds a secret or a message"
-            );
-        }
+        assert!(!key.contains(id.as_str()), "{key} outlived its room");
+        assert!(
+            secrets.iter().all(|s| !dump.contains(s)),
+            "{key} still holds a secret or text"
+        );
     }
     server.terminate();
     server.wait(Duration::from_secs(30));
     let logs = server.logs();
-    assert!(logs.contains(&room.id), "the logs are the server's");
+    assert!(logs.contains("/rooms"), "requests are logged:\n{logs}");
     for secret in secrets {
-        assert!(!logs.contains(secret), "the logs hold {secret}");
+        assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
     }
 }
