@@ -445,3 +445,55 @@ async fn nothing_of_a_room_remains_in_redis_or_the_logs() {
         assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn cors_headers_go_only_to_configured_origins() {
+    let allow = |res: &reqwest::Response| {
+        res.headers()
+            .get("access-control-allow-origin")
+            .map(|v| v.to_str().unwrap_or("?").to_owned())
+    };
+    let request = |app: &TestApp, method: &str, path: &str, origin: &str| {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        app.http
+            .request(method, app.url(path))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,authorization",
+            )
+            .send()
+    };
+    let closed = spawn_app().await;
+    let room = closed.open_room().await;
+    let details = format!("/rooms/{}", room.id);
+    for method in ["GET", "OPTIONS"] {
+        let res = request(&closed, method, &details, "https://evil.example")
+            .await
+            .expect("req");
+        assert_eq!(allow(&res), None, "{method}: no CORS unless configured");
+    }
+
+    let open = spawn_with(|s| s.cors_origins = Some("https://app.example".into())).await;
+    let room = open.open_room().await;
+    let details = format!("/rooms/{}", room.id);
+    let res = request(&open, "OPTIONS", "/rooms", "https://app.example")
+        .await
+        .expect("req");
+    assert!(res.status().is_success(), "preflight: {}", res.status());
+    assert_eq!(allow(&res).as_deref(), Some("https://app.example"));
+    let res = request(&open, "GET", &details, "https://app.example")
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 200);
+    assert_eq!(allow(&res).as_deref(), Some("https://app.example"));
+    let res = request(&open, "GET", &details, "https://evil.example")
+        .await
+        .expect("req");
+    assert_eq!(
+        allow(&res),
+        None,
+        "an origin not configured gets no CORS header"
+    );
+}

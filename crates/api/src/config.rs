@@ -30,6 +30,8 @@ pub struct Settings {
     pub room_create_per_minute: u32,
     pub password_attempts_per_minute: u32,
     pub allowed_origins: Option<String>,
+    /// Origins whose scripts may call the REST API (CORS); none by default.
+    pub cors_origins: Option<String>,
     pub trusted_proxies: Option<String>,
     /// `text` or `json`.
     pub log_format: String,
@@ -79,6 +81,7 @@ impl Default for Settings {
             room_create_per_minute: limits::ROOM_CREATE_PER_MINUTE,
             password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
             allowed_origins: None,
+            cors_origins: None,
             trusted_proxies: None,
             log_format: "text".into(),
             ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
@@ -104,6 +107,8 @@ pub struct Config {
     pub public_ws_url: String,
     /// Browser origins allowed on the WebSocket, normalized (`scheme://host[:port]`).
     pub allowed_origins: Vec<String>,
+    /// Origins allowed to call the REST API from scripts (CORS), normalized.
+    pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
 }
@@ -158,18 +163,18 @@ impl Config {
         } else {
             format!("ws://{}", public_url.trim_start_matches("http://"))
         };
-        let allowed_origins = match &s.allowed_origins {
-            None => vec![origin],
-            Some(list) => list
-                .split(',')
+        let origins = |name: &'static str, list: &str| {
+            list.split(',')
                 .map(str::trim)
                 .filter(|o| !o.is_empty())
-                .map(|o| {
-                    origin_of(o)
-                        .ok_or_else(|| bad("ALLOWED_ORIGINS", format!("'{o}' is not an origin")))
-                })
-                .collect::<Result<_, _>>()?,
+                .map(|o| origin_of(o).ok_or_else(|| bad(name, format!("'{o}' is not an origin"))))
+                .collect::<Result<Vec<_>, _>>()
         };
+        let allowed_origins = match &s.allowed_origins {
+            None => vec![origin],
+            Some(list) => origins("ALLOWED_ORIGINS", list)?,
+        };
+        let cors_origins = origins("CORS_ORIGINS", s.cors_origins.as_deref().unwrap_or(""))?;
         let trusted_proxies = match &s.trusted_proxies {
             None => Vec::new(),
             Some(list) => list
@@ -249,6 +254,7 @@ impl Config {
             public_url,
             public_ws_url,
             allowed_origins,
+            cors_origins,
             trusted_proxies,
             log_format,
             settings: s,

@@ -21,7 +21,7 @@ mod ws;
 use crate::config::Config;
 use crate::error::ApiError;
 use actix_web::dev::{Server, Service};
-use actix_web::middleware::{DefaultHeaders, NormalizePath};
+use actix_web::middleware::{Condition, DefaultHeaders, NormalizePath};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -122,6 +122,7 @@ impl Application {
         let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
         let drain_delay = Duration::from_secs(s.drain_delay_seconds);
         let bind_addr = config.bind_addr;
+        let cors_origins = config.cors_origins.clone();
         let state = web::Data::new(AppState {
             config,
             hub: hub.clone(),
@@ -160,6 +161,10 @@ impl Application {
                     }
                     srv.call(req).boxed_local()
                 })
+                .wrap(Condition::new(
+                    !cors_origins.is_empty(),
+                    cors(&cors_origins),
+                ))
                 .wrap(security_headers())
                 .wrap_fn(|req, srv| {
                     // Method, path and status only: query strings carry tickets. Each request
@@ -273,6 +278,26 @@ fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
         })
         .map_or_else(store::secret::new_id, str::to_owned)
+}
+
+/// CORS for the configured origins only; other origins get no CORS header (browsers then keep
+/// their scripts from reading the answer).
+fn cors(origins: &[String]) -> actix_cors::Cors {
+    origins
+        .iter()
+        .fold(actix_cors::Cors::default(), |cors, origin| {
+            cors.allowed_origin(origin)
+        })
+        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_headers([
+            "content-type",
+            "authorization",
+            "x-room-password",
+            "x-request-id",
+        ])
+        .expose_headers(["x-request-id"])
+        .block_on_origin_mismatch(false)
+        .max_age(3600)
 }
 
 fn security_headers() -> DefaultHeaders {
