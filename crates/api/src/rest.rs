@@ -417,7 +417,7 @@ fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i
 /// Same credentials as room details.
 #[utoipa::path(
     tag = "rooms",
-    params(RoomPath, ("after" = Option<u64>, Query, description = "Only messages with a greater id (default 0)"), ("limit" = Option<u32>, Query, minimum = 1, description = "At most this many (default and ceiling: the history size)"), ("X-Room-Password" = Option<String>, Header, description = "The room's password (never in the URL)")),
+    params(RoomPath, ("after" = Option<i64>, Query, minimum = 0, description = "Only messages with a greater id (default 0)"), ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many (default: the history size; larger values are clamped to it)"), ("X-Room-Password" = Option<String>, Header, description = "The room's password (never in the URL)")),
     security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Kept messages with `id > after`, oldest first", body = HistoryResponse),

@@ -28,7 +28,7 @@ use std::sync::{Arc, Mutex};
     params(RoomPath, ("ticket" = Option<String>, Query, description = "A ticket from join"), ("display_name" = Option<String>, Query, description = "Direct join of a room without password"), ("resume" = Option<String>, Query, description = "A member's resume_token"), ("last_id" = Option<u64>, Query, description = "With resume: the last message id seen")),
     responses(
         (status = 101, description = "Switching protocols"),
-        (status = 400, description = "`invalid_request`: not a WebSocket request", body = ErrorBody),
+        (status = 422, description = "`invalid_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 403, description = "`forbidden`: the Origin is not allowed", body = ErrorBody),
     )
 )]

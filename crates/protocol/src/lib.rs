@@ -113,6 +113,7 @@ pub enum ErrorCode {
     Forbidden,
     RoomNotFound,
     NotFound,
+    MethodNotAllowed,
     NameTaken,
     RoomFull,
     RateLimited,
@@ -133,6 +134,7 @@ impl ErrorCode {
             PasswordRequired | InvalidPassword | Unauthorized => 401,
             Forbidden | RoomFull => 403,
             RoomNotFound | NotFound => 404,
+            MethodNotAllowed => 405,
             NameTaken => 409,
             InvalidRequest | EmptyMessage | MessageTooLong => 422,
             RateLimited => 429,
@@ -152,7 +154,9 @@ impl ErrorCode {
             InvalidRequest | EmptyMessage | MessageTooLong => close::INVALID_NAME,
             RateLimited => close::RATE_LIMITED,
             Unavailable => close::TRY_AGAIN_LATER,
-            InvalidJson | PasswordInUrl | InvalidFrame | Internal => close::SERVER_ERROR,
+            InvalidJson | PasswordInUrl | InvalidFrame | MethodNotAllowed | Internal => {
+                close::SERVER_ERROR
+            }
         }
     }
 
@@ -183,6 +187,7 @@ impl ErrorCode {
             Forbidden => "forbidden",
             RoomNotFound => "room_not_found",
             NotFound => "not_found",
+            MethodNotAllowed => "method_not_allowed",
             NameTaken => "name_taken",
             RoomFull => "room_full",
             RateLimited => "rate_limited",

@@ -8,25 +8,45 @@ use crate::{ErrorCode, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+// Text fields carry the contract's text rules (`crate::text`) as patterns: lengths count
+// characters after trimming whitespace, and control characters are refused (message text may
+// hold `\n` and `\t`). In them, `[\t\n…\u3000]` is whitespace as Rust's `trim` sees it, the next
+// class a character that is neither whitespace nor control, `[^\u0000-\u001F\u007F-\u009F]`
+// any non-control character. A test checks each pattern against `crate::text`.
+
 /// `POST /rooms`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"owner_name": "alice", "name": "Standup", "expiry_seconds": 600}))]
 pub struct CreateRoomRequest {
-    #[schema(min_length = 1, max_length = 32)]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,30}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub owner_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 80)]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*(?:[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,78}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?)?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub name: Option<String>,
     /// Argon2id-hashed at once; empty or absent: an open room.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 128)]
+    #[schema(
+        pattern = r"^(?:[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,126}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*)?$"
+    )]
     pub password: Option<String>,
     /// Default 3600; bounds: `EPHEMERA_MIN_EXPIRY_SECONDS`, `EPHEMERA_MAX_EXPIRY_SECONDS`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 60, maximum = 86400)]
     pub expiry_seconds: Option<u64>,
     /// Default 20.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[schema(minimum = 1, maximum = 1000)]
     pub max_users: Option<u32>,
     /// Default true: the room ends when the owner leaves or stays offline past the grace.
@@ -35,6 +55,28 @@ pub struct CreateRoomRequest {
     /// Default false: whether members may destroy the room too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_can_destroy: Option<bool>,
+}
+
+/// A whole number as JSON Schema counts one: `600` and `600.0` alike.
+fn whole<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<u64>,
+{
+    use serde::de::Error;
+    let Some(number) = Option::<serde_json::Number>::deserialize(deserializer)? else {
+        return Ok(None);
+    };
+    let whole = number.as_u64().or_else(|| {
+        number
+            .as_f64()
+            .filter(|f| f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(f))
+            .map(|f| f as u64)
+    });
+    whole
+        .and_then(|n| T::try_from(n).ok())
+        .map(Some)
+        .ok_or_else(|| D::Error::custom(format!("{number} is not a whole number in range")))
 }
 
 /// `201` answer to `POST /rooms`. The only time `owner_token` is ever shown.
@@ -89,7 +131,9 @@ pub struct RoomDetails {
 pub struct JoinRequest {
     /// Required unless the owner joins with its token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(min_length = 1, max_length = 32)]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,30}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
@@ -120,11 +164,15 @@ pub struct HistoryResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"text": "hello", "client_id": "bot-1"}))]
 pub struct PostMessageRequest {
-    #[schema(min_length = 1, max_length = 2000)]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]{0,1998}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub text: String,
     /// Echoed back in the broadcast message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(max_length = 64)]
+    #[schema(
+        pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,62}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
+    )]
     pub client_id: Option<String>,
 }
 
@@ -240,6 +288,128 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<CreateRoomRequest>("{}").is_err());
+    }
+
+    /// Each text field's OpenAPI pattern accepts exactly what `crate::text` accepts.
+    #[test]
+    fn text_patterns_match_the_text_rules() {
+        use crate::{limits, text};
+        use utoipa::PartialSchema;
+        type Rule = fn(&str) -> bool;
+        let name: Rule = |s| text::name(s, limits::DISPLAY_NAME_MAX_CHARS).is_ok();
+        let fields: [(serde_json::Value, &str, Rule, usize); 6] = [
+            (
+                schema::<CreateRoomRequest>(),
+                "owner_name",
+                name,
+                limits::DISPLAY_NAME_MAX_CHARS,
+            ),
+            (
+                schema::<CreateRoomRequest>(),
+                "name",
+                |s| text::room_name(s, limits::ROOM_NAME_MAX_CHARS).is_ok(),
+                limits::ROOM_NAME_MAX_CHARS,
+            ),
+            (
+                schema::<CreateRoomRequest>(),
+                "password",
+                |s| text::password(s, limits::PASSWORD_MAX_CHARS).is_ok(),
+                limits::PASSWORD_MAX_CHARS,
+            ),
+            (
+                schema::<JoinRequest>(),
+                "display_name",
+                name,
+                limits::DISPLAY_NAME_MAX_CHARS,
+            ),
+            (
+                schema::<PostMessageRequest>(),
+                "text",
+                |s| text::message(s, limits::MAX_MESSAGE_CHARS).is_ok(),
+                limits::MAX_MESSAGE_CHARS,
+            ),
+            (
+                schema::<PostMessageRequest>(),
+                "client_id",
+                |s| text::name(s, limits::CLIENT_ID_MAX_CHARS).is_ok(),
+                limits::CLIENT_ID_MAX_CHARS,
+            ),
+        ];
+        fn schema<T: PartialSchema>() -> serde_json::Value {
+            serde_json::to_value(T::schema()).expect("schema")
+        }
+        for (schema, field, rule, max) in fields {
+            let pattern = schema["properties"][field]["pattern"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{field} has a pattern"));
+            let regex = regex::RegexBuilder::new(pattern)
+                .size_limit(1 << 28)
+                .build()
+                .expect("pattern compiles");
+            let samples = [
+                String::new(),
+                " ".into(),
+                "a".into(),
+                " a ".into(),
+                "a b".into(),
+                "\ta\n".into(),
+                "\u{85}a\u{a0}\u{3000}".into(),
+                "a\u{7}b".into(),
+                "a\nb".into(),
+                "a\tb".into(),
+                "a\rb".into(),
+                "\u{1c}a".into(),
+                "a\u{9f}".into(),
+                "x".repeat(max),
+                "x".repeat(max + 1),
+                format!(" {} ", "x".repeat(max)),
+                format!("\n{}\t", "é".repeat(max)),
+                "é".repeat(max + 1),
+                format!("a{}b", " ".repeat(max - 2)),
+            ];
+            for sample in samples {
+                assert_eq!(
+                    regex.is_match(&sample),
+                    rule(&sample),
+                    "{field}: {sample:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn whole_numbers_may_be_written_as_floats() {
+        let req: CreateRoomRequest =
+            serde_json::from_str(r#"{"owner_name":"a","expiry_seconds":600.0,"max_users":5}"#)
+                .expect("parses");
+        assert_eq!((req.expiry_seconds, req.max_users), (Some(600), Some(5)));
+        for bad in [r#"600.5"#, "-1", "1e30", r#""600""#] {
+            let json = format!(r#"{{"owner_name":"a","max_users":{bad}}}"#);
+            assert!(
+                serde_json::from_str::<CreateRoomRequest>(&json).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn numeric_bounds_are_the_limits() {
+        use crate::limits;
+        use utoipa::PartialSchema;
+        let schema = serde_json::to_value(CreateRoomRequest::schema()).expect("schema");
+        let bound = |field: &str, key: &str| schema["properties"][field][key].as_u64();
+        assert_eq!(
+            bound("expiry_seconds", "minimum"),
+            Some(limits::MIN_EXPIRY_SECONDS)
+        );
+        assert_eq!(
+            bound("expiry_seconds", "maximum"),
+            Some(limits::MAX_EXPIRY_SECONDS)
+        );
+        assert_eq!(
+            bound("max_users", "maximum"),
+            Some(u64::from(limits::MAX_USERS_LIMIT))
+        );
     }
 
     #[test]
