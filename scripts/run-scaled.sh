@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # A scaled deployment on this machine, without Docker: one redis-server (no persistence),
 # N ephemera instances sharing it, and nginx with the shipped nginx.conf in front, on
-# http://localhost:${PORT:-8080}. Ctrl-C stops everything.
+# http://localhost:${PORT:-8080}. Ctrl-C stops everything. Other EPHEMERA_* variables in the
+# environment reach every instance; with PIDS_FILE set, "name=pid" lines of every process are
+# written there (scripts/bench.sh measures them). NGINX_WORKERS and NGINX_WORKER_CONNECTIONS
+# override nginx's worker_processes and worker_connections (for load tests).
 #
 #   scripts/run-scaled.sh [N]        # N instances, default 3
 set -euo pipefail
@@ -20,6 +23,7 @@ trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT INT T
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --maxmemory-policy noeviction --dir "$dir" --loglevel warning &
 pids+=($!)
+names=("redis=$!")
 
 upstream=""
 for i in $(seq 0 $((n - 1))); do
@@ -30,6 +34,7 @@ for i in $(seq 0 $((n - 1))); do
   EPHEMERA_TRUSTED_PROXIES="127.0.0.1" \
     target/release/ephemera &
   pids+=($!)
+  names+=("instance$((i + 1))=$!")
   upstream+="        server 127.0.0.1:$p;\n"
 done
 
@@ -37,12 +42,16 @@ done
 temp=""
 for t in client_body proxy fastcgi uwsgi scgi; do temp+="    ${t}_temp_path $dir/$t;\n"; done
 sed -e "s|    listen 80;|    listen $port;|" \
+    -e "s|^worker_processes auto;|worker_processes ${NGINX_WORKERS:-auto};|" \
+    -e "s|worker_connections 16384;|worker_connections ${NGINX_WORKER_CONNECTIONS:-16384};|" \
     -e "s|set \$ephemera_app http://app:8080;|set \$ephemera_app http://ephemera_local;|" \
     -e "s|^http {|http {\n$temp    upstream ephemera_local {\n$upstream    }|" \
     nginx.conf > "$dir/nginx.conf"
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 "$nginx" -p "$dir" -c "$dir/nginx.conf" -g "daemon off; pid $dir/nginx.pid;" &
 pids+=($!)
+names+=("nginx=$!")
+[ -z "${PIDS_FILE:-}" ] || printf '%s\n' "${names[@]}" > "$PIDS_FILE"
 
 echo "ephemera: $n instances behind nginx on http://localhost:$port (Ctrl-C stops)"
 wait

@@ -7,6 +7,7 @@ mod cluster;
 mod faults;
 mod helpers;
 mod lifecycle;
+mod loadgen;
 mod ops;
 mod process;
 mod rest;

@@ -11,24 +11,25 @@ use std::time::{Duration, Instant};
 /// The `ephemera` binary, built once per test run.
 pub fn binary() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args([
-                "build",
-                "--quiet",
-                "-p",
-                "ephemera-api",
-                "--bin",
-                "ephemera",
-            ])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "ephemera builds");
-        let target = std::env::var("CARGO_TARGET_DIR")
-            .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
-        format!("{target}/debug/ephemera")
-    })
+    PATH.get_or_init(|| build("ephemera-api", "ephemera"))
+}
+
+/// The load generator, built once per test run.
+pub fn loadgen() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| build("ephemera-loadgen", "ephemera-loadgen"))
+}
+
+fn build(package: &str, bin: &str) -> String {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--quiet", "-p", package, "--bin", bin])
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "{bin} builds");
+    let target = std::env::var("CARGO_TARGET_DIR")
+        .unwrap_or_else(|_| format!("{}/../target", env!("CARGO_MANIFEST_DIR")));
+    format!("{target}/debug/{bin}")
 }
 
 pub struct Process {

@@ -1,0 +1,295 @@
+//! `ephemera-loadgen`: drives a chat server with many WebSocket clients and reports deliveries
+//! per second, end-to-end latency, correctness (gaps, duplicates, drops) and the CPU time and
+//! peak memory of every process involved. See docs/benchmarks/README.md.
+
+mod proc_stats;
+mod run;
+
+use clap::{Parser, ValueEnum};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+
+#[derive(Clone, Copy, Debug, ValueEnum, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "kebab-case")]
+enum Scenario {
+    /// R rooms x M members, every room receiving `rate` messages/s.
+    Fanout,
+    /// Many rooms, only `active` of them sending.
+    IdleRooms,
+    /// One room of many members: join time and fan-out.
+    BigRoom,
+    /// Connections held open without messages.
+    Idle,
+    /// Everyone joins as fast as `--ramp` concurrent connects allow; join time and refusals.
+    JoinStorm,
+}
+
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Args {
+    scenario: Scenario,
+    /// Base URL for room creation.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    http: String,
+    /// WebSocket base URLs, comma-separated; clients are spread over them.
+    #[arg(long, default_value = "ws://127.0.0.1:8080", value_delimiter = ',')]
+    ws: Vec<String>,
+    #[arg(long, default_value = "/rooms")]
+    create_path: String,
+    /// `{room}` is replaced by the room id.
+    #[arg(long, default_value = "/rooms/{room}/ws")]
+    ws_path: String,
+    #[arg(long, default_value_t = 50)]
+    rooms: usize,
+    #[arg(long, default_value_t = 20)]
+    members: usize,
+    /// Rooms that send (default: all).
+    #[arg(long)]
+    active: Option<usize>,
+    /// Messages per second per active room.
+    #[arg(long, default_value_t = 10.0)]
+    rate: f64,
+    /// Seconds measured, after the warm-up.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    #[arg(long, default_value_t = 2.0)]
+    warmup: f64,
+    /// Client processes (one holds at most ~19k sockets here).
+    #[arg(long, default_value_t = 1)]
+    procs: usize,
+    /// Source addresses 127.0.0.1..=127.0.0.N.
+    #[arg(long, default_value_t = 4)]
+    sources: usize,
+    /// Connections being opened at once.
+    #[arg(long, default_value_t = 200)]
+    ramp: usize,
+    /// Other processes to measure: name=pid, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    watch: Vec<String>,
+    /// Write the JSON result here (also printed).
+    #[arg(long)]
+    out: Option<std::path::PathBuf>,
+    /// Internal: run as shard `i` of `--procs`, with these room ids.
+    #[arg(long, hide = true)]
+    shard: Option<usize>,
+    #[arg(long, hide = true, value_delimiter = ',')]
+    room_ids: Vec<String>,
+}
+
+/// What every process needs to play its part.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub http: String,
+    pub targets: Vec<String>,
+    pub create_path: String,
+    pub ws_path: String,
+    pub rooms: usize,
+    pub members: usize,
+    pub active: usize,
+    pub rate: f64,
+    /// Members of each active room that send (each at `rate / senders`).
+    pub senders: usize,
+    pub max_users: usize,
+    pub expiry_seconds: u64,
+    pub shard: usize,
+    pub shards: usize,
+    pub sources: usize,
+    pub ramp: usize,
+    pub warmup_us: u64,
+    pub duration_us: u64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    scenario: Scenario,
+    parameters: serde_json::Value,
+    connected: u64,
+    refused: u64,
+    dropped: u64,
+    sent: u64,
+    rejected: u64,
+    expected_deliveries: u64,
+    delivered_total: u64,
+    lost: i64,
+    gaps: u64,
+    duplicates: u64,
+    deliveries_per_second: f64,
+    join_ms: u64,
+    latency_ms: Percentiles,
+    processes: Vec<proc_stats::Usage>,
+}
+
+#[derive(Serialize)]
+struct Percentiles {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+fn main() {
+    let args = Args::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match runtime.block_on(main_async(args)) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("ephemera-loadgen: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+async fn main_async(args: Args) -> Result<(), String> {
+    let (members, rate, active) = match args.scenario {
+        Scenario::Idle | Scenario::JoinStorm => (args.members, 0.0, 0),
+        _ => (
+            args.members,
+            args.rate,
+            args.active.unwrap_or(args.rooms).min(args.rooms),
+        ),
+    };
+    let plan = Plan {
+        http: args.http.trim_end_matches('/').to_owned(),
+        targets: args
+            .ws
+            .iter()
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .collect(),
+        create_path: args.create_path.clone(),
+        ws_path: args.ws_path.clone(),
+        rooms: args.rooms,
+        members,
+        active,
+        rate,
+        // No member sends more than 5 messages/s (as in a real chat, and within the server's
+        // per-member rate limit): faster rooms have more senders.
+        senders: ((rate / 5.0).ceil() as usize).clamp(1, members.max(1)),
+        max_users: members + 1,
+        expiry_seconds: (args.warmup + args.duration) as u64 + 600,
+        shard: args.shard.unwrap_or(0),
+        shards: args.procs.max(1),
+        sources: args.sources.clamp(1, 250),
+        ramp: args.ramp.max(1),
+        warmup_us: (args.warmup * 1e6) as u64,
+        duration_us: (args.duration * 1e6) as u64,
+    };
+    if args.shard.is_some() {
+        // A child: say when joined, start when told, print the tally.
+        let barrier = async {
+            println!("joined");
+            let mut line = String::new();
+            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+            let _ = stdin.read_line(&mut line).await;
+            line.trim().parse().unwrap_or_else(|_| run::now_us())
+        };
+        let tally = run::run(plan, args.room_ids.clone(), Vec::new(), barrier).await;
+        println!(
+            "{}",
+            serde_json::to_string(&tally).map_err(|e| e.to_string())?
+        );
+        return Ok(());
+    }
+
+    let room_ids = run::create_rooms(&plan).await?;
+    let mut children = Vec::new();
+    for shard in 1..plan.shards {
+        let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+        let mut child = tokio::process::Command::new(exe)
+            .args(std::env::args().skip(1))
+            .arg(format!("--shard={shard}"))
+            .arg(format!("--room-ids={}", room_ids.join(",")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| e.to_string())?;
+        let stdin = child.stdin.take().ok_or("child stdin")?;
+        let stdout = child.stdout.take().ok_or("child stdout")?;
+        children.push((child, stdin, tokio::io::BufReader::new(stdout).lines()));
+    }
+    // Sending starts half a second after the last member of every process has joined.
+    let barrier = async {
+        for (_, _, lines) in children.iter_mut() {
+            let _ = lines.next_line().await;
+        }
+        let start = run::now_us() + 500_000;
+        for (_, stdin, _) in children.iter_mut() {
+            let _ = stdin.write_all(format!("{start}\n").as_bytes()).await;
+        }
+        start
+    };
+    let watch = proc_stats::parse_watch(&args.watch)?;
+    let mine = run::run(plan.clone(), room_ids, watch, barrier).await;
+    let mut tallies = vec![mine];
+    for (mut child, _, mut lines) in children {
+        let line = lines.next_line().await.map_err(|e| e.to_string())?;
+        let tally: run::Tally = serde_json::from_str(line.as_deref().unwrap_or(""))
+            .map_err(|e| format!("shard output: {e}"))?;
+        let _ = child.wait().await;
+        tallies.push(tally);
+    }
+    let processes: Vec<proc_stats::Usage> = tallies
+        .iter()
+        .flat_map(|t| t.usage.iter().cloned())
+        .collect();
+
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut total = run::Tally::default();
+    for t in &tallies {
+        run::merge(&mut latency, &t.latency_us);
+        total.connected += t.connected;
+        total.refused += t.refused;
+        total.dropped += t.dropped;
+        total.sent += t.sent;
+        total.rejected += t.rejected;
+        total.delivered += t.delivered;
+        total.delivered_total += t.delivered_total;
+        total.gaps += t.gaps;
+        total.duplicates += t.duplicates;
+        total.join_ms = total.join_ms.max(t.join_ms);
+    }
+    // Every member of a room receives each accepted message, the sender included.
+    let expected = total.sent.saturating_sub(total.rejected) * plan.members as u64;
+    let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+    let report = Report {
+        scenario: args.scenario,
+        parameters: serde_json::json!({
+            "rooms": plan.rooms, "members": plan.members, "active": plan.active,
+            "rate_per_room": plan.rate, "senders_per_room": plan.senders, "duration_s": args.duration, "warmup_s": args.warmup,
+            "procs": plan.shards, "sources": plan.sources, "ramp": args.ramp,
+            "targets": plan.targets, "http": plan.http,
+            "offered_deliveries_per_second": plan.active as f64 * plan.rate * plan.members as f64,
+        }),
+        connected: total.connected,
+        refused: total.refused,
+        dropped: total.dropped,
+        sent: total.sent,
+        rejected: total.rejected,
+        expected_deliveries: expected,
+        delivered_total: total.delivered_total,
+        lost: expected as i64 - total.delivered_total as i64,
+        gaps: total.gaps,
+        duplicates: total.duplicates,
+        deliveries_per_second: total.delivered as f64 / args.duration.max(1e-9),
+        join_ms: total.join_ms,
+        latency_ms: Percentiles {
+            p50: ms(0.5),
+            p90: ms(0.9),
+            p99: ms(0.99),
+            p999: ms(0.999),
+            max: latency.max() as f64 / 1000.0,
+        },
+        processes,
+    };
+    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    println!("{json}");
+    if let Some(out) = args.out {
+        std::fs::write(out, json).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}

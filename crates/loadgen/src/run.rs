@@ -1,0 +1,344 @@
+//! One process's share of a scenario: connect its members, send on schedule, check and time
+//! every delivery. Speaks only the open-room subset of the API (any server that does can be
+//! driven): `display_name` joins, `{"type":"message","text":...}` out, `message` frames in.
+
+use crate::Plan;
+use futures_util::{SinkExt, StreamExt};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::net::TcpSocket;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+
+/// What one process saw; the coordinator adds these up.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct Tally {
+    pub connected: u64,
+    pub refused: u64,
+    /// Connections that ended before the scenario did.
+    pub dropped: u64,
+    pub sent: u64,
+    /// Messages the server answered with an `error` frame instead of delivering.
+    pub rejected: u64,
+    /// Deliveries inside the measured window.
+    pub delivered: u64,
+    /// Every delivery, window or not.
+    pub delivered_total: u64,
+    pub gaps: u64,
+    pub duplicates: u64,
+    /// Milliseconds from the first connect to the last welcome of this process.
+    pub join_ms: u64,
+    /// Latency in microseconds: (value, count) pairs of the histogram.
+    pub latency_us: Vec<(u64, u64)>,
+    /// This process's CPU and memory over the window.
+    pub usage: Vec<crate::proc_stats::Usage>,
+}
+
+pub fn now_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Members of this process: (room index, member index) for `shard` of `shards`.
+fn mine(plan: &Plan) -> Vec<(usize, usize)> {
+    (0..plan.rooms * plan.members)
+        .filter(|i| i % plan.shards == plan.shard)
+        .map(|i| (i / plan.members, i % plan.members))
+        .collect()
+}
+
+struct Shared {
+    tally: Mutex<Tally>,
+    latency: Mutex<Histogram<u64>>,
+}
+
+/// Plays this process's members. Once they have all joined (or failed to), `barrier` says when
+/// sending starts (every process waits for the slowest to join), as a wall-clock time.
+pub async fn run(
+    plan: Plan,
+    room_ids: Vec<String>,
+    watch: Vec<(String, u32)>,
+    barrier: impl std::future::Future<Output = u64>,
+) -> Tally {
+    let shared = Arc::new(Shared {
+        tally: Mutex::new(Tally::default()),
+        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")),
+    });
+    let gate = Arc::new(Semaphore::new(plan.ramp));
+    let (start_tx, start_rx) = tokio::sync::watch::channel(0u64);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    let members = mine(&plan);
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
+    for (n, (room, member)) in members.iter().copied().enumerate() {
+        let url = format!(
+            "{}{}?display_name=m{member}",
+            plan.targets[n % plan.targets.len()],
+            plan.ws_path.replace("{room}", &room_ids[room])
+        );
+        let source = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 1 + (n % plan.sources) as u8));
+        let sends = member < plan.senders && room < plan.active;
+        // Senders start spread over one period (golden-ratio steps), never all at once: a
+        // synchronized burst would measure the load generator's own queueing.
+        let phase = ((room * plan.senders + member) as f64 * 0.618_033_988_75).fract();
+        tasks.push(tokio::spawn(member_task(
+            plan.clone(),
+            url,
+            source,
+            sends.then_some(phase),
+            room,
+            gate.clone(),
+            shared.clone(),
+            joined_tx.clone(),
+            start_rx.clone(),
+        )));
+    }
+    drop(joined_tx);
+    let mut joined = 0;
+    while joined_rx.recv().await.is_some() {
+        joined += 1;
+    }
+    shared.tally.lock().expect("tally").join_ms = started.elapsed().as_millis() as u64;
+    let _ = joined;
+    let start = barrier.await;
+    let _ = start_tx.send(start);
+    let window = (
+        start + plan.warmup_us,
+        start + plan.warmup_us + plan.duration_us,
+    );
+    let mut measured = vec![(format!("loadgen-{}", plan.shard), std::process::id())];
+    measured.extend(watch);
+    let usage = tokio::spawn(crate::proc_stats::measure(measured, window.0, window.1));
+    for task in tasks {
+        let _ = task.await;
+    }
+    let mut tally = std::mem::take(&mut *shared.tally.lock().expect("tally"));
+    tally.usage = usage.await.unwrap_or_default();
+    let latency = shared.latency.lock().expect("latency");
+    tally.latency_us = latency
+        .iter_recorded()
+        .map(|v| (v.value_iterated_to(), v.count_at_value()))
+        .collect();
+    tally
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn member_task(
+    plan: Plan,
+    url: String,
+    source: IpAddr,
+    sends: Option<f64>,
+    room: usize,
+    gate: Arc<Semaphore>,
+    shared: Arc<Shared>,
+    joined: tokio::sync::mpsc::UnboundedSender<()>,
+    mut start_at: tokio::sync::watch::Receiver<u64>,
+) {
+    let permit = gate.acquire_owned().await.expect("gate");
+    let socket = match connect(&url, source).await {
+        Ok(socket) => socket,
+        Err(_) => {
+            shared.tally.lock().expect("tally").refused += 1;
+            return;
+        }
+    };
+    let (mut tx, mut rx) = socket.split();
+    // The welcome first: it proves the join.
+    loop {
+        match rx.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => break,
+            Some(Ok(_)) => {}
+            _ => {
+                shared.tally.lock().expect("tally").refused += 1;
+                return;
+            }
+        }
+    }
+    drop(permit);
+    shared.tally.lock().expect("tally").connected += 1;
+    let _ = joined.send(());
+    drop(joined);
+
+    let Ok(start) = start_at.wait_for(|at| *at != 0).await.map(|at| *at) else {
+        return;
+    };
+    let window = (
+        start + plan.warmup_us,
+        start + plan.warmup_us + plan.duration_us,
+    );
+    let end = window.1 + 2_000_000;
+    let sender = sends.map(|phase| {
+        let shared = shared.clone();
+        let rate = plan.rate / plan.senders as f64;
+        tokio::spawn(async move {
+            if rate == 0.0 {
+                return tx;
+            }
+            let period = Duration::from_secs_f64(1.0 / rate);
+            let first = start + (phase * period.as_micros() as f64) as u64;
+            let wait = first.saturating_sub(now_us());
+            tokio::time::sleep(Duration::from_micros(wait)).await;
+            let mut tick = tokio::time::interval(period);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+            let mut seq = 0u64;
+            while now_us() < window.1 {
+                tick.tick().await;
+                seq += 1;
+                let text = format!(
+                    "{{\"type\":\"message\",\"text\":\"{seq} {} {room}\"}}",
+                    now_us()
+                );
+                if tx.send(Message::text(text)).await.is_err() {
+                    break;
+                }
+                shared.tally.lock().expect("tally").sent += 1;
+            }
+            tx
+        })
+    });
+
+    // Receive until the end, checking ids and timing deliveries.
+    let mut last_id: Option<u64> = None;
+    let mut local = Tally::default();
+    let mut samples: Vec<u64> = Vec::with_capacity(1024);
+    let deadline = tokio::time::sleep(Duration::from_micros(end.saturating_sub(now_us())));
+    tokio::pin!(deadline);
+    let mut ended_early = false;
+    loop {
+        tokio::select! {
+            _ = &mut deadline => break,
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => {
+                    let Some((id, sent_us)) = parse_message(&text) else {
+                        local.rejected += u64::from(text.contains("\"type\":\"error\""));
+                        continue;
+                    };
+                    let at = now_us();
+                    local.delivered_total += 1;
+                    match last_id {
+                        Some(last) if id <= last => local.duplicates += 1,
+                        Some(last) if id > last + 1 => local.gaps += id - last - 1,
+                        _ => {}
+                    }
+                    last_id = Some(last_id.map_or(id, |l| l.max(id)));
+                    if (window.0..window.1).contains(&sent_us) {
+                        local.delivered += 1;
+                        samples.push(at.saturating_sub(sent_us).max(1));
+                        if samples.len() == samples.capacity() {
+                            flush(&shared, &mut samples);
+                        }
+                    }
+                }
+                Some(Ok(_)) => {}
+                _ => { ended_early = true; break; }
+            }
+        }
+    }
+    flush(&shared, &mut samples);
+    {
+        let mut tally = shared.tally.lock().expect("tally");
+        tally.delivered += local.delivered;
+        tally.delivered_total += local.delivered_total;
+        tally.gaps += local.gaps;
+        tally.duplicates += local.duplicates;
+        tally.rejected += local.rejected;
+        tally.dropped += u64::from(ended_early);
+    }
+    if let Some(sender) = sender
+        && let Ok(mut tx) = sender.await
+    {
+        let _ = tx.close().await;
+    }
+}
+
+fn flush(shared: &Shared, samples: &mut Vec<u64>) {
+    let mut latency = shared.latency.lock().expect("latency");
+    for &us in samples.iter() {
+        let _ = latency.record(us.min(60_000_000));
+    }
+    samples.clear();
+}
+
+/// `(id, sent_us)` of a `message` frame whose text is "<seq> <sent_us> <room>".
+fn parse_message(frame: &str) -> Option<(u64, u64)> {
+    #[derive(Deserialize)]
+    struct Frame<'a> {
+        #[serde(rename = "type")]
+        kind: &'a str,
+        #[serde(default)]
+        id: u64,
+        #[serde(default, borrow)]
+        text: &'a str,
+    }
+    let frame: Frame = serde_json::from_str(frame).ok()?;
+    if frame.kind != "message" {
+        return None;
+    }
+    let sent = frame.text.split(' ').nth(1)?.parse().ok()?;
+    Some((frame.id, sent))
+}
+
+type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+async fn connect(url: &str, source: IpAddr) -> Result<Socket, Box<dyn std::error::Error>> {
+    let request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
+    let authority = request
+        .uri()
+        .authority()
+        .ok_or("no host")?
+        .as_str()
+        .to_owned();
+    let addr: SocketAddr = tokio::net::lookup_host(&authority)
+        .await?
+        .next()
+        .ok_or("no address")?;
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::new(source, 0))?;
+    let stream = socket.connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let config = WebSocketConfig::default()
+        .read_buffer_size(4096)
+        .write_buffer_size(0)
+        .max_write_buffer_size(1 << 20);
+    let (socket, _) =
+        tokio_tungstenite::client_async_with_config(request, stream, Some(config)).await?;
+    Ok(socket)
+}
+
+/// Merges (value, count) pairs into one histogram.
+pub fn merge(into: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
+    for &(value, count) in pairs {
+        let _ = into.record_n(value, count);
+    }
+}
+
+/// The rooms a scenario runs in, created over REST with the open-room subset.
+pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
+    let client = reqwest::Client::new();
+    let mut ids = Vec::with_capacity(plan.rooms);
+    for i in 0..plan.rooms {
+        let res = client
+            .post(format!("{}{}", plan.http, plan.create_path))
+            .json(&serde_json::json!({
+                "owner_name": format!("owner{i}"),
+                "max_users": plan.max_users,
+                "expiry_seconds": plan.expiry_seconds,
+            }))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("create room: {}", res.status()));
+        }
+        let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+        let id = body["room_id"].as_str().ok_or("no room_id")?.to_owned();
+        ids.push(id);
+    }
+    Ok(ids)
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# The benchmark: redis-server, two release instances and nginx with the shipped proxy settings
+# (scripts/run-scaled.sh), driven by ephemera-loadgen on the same machine. Writes one JSON per
+# run under docs/benchmarks/results/ (override with OUT=dir); the servers log to
+# target/bench-topology.log. Then: target/release/bench-report docs/benchmarks/results docs/benchmarks
+#
+#   scripts/bench.sh [scenario...]    # default: every scenario below
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+out=${OUT:-docs/benchmarks/results}
+mkdir -p "$out"
+# Two builds: together they would unify features and rebuild the server run-scaled.sh builds.
+cargo build --release --quiet
+cargo build --release --quiet -p ephemera-loadgen
+
+# Tens of thousands of proxied sockets need more than the default 28k ephemeral ports per
+# nginx-to-instance address pair; the previous setting comes back at exit.
+ports_before=$(cat /proc/sys/net/ipv4/ip_local_port_range)
+echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
+  || echo "note: cannot widen the ephemeral port range; big runs may run out of ports" >&2
+
+port=18080
+pids=$(mktemp)
+# Limits meant for the internet would throttle a load test from a few loopback addresses.
+EPHEMERA_ROOM_CREATE_PER_MINUTE=1000000 EPHEMERA_MAX_CONNECTIONS_PER_IP=1000000 \
+EPHEMERA_CONNECT_RATE_PER_SECOND=1000000 EPHEMERA_MAX_USERS_LIMIT=1000 \
+NGINX_WORKERS=4 NGINX_WORKER_CONNECTIONS=20000 \
+PORT=$port REDIS_PORT=16390 FIRST_INSTANCE_PORT=19001 PIDS_FILE=$pids \
+  scripts/run-scaled.sh 2 > target/bench-topology.log 2>&1 &
+topology=$!
+trap 'kill $topology 2>/dev/null; wait 2>/dev/null; rm -f "$pids"
+      echo "$ports_before" > /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true' EXIT INT TERM
+# The instances first: asking nginx before they listen would mark them failed for a while.
+for url in http://127.0.0.1:19001 http://127.0.0.1:19002 "http://127.0.0.1:$port"; do
+  for _ in $(seq 600); do
+    [ -s "$pids" ] && curl -sf "$url/readyz" >/dev/null && break
+    sleep 0.1
+  done
+  curl -sf "$url/readyz" >/dev/null || { echo "$url did not start" >&2; exit 1; }
+done
+watch=$(paste -sd, "$pids")
+lg=target/release/ephemera-loadgen
+nginx="--http http://127.0.0.1:$port --ws ws://127.0.0.1:$port"
+direct="--http http://127.0.0.1:19001 --ws ws://127.0.0.1:19001,ws://127.0.0.1:19002"
+
+run() {
+  local name=$1
+  shift
+  echo "== $name: $*"
+  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
+}
+
+scenarios=${*:-"light fanout-nginx fanout-direct idle-rooms big-room idle join-storm"}
+for s in $scenarios; do
+  case $s in
+    light) run light fanout $nginx --rooms 50 --members 20 --rate 10 --duration 20 ;;
+    fanout-nginx)
+      for rate in 20 35 50 65; do
+        run "fanout-nginx-$rate" fanout $nginx --rooms 50 --members 20 --rate "$rate" --duration 20
+      done ;;
+    fanout-direct)
+      for rate in 50 100; do
+        run "fanout-direct-$rate" fanout $direct --rooms 50 --members 20 --rate "$rate" --duration 20
+      done ;;
+    idle-rooms)
+      run idle-rooms-10-of-10 fanout $nginx --rooms 10 --members 20 --rate 10 --duration 20
+      run idle-rooms-10-of-1000 idle-rooms $nginx --rooms 1000 --active 10 --members 20 --rate 10 --duration 20 --procs 2 ;;
+    big-room) run big-room big-room $nginx --rooms 1 --members 500 --rate 10 --duration 20 ;;
+    # Every process here may hold at most 20000 files (ulimit -n, not raisable): two instances
+    # hold at most ~2 x 19,900 sockets, so 36,000 is this topology's ceiling with headroom.
+    idle) run idle idle $nginx --rooms 1800 --members 20 --duration 60 --procs 3 --sources 16 --ramp 500 ;;
+    join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
+    *) echo "unknown scenario $s" >&2; exit 2 ;;
+  esac
+done

@@ -1,0 +1,70 @@
+//! Short runs of the load generator's scenarios through nginx: correctness only (speed is the
+//! benchmark's business, scripts/bench.sh).
+
+use crate::cluster::Cluster;
+use crate::process::loadgen;
+use serde_json::Value;
+use std::process::Command;
+
+fn run(cluster: &Cluster, args: &[&str]) -> Value {
+    let base = format!("127.0.0.1:{}", cluster.nginx.port);
+    let out = Command::new(loadgen())
+        .args(args)
+        .args([
+            "--http",
+            &format!("http://{base}"),
+            "--ws",
+            &format!("ws://{base}"),
+        ])
+        .args(["--warmup", "0.5", "--duration", "2", "--procs", "2"])
+        .output()
+        .expect("loadgen runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("a JSON report")
+}
+
+#[test]
+fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
+    let cluster = Cluster::start(2, &[("EPHEMERA_ROOM_CREATE_PER_MINUTE", "100000")]);
+    for args in [
+        &["fanout", "--rooms", "4", "--members", "5", "--rate", "20"][..],
+        &[
+            "idle-rooms",
+            "--rooms",
+            "20",
+            "--active",
+            "2",
+            "--members",
+            "3",
+        ][..],
+        &["big-room", "--rooms", "1", "--members", "40", "--rate", "5"][..],
+        &["idle", "--rooms", "10", "--members", "4"][..],
+        &["join-storm", "--rooms", "10", "--members", "6"][..],
+    ] {
+        let report = run(&cluster, args);
+        let members = report["parameters"]["rooms"].as_u64().expect("rooms")
+            * report["parameters"]["members"].as_u64().expect("members");
+        assert_eq!(report["connected"], members, "{args:?}: {report}");
+        for key in [
+            "refused",
+            "rejected",
+            "dropped",
+            "lost",
+            "gaps",
+            "duplicates",
+        ] {
+            assert_eq!(report[key], 0, "{args:?} {key}: {report}");
+        }
+        if report["parameters"]["rate_per_room"].as_f64() > Some(0.0) {
+            assert!(report["sent"].as_u64() > Some(0), "{args:?}: {report}");
+            assert!(
+                report["deliveries_per_second"].as_f64() > Some(0.0),
+                "{report}"
+            );
+        }
+    }
+}
