@@ -51,7 +51,7 @@ run() {
   "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
 }
 
-scenarios=${*:-"light fanout-nginx fanout-direct idle-rooms big-room idle join-storm"}
+scenarios=${*:-"light fanout-nginx fanout-direct idle-rooms big-room idle join-storm churn"}
 for s in $scenarios; do
   case $s in
     light) run light fanout $nginx --rooms 50 --members 20 --rate 10 --duration 20 ;;
@@ -71,6 +71,7 @@ for s in $scenarios; do
     # hold at most ~2 x 19,900 sockets, so 36,000 is this topology's ceiling with headroom.
     idle) run idle idle $nginx --rooms 1800 --members 20 --duration 60 --procs 3 --sources 16 --ramp 500 ;;
     join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
+    churn) run churn churn $nginx --rooms 50 --members 20 --rate 10 --duration 20 --churn 3 --procs 2 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac
 done

@@ -44,6 +44,7 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
         &["big-room", "--rooms", "1", "--members", "40", "--rate", "5"][..],
         &["idle", "--rooms", "10", "--members", "4"][..],
         &["join-storm", "--rooms", "10", "--members", "6"][..],
+        &["churn", "--rooms", "3", "--members", "4", "--churn", "0.5"][..],
     ] {
         let report = run(&cluster, args);
         let members = report["parameters"]["rooms"].as_u64().expect("rooms")
@@ -58,6 +59,9 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
             "duplicates",
         ] {
             assert_eq!(report[key], 0, "{args:?} {key}: {report}");
+        }
+        if args[0] == "churn" {
+            assert!(report["reconnects"].as_u64() > Some(0), "{report}");
         }
         if report["parameters"]["rate_per_room"].as_f64() > Some(0.0) {
             assert!(report["sent"].as_u64() > Some(0), "{args:?}: {report}");

@@ -24,6 +24,9 @@ enum Scenario {
     Idle,
     /// Everyone joins as fast as `--ramp` concurrent connects allow; join time and refusals.
     JoinStorm,
+    /// Fanout while members that do not send drop their connection every `--churn` seconds and
+    /// resume with their last id: nothing may be missed or doubled.
+    Churn,
 }
 
 #[derive(Parser, Debug)]
@@ -65,6 +68,9 @@ struct Args {
     /// Connections being opened at once.
     #[arg(long, default_value_t = 200)]
     ramp: usize,
+    /// Seconds between a churning member's reconnects (`churn`).
+    #[arg(long, default_value_t = 3.0)]
+    churn: f64,
     /// Other processes to measure: name=pid, comma-separated.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
@@ -97,6 +103,8 @@ pub struct Plan {
     pub shards: usize,
     pub sources: usize,
     pub ramp: usize,
+    /// Microseconds between reconnects of members that do not send, when churning.
+    pub churn_us: Option<u64>,
     pub warmup_us: u64,
     pub duration_us: u64,
 }
@@ -108,6 +116,7 @@ struct Report {
     connected: u64,
     refused: u64,
     dropped: u64,
+    reconnects: u64,
     sent: u64,
     rejected: u64,
     expected_deliveries: u64,
@@ -176,6 +185,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         shards: args.procs.max(1),
         sources: args.sources.clamp(1, 250),
         ramp: args.ramp.max(1),
+        churn_us: (args.scenario == Scenario::Churn).then_some((args.churn * 1e6) as u64),
         warmup_us: (args.warmup * 1e6) as u64,
         duration_us: (args.duration * 1e6) as u64,
     };
@@ -245,6 +255,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         total.connected += t.connected;
         total.refused += t.refused;
         total.dropped += t.dropped;
+        total.reconnects += t.reconnects;
         total.sent += t.sent;
         total.rejected += t.rejected;
         total.delivered += t.delivered;
@@ -268,6 +279,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         connected: total.connected,
         refused: total.refused,
         dropped: total.dropped,
+        reconnects: total.reconnects,
         sent: total.sent,
         rejected: total.rejected,
         expected_deliveries: expected,

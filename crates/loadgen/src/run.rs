@@ -3,6 +3,7 @@
 //! driven): `display_name` joins, `{"type":"message","text":...}` out, `message` frames in.
 
 use crate::Plan;
+use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,8 @@ pub struct Tally {
     pub refused: u64,
     /// Connections that ended before the scenario did.
     pub dropped: u64,
+    /// Resumes done on purpose (`churn`).
+    pub reconnects: u64,
     pub sent: u64,
     /// Messages the server answered with an `error` frame instead of delivering.
     pub rejected: u64,
@@ -127,6 +130,47 @@ pub async fn run(
     tally
 }
 
+/// One member's checks: ids in order, each once; latency of what was sent in the window.
+struct Checks {
+    last_id: Option<u64>,
+    tally: Tally,
+    samples: Vec<u64>,
+    window: (u64, u64),
+}
+
+impl Checks {
+    fn delivered(&mut self, shared: &Shared, id: u64, sent_us: u64) {
+        let at = now_us();
+        self.tally.delivered_total += 1;
+        match self.last_id {
+            Some(last) if id <= last => self.tally.duplicates += 1,
+            Some(last) if id > last + 1 => self.tally.gaps += id - last - 1,
+            _ => {}
+        }
+        self.last_id = Some(self.last_id.map_or(id, |l| l.max(id)));
+        if (self.window.0..self.window.1).contains(&sent_us) {
+            self.tally.delivered += 1;
+            self.samples.push(at.saturating_sub(sent_us).max(1));
+            if self.samples.len() == self.samples.capacity() {
+                flush(shared, &mut self.samples);
+            }
+        }
+    }
+}
+
+/// Reads frames up to the `welcome`; returns it.
+async fn welcome(rx: &mut SplitStream<Socket>) -> Option<serde_json::Value> {
+    loop {
+        match rx.next().await {
+            Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => {
+                return serde_json::from_str(&text).ok();
+            }
+            Some(Ok(_)) => {}
+            _ => return None,
+        }
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn member_task(
     plan: Plan,
@@ -140,25 +184,20 @@ async fn member_task(
     mut start_at: tokio::sync::watch::Receiver<u64>,
 ) {
     let permit = gate.acquire_owned().await.expect("gate");
-    let socket = match connect(&url, source).await {
-        Ok(socket) => socket,
-        Err(_) => {
-            shared.tally.lock().expect("tally").refused += 1;
-            return;
-        }
+    let Ok(socket) = connect(&url, source).await else {
+        shared.tally.lock().expect("tally").refused += 1;
+        return;
     };
-    let (mut tx, mut rx) = socket.split();
-    // The welcome first: it proves the join.
-    loop {
-        match rx.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => break,
-            Some(Ok(_)) => {}
-            _ => {
-                shared.tally.lock().expect("tally").refused += 1;
-                return;
-            }
-        }
-    }
+    let (tx, mut rx) = socket.split();
+    // The welcome first: it proves the join, and holds the resume token.
+    let Some(hello) = welcome(&mut rx).await else {
+        shared.tally.lock().expect("tally").refused += 1;
+        return;
+    };
+    let resume_token = hello["resume_token"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     drop(permit);
     shared.tally.lock().expect("tally").connected += 1;
     let _ = joined.send(());
@@ -172,10 +211,12 @@ async fn member_task(
         start + plan.warmup_us + plan.duration_us,
     );
     let end = window.1 + 2_000_000;
-    let sender = sends.map(|phase| {
+    let mut sink = Some(tx);
+    let sender = sends.and_then(|phase| {
+        let mut tx = sink.take()?;
         let shared = shared.clone();
         let rate = plan.rate / plan.senders as f64;
-        tokio::spawn(async move {
+        Some(tokio::spawn(async move {
             if rate == 0.0 {
                 return tx;
             }
@@ -199,54 +240,76 @@ async fn member_task(
                 shared.tally.lock().expect("tally").sent += 1;
             }
             tx
-        })
+        }))
     });
 
-    // Receive until the end, checking ids and timing deliveries.
-    let mut last_id: Option<u64> = None;
-    let mut local = Tally::default();
-    let mut samples: Vec<u64> = Vec::with_capacity(1024);
+    // Receive until the end, checking ids and timing deliveries. With churn, members that do
+    // not send drop their connection now and then and resume it with what they last saw.
+    let mut checks = Checks {
+        last_id: None,
+        tally: Tally::default(),
+        samples: Vec::with_capacity(1024),
+        window,
+    };
+    let churn = plan.churn_us.filter(|_| sender.is_none());
+    let churn_at = |from: u64| from + churn.unwrap_or(u64::MAX / 4);
+    let first_churn = churn_at(start + (room as u64 * 7919 % 1000) * churn.unwrap_or(0) / 1000);
+    let reconnect = tokio::time::sleep(Duration::from_micros(first_churn.saturating_sub(now_us())));
     let deadline = tokio::time::sleep(Duration::from_micros(end.saturating_sub(now_us())));
-    tokio::pin!(deadline);
+    tokio::pin!(deadline, reconnect);
     let mut ended_early = false;
     loop {
         tokio::select! {
             _ = &mut deadline => break,
-            frame = rx.next() => match frame {
-                Some(Ok(Message::Text(text))) => {
-                    let Some((id, sent_us)) = parse_message(&text) else {
-                        local.rejected += u64::from(text.contains("\"type\":\"error\""));
-                        continue;
-                    };
-                    let at = now_us();
-                    local.delivered_total += 1;
-                    match last_id {
-                        Some(last) if id <= last => local.duplicates += 1,
-                        Some(last) if id > last + 1 => local.gaps += id - last - 1,
-                        _ => {}
+            _ = &mut reconnect, if now_us() < window.1 => {
+                drop(sink.take());
+                let last = checks.last_id.unwrap_or(0);
+                let url = format!(
+                    "{}?resume={resume_token}&last_id={last}",
+                    url.split_once('?').map_or(url.as_str(), |(base, _)| base)
+                );
+                let resumed = match connect(&url, source).await {
+                    Ok(socket) => {
+                        let (tx, mut fresh) = socket.split();
+                        welcome(&mut fresh).await.map(|hello| (tx, fresh, hello))
                     }
-                    last_id = Some(last_id.map_or(id, |l| l.max(id)));
-                    if (window.0..window.1).contains(&sent_us) {
-                        local.delivered += 1;
-                        samples.push(at.saturating_sub(sent_us).max(1));
-                        if samples.len() == samples.capacity() {
-                            flush(&shared, &mut samples);
-                        }
-                    }
+                    Err(_) => None,
+                };
+                let Some((tx, fresh, hello)) = resumed else {
+                    ended_early = true;
+                    break;
+                };
+                for missed in hello["history"].as_array().into_iter().flatten() {
+                    let id = missed["id"].as_u64().unwrap_or(0);
+                    let sent = missed["text"].as_str().and_then(sent_at).unwrap_or(0);
+                    checks.delivered(&shared, id, sent);
                 }
+                sink = Some(tx);
+                rx = fresh;
+                checks.tally.reconnects += 1;
+                let next = churn_at(now_us());
+                reconnect.as_mut().reset(tokio::time::Instant::now() + Duration::from_micros(next - now_us()));
+            }
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => match parse_message(&text) {
+                    Some((id, sent_us)) => checks.delivered(&shared, id, sent_us),
+                    None => checks.tally.rejected += u64::from(text.contains("\"type\":\"error\"")),
+                },
                 Some(Ok(_)) => {}
                 _ => { ended_early = true; break; }
             }
         }
     }
-    flush(&shared, &mut samples);
+    flush(&shared, &mut checks.samples);
     {
+        let local = &checks.tally;
         let mut tally = shared.tally.lock().expect("tally");
         tally.delivered += local.delivered;
         tally.delivered_total += local.delivered_total;
         tally.gaps += local.gaps;
         tally.duplicates += local.duplicates;
         tally.rejected += local.rejected;
+        tally.reconnects += local.reconnects;
         tally.dropped += u64::from(ended_early);
     }
     if let Some(sender) = sender
@@ -264,6 +327,11 @@ fn flush(shared: &Shared, samples: &mut Vec<u64>) {
     samples.clear();
 }
 
+/// The send time carried in a message text "<seq> <sent_us> <room>".
+fn sent_at(text: &str) -> Option<u64> {
+    text.split(' ').nth(1)?.parse().ok()
+}
+
 /// `(id, sent_us)` of a `message` frame whose text is "<seq> <sent_us> <room>".
 fn parse_message(frame: &str) -> Option<(u64, u64)> {
     #[derive(Deserialize)]
@@ -279,13 +347,15 @@ fn parse_message(frame: &str) -> Option<(u64, u64)> {
     if frame.kind != "message" {
         return None;
     }
-    let sent = frame.text.split(' ').nth(1)?.parse().ok()?;
-    Some((frame.id, sent))
+    Some((frame.id, sent_at(frame.text)?))
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
-async fn connect(url: &str, source: IpAddr) -> Result<Socket, Box<dyn std::error::Error>> {
+async fn connect(
+    url: &str,
+    source: IpAddr,
+) -> Result<Socket, Box<dyn std::error::Error + Send + Sync>> {
     let request =
         tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(url)?;
     let authority = request
