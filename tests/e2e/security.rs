@@ -114,56 +114,16 @@ async fn every_way_into_a_password_room_needs_the_password_or_its_credentials() 
     // Joining.
     let join = format!("/rooms/{id}/join");
     let bob = json!({"display_name": "bob"});
-    refused(
-        &app,
-        "POST",
-        &join,
-        Cred::None,
-        bob.clone(),
-        401,
-        "password_required",
-    )
-    .await;
-    refused(
-        &app,
-        "POST",
-        &join,
-        Cred::None,
-        json!({"display_name": "bob", "password": "pw2"}),
-        401,
-        "invalid_password",
-    )
-    .await;
-    refused(
-        &app,
-        "POST",
-        &join,
-        Cred::Password("pw"),
-        bob.clone(),
-        401,
-        "password_required",
-    )
-    .await;
-    refused(
-        &app,
-        "POST",
-        &join,
-        Cred::Bearer(&other.owner_token),
-        bob.clone(),
-        401,
-        "unauthorized",
-    )
-    .await;
-    refused(
-        &app,
-        "POST",
-        &join,
-        Cred::Bearer(&eve_token),
-        bob.clone(),
-        401,
-        "unauthorized",
-    )
-    .await;
+    let with_pw2 = json!({"display_name": "bob", "password": "pw2"});
+    for (cred, body, code) in [
+        (Cred::None, &bob, "password_required"),
+        (Cred::None, &with_pw2, "invalid_password"),
+        (Cred::Password("pw"), &bob, "password_required"),
+        (Cred::Bearer(&other.owner_token), &bob, "unauthorized"),
+        (Cred::Bearer(&eve_token), &bob, "unauthorized"),
+    ] {
+        refused(&app, "POST", &join, cred, body.clone(), 401, code).await;
+    }
 
     // The WebSocket: by name, forged, cross-room, reused and expired tickets, foreign resumes.
     ws_refused(&app, id, "display_name=bob", 4401).await;

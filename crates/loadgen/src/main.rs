@@ -6,7 +6,6 @@ mod proc_stats;
 mod run;
 
 use clap::{Parser, ValueEnum};
-use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
@@ -248,21 +247,11 @@ async fn main_async(args: Args) -> Result<(), String> {
         .flat_map(|t| t.usage.iter().cloned())
         .collect();
 
-    let mut latency = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("histogram");
+    let mut latency = run::histogram();
     let mut total = run::Tally::default();
     for t in &tallies {
         run::merge(&mut latency, &t.latency_us);
-        total.connected += t.connected;
-        total.refused += t.refused;
-        total.dropped += t.dropped;
-        total.reconnects += t.reconnects;
-        total.sent += t.sent;
-        total.rejected += t.rejected;
-        total.delivered += t.delivered;
-        total.delivered_total += t.delivered_total;
-        total.gaps += t.gaps;
-        total.duplicates += t.duplicates;
-        total.join_ms = total.join_ms.max(t.join_ms);
+        total.add(t);
     }
     // Every member of a room receives each accepted message, the sender included.
     let expected = total.sent.saturating_sub(total.rejected) * plan.members as u64;

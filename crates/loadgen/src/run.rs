@@ -41,6 +41,28 @@ pub struct Tally {
     pub usage: Vec<crate::proc_stats::Usage>,
 }
 
+impl Tally {
+    /// Adds `other`'s counts to these (join time: the slowest).
+    pub fn add(&mut self, other: &Tally) {
+        self.connected += other.connected;
+        self.refused += other.refused;
+        self.dropped += other.dropped;
+        self.reconnects += other.reconnects;
+        self.sent += other.sent;
+        self.rejected += other.rejected;
+        self.delivered += other.delivered;
+        self.delivered_total += other.delivered_total;
+        self.gaps += other.gaps;
+        self.duplicates += other.duplicates;
+        self.join_ms = self.join_ms.max(other.join_ms);
+    }
+}
+
+/// A latency histogram in microseconds, up to a minute.
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds")
+}
+
 pub fn now_us() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -70,7 +92,7 @@ pub async fn run(
 ) -> Tally {
     let shared = Arc::new(Shared {
         tally: Mutex::new(Tally::default()),
-        latency: Mutex::new(Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")),
+        latency: Mutex::new(histogram()),
     });
     let gate = Arc::new(Semaphore::new(plan.ramp));
     let (start_tx, start_rx) = tokio::sync::watch::channel(0u64);
@@ -301,17 +323,8 @@ async fn member_task(
         }
     }
     flush(&shared, &mut checks.samples);
-    {
-        let local = &checks.tally;
-        let mut tally = shared.tally.lock().expect("tally");
-        tally.delivered += local.delivered;
-        tally.delivered_total += local.delivered_total;
-        tally.gaps += local.gaps;
-        tally.duplicates += local.duplicates;
-        tally.rejected += local.rejected;
-        tally.reconnects += local.reconnects;
-        tally.dropped += u64::from(ended_early);
-    }
+    checks.tally.dropped = u64::from(ended_early);
+    shared.tally.lock().expect("tally").add(&checks.tally);
     if let Some(sender) = sender
         && let Ok(mut tx) = sender.await
     {
