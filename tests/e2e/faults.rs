@@ -438,11 +438,15 @@ async fn a_stalled_client_is_dropped_after_the_stall_timeout_even_under_the_byte
     }
     assert!(reader.until_id(600, Duration::from_secs(20)).await);
     tokio::time::sleep(Duration::from_secs(4)).await;
+    // The stalled socket is dropped as a slow consumer. (A reader starved of CPU for the stall
+    // timeout by a busy machine may be dropped too; it resumes, and must end clean.)
     let metrics = app.get("/metrics").await.text().await.expect("text");
-    assert!(
-        metrics.contains("ephemera_slow_consumers_total 1"),
-        "{metrics}"
-    );
+    let dropped: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("ephemera_slow_consumers_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert!(dropped >= 1, "{metrics}");
     let (code, _) = stalled.closed().await;
     assert_eq!(code, 4008);
     assert_clean(&[&reader]);
