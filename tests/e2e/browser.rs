@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use store::testing::free_port;
+use store::testing::{free_port, wait_for_port};
 
 /// A `chromedriver` on a free port, stopped by PID when dropped.
 struct Driver {
@@ -18,17 +18,13 @@ struct Driver {
 impl Driver {
     fn start() -> Driver {
         let port = free_port();
-        let child = Command::new("chromedriver")
+        let mut child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver starts (scripts/test.sh installs chromium-driver)");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not listen");
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        wait_for_port(&mut child, port, "chromedriver");
         Driver { child, port }
     }
 

@@ -3,11 +3,10 @@
 
 use crate::helpers::{TestApp, Ws};
 use crate::process::Process;
-use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-use store::testing::{RedisServer, free_port};
+use store::testing::{RedisServer, free_port, wait_for_port};
 
 pub struct Cluster {
     /// The Redis the instances use, when the cluster owns it.
@@ -125,7 +124,7 @@ impl Nginx {
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, render_nginx_conf(port, instances, &dir)).expect("write nginx.conf");
         let log = std::fs::File::create(dir.join("access.log")).expect("access log");
-        let child = Command::new(nginx_binary())
+        let mut child = Command::new(nginx_binary())
             .arg("-p")
             .arg(&dir)
             .arg("-c")
@@ -138,11 +137,7 @@ impl Nginx {
             .stderr(Stdio::null())
             .spawn()
             .expect("nginx starts (scripts/test.sh installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "nginx did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_for_port(&mut child, port, "nginx");
         Nginx { child, port, dir }
     }
 

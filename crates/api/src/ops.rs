@@ -67,16 +67,17 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiErro
 }
 
 /// The OpenAPI document, generated from the handlers and the protocol types once.
+static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(crate::openapi);
+
 static OPENAPI: LazyLock<String> = LazyLock::new(|| {
-    crate::openapi()
-        .to_pretty_json()
+    DOC.to_pretty_json()
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 });
 
 /// Every route's path segments and its methods (`GET, POST`), read from the document.
 static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
-    let doc: serde_json::Value = serde_json::from_str(&OPENAPI).unwrap_or_default();
-    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    let paths = serde_json::to_value(&DOC.paths).unwrap_or_default();
+    let paths = paths.as_object().cloned().unwrap_or_default();
     paths
         .into_iter()
         .map(|(path, item)| {

@@ -99,7 +99,7 @@ pub async fn run(
     let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     let members = mine(&plan);
-    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel();
+    let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     for (n, (room, member)) in members.iter().copied().enumerate() {
         let url = format!(
             "{}{}?display_name=m{member}",
@@ -123,13 +123,10 @@ pub async fn run(
             start_rx.clone(),
         )));
     }
+    // Returns once every member task has dropped its sender: joined, or failed to.
     drop(joined_tx);
-    let mut joined = 0;
-    while joined_rx.recv().await.is_some() {
-        joined += 1;
-    }
+    let _ = joined_rx.recv().await;
     shared.tally.lock().expect("tally").join_ms = started.elapsed().as_millis() as u64;
-    let _ = joined;
     let start = barrier.await;
     let _ = start_tx.send(start);
     let window = (
@@ -222,7 +219,6 @@ async fn member_task(
         .to_owned();
     drop(permit);
     shared.tally.lock().expect("tally").connected += 1;
-    let _ = joined.send(());
     drop(joined);
 
     let Ok(start) = start_at.wait_for(|at| *at != 0).await.map(|at| *at) else {

@@ -24,16 +24,15 @@ pub fn free_port() -> u16 {
     }
 }
 
-fn wait_for_port(child: &mut Child, port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
+/// Waits until the process `child` (called `what`) accepts connections on `port`; panics at
+/// once if it exits, or after 20 s.
+pub fn wait_for_port(child: &mut Child, port: u16, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(20);
     while TcpStream::connect(("127.0.0.1", port)).is_err() {
         if let Ok(Some(status)) = child.try_wait() {
-            panic!("redis-server on {port} exited: {status}");
+            panic!("{what} on {port} exited: {status}");
         }
-        assert!(
-            Instant::now() < deadline,
-            "redis-server did not listen on {port}"
-        );
+        assert!(Instant::now() < deadline, "{what} did not listen on {port}");
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -112,7 +111,7 @@ fn spawn(port: u16, dir: &PathBuf, extra: &[String]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("redis-server starts (scripts/test.sh installs it)");
-    wait_for_port(&mut child, port);
+    wait_for_port(&mut child, port, "redis-server");
     child
 }
 
