@@ -126,6 +126,8 @@ struct Report {
     deliveries_per_second: f64,
     join_ms: u64,
     latency_ms: Percentiles,
+    /// The worst latency of the messages sent in each second of the window.
+    worst_ms_per_second: Vec<f64>,
     processes: Vec<proc_stats::Usage>,
 }
 
@@ -285,6 +287,7 @@ async fn main_async(args: Args) -> Result<(), String> {
             p999: ms(0.999),
             max: latency.max() as f64 / 1000.0,
         },
+        worst_ms_per_second: total.worst_us.iter().map(|&us| us as f64 / 1000.0).collect(),
         processes,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

@@ -37,6 +37,8 @@ pub struct Tally {
     pub join_ms: u64,
     /// Latency in microseconds: (value, count) pairs of the histogram.
     pub latency_us: Vec<(u64, u64)>,
+    /// The worst latency (µs) of the messages sent in each second of the window: shows stalls.
+    pub worst_us: Vec<u64>,
     /// This process's CPU and memory over the window.
     pub usage: Vec<crate::proc_stats::Usage>,
 }
@@ -55,6 +57,12 @@ impl Tally {
         self.gaps += other.gaps;
         self.duplicates += other.duplicates;
         self.join_ms = self.join_ms.max(other.join_ms);
+        if self.worst_us.len() < other.worst_us.len() {
+            self.worst_us.resize(other.worst_us.len(), 0);
+        }
+        for (mine, theirs) in self.worst_us.iter_mut().zip(&other.worst_us) {
+            *mine = (*mine).max(*theirs);
+        }
     }
 }
 
@@ -169,7 +177,13 @@ impl Checks {
         self.last_id = Some(self.last_id.map_or(id, |l| l.max(id)));
         if (self.window.0..self.window.1).contains(&sent_us) {
             self.tally.delivered += 1;
-            self.samples.push(at.saturating_sub(sent_us).max(1));
+            let latency = at.saturating_sub(sent_us).max(1);
+            self.samples.push(latency);
+            let second = ((sent_us - self.window.0) / 1_000_000) as usize;
+            if self.tally.worst_us.len() <= second {
+                self.tally.worst_us.resize(second + 1, 0);
+            }
+            self.tally.worst_us[second] = self.tally.worst_us[second].max(latency);
             if self.samples.len() == self.samples.capacity() {
                 flush(shared, &mut self.samples);
             }

@@ -12,6 +12,9 @@ use store::{Bus, BusItem, Live, Rate, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
+/// How often the liveness ticker runs (each run handles a slice of the rooms).
+const LIVENESS_TICK: Duration = Duration::from_millis(100);
+
 /// How the hub behaves; built by `api` from the configuration.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -61,6 +64,8 @@ struct LocalRoom {
     last_id: Option<u64>,
     /// Completed once the store delivers this room's events to us.
     subscribed: Arc<OnceCell<()>>,
+    /// Which tick of the liveness ticker's cycles handles this room (random: spreads the work).
+    slot: u64,
 }
 
 /// One local connection as the fan-out sees it.
@@ -166,8 +171,7 @@ impl Hub {
         };
         tokio::spawn(hub.clone().dispatch(bus));
         tokio::spawn(hub.clone().sweep_ticker());
-        tokio::spawn(hub.clone().touch_ticker());
-        tokio::spawn(hub.clone().ping_ticker());
+        tokio::spawn(hub.clone().liveness_ticker());
         hub
     }
 
@@ -230,6 +234,7 @@ impl Hub {
                     conns: HashMap::new(),
                     last_id: None,
                     subscribed: Arc::new(OnceCell::new()),
+                    slot: rand::random::<u32>().into(),
                 }
             });
             room.conns.insert(conn.session, conn);
@@ -481,56 +486,49 @@ impl Hub {
         }
     }
 
-    /// Refreshes the liveness of every member with a live connection here, in one batch, and
-    /// drops connections whose writes have been stuck for the stall timeout.
-    async fn touch_ticker(self) {
-        let period = (self.inner.config.presence_grace / 3)
-            .clamp(Duration::from_millis(100), Duration::from_secs(1));
-        let mut tick = interval(period);
+    /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it drops
+    /// connections whose writes have been stuck for the stall timeout, and handles one slice of
+    /// the rooms (by `LocalRoom::slot`): their members' liveness is refreshed once per third of
+    /// the presence grace, their sockets pinged once per ping interval (closing those that sent
+    /// nothing for two). Thousands of idle rooms thus cost a steady trickle of work instead of
+    /// bursts that would delay every busy room behind them.
+    async fn liveness_ticker(self) {
+        let config = &self.inner.config;
+        let ticks = |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
+        let (touch_every, ping_every) = (ticks(config.presence_grace / 3), ticks(config.ping_interval));
+        let ping = Arc::new(Event::Ping);
+        let mut tick = interval(LIVENESS_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        loop {
+        for n in 1u64.. {
             tick.tick().await;
-            let stalled_since =
-                now_ms().saturating_sub(self.inner.config.stall_timeout.as_millis() as Millis);
-            let live: Vec<Live> = {
-                let rooms = self.rooms();
-                for conn in rooms.values().flat_map(|r| r.conns.values()) {
+            let now = now_ms();
+            let stalled_since = now.saturating_sub(config.stall_timeout.as_millis() as Millis);
+            let silent_since = now.saturating_sub(2 * config.ping_interval.as_millis() as Millis);
+            let mut live = Vec::new();
+            for room in self.rooms().values() {
+                let touch = (n + room.slot) % touch_every == 0;
+                let ping_now = (n + room.slot) % ping_every == 0;
+                for conn in room.conns.values() {
                     let since = conn.writing_since.load(Ordering::Acquire);
                     if since != 0 && since < stalled_since {
                         self.drop_slow(conn);
                     }
+                    if ping_now {
+                        if conn.last_seen.load(Ordering::Relaxed) < silent_since {
+                            conn.close(close::SERVER_ERROR);
+                        } else {
+                            self.deliver(conn, ping.clone());
+                        }
+                    }
+                    if touch && let Some(l) = conn.live.get() {
+                        live.push(l.clone());
+                    }
                 }
-                rooms
-                    .values()
-                    .flat_map(|r| r.conns.values().filter_map(|c| c.live.get().cloned()))
-                    .collect()
-            };
-            if live.is_empty() {
-                continue;
             }
-            if let Err(err) = self.inner.store.touch_members(&live).await {
+            if !live.is_empty()
+                && let Err(err) = self.inner.store.touch_members(&live).await
+            {
                 tracing::warn!(%err, "liveness refresh failed");
-            }
-        }
-    }
-
-    /// Pings every socket; closes those that sent nothing for two intervals.
-    async fn ping_ticker(self) {
-        let period = self.inner.config.ping_interval;
-        let mut tick = interval(period);
-        tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
-        tick.tick().await;
-        let ping = Arc::new(Event::Ping);
-        loop {
-            tick.tick().await;
-            let deadline = now_ms().saturating_sub(2 * period.as_millis() as Millis);
-            let rooms = self.rooms();
-            for conn in rooms.values().flat_map(|r| r.conns.values()) {
-                if conn.last_seen.load(Ordering::Relaxed) < deadline {
-                    conn.close(close::SERVER_ERROR);
-                } else {
-                    self.deliver(conn, ping.clone());
-                }
             }
         }
     }

@@ -118,6 +118,9 @@ impl Scripts {
 #[derive(Clone)]
 pub struct RedisStore {
     client: Client,
+    /// A connection of its own for the batched background work (liveness refreshes, the
+    /// deadline sweep), so that chat commands never queue behind a batch of thousands.
+    background: Client,
     /// A connection of its own for pub/sub (a subscribed connection cannot run scripts).
     subscriber: SubscriberClient,
     /// False from a pub/sub reconnect until every room is subscribed again.
@@ -128,6 +131,18 @@ pub struct RedisStore {
 
 fn unavailable(err: impl std::fmt::Display) -> Error {
     Error::Unavailable(err.to_string())
+}
+
+async fn run_on(
+    client: &Client,
+    script: &Script,
+    keys: Vec<String>,
+    args: Vec<String>,
+) -> Result<Value> {
+    script
+        .evalsha_with_reload(client, keys, args)
+        .await
+        .map_err(unavailable)
 }
 
 /// The room's keys, in the order the scripts' prelude names them.
@@ -177,8 +192,10 @@ impl RedisStore {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
         let client = builder.build().map_err(unavailable)?;
+        let background = builder.build().map_err(unavailable)?;
         let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
         client.init().await.map_err(unavailable)?;
+        background.init().await.map_err(unavailable)?;
         subscriber.init().await.map_err(unavailable)?;
         let scripts = Arc::new(Scripts::new());
         for script in scripts.all() {
@@ -195,6 +212,7 @@ impl RedisStore {
         Ok((
             RedisStore {
                 client,
+                background,
                 subscriber,
                 subscribed,
                 scripts,
@@ -205,10 +223,7 @@ impl RedisStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
-        script
-            .evalsha_with_reload(&self.client, keys, args)
-            .await
-            .map_err(unavailable)
+        run_on(&self.client, script, keys, args).await
     }
 
     /// Runs a room script whose reply is `{'ok', ...}` or `{'refused', code}`.
@@ -427,7 +442,7 @@ impl RedisStore {
                 deadline.clone(),
             ];
             args.extend(pairs);
-            self.run(&self.scripts.touch, room_keys(room_id), args)
+            run_on(&self.background, &self.scripts.touch, room_keys(room_id), args)
         });
         for result in join_all(calls).await {
             result?;
@@ -587,9 +602,13 @@ impl RedisStore {
             LEASE_MS.to_string(),
             SWEEP_BATCH.to_string(),
         ];
-        let mut reply = self
-            .run(&self.scripts.claim_due, vec![SCHEDULE.into()], args)
-            .await?
+        let mut reply = run_on(
+            &self.background,
+            &self.scripts.claim_due,
+            vec![SCHEDULE.into()],
+            args,
+        )
+        .await?
             .into_array()
             .into_iter();
         let lease = reply
