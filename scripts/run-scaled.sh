@@ -24,6 +24,11 @@ redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --maxmemory-policy noeviction --dir "$dir" --loglevel warning &
 pids+=($!)
 names=("redis=$!")
+# An instance refuses to start without its store: wait until Redis answers.
+for _ in $(seq 100); do
+  redis-cli -p "$redis_port" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
 
 upstream=""
 for i in $(seq 0 $((n - 1))); do

@@ -74,12 +74,14 @@ impl Hub {
         let session = new_session();
         let (tx, rx) = mpsc::channel(QUEUE_FRAMES);
         let conn = Arc::new(Conn::new(session, tx));
-        if let Err(err) = self.register(&room_id, conn.clone()).await {
+        // The store's futures are large and short-lived: boxed, they do not weigh on the
+        // memory every idle connection holds for its whole life.
+        if let Err(err) = Box::pin(self.register(&room_id, conn.clone())).await {
             self.unregister(&room_id, session);
             refuse(transport, err.code(), err.code().close_code()).await;
             return;
         }
-        let joined = self.join(&room_id, entry, session, &mut transport).await;
+        let joined = Box::pin(self.join(&room_id, entry, session, &mut transport)).await;
         let exit = match joined {
             Ok((joined, last_id)) => {
                 let member_id: Arc<str> = Arc::from(joined.member.id.as_str());
@@ -104,7 +106,7 @@ impl Hub {
                 };
                 let exit = s.run(rx, inbound).await;
                 self.unregister(&room_id, session);
-                if let Err(err) = self.store().disconnect_member(&s.live).await {
+                if let Err(err) = Box::pin(self.store().disconnect_member(&s.live)).await {
                     tracing::warn!(%err, "could not start a member's grace");
                 }
                 transport = s.transport;
@@ -253,7 +255,7 @@ impl<T: Transport> Session<T> {
                 },
                 frame = inbound.next() => {
                     self.conn.last_seen.store(now_ms(), Ordering::Relaxed);
-                    self.on_inbound(frame.unwrap_or(Inbound::Broken)).await
+                    Box::pin(self.on_inbound(frame.unwrap_or(Inbound::Broken))).await
                 }
             };
             if let Err(exit) = step {

@@ -182,7 +182,6 @@ impl RedisStore {
         builder
             .with_performance_config(|p| {
                 p.default_command_timeout = COMMAND_TIMEOUT;
-                p.broadcast_channel_capacity = PUBSUB_BUFFER;
             })
             .with_connection_config(|c| {
                 c.connection_timeout = COMMAND_TIMEOUT;
@@ -193,6 +192,8 @@ impl RedisStore {
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
         let client = builder.build().map_err(unavailable)?;
         let background = builder.build().map_err(unavailable)?;
+        // Only the subscriber needs deep event channels (their slots are allocated up front).
+        builder.with_performance_config(|p| p.broadcast_channel_capacity = PUBSUB_BUFFER);
         let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
         client.init().await.map_err(unavailable)?;
         background.init().await.map_err(unavailable)?;

@@ -13,11 +13,13 @@ if tokens < 1 then
   redis.call('HSET', RATE, id, tostring(tokens) .. '\n' .. ARGV[2])
   return {'refused', 'rate_limited'}
 end
-redis.call('HSET', RATE, id, tostring(tokens - 1) .. '\n' .. ARGV[2])
+-- A room's expiry never changes: keys get it once, when created (a new field, or a list's first item).
+if redis.call('HSET', RATE, id, tostring(tokens - 1) .. '\n' .. ARGV[2]) == 1 then
+  expire_with_room(exp, RATE)
+end
 local seq = redis.call('HINCRBY', META, 'seq', 1)
 local message = ARGV[8] .. seq .. ARGV[9]
-redis.call('RPUSH', HISTORY, message)
+if redis.call('RPUSH', HISTORY, message) == 1 then expire_with_room(exp, HISTORY) end
 redis.call('LTRIM', HISTORY, -tonumber(ARGV[7]), -1)
 redis.call('SPUBLISH', CHANNEL, message)
-expire_with_room(exp, HISTORY, RATE)
 return {'ok', seq}
