@@ -2,7 +2,8 @@
 # The benchmark: redis-server, two release instances and nginx with the shipped proxy settings
 # (scripts/run-scaled.sh), driven by ephemera-loadgen on the same machine. Writes one JSON per
 # run under docs/benchmarks/results/ (override with OUT=dir); the servers log to
-# target/bench-topology.log. Then: target/release/bench-report docs/benchmarks/results docs/benchmarks
+# target/bench-topology.log. Then: target/release/bench-report docs/benchmarks/results docs/benchmarks docs/benchmarks/before
+# (the last argument adds the before-and-after table: before/ is the first, unoptimised run).
 #
 #   scripts/bench.sh [scenario...]    # default: every scenario below
 set -euo pipefail
@@ -44,9 +45,14 @@ lg=target/release/ephemera-loadgen
 nginx="--http http://127.0.0.1:$port --ws ws://127.0.0.1:$port"
 direct="--http http://127.0.0.1:19001 --ws ws://127.0.0.1:19001,ws://127.0.0.1:19002"
 
+first=1
 run() {
   local name=$1
   shift
+  # The previous run's members stay online for the presence grace (10 s) after they leave;
+  # their departures are work this run must not measure.
+  [ "$first" = 1 ] || sleep 12
+  first=0
   echo "== $name: $*"
   "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
 }
@@ -69,7 +75,7 @@ for s in $scenarios; do
     big-room) run big-room big-room $nginx --rooms 1 --members 500 --rate 10 --duration 20 ;;
     # Every process here may hold at most 20000 files (ulimit -n, not raisable): two instances
     # hold at most ~2 x 19,900 sockets, so 36,000 is this topology's ceiling with headroom.
-    idle) run idle idle $nginx --rooms 1800 --members 20 --duration 60 --procs 3 --sources 16 --ramp 500 ;;
+    idle) run idle idle $nginx --rooms 1800 --members 20 --duration 300 --procs 3 --sources 16 --ramp 500 ;;
     join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
     churn) run churn churn $nginx --rooms 50 --members 20 --rate 10 --duration 20 --churn 3 --procs 2 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;

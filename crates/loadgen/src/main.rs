@@ -287,7 +287,11 @@ async fn main_async(args: Args) -> Result<(), String> {
             p999: ms(0.999),
             max: latency.max() as f64 / 1000.0,
         },
-        worst_ms_per_second: total.worst_us.iter().map(|&us| us as f64 / 1000.0).collect(),
+        worst_ms_per_second: total
+            .worst_us
+            .iter()
+            .map(|&us| us as f64 / 1000.0)
+            .collect(),
         processes,
     };
     let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;

@@ -494,8 +494,12 @@ impl Hub {
     /// bursts that would delay every busy room behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
-        let ticks = |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
-        let (touch_every, ping_every) = (ticks(config.presence_grace / 3), ticks(config.ping_interval));
+        let ticks =
+            |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
+        let (touch_every, ping_every) = (
+            ticks(config.presence_grace / 3),
+            ticks(config.ping_interval),
+        );
         let ping = Arc::new(Event::Ping);
         let mut tick = interval(LIVENESS_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

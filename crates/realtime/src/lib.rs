@@ -2,8 +2,9 @@
 //!
 //! - [`Hub`]: every local connection, grouped by room. One dispatcher task turns the store's
 //!   [`store::Bus`] into deliveries: each event is parsed once and its JSON shared by every
-//!   local member of the room. Three batched tickers (not one timer per connection) run the
-//!   store's deadline sweep, refresh the liveness of live members, and ping every socket.
+//!   local member of the room. Two tickers (not one timer per connection) run the store's
+//!   deadline sweep, and refresh the liveness of live members and ping every socket, a slice of
+//!   the rooms at a time.
 //! - [`session`]: one task per connection: join, welcome, then frames in and out.
 //! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` adapts actix-ws.
 //!

@@ -443,7 +443,12 @@ impl RedisStore {
                 deadline.clone(),
             ];
             args.extend(pairs);
-            run_on(&self.background, &self.scripts.touch, room_keys(room_id), args)
+            run_on(
+                &self.background,
+                &self.scripts.touch,
+                room_keys(room_id),
+                args,
+            )
         });
         for result in join_all(calls).await {
             result?;
@@ -610,8 +615,8 @@ impl RedisStore {
             args,
         )
         .await?
-            .into_array()
-            .into_iter();
+        .into_array()
+        .into_iter();
         let lease = reply
             .next()
             .and_then(|v| v.as_u64())

@@ -1,5 +1,6 @@
-//! `bench-report <results dir> <out dir>`: turns the JSON of `scripts/bench.sh` into
-//! `README.md` (machine, versions, every run with its parameters and figures) and SVG charts.
+//! `bench-report <results dir> <out dir> [<before dir>]`: turns the JSON of `scripts/bench.sh`
+//! into `README.md` (machine, versions, every run with its parameters and figures, and how each
+//! run compares with the same run in `<before dir>`) and SVG charts.
 
 use plotters::prelude::*;
 use serde_json::Value;
@@ -10,10 +11,11 @@ use std::process::Command;
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let (Some(results), Some(out)) = (args.get(1), args.get(2)) else {
-        eprintln!("usage: bench-report <results dir> <out dir>");
+        eprintln!("usage: bench-report <results dir> <out dir> [<before dir>]");
         std::process::exit(2);
     };
-    if let Err(e) = report(Path::new(results), Path::new(out)) {
+    let before = args.get(3).map(Path::new);
+    if let Err(e) = report(Path::new(results), Path::new(out), before) {
         eprintln!("bench-report: {e}");
         std::process::exit(1);
     }
@@ -82,6 +84,22 @@ impl Run {
         self.f(&["deliveries_per_second"])
     }
 
+    /// CPU microseconds per delivery of all processes named `prefix`*, and their largest RSS.
+    fn component(&self, prefix: &str) -> (f64, f64) {
+        let (mut us, mut rss) = (0.0, 0.0f64);
+        for (p, (name, per)) in self.processes().iter().zip(self.cpu_per_delivery()) {
+            if name.starts_with(prefix) {
+                us += per;
+                rss = rss.max(p["peak_rss_kib"].as_f64().unwrap_or(0.0) / 1024.0);
+            }
+        }
+        (us, rss)
+    }
+
+    fn processes(&self) -> &[Value] {
+        self.json["processes"].as_array().map_or(&[], Vec::as_slice)
+    }
+
     /// CPU microseconds per delivery of each measured process.
     fn cpu_per_delivery(&self) -> Vec<(String, f64)> {
         let rate = self.rate().max(1e-9);
@@ -100,7 +118,7 @@ impl Run {
     }
 }
 
-fn report(results: &Path, out: &Path) -> Result<(), String> {
+fn load(results: &Path) -> Result<Vec<Run>, String> {
     let mut runs: Vec<Run> = std::fs::read_dir(results)
         .map_err(|e| e.to_string())?
         .filter_map(Result::ok)
@@ -112,6 +130,11 @@ fn report(results: &Path, out: &Path) -> Result<(), String> {
         })
         .collect();
     runs.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(runs)
+}
+
+fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), String> {
+    let runs = load(results)?;
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
 
     let mut md = String::from("# Benchmark report\n\n");
@@ -167,6 +190,9 @@ fn report(results: &Path, out: &Path) -> Result<(), String> {
             );
         }
     }
+    if let Some(before) = before {
+        md += &compare(&load(before)?, &runs);
+    }
     md += "\n## Parameters of every run\n\n";
     for r in &runs {
         let _ = writeln!(md, "- `{}`: `{}`", r.name, r.json["parameters"]);
@@ -182,6 +208,55 @@ fn report(results: &Path, out: &Path) -> Result<(), String> {
         md += "\n## Charts\n\n![latency against load](latency.svg)\n\n![CPU per delivery](cpu-per-delivery.svg)\n";
     }
     std::fs::write(out.join("README.md"), md).map_err(|e| e.to_string())
+}
+
+/// Each run next to the same run before the optimisations.
+fn compare(before: &[Run], after: &[Run]) -> String {
+    let mut md = String::from(
+        "\n## Before and after the optimisations\n\nSame runs, same machine: `before/` holds the \
+         first measurement (not optimised). Figures are before → after.\n\n| run | delivered/s | \
+         p50 ms | p99 ms | max ms | instances µs/delivery | Redis cores | instance peak RSS MiB |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for a in after {
+        let Some(b) = before.iter().find(|b| b.name == a.name) else {
+            continue;
+        };
+        let us = |r: &Run| {
+            let us = r.component("instance").0;
+            if r.rate() > 0.0 {
+                format!("{us:.1}")
+            } else {
+                "-".into()
+            }
+        };
+        let redis = |r: &Run| {
+            r.processes()
+                .iter()
+                .find(|p| p["name"] == "redis")
+                .map_or(0.0, |p| p["cores"].as_f64().unwrap_or(0.0))
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {:.0} → {:.0} | {:.2} → {:.2} | {:.2} → {:.2} | {:.1} → {:.1} | {} → {} | {:.3} → {:.3} | {:.0} → {:.0} |",
+            a.name,
+            b.rate(),
+            a.rate(),
+            b.f(&["latency_ms", "p50"]),
+            a.f(&["latency_ms", "p50"]),
+            b.f(&["latency_ms", "p99"]),
+            a.f(&["latency_ms", "p99"]),
+            b.f(&["latency_ms", "max"]),
+            a.f(&["latency_ms", "max"]),
+            us(b),
+            us(a),
+            redis(b),
+            redis(a),
+            b.component("instance").1,
+            a.component("instance").1,
+        );
+    }
+    md
 }
 
 fn latency_chart(runs: &[&Run], path: &Path) -> Result<(), String> {
