@@ -2,6 +2,7 @@
 //! per second, end-to-end latency, correctness (gaps, duplicates, drops) and the CPU time and
 //! peak memory of every process involved. See docs/benchmarks/README.md.
 
+mod floor;
 mod proc_stats;
 mod run;
 
@@ -26,6 +27,9 @@ enum Scenario {
     /// Fanout while members that do not send drop their connection every `--churn` seconds and
     /// resume with their last id: nothing may be missed or doubled.
     Churn,
+    /// No server: paced small writes over `members` loopback connections read by another
+    /// process; the writer's CPU per write is the machine's floor per delivery.
+    Floor,
 }
 
 #[derive(Parser, Debug)]
@@ -81,6 +85,9 @@ struct Args {
     shard: Option<usize>,
     #[arg(long, hide = true, value_delimiter = ',')]
     room_ids: Vec<String>,
+    /// Internal: be the reading side of `floor`, connecting to this port.
+    #[arg(long, hide = true)]
+    floor_reader: Option<u16>,
 }
 
 /// What every process needs to play its part.
@@ -131,7 +138,7 @@ struct Report {
     processes: Vec<proc_stats::Usage>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Default)]
 struct Percentiles {
     p50: f64,
     p90: f64,
@@ -142,7 +149,7 @@ struct Percentiles {
 
 fn main() {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
@@ -156,6 +163,12 @@ fn main() {
 }
 
 async fn main_async(args: Args) -> Result<(), String> {
+    if let Some(port) = args.floor_reader {
+        return floor::read(port, args.members).await;
+    }
+    if args.scenario == Scenario::Floor {
+        return floor_report(&args).await;
+    }
     let (members, rate, active) = match args.scenario {
         Scenario::Idle | Scenario::JoinStorm => (args.members, 0.0, 0),
         _ => (
@@ -294,9 +307,45 @@ async fn main_async(args: Args) -> Result<(), String> {
             .collect(),
         processes,
     };
-    let json = serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?;
+    write_report(&report, args.out.as_deref())
+}
+
+/// `floor`: writes counted as deliveries, so the report gives the writer's µs per delivery.
+async fn floor_report(args: &Args) -> Result<(), String> {
+    let warmup_us = (args.warmup * 1e6) as u64;
+    let duration_us = (args.duration * 1e6) as u64;
+    let (written, processes) = floor::run(args.members, args.rate, warmup_us, duration_us).await?;
+    let report = Report {
+        scenario: Scenario::Floor,
+        parameters: serde_json::json!({
+            "rooms": 1, "members": args.members, "active": 0, "frame_bytes": 160,
+            "duration_s": args.duration, "warmup_s": args.warmup,
+            "offered_deliveries_per_second": args.rate,
+        }),
+        connected: args.members as u64,
+        refused: 0,
+        dropped: 0,
+        reconnects: 0,
+        sent: written,
+        rejected: 0,
+        expected_deliveries: written,
+        delivered_total: written,
+        lost: 0,
+        gaps: 0,
+        duplicates: 0,
+        deliveries_per_second: written as f64 / args.duration.max(1e-9),
+        join_ms: 0,
+        latency_ms: Percentiles::default(),
+        worst_ms_per_second: Vec::new(),
+        processes,
+    };
+    write_report(&report, args.out.as_deref())
+}
+
+fn write_report(report: &Report, out: Option<&std::path::Path>) -> Result<(), String> {
+    let json = serde_json::to_string_pretty(report).map_err(|e| e.to_string())?;
     println!("{json}");
-    if let Some(out) = args.out {
+    if let Some(out) = out {
         std::fs::write(out, json).map_err(|e| e.to_string())?;
     }
     Ok(())

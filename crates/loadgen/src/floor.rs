@@ -1,0 +1,117 @@
+//! The `floor` scenario: what one delivery costs the machine before any server runs a line.
+//!
+//! A writer thread sends one 160-byte WebSocket-sized frame per "delivery", paced at `rate`
+//! frames/s, round-robin over `members` loopback TCP connections (TCP_NODELAY), whose other
+//! ends a child process reads with tokio, as the load generator and nginx do. The writer does
+//! nothing else, so its CPU per write is the kernel's price of one write per delivery: the least
+//! any server that writes each delivery to its own socket can cost on this machine.
+
+use crate::proc_stats::{self, Usage};
+use crate::run::now_us;
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+
+/// A text frame header (0x81, 16-bit length) and a payload of the size of a chat message.
+const FRAME: [u8; 160] = {
+    let mut frame = [b'x'; 160];
+    frame[0] = 0x81;
+    frame[1] = 126;
+    frame
+};
+
+/// Runs the writer and its reader; returns the frames written in the window and the CPU of both.
+pub async fn run(
+    members: usize,
+    rate: f64,
+    warmup_us: u64,
+    duration_us: u64,
+) -> Result<(u64, Vec<Usage>), String> {
+    let listener = TcpListener::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let port = listener.local_addr().map_err(|e| e.to_string())?.port();
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let mut reader = tokio::process::Command::new(exe)
+        .args(["floor", &format!("--members={members}")])
+        .arg(format!("--floor-reader={port}"))
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    let reader_pid = reader.id().ok_or("reader pid")?;
+    let sockets = tokio::task::spawn_blocking(move || {
+        (0..members)
+            .map(|_| {
+                let (socket, _) = listener.accept()?;
+                socket.set_nodelay(true)?;
+                Ok(socket)
+            })
+            .collect::<std::io::Result<Vec<TcpStream>>>()
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+
+    let start = now_us() + warmup_us;
+    let end = start + duration_us;
+    let targets = vec![
+        ("writer".to_owned(), std::process::id()),
+        ("reader".to_owned(), reader_pid),
+    ];
+    let usage = tokio::spawn(proc_stats::measure(targets, start, end));
+    let written = tokio::task::spawn_blocking(move || write_paced(sockets, rate, start, end))
+        .await
+        .map_err(|e| e.to_string())??;
+    let mut usage = usage.await.map_err(|e| e.to_string())?;
+    let _ = reader.kill().await;
+    // A process's CPU includes its children's (for nginx's workers), and the reader is ours.
+    if let [writer, reader] = usage.as_mut_slice() {
+        writer.cpu_seconds = (writer.cpu_seconds - reader.cpu_seconds).max(0.0);
+        writer.cores = (writer.cores - reader.cores).max(0.0);
+    }
+    Ok((written, usage))
+}
+
+/// Writes `rate` frames/s round-robin until `end`; returns how many were written from `start`.
+fn write_paced(
+    mut sockets: Vec<TcpStream>,
+    rate: f64,
+    start: u64,
+    end: u64,
+) -> Result<u64, String> {
+    let began = now_us();
+    let (mut written, mut in_window, mut next) = (0u64, 0u64, 0usize);
+    loop {
+        let now = now_us();
+        if now >= end {
+            return Ok(in_window);
+        }
+        let due = ((now - began) as f64 * rate / 1e6) as u64;
+        while written < due {
+            sockets[next]
+                .write_all(&FRAME)
+                .map_err(|e| format!("floor write: {e}"))?;
+            written += 1;
+            in_window += u64::from(now >= start);
+            next = (next + 1) % sockets.len();
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The child: `members` connections to `port`, each read by its own task until it closes.
+pub async fn read(port: u16, members: usize) -> Result<(), String> {
+    let mut tasks = Vec::with_capacity(members);
+    for _ in 0..members {
+        let mut socket = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .map_err(|e| e.to_string())?;
+        tasks.push(tokio::spawn(async move {
+            let mut buf = [0u8; 4096];
+            while matches!(socket.read(&mut buf).await, Ok(n) if n > 0) {}
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    Ok(())
+}
