@@ -23,24 +23,43 @@ echo "1024 65535" > /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null \
 
 port=18080
 pids=$(mktemp)
-# Limits meant for the internet would throttle a load test from a few loopback addresses.
-EPHEMERA_ROOM_CREATE_PER_MINUTE=1000000 EPHEMERA_MAX_CONNECTIONS_PER_IP=1000000 \
-EPHEMERA_CONNECT_RATE_PER_SECOND=1000000 EPHEMERA_MAX_USERS_LIMIT=1000 \
-NGINX_WORKERS=4 NGINX_WORKER_CONNECTIONS=20000 \
-PORT=$port REDIS_PORT=16390 FIRST_INSTANCE_PORT=19001 PIDS_FILE=$pids \
-  scripts/run-scaled.sh 2 > target/bench-topology.log 2>&1 &
-topology=$!
-trap 'kill $topology 2>/dev/null; wait 2>/dev/null; rm -f "$pids"
+topology=""
+watch=""
+trap 'stop_topology; rm -f "$pids"
       echo "$ports_before" > /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || true' EXIT INT TERM
-# The instances first: asking nginx before they listen would mark them failed for a while.
-for url in http://127.0.0.1:19001 http://127.0.0.1:19002 "http://127.0.0.1:$port"; do
-  for _ in $(seq 600); do
-    [ -s "$pids" ] && curl -sf "$url/readyz" >/dev/null && break
-    sleep 0.1
+
+# topology N NGINX_WORKERS: redis-server, N instances and nginx (scripts/run-scaled.sh), ready.
+topology() {
+  local n=$1 workers=$2
+  # Limits meant for the internet would throttle a load test from a few loopback addresses.
+  EPHEMERA_ROOM_CREATE_PER_MINUTE=1000000 EPHEMERA_MAX_CONNECTIONS_PER_IP=1000000 \
+  EPHEMERA_CONNECT_RATE_PER_SECOND=1000000 EPHEMERA_MAX_USERS_LIMIT=1000 \
+  NGINX_WORKERS=$workers NGINX_WORKER_CONNECTIONS=20000 \
+  PORT=$port REDIS_PORT=16390 FIRST_INSTANCE_PORT=19001 PIDS_FILE=$pids \
+    scripts/run-scaled.sh "$n" >> target/bench-topology.log 2>&1 &
+  topology=$!
+  # The instances first: asking nginx before they listen would mark them failed for a while.
+  local urls=()
+  for i in $(seq "$n"); do urls+=("http://127.0.0.1:$((19000 + i))"); done
+  for url in "${urls[@]}" "http://127.0.0.1:$port"; do
+    for _ in $(seq 600); do
+      [ -s "$pids" ] && curl -sf "$url/readyz" >/dev/null && break
+      sleep 0.1
+    done
+    curl -sf "$url/readyz" >/dev/null || { echo "$url did not start" >&2; exit 1; }
   done
-  curl -sf "$url/readyz" >/dev/null || { echo "$url did not start" >&2; exit 1; }
-done
-watch=$(paste -sd, "$pids")
+  watch=$(paste -sd, "$pids")
+}
+
+stop_topology() {
+  [ -z "$topology" ] && return
+  kill "$topology" 2>/dev/null || true
+  wait "$topology" 2>/dev/null || true
+  topology=""
+  : > "$pids"
+}
+
+: > target/bench-topology.log
 lg=target/release/ephemera-loadgen
 nginx="--http http://127.0.0.1:$port --ws ws://127.0.0.1:$port"
 direct="--http http://127.0.0.1:19001 --ws ws://127.0.0.1:19001,ws://127.0.0.1:19002"
@@ -57,9 +76,18 @@ run() {
   "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
 }
 
-scenarios=${*:-"light fanout-nginx fanout-direct idle-rooms big-room idle join-storm churn"}
+scenarios=${*:-"floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle"}
 for s in $scenarios; do
+  # Every run but floor (no server) and idle (below) is on the target topology: two instances.
   case $s in
+    floor) stop_topology ;;
+    idle) stop_topology; topology 3 8 ;;
+    *) [ -n "$topology" ] || topology 2 4 ;;
+  esac
+  case $s in
+    # No server at all: what one write per delivery costs this machine (the reader is a
+    # tokio process like the load generator).
+    floor) run floor floor --members 1000 --rate 50000 --duration 20 ;;
     light) run light fanout $nginx --rooms 50 --members 20 --rate 10 --duration 20 ;;
     fanout-nginx)
       for rate in 20 35 50 65; do
@@ -73,9 +101,10 @@ for s in $scenarios; do
       run idle-rooms-10-of-10 fanout $nginx --rooms 10 --members 20 --rate 10 --duration 20
       run idle-rooms-10-of-1000 idle-rooms $nginx --rooms 1000 --active 10 --members 20 --rate 10 --duration 20 --procs 2 ;;
     big-room) run big-room big-room $nginx --rooms 1 --members 500 --rate 10 --duration 20 ;;
-    # Every process here may hold at most 20000 files (ulimit -n, not raisable): two instances
-    # hold at most ~2 x 19,900 sockets, so 36,000 is this topology's ceiling with headroom.
-    idle) run idle idle $nginx --rooms 1800 --members 20 --duration 300 --procs 3 --sources 16 --ramp 500 ;;
+    # Every process here may hold at most 20000 files (ulimit -n; CAP_SYS_RESOURCE is withheld,
+    # so not even root raises it): two instances hold at most ~2 x 19,900 sockets. 51,000 idle
+    # WebSockets take three instances (17,000 each) and 8 nginx workers (~12,750 files each).
+    idle) run idle idle $nginx --rooms 2550 --members 20 --duration 300 --procs 3 --sources 16 --ramp 500 ;;
     join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
     churn) run churn churn $nginx --rooms 50 --members 20 --rate 10 --duration 20 --churn 3 --procs 2 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;

@@ -72,3 +72,32 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
         }
     }
 }
+
+#[test]
+fn the_floor_scenario_writes_at_its_rate_and_measures_writer_and_reader() {
+    let out = Command::new(loadgen())
+        .args(["floor", "--members", "50", "--rate", "5000"])
+        .args(["--warmup", "0.5", "--duration", "2"])
+        .output()
+        .expect("loadgen runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    // 2 s at 5000 writes/s, paced: every write of the window is counted, none invented.
+    let sent = report["sent"].as_u64().expect("sent");
+    assert!((9_000..=11_000).contains(&sent), "{report}");
+    assert_eq!(report["delivered_total"], report["sent"], "{report}");
+    let names: Vec<&str> = report["processes"]
+        .as_array()
+        .expect("processes")
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, ["writer", "reader"], "{report}");
+    for p in report["processes"].as_array().expect("processes") {
+        assert!(p["cores"].as_f64() > Some(0.0), "{report}");
+    }
+}

@@ -204,7 +204,8 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
         .collect();
     if !fanout.is_empty() {
         latency_chart(&fanout, &out.join("latency.svg"))?;
-        cpu_chart(&fanout, &out.join("cpu-per-delivery.svg"))?;
+        let floor = runs.iter().find(|r| r.name == "floor");
+        cpu_chart(&fanout, floor, &out.join("cpu-per-delivery.svg"))?;
         md += "\n## Charts\n\n![latency against load](latency.svg)\n\n![CPU per delivery](cpu-per-delivery.svg)\n";
     }
     std::fs::write(out.join("README.md"), md).map_err(|e| e.to_string())
@@ -284,7 +285,9 @@ fn latency_chart(runs: &[&Run], path: &Path) -> Result<(), String> {
     )
 }
 
-fn cpu_chart(runs: &[&Run], path: &Path) -> Result<(), String> {
+/// Each component's CPU per delivery through nginx; the `floor` run, if any, as a flat line:
+/// what one write per delivery costs the machine.
+fn cpu_chart(runs: &[&Run], floor: Option<&Run>, path: &Path) -> Result<(), String> {
     let mut lines: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
     for r in runs.iter().filter(|r| r.name.starts_with("fanout-nginx")) {
         for (name, us) in r.cpu_per_delivery() {
@@ -297,6 +300,19 @@ fn cpu_chart(runs: &[&Run], path: &Path) -> Result<(), String> {
                 None => entry.push((r.rate(), us)),
             }
         }
+    }
+    let rates = || {
+        runs.iter()
+            .filter(|r| r.name.starts_with("fanout-nginx"))
+            .map(|r| r.rate())
+    };
+    if let Some(floor) = floor {
+        let (us, _) = floor.component("writer");
+        let (lo, hi) = (
+            rates().fold(f64::MAX, f64::min),
+            rates().fold(0.0, f64::max),
+        );
+        lines.insert("floor: one write".into(), vec![(lo.min(hi), us), (hi, us)]);
     }
     let series = lines
         .into_iter()
