@@ -19,6 +19,11 @@ fn run(cluster: &Cluster, args: &[&str]) -> Value {
         .args(["--warmup", "0.5", "--duration", "2", "--procs", "2"])
         .output()
         .expect("loadgen runs");
+    report(out)
+}
+
+/// The JSON report of a run that must have succeeded.
+fn report(out: std::process::Output) -> Value {
     assert!(
         out.status.success(),
         "{}",
@@ -80,12 +85,7 @@ fn the_floor_scenario_writes_at_its_rate_and_measures_writer_and_reader() {
         .args(["--warmup", "0.5", "--duration", "2"])
         .output()
         .expect("loadgen runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let report: Value = serde_json::from_slice(&out.stdout).expect("a JSON report");
+    let report = report(out);
     // 2 s at 5000 writes/s, paced: every write of the window is counted, none invented.
     let sent = report["sent"].as_u64().expect("sent");
     assert!((9_000..=11_000).contains(&sent), "{report}");
