@@ -435,7 +435,10 @@ impl RedisStore {
             pairs.push(l.session.to_string());
         }
         let now = now_ms();
-        let calls = by_room.into_iter().map(|(room_id, pairs)| {
+        // One room at a time: sent together, the scripts would run back to back in Redis and
+        // every chat message arriving meanwhile would wait behind all of them. The first
+        // failure ends the batch (Redis is then failing for every room alike).
+        for (room_id, pairs) in by_room {
             let mut args = vec![
                 room_id.to_owned(),
                 now.to_string(),
@@ -449,9 +452,7 @@ impl RedisStore {
                 room_keys(room_id),
                 args,
             )
-        });
-        for result in join_all(calls).await {
-            result?;
+            .await?;
         }
         Ok(())
     }
