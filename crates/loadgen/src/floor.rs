@@ -71,7 +71,9 @@ pub async fn run(
     Ok((written, usage))
 }
 
-/// Writes `rate` frames/s round-robin until `end`; returns how many were written from `start`.
+/// Writes `rate` frames/s round-robin; returns how many were due within `start..end`. Writes
+/// are counted by when they were due, so a writer starved of CPU catches up instead of
+/// changing the count.
 fn write_paced(
     mut sockets: Vec<TcpStream>,
     rate: f64,
@@ -79,23 +81,21 @@ fn write_paced(
     end: u64,
 ) -> Result<u64, String> {
     let began = now_us();
-    let (mut written, mut in_window, mut next) = (0u64, 0u64, 0usize);
-    loop {
+    let due = |k: u64| began + (k as f64 * 1e6 / rate) as u64;
+    let (mut k, mut in_window, count) = (0u64, 0u64, sockets.len() as u64);
+    while due(k) < end {
         let now = now_us();
-        if now >= end {
-            return Ok(in_window);
-        }
-        let due = ((now - began) as f64 * rate / 1e6) as u64;
-        while written < due {
-            sockets[next]
+        while due(k) <= now && due(k) < end {
+            let socket = &mut sockets[(k % count) as usize];
+            socket
                 .write_all(&FRAME)
                 .map_err(|e| format!("floor write: {e}"))?;
-            written += 1;
-            in_window += u64::from(now >= start);
-            next = (next + 1) % sockets.len();
+            in_window += u64::from(due(k) >= start);
+            k += 1;
         }
         std::thread::sleep(Duration::from_micros(200));
     }
+    Ok(in_window)
 }
 
 /// The child: `members` connections to `port`, each read by its own task until it closes.
