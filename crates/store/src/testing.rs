@@ -7,20 +7,45 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-/// A free TCP port on 127.0.0.1, below the kernel's ephemeral range (32768 and up) so no
-/// outgoing connection can take it before the server binds it. Its cluster bus port (+10000)
-/// is free too. Ports are handed out in turn, so parallel tests never get the same one.
+/// A free TCP port on 127.0.0.1 outside the kernel's ephemeral range, so no outgoing
+/// connection can take it before the server binds it. Its cluster bus port (+10000) is free
+/// and outside that range too. Ports are handed out in turn, so parallel tests never get the
+/// same one. Panics if the range leaves no such ports (e.g. widened to 1024-65535).
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
+    let (low, high) = ephemeral_range();
+    let outside = |p: u32| p < low || p > high;
+    let candidates: Vec<u32> = (10_000..=55_535)
+        .filter(|&p| outside(p) && outside(p + 10_000))
+        .collect();
+    assert!(
+        !candidates.is_empty(),
+        "no test ports outside the ephemeral range {low}-{high}: restore \
+         net.ipv4.ip_local_port_range (the default is 32768 60999)"
+    );
     let start = std::process::id() * 7919;
     loop {
-        let port = (10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % 12_000) as u16;
+        let i = (start + NEXT.fetch_add(1, Ordering::Relaxed)) as usize % candidates.len();
+        let port = candidates[i] as u16;
         if [port, port + 10_000]
             .iter()
             .all(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
         {
             return port;
         }
+    }
+}
+
+/// The kernel's ephemeral port range, from which outgoing connections take their ports.
+fn ephemeral_range() -> (u32, u32) {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok();
+    let mut bounds = range
+        .iter()
+        .flat_map(|r| r.split_whitespace())
+        .filter_map(|v| v.parse().ok());
+    match (bounds.next(), bounds.next()) {
+        (Some(low), Some(high)) => (low, high),
+        _ => (32_768, 60_999),
     }
 }
 
@@ -156,8 +181,9 @@ impl RedisCluster {
             .expect("redis-cli runs");
         assert!(
             out.status.success(),
-            "cluster create: {}",
-            String::from_utf8_lossy(&out.stdout)
+            "cluster create: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
         let deadline = Instant::now() + Duration::from_secs(20);
         while !nodes
