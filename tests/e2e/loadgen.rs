@@ -90,14 +90,13 @@ fn the_floor_scenario_writes_at_its_rate_and_measures_writer_and_reader() {
     let sent = report["sent"].as_u64().expect("sent");
     assert!((9_999..=10_001).contains(&sent), "{report}");
     assert_eq!(report["delivered_total"], report["sent"], "{report}");
-    let names: Vec<&str> = report["processes"]
-        .as_array()
-        .expect("processes")
+    let processes = report["processes"].as_array().expect("processes");
+    let names: Vec<&str> = processes
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(names, ["writer", "reader"], "{report}");
-    for p in report["processes"].as_array().expect("processes") {
+    for p in processes {
         assert!(p["cores"].as_f64() > Some(0.0), "{report}");
     }
 }

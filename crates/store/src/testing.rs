@@ -4,6 +4,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,16 +14,20 @@ use std::time::{Duration, Instant};
 /// same one. Panics if the range leaves no such ports (e.g. widened to 1024-65535).
 pub fn free_port() -> u16 {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (low, high) = ephemeral_range();
-    let outside = |p: u32| p < low || p > high;
-    let candidates: Vec<u32> = (10_000..=55_535)
-        .filter(|&p| outside(p) && outside(p + 10_000))
-        .collect();
-    assert!(
-        !candidates.is_empty(),
-        "no test ports outside the ephemeral range {low}-{high}: restore \
-         net.ipv4.ip_local_port_range (the default is 32768 60999)"
-    );
+    static CANDIDATES: OnceLock<Vec<u32>> = OnceLock::new();
+    let candidates = CANDIDATES.get_or_init(|| {
+        let (low, high) = ephemeral_range();
+        let outside = |p: u32| p < low || p > high;
+        let candidates: Vec<u32> = (10_000..=55_535)
+            .filter(|&p| outside(p) && outside(p + 10_000))
+            .collect();
+        assert!(
+            !candidates.is_empty(),
+            "no test ports outside the ephemeral range {low}-{high}: restore \
+             net.ipv4.ip_local_port_range (the default is 32768 60999)"
+        );
+        candidates
+    });
     let start = std::process::id() * 7919;
     loop {
         let i = (start + NEXT.fetch_add(1, Ordering::Relaxed)) as usize % candidates.len();

@@ -292,8 +292,13 @@ fn latency_chart(runs: &[&Run], path: &Path) -> Result<(), String> {
 /// Each component's CPU per delivery through nginx; the `floor` run, if any, as a flat line:
 /// what one write per delivery costs the machine.
 fn cpu_chart(runs: &[&Run], floor: Option<&Run>, path: &Path) -> Result<(), String> {
+    let nginx: Vec<&Run> = runs
+        .iter()
+        .copied()
+        .filter(|r| r.name.starts_with("fanout-nginx"))
+        .collect();
     let mut lines: std::collections::BTreeMap<String, Vec<(f64, f64)>> = Default::default();
-    for r in runs.iter().filter(|r| r.name.starts_with("fanout-nginx")) {
+    for r in &nginx {
         for (name, us) in r.cpu_per_delivery() {
             let component = name
                 .trim_end_matches(char::is_numeric)
@@ -305,18 +310,14 @@ fn cpu_chart(runs: &[&Run], floor: Option<&Run>, path: &Path) -> Result<(), Stri
             }
         }
     }
-    let rates = || {
-        runs.iter()
-            .filter(|r| r.name.starts_with("fanout-nginx"))
-            .map(|r| r.rate())
-    };
-    if let Some(floor) = floor {
+    if let Some(floor) = floor.filter(|_| !nginx.is_empty()) {
         let (us, _) = floor.component("writer");
+        let rates = nginx.iter().map(|r| r.rate());
         let (lo, hi) = (
-            rates().fold(f64::MAX, f64::min),
-            rates().fold(0.0, f64::max),
+            rates.clone().fold(f64::MAX, f64::min),
+            rates.fold(0.0, f64::max),
         );
-        lines.insert("floor: one write".into(), vec![(lo.min(hi), us), (hi, us)]);
+        lines.insert("floor: one write".into(), vec![(lo, us), (hi, us)]);
     }
     let series = lines
         .into_iter()
