@@ -53,21 +53,13 @@ pub async fn run(
 
     let start = now_us() + warmup_us;
     let end = start + duration_us;
-    let targets = vec![
-        ("writer".to_owned(), std::process::id()),
-        ("reader".to_owned(), reader_pid),
-    ];
-    let usage = tokio::spawn(proc_stats::measure(targets, start, end));
+    let watched = vec![("reader".to_owned(), reader_pid)];
+    let usage = tokio::spawn(proc_stats::measure("writer".into(), watched, start, end));
     let written = tokio::task::spawn_blocking(move || write_paced(sockets, rate, start, end))
         .await
         .map_err(|e| e.to_string())??;
-    let mut usage = usage.await.map_err(|e| e.to_string())?;
+    let usage = usage.await.map_err(|e| e.to_string())?;
     let _ = reader.kill().await;
-    // A process's CPU includes its children's (for nginx's workers), and the reader is ours.
-    if let [writer, reader] = usage.as_mut_slice() {
-        writer.cpu_seconds = (writer.cpu_seconds - reader.cpu_seconds).max(0.0);
-        writer.cores = (writer.cores - reader.cores).max(0.0);
-    }
     Ok((written, usage))
 }
 

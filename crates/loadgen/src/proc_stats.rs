@@ -21,19 +21,23 @@ pub struct Usage {
     pub rss_kib: u64,
 }
 
-/// CPU ticks of `pid` and of its children (nginx's workers are children of its master).
-fn ticks(pid: u32) -> Option<u64> {
+/// CPU ticks of `pid`, and of its children when `children` (nginx's workers are children of
+/// its master).
+fn ticks(pid: u32, children: bool) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name, which is in parentheses and may hold spaces.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let utime: u64 = fields.get(11)?.parse().ok()?;
     let stime: u64 = fields.get(12)?.parse().ok()?;
-    let children: u64 = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
-        .unwrap_or_default()
-        .split_whitespace()
-        .filter_map(|c| c.parse().ok())
-        .filter_map(ticks)
-        .sum();
+    let children: u64 = match children {
+        true => std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|c| c.parse().ok())
+            .filter_map(|c| ticks(c, true))
+            .sum(),
+        false => 0,
+    };
     Some(utime + stime + children)
 }
 
@@ -48,18 +52,30 @@ fn memory(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// Measures `targets` (name, pid) between the wall-clock instants `start_us` and `end_us`.
-pub async fn measure(targets: Vec<(String, u32)>, start_us: u64, end_us: u64) -> Vec<Usage> {
+/// Measures this process (as `own`, without its children: they are shards or the floor's
+/// reader, measured on their own) and the `watched` (name, pid) processes with their children,
+/// between the wall-clock instants `start_us` and `end_us`.
+pub async fn measure(
+    own: String,
+    watched: Vec<(String, u32)>,
+    start_us: u64,
+    end_us: u64,
+) -> Vec<Usage> {
+    let mut targets = vec![(own, std::process::id(), false)];
+    targets.extend(watched.into_iter().map(|(name, pid)| (name, pid, true)));
     let until = |at: u64| Duration::from_micros(at.saturating_sub(crate::run::now_us()));
     tokio::time::sleep(until(start_us)).await;
-    let before: Vec<Option<u64>> = targets.iter().map(|(_, pid)| ticks(*pid)).collect();
+    let before: Vec<Option<u64>> = targets
+        .iter()
+        .map(|&(_, pid, children)| ticks(pid, children))
+        .collect();
     tokio::time::sleep(until(end_us)).await;
     let seconds = (end_us - start_us) as f64 / 1e6;
     targets
         .into_iter()
         .zip(before)
-        .map(|((name, pid), before)| {
-            let cpu = match (before, ticks(pid)) {
+        .map(|((name, pid, children), before)| {
+            let cpu = match (before, ticks(pid, children)) {
                 (Some(b), Some(a)) => a.saturating_sub(b) as f64 / TICKS_PER_SECOND,
                 _ => 0.0,
             };

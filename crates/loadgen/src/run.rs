@@ -141,9 +141,8 @@ pub async fn run(
         start + plan.warmup_us,
         start + plan.warmup_us + plan.duration_us,
     );
-    let mut measured = vec![(format!("loadgen-{}", plan.shard), std::process::id())];
-    measured.extend(watch);
-    let usage = tokio::spawn(crate::proc_stats::measure(measured, window.0, window.1));
+    let own = format!("loadgen-{}", plan.shard);
+    let usage = tokio::spawn(crate::proc_stats::measure(own, watch, window.0, window.1));
     for task in tasks {
         let _ = task.await;
     }
