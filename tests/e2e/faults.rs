@@ -400,13 +400,16 @@ async fn a_reconnect_storm_resumes_everyone_while_other_rooms_keep_flowing() {
 #[tokio::test]
 async fn a_stalled_client_is_dropped_after_the_stall_timeout_even_under_the_byte_limit() {
     // Kernel buffers absorb a few MB before a write blocks: send more than that, in big
-    // messages, with the byte limit out of the way.
+    // messages, with the byte limit out of the way. The reader may be dropped too when a busy
+    // machine starves it for the stall timeout; history keeps every message sent, so its
+    // resume can always recover what it missed.
     let cluster = Cluster::start(
         1,
         &[
             ("EPHEMERA_STALL_TIMEOUT_SECONDS", "2"),
             ("EPHEMERA_OUTBOUND_QUEUE_BYTES", "67108864"),
             ("EPHEMERA_MAX_MESSAGE_CHARS", "15000"),
+            ("EPHEMERA_HISTORY_LIMIT", "600"),
             ("EPHEMERA_PRESENCE_GRACE_SECONDS", "60"),
             FAST[0],
             FAST[1],
