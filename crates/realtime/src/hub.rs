@@ -81,6 +81,8 @@ pub(crate) struct Conn {
     pub(crate) last_seen: AtomicU64,
     /// Bytes handed to the queue and not yet taken by the connection's task.
     pub(crate) queued_bytes: AtomicUsize,
+    /// When the write in progress started (0: none), to spot a client that stopped reading.
+    pub(crate) writing_since: AtomicU64,
 }
 
 impl Conn {
@@ -93,6 +95,7 @@ impl Conn {
             wake: Notify::new(),
             last_seen: AtomicU64::new(now_ms()),
             queued_bytes: AtomicUsize::new(0),
+            writing_since: AtomicU64::new(0),
         }
     }
 
@@ -484,16 +487,18 @@ impl Hub {
     }
 
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
-    /// one slice of the rooms (by `LocalRoom::slot`): their members' liveness is refreshed once
-    /// per third of the presence grace, their sockets pinged once per ping interval (closing
-    /// those that sent nothing for two). Only the slice's connections are visited, so thousands
-    /// of idle rooms cost a steady trickle of work instead of bursts that would delay every busy
-    /// room behind them. (A stalled write is the connection task's own timeout.)
+    /// one slice of the rooms (by `LocalRoom::slot`): it drops their connections whose write has
+    /// been stuck for the stall timeout (checked once per tenth of it), refreshes their members'
+    /// liveness once per third of the presence grace, and pings their sockets once per ping
+    /// interval (closing those that sent nothing for two). Only the slice's connections are
+    /// visited, so thousands of idle rooms cost a steady trickle of work instead of bursts that
+    /// would delay every busy room behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
         let ticks =
             |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
-        let (touch_every, ping_every) = (
+        let (stall_every, touch_every, ping_every) = (
+            ticks(config.stall_timeout / 10),
             ticks(config.presence_grace / 3),
             ticks(config.ping_interval),
         );
@@ -502,16 +507,23 @@ impl Hub {
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
         for n in 1u64.. {
             tick.tick().await;
-            let silent_since =
-                now_ms().saturating_sub(2 * config.ping_interval.as_millis() as Millis);
+            let now = now_ms();
+            let stalled_since = now.saturating_sub(config.stall_timeout.as_millis() as Millis);
+            let silent_since = now.saturating_sub(2 * config.ping_interval.as_millis() as Millis);
             let mut live = Vec::new();
             for room in self.rooms().values() {
-                let touch = (n + room.slot) % touch_every == 0;
-                let ping_now = (n + room.slot) % ping_every == 0;
-                if !touch && !ping_now {
+                let phase = n + room.slot;
+                let stall = phase % stall_every == 0;
+                let touch = phase % touch_every == 0;
+                let ping_now = phase % ping_every == 0;
+                if !(stall || touch || ping_now) {
                     continue;
                 }
                 for conn in room.conns.values() {
+                    let since = conn.writing_since.load(Ordering::Acquire);
+                    if stall && since != 0 && since < stalled_since {
+                        self.drop_slow(conn);
+                    }
                     if ping_now {
                         if conn.last_seen.load(Ordering::Relaxed) < silent_since {
                             conn.close(close::SERVER_ERROR);

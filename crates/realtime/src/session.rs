@@ -277,19 +277,15 @@ impl<T: Transport> Session<T> {
     }
 
     /// Writes a frame, unless a close request comes first (the client may not be reading).
-    /// A write blocked for the stall timeout means the client stopped reading: it is dropped
-    /// as a slow consumer (4008) and resumes from history.
     async fn write(&mut self, json: bytestring::ByteString) -> Result<(), Exit> {
-        let stall = tokio::time::sleep(self.hub.config().stall_timeout);
-        tokio::select! {
+        self.conn.writing_since.store(now_ms(), Ordering::Release);
+        let result = tokio::select! {
             biased;
             _ = self.conn.wake.notified() => Err(self.requested_close()),
             sent = self.transport.send(json) => sent.map_err(Exit::from),
-            () = stall => {
-                self.hub.metrics().slow_consumers.inc();
-                Err(Exit::Close(close::FELL_BEHIND, "fell behind, resume"))
-            }
-        }
+        };
+        self.conn.writing_since.store(0, Ordering::Release);
+        result
     }
 
     async fn on_event(&mut self, event: &Event) -> Result<(), Exit> {
