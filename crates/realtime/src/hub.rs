@@ -520,9 +520,11 @@ impl Hub {
                     continue;
                 }
                 for conn in room.conns.values() {
-                    let since = conn.writing_since.load(Ordering::Acquire);
-                    if stall && since != 0 && since < stalled_since {
-                        self.drop_slow(conn);
+                    if stall {
+                        let since = conn.writing_since.load(Ordering::Acquire);
+                        if since != 0 && since < stalled_since {
+                            self.drop_slow(conn);
+                        }
                     }
                     if ping_now {
                         if conn.last_seen.load(Ordering::Relaxed) < silent_since {
