@@ -19,9 +19,10 @@ dir=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
 
-# Nothing of a room may reach disk: no RDB snapshots, no AOF. Never evict room keys.
+# Nothing of a room may reach disk: no RDB snapshots, no AOF. Never evict room keys. No
+# per-command latency histograms: nothing reads them, and they cost every command.
 redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
-  --maxmemory-policy noeviction --dir "$dir" --loglevel warning &
+  --maxmemory-policy noeviction --latency-tracking no --dir "$dir" --loglevel warning &
 pids+=($!)
 names=("redis=$!")
 # An instance refuses to start without its store: wait until Redis answers.

@@ -78,7 +78,7 @@ impl Scripts {
             resume: room(include_str!("redis/resume.lua")),
             touch: room(include_str!("redis/touch.lua")),
             release: room(include_str!("redis/release.lua")),
-            append: room(include_str!("redis/append.lua")),
+            append: Script::from_lua(include_str!("redis/append.lua")),
             history: room(include_str!("redis/history.lua")),
             typing: room(include_str!("redis/typing.lua")),
             destroy: room(include_str!("redis/destroy.lua")),
@@ -147,13 +147,20 @@ async fn run_on(
 
 /// The room's keys, in the order the scripts' prelude names them.
 fn room_keys(room_id: &str) -> Vec<String> {
-    [
-        "meta", "members", "state", "names", "resume", "alive", "history", "rate", "tickets",
-        "attempts",
-    ]
-    .iter()
-    .map(|part| format!("eph:{{{room_id}}}:{part}"))
-    .collect()
+    keys_of(
+        room_id,
+        &[
+            "meta", "members", "state", "names", "resume", "alive", "history", "rate", "tickets",
+            "attempts",
+        ],
+    )
+}
+
+fn keys_of(room_id: &str, parts: &[&str]) -> Vec<String> {
+    parts
+        .iter()
+        .map(|part| format!("eph:{{{room_id}}}:{part}"))
+        .collect()
 }
 
 /// A ticket as kept in Redis: its grant and the folded name the claim checks.
@@ -235,12 +242,22 @@ impl RedisStore {
         now: Millis,
         args: Vec<String>,
     ) -> Result<Vec<Value>> {
+        self.room_op_on(script, room_keys(room_id), room_id, now, args)
+            .await
+    }
+
+    /// A room script called with the given keys of the room (`room_op` passes all of them).
+    async fn room_op_on(
+        &self,
+        script: &Script,
+        keys: Vec<String>,
+        room_id: &str,
+        now: Millis,
+        args: Vec<String>,
+    ) -> Result<Vec<Value>> {
         let mut all = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
         all.extend(args);
-        let reply = self
-            .run(script, room_keys(room_id), all)
-            .await?
-            .into_array();
+        let reply = self.run(script, keys, all).await?.into_array();
         let mut reply = reply.into_iter();
         match reply.next().and_then(|v| v.as_string()).as_deref() {
             Some("ok") => Ok(reply.collect()),
@@ -523,8 +540,9 @@ impl RedisStore {
             prefix.to_owned(),
             suffix.to_owned(),
         ];
+        let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
         let reply = self
-            .room_op(&self.scripts.append, room_id, now, args)
+            .room_op_on(&self.scripts.append, keys, room_id, now, args)
             .await?;
         frame.id = reply
             .first()
@@ -535,7 +553,12 @@ impl RedisStore {
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
         let reply = self
-            .room_op(&self.scripts.history, room_id, now_ms(), vec![])
+            .room_op(
+                &self.scripts.history,
+                room_id,
+                now_ms(),
+                vec![self.config.history_limit.to_string()],
+            )
             .await?;
         let mut reply = reply.into_iter();
         let last_id = reply

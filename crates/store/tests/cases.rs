@@ -634,6 +634,10 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
     let bob = join(&store, &room.id, "bob", 1).await;
+    store
+        .append_message(&room.id, &bob, "before".into(), None, RATE)
+        .await
+        .expect("a member sends");
     published(&mut bus).await;
     store
         .release_member(&room.id, &bob.id)
@@ -643,6 +647,15 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["event"], "user_offline");
     assert_eq!(events[0]["online_count"], 0);
+    assert_eq!(
+        refused(
+            store
+                .append_message(&room.id, &bob, "after".into(), None, RATE)
+                .await
+        ),
+        ErrorCode::Unauthorized,
+        "a member who has left sends nothing"
+    );
     store
         .claim_membership(&room.id, by_name("bob", 2).0)
         .await

@@ -132,6 +132,31 @@ mod redis_keys {
     }
 
     #[tokio::test]
+    async fn history_is_trimmed_to_at_most_twice_its_limit() {
+        let (store, _bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        let bob = join(&store, &room.id, "bob", 1).await;
+        let key = format!("eph:{{{}}}:history", room.id);
+        for i in 1..=3 * HISTORY as u64 + 1 {
+            store
+                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+                .await
+                .expect("append");
+            let kept: usize = server.cli(&["llen", &key]).trim().parse().expect("llen");
+            assert!(kept < 2 * HISTORY, "{kept} kept after {i}");
+        }
+        let history = store
+            .history_after(&room.id, 0, 100)
+            .await
+            .expect("history");
+        assert_eq!(
+            history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+            (HISTORY as u64 * 2 + 2..=HISTORY as u64 * 3 + 1).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
     async fn an_expired_room_leaves_no_key_behind() {
         let (store, _bus, server) = redis().await;
         let room_id = busy_room(&store, 400).await;

@@ -1,25 +1,27 @@
--- ARGV[4]: member id; ARGV[5]: rate per second; ARGV[6]: burst; ARGV[7]: history limit;
--- ARGV[8], ARGV[9]: the message frame's JSON before and after its id.
-local exp = alive_until()
-if not exp then return {'refused', 'room_not_found'} end
-local id = ARGV[4]
-if redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
-local rate, burst = tonumber(ARGV[5]), tonumber(ARGV[6])
-local bucket = split(redis.call('HGET', RATE, id))
-local tokens, at = burst, NOW
-if bucket[2] then tokens, at = tonumber(bucket[1]), tonumber(bucket[2]) end
-tokens = math.min(burst, tokens + math.max(0, NOW - at) * rate / 1000)
-if tokens < 1 then
-  redis.call('HSET', RATE, id, tostring(tokens) .. '\n' .. ARGV[2])
-  return {'refused', 'rate_limited'}
-end
+-- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
+-- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[4]: member id;
+-- ARGV[5]: rate per second; ARGV[6]: burst; ARGV[7]: history limit; ARGV[8], ARGV[9]: the
+-- message frame's JSON before and after its id.
+local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local NOW, id = tonumber(ARGV[2]), ARGV[4]
+local exp = redis.call('HGET', META, 'expires_at')
+if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
+-- A member's rate field exists only while they are a member (remove_member deletes it), so
+-- only their first message needs the members hash.
+local bucket = redis.call('HGET', RATE, id)
+if not bucket and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
+-- The token bucket as GCRA: the field holds the time (ms) at which the member's bucket is full
+-- again; a message is allowed while that stays within `burst` intervals from now.
+local interval = 1000 / tonumber(ARGV[5])
+local full_at = math.max(tonumber(bucket) or 0, NOW) + interval
+if full_at - NOW > interval * tonumber(ARGV[6]) then return {'refused', 'rate_limited'} end
 -- A room's expiry never changes: keys get it once, when created (a new field, or a list's first item).
-if redis.call('HSET', RATE, id, tostring(tokens - 1) .. '\n' .. ARGV[2]) == 1 then
-  expire_with_room(exp, RATE)
-end
+if redis.call('HSET', RATE, id, full_at) == 1 then redis.call('PEXPIREAT', RATE, exp) end
 local seq = redis.call('HINCRBY', META, 'seq', 1)
 local message = ARGV[8] .. seq .. ARGV[9]
-if redis.call('RPUSH', HISTORY, message) == 1 then expire_with_room(exp, HISTORY) end
-redis.call('LTRIM', HISTORY, -tonumber(ARGV[7]), -1)
-redis.call('SPUBLISH', CHANNEL, message)
+local kept, limit = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[7])
+if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
+-- Trimmed once per `limit` messages, not on every one; history.lua reads the last `limit`.
+if kept >= 2 * limit then redis.call('LTRIM', HISTORY, -limit, -1) end
+redis.call('SPUBLISH', 'eph:{' .. ARGV[1] .. '}', message)
 return {'ok', seq}
