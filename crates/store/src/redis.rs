@@ -37,6 +37,8 @@ const SCHEDULE: &str = "eph:deadlines";
 const LEASE_MS: Millis = 5_000;
 /// Most rooms one sweep takes.
 const SWEEP_BATCH: usize = 512;
+/// Most members one liveness script refreshes (Lua's unpack takes a few thousand values).
+const TOUCH_BATCH: usize = 500;
 /// A command that gets no answer within this fails (REST answers 503 promptly).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// Pub/sub messages buffered for the dispatcher before it counts as lagging (then: resync).
@@ -76,7 +78,7 @@ impl Scripts {
             ticket: room(include_str!("redis/ticket.lua")),
             claim: room(include_str!("redis/claim.lua")),
             resume: room(include_str!("redis/resume.lua")),
-            touch: room(include_str!("redis/touch.lua")),
+            touch: Script::from_lua(include_str!("redis/touch.lua")),
             release: room(include_str!("redis/release.lua")),
             append: Script::from_lua(include_str!("redis/append.lua")),
             history: room(include_str!("redis/history.lua")),
@@ -444,54 +446,51 @@ impl RedisStore {
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
-        let deadline = (now_ms() + self.config.presence_grace_ms).to_string();
+        let deadline = now_ms() + self.config.presence_grace_ms;
         let mut by_room: HashMap<&str, Vec<String>> = HashMap::new();
         for l in live {
             let pairs = by_room.entry(&l.room_id).or_default();
             pairs.push(l.member_id.to_string());
             pairs.push(l.session.to_string());
         }
-        let now = now_ms();
         // One room at a time: sent together, the scripts would run back to back in Redis and
         // every chat message arriving meanwhile would wait behind all of them. The first
         // failure ends the batch (Redis is then failing for every room alike).
         for (room_id, pairs) in by_room {
-            let mut args = vec![
-                room_id.to_owned(),
-                now.to_string(),
-                String::new(),
-                deadline.clone(),
-            ];
-            args.extend(pairs);
-            run_on(
-                &self.background,
-                &self.scripts.touch,
-                room_keys(room_id),
-                args,
-            )
-            .await?;
+            for batch in pairs.chunks(2 * TOUCH_BATCH) {
+                self.touch(&self.background, room_id, deadline, batch)
+                    .await?;
+            }
         }
         Ok(())
     }
 
     pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
-        let now = now_ms();
-        let deadline = now + self.config.presence_grace_ms;
-        let args = vec![
-            live.room_id.to_string(),
-            now.to_string(),
-            String::new(),
-            deadline.to_string(),
-            live.member_id.to_string(),
-            live.session.to_string(),
-        ];
-        let touched = self
-            .run(&self.scripts.touch, room_keys(&live.room_id), args)
-            .await?;
-        if touched.as_u64().is_some_and(|t| t > 0) {
+        let deadline = now_ms() + self.config.presence_grace_ms;
+        let pair = [live.member_id.to_string(), live.session.to_string()];
+        if self
+            .touch(&self.client, &live.room_id, deadline, &pair)
+            .await?
+        {
             self.schedule_at(&live.room_id, deadline).await?;
         }
         Ok(())
+    }
+
+    /// Moves the deadline of each (member id, session) pair whose session is the member's
+    /// current one; true if any was moved.
+    async fn touch(
+        &self,
+        client: &Client,
+        room_id: &str,
+        deadline: Millis,
+        pairs: &[String],
+    ) -> Result<bool> {
+        let mut args = vec![deadline.to_string()];
+        args.extend_from_slice(pairs);
+        let keys = keys_of(room_id, &["state", "alive"]);
+        let touched = run_on(client, &self.scripts.touch, keys, args).await?;
+        Ok(touched.as_u64().is_some_and(|t| t > 0))
     }
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {

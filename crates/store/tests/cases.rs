@@ -435,17 +435,20 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     let bob = join(&store, &room.id, "bob", 1).await;
     let carol = join(&store, &room.id, "carol", 2).await;
     published(&mut bus).await;
-    // Bob's connection keeps touching him; carol's dropped.
+    // Bob's connection keeps touching him; carol's dropped. In the same batch, a touch from a
+    // session that is not carol's and one for a member that does not exist change nothing.
     store
         .disconnect_member(&live(&room.id, &carol.id, 2))
         .await
         .expect("disconnect");
+    let batch = [
+        live(&room.id, &carol.id, 99),
+        live(&room.id, &bob.id, 1),
+        live(&room.id, &ghost().id, 3),
+    ];
     for _ in 0..4 {
         sleep_ms(GRACE_MS / 2).await;
-        store
-            .touch_members(&[live(&room.id, &bob.id, 1)])
-            .await
-            .expect("touch");
+        store.touch_members(&batch).await.expect("touch");
         store.sweep().await.expect("sweep");
     }
     let events = published(&mut bus).await;

@@ -65,8 +65,9 @@ conformance!(
 mod redis_keys {
     use crate::helpers::*;
     use protocol::CloseReason;
+    use std::sync::Arc;
     use store::secret::TokenHash;
-    use store::{Rate, Store};
+    use store::{Live, Rate, Store};
 
     const RATE: Rate = Rate {
         per_second: 100,
@@ -154,6 +155,40 @@ mod redis_keys {
             history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
             (HISTORY as u64 * 2 + 2..=HISTORY as u64 * 3 + 1).collect::<Vec<_>>()
         );
+    }
+
+    #[tokio::test]
+    async fn liveness_refreshes_a_room_of_any_size() {
+        let (store, _bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        // More members than one script's unpack takes (a few thousand values): written
+        // directly, as joining them one by one would take long.
+        let (state, alive) = (
+            format!("eph:{{{}}}:state", room.id),
+            format!("eph:{{{}}}:alive", room.id),
+        );
+        let ids: Vec<String> = (0..5_000).map(|i| format!("m{i}")).collect();
+        let mut hset = vec!["hset".to_owned(), state];
+        let mut zadd = vec!["zadd".to_owned(), alive.clone()];
+        for id in &ids {
+            hset.extend([id.clone(), format!("7\nresume-{id}\nfold-{id}")]);
+            zadd.extend(["1".to_owned(), id.clone()]);
+        }
+        for command in [hset, zadd] {
+            server.cli(&command.iter().map(String::as_str).collect::<Vec<_>>());
+        }
+        let live: Vec<Live> = ids
+            .iter()
+            .map(|id| Live {
+                room_id: Arc::from(room.id.as_str()),
+                member_id: Arc::from(id.as_str()),
+                session: 7,
+            })
+            .collect();
+        store.touch_members(&live).await.expect("touch");
+        let stale = server.cli(&["zcount", &alive, "-inf", "1"]);
+        assert_eq!(stale.trim(), "0", "every member was refreshed");
     }
 
     #[tokio::test]

@@ -1,11 +1,19 @@
--- ARGV[4]: new deadline; ARGV[5..]: member id, session pairs. Refreshes members whose
--- current connection is that session; returns the deadline, or 0 if none was refreshed.
-local touched = 0
-for i = 5, #ARGV, 2 do
-  local st = redis.call('HGET', STATE, ARGV[i])
-  if st and split(st)[1] == ARGV[i + 1] then
-    redis.call('ZADD', ALIVE, 'XX', ARGV[4], ARGV[i])
-    touched = tonumber(ARGV[4])
+-- Runs for every hosted room every third of the presence grace, so it stands alone (no prelude)
+-- with the two keys it touches: KEYS: state, alive. ARGV[1]: the new deadline; ARGV[2..]:
+-- member id, session pairs (at most TOUCH_BATCH). Refreshes the members whose current connection
+-- is that session; returns the deadline, or 0 if none was refreshed.
+local STATE, ALIVE, deadline = KEYS[1], KEYS[2], ARGV[1]
+local ids = {}
+for i = 2, #ARGV, 2 do ids[#ids + 1] = ARGV[i] end
+local refresh = {}
+for j, st in ipairs(redis.call('HMGET', STATE, unpack(ids))) do
+  -- A state is "session\nresume\nfold".
+  local current = ARGV[2 * j + 1] .. '\n'
+  if st and string.sub(st, 1, #current) == current then
+    refresh[#refresh + 1] = deadline
+    refresh[#refresh + 1] = ids[j]
   end
 end
-return touched
+if #refresh == 0 then return 0 end
+redis.call('ZADD', ALIVE, 'XX', unpack(refresh))
+return tonumber(deadline)
