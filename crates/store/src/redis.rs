@@ -21,7 +21,6 @@ use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::scripts::Script;
-use futures_util::future::join_all;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
@@ -651,13 +650,9 @@ impl RedisStore {
             .iter()
             .filter_map(Value::as_string)
             .collect();
-        let results = join_all(
-            due.iter()
-                .map(|room_id| self.sweep_room(room_id, lease, now)),
-        )
-        .await;
-        for result in results {
-            result?;
+        // One room at a time, on the background connection, as touch_members does.
+        for room_id in &due {
+            self.sweep_room(room_id, lease, now).await?;
         }
         Ok(due.len())
     }
@@ -667,11 +662,15 @@ impl RedisStore {
         let mut args = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
         args.push(closed_frame(room_id, CloseReason::Expired, now)?);
         args.push(closed_frame(room_id, CloseReason::OwnerOffline, now)?);
-        let mut reply = self
-            .run(&self.scripts.sweep_room, room_keys(room_id), args)
-            .await?
-            .into_array()
-            .into_iter();
+        let mut reply = run_on(
+            &self.background,
+            &self.scripts.sweep_room,
+            room_keys(room_id),
+            args,
+        )
+        .await?
+        .into_array()
+        .into_iter();
         let next = match reply.next().and_then(|v| v.as_string()).as_deref() {
             Some("next") => reply
                 .next()
@@ -681,8 +680,13 @@ impl RedisStore {
             _ => "gone".into(),
         };
         let args = vec![room_id.to_owned(), lease.to_string(), next];
-        self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
-            .await?;
+        run_on(
+            &self.background,
+            &self.scripts.reschedule,
+            vec![SCHEDULE.into()],
+            args,
+        )
+        .await?;
         Ok(())
     }
 
