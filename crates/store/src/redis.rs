@@ -157,6 +157,21 @@ fn room_keys(room_id: &str) -> Vec<String> {
     )
 }
 
+/// A room script's `{'ok', ...}` as the values after 'ok', or its `{'refused', code}`.
+fn room_reply(reply: Value) -> Result<Vec<Value>> {
+    let mut reply = reply.into_array().into_iter();
+    match reply.next().and_then(|v| v.as_string()).as_deref() {
+        Some("ok") => Ok(reply.collect()),
+        Some("refused") => {
+            let code = reply.next().and_then(|v| v.as_string()).unwrap_or_default();
+            let code = serde_json::from_value(serde_json::Value::String(code))
+                .map_err(|_| Error::Unavailable("unknown refusal from a script".into()))?;
+            Err(Error::Refused(code))
+        }
+        _ => Err(Error::Unavailable("unexpected script reply".into())),
+    }
+}
+
 fn keys_of(room_id: &str, parts: &[&str]) -> Vec<String> {
     parts
         .iter()
@@ -235,7 +250,8 @@ impl RedisStore {
         run_on(&self.client, script, keys, args).await
     }
 
-    /// Runs a room script whose reply is `{'ok', ...}` or `{'refused', code}`.
+    /// Runs a room script (with the prelude's keys and first arguments) whose reply is
+    /// `{'ok', ...}` or `{'refused', code}`.
     async fn room_op(
         &self,
         script: &Script,
@@ -243,33 +259,9 @@ impl RedisStore {
         now: Millis,
         args: Vec<String>,
     ) -> Result<Vec<Value>> {
-        self.room_op_on(script, room_keys(room_id), room_id, now, args)
-            .await
-    }
-
-    /// A room script called with the given keys of the room (`room_op` passes all of them).
-    async fn room_op_on(
-        &self,
-        script: &Script,
-        keys: Vec<String>,
-        room_id: &str,
-        now: Millis,
-        args: Vec<String>,
-    ) -> Result<Vec<Value>> {
         let mut all = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
         all.extend(args);
-        let reply = self.run(script, keys, all).await?.into_array();
-        let mut reply = reply.into_iter();
-        match reply.next().and_then(|v| v.as_string()).as_deref() {
-            Some("ok") => Ok(reply.collect()),
-            Some("refused") => {
-                let code = reply.next().and_then(|v| v.as_string()).unwrap_or_default();
-                let code = serde_json::from_value(serde_json::Value::String(code))
-                    .map_err(|_| Error::Unavailable("unknown refusal from a script".into()))?;
-                Err(Error::Refused(code))
-            }
-            _ => Err(Error::Unavailable("unexpected script reply".into())),
-        }
+        room_reply(self.run(script, room_keys(room_id), all).await?)
     }
 
     /// Moves the room's schedule entry to `at` if that is earlier.
@@ -531,6 +523,8 @@ impl RedisStore {
             .and_then(|rest| rest.strip_prefix('0'))
             .ok_or_else(malformed)?;
         let args = vec![
+            room_id.to_owned(),
+            now.to_string(),
             author.id.clone(),
             rate.per_second.to_string(),
             rate.burst.to_string(),
@@ -539,9 +533,7 @@ impl RedisStore {
             suffix.to_owned(),
         ];
         let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
-        let reply = self
-            .room_op_on(&self.scripts.append, keys, room_id, now, args)
-            .await?;
+        let reply = room_reply(self.run(&self.scripts.append, keys, args).await?)?;
         frame.id = reply
             .first()
             .and_then(Value::as_u64)

@@ -1,9 +1,9 @@
 -- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
--- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[4]: member id;
--- ARGV[5]: rate per second; ARGV[6]: burst; ARGV[7]: history limit; ARGV[8], ARGV[9]: the
+-- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[3]: member id;
+-- ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history limit; ARGV[7], ARGV[8]: the
 -- message frame's JSON before and after its id.
 local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local NOW, id = tonumber(ARGV[2]), ARGV[4]
+local NOW, id = tonumber(ARGV[2]), ARGV[3]
 local exp = redis.call('HGET', META, 'expires_at')
 if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
 -- A member's rate field exists only while they are a member (remove_member deletes it), so
@@ -12,14 +12,14 @@ local bucket = redis.call('HGET', RATE, id)
 if not bucket and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
 -- The token bucket as GCRA: the field holds the time (ms) at which the member's bucket is full
 -- again; a message is allowed while that stays within `burst` intervals from now.
-local interval = 1000 / tonumber(ARGV[5])
+local interval = 1000 / tonumber(ARGV[4])
 local full_at = math.max(tonumber(bucket) or 0, NOW) + interval
-if full_at - NOW > interval * tonumber(ARGV[6]) then return {'refused', 'rate_limited'} end
+if full_at - NOW > interval * tonumber(ARGV[5]) then return {'refused', 'rate_limited'} end
 -- A room's expiry never changes: keys get it once, when created (a new field, or a list's first item).
 if redis.call('HSET', RATE, id, full_at) == 1 then redis.call('PEXPIREAT', RATE, exp) end
 local seq = redis.call('HINCRBY', META, 'seq', 1)
-local message = ARGV[8] .. seq .. ARGV[9]
-local kept, limit = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[7])
+local message = ARGV[7] .. seq .. ARGV[8]
+local kept, limit = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
 -- Trimmed once per `limit` messages, not on every one; history.lua reads the last `limit`.
 if kept >= 2 * limit then redis.call('LTRIM', HISTORY, -limit, -1) end
