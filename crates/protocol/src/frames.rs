@@ -41,6 +41,8 @@ pub struct Welcome {
     pub expires_in: u64,
     pub online_users: Vec<OnlineUser>,
     pub online_count: usize,
+    /// Message frames as broadcast, `"type": "message"` included.
+    #[serde(serialize_with = "message_frames")]
     pub history: Vec<MessageFrame>,
     pub recovered: bool,
     pub timestamp: String,
@@ -58,6 +60,20 @@ pub struct MessageFrame {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     pub timestamp: String,
+}
+
+/// Serializes a list of messages as the frames that broadcast them, each with `"type":
+/// "message"`. Reading one back ignores the tag, like any field the struct does not name.
+pub fn message_frames<S: serde::Serializer>(
+    messages: &[MessageFrame],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Tagged<'a> {
+        Message(&'a MessageFrame),
+    }
+    serializer.collect_seq(messages.iter().map(Tagged::Message))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -218,7 +234,7 @@ mod tests {
         })));
         assert_eq!(welcome["type"], "system");
         assert_eq!(welcome["event"], "welcome");
-        assert_eq!(welcome["history"][0]["type"], serde_json::Value::Null);
+        assert_eq!(welcome["history"][0]["type"], "message");
         assert_eq!(welcome["history"][0]["id"], 42);
 
         let msg = round_trip(ServerFrame::Message(message()));

@@ -154,7 +154,8 @@ pub struct JoinResponse {
 /// `GET /rooms/{room_id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {
-    /// Kept messages with `id > after`, oldest first.
+    /// Kept messages with `id > after`, oldest first, as broadcast (`"type": "message"`).
+    #[serde(serialize_with = "crate::frames::message_frames")]
     pub messages: Vec<MessageFrame>,
     /// The room's latest message id (0 before the first).
     pub last_id: u64,
