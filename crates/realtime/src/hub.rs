@@ -2,18 +2,21 @@
 
 use crate::metrics::Metrics;
 use bytestring::ByteString;
-use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
-use protocol::{ErrorCode, Millis, close, now_ms};
+use protocol::frames::{BusEvent, PresenceEvent, PresenceFrame, ServerFrame, SystemFrame};
+use protocol::{ErrorCode, Millis, close, now_ms, rfc3339};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use store::{Bus, BusItem, Live, Rate, Store};
+use store::{Bus, BusItem, Live, Member, Rate, Stale, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
 /// How often the liveness ticker runs (each run handles a slice of the rooms).
 const LIVENESS_TICK: Duration = Duration::from_millis(100);
+
+/// How long a connection found stale waits for the bus event that would close it (`close_stale`).
+const STALE_CLOSE_DELAY: Duration = Duration::from_secs(1);
 
 /// How the hub behaves; built by `api` from the configuration.
 #[derive(Debug, Clone)]
@@ -62,6 +65,9 @@ struct LocalRoom {
     conns: HashMap<u64, Arc<Conn>>,
     /// The last message id fanned out here; a larger jump is repaired from history.
     last_id: Option<u64>,
+    /// Who the room's local clients see online: the first welcome's list, then every presence
+    /// event fanned out. A resync compares it with the store to replay presence that was lost.
+    online: Option<HashMap<String, Member>>,
     /// Completed once the store delivers this room's events to us.
     subscribed: Arc<OnceCell<()>>,
     /// Which tick of the liveness ticker's cycles handles this room (random: spreads the work).
@@ -155,6 +161,29 @@ impl Event {
     }
 }
 
+/// Closes connections whose member the liveness refresh found gone (4401: join again) or
+/// attached elsewhere (4000). The bus normally closes them first, with the event's own code;
+/// this catches those whose event was lost while the subscription was down. It waits
+/// `STALE_CLOSE_DELAY` so that an event racing the refresh still decides the code.
+fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
+    let stale: Vec<(Arc<Conn>, u16)> = stale
+        .into_iter()
+        .filter_map(|(i, why)| {
+            let code = match why {
+                Stale::Gone => close::UNAUTHORIZED,
+                Stale::Replaced => close::REPLACED,
+            };
+            Some((conns.get(i)?.clone(), code))
+        })
+        .collect();
+    tokio::spawn(async move {
+        sleep(STALE_CLOSE_DELAY).await;
+        for (conn, code) in stale {
+            conn.close(code);
+        }
+    });
+}
+
 impl Hub {
     /// Starts the dispatcher and the tickers on the current tokio runtime.
     pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
@@ -233,6 +262,7 @@ impl Hub {
                 LocalRoom {
                     conns: HashMap::new(),
                     last_id: None,
+                    online: None,
                     subscribed: Arc::new(OnceCell::new()),
                     slot: rand::random::<u32>().into(),
                 }
@@ -352,11 +382,31 @@ impl Hub {
                 }
                 return self.on_message(room_id, m.id, json).await;
             }
-            BusEvent::Presence(p) => Event::Presence {
-                member_id: p.member_id,
-                online: p.event == PresenceEvent::UserOnline,
-                json,
-            },
+            BusEvent::Presence(p) => {
+                let online = p.event == PresenceEvent::UserOnline;
+                if let Some(seen) = self
+                    .rooms()
+                    .get_mut(room_id)
+                    .and_then(|r| r.online.as_mut())
+                {
+                    if online {
+                        let member = Member {
+                            id: p.member_id.clone(),
+                            display_name: p.display_name,
+                            role: p.role,
+                            connected_at: 0,
+                        };
+                        seen.insert(p.member_id.clone(), member);
+                    } else {
+                        seen.remove(&p.member_id);
+                    }
+                }
+                Event::Presence {
+                    member_id: p.member_id,
+                    online,
+                    json,
+                }
+            }
             BusEvent::Typing(t) => Event::Typing {
                 member_id: t.member_id,
                 json,
@@ -455,14 +505,78 @@ impl Hub {
         drop(order);
         for (room_id, last) in rooms {
             self.repair(&room_id, last).await;
+            self.replay_presence(&room_id).await;
         }
     }
 
-    /// Records the last message id a new connection was given, unless the room already
-    /// tracks one (messages still in flight on the bus must not be skipped).
-    pub(crate) fn note_last_id(&self, room_id: &str, id: u64) {
+    /// Fans out the presence changes the room's local clients missed: `user_online` for
+    /// whoever the store lists and they do not, `user_offline` for the reverse (a member's own
+    /// `user_offline` closes its socket with 1000, as the lost event would have).
+    async fn replay_presence(&self, room_id: &str) {
+        let members = match self.inner.store.room(room_id).await {
+            Ok(Some(view)) => view.members,
+            // Gone: the repair has closed the room's connections.
+            Ok(None) => return,
+            Err(err) => {
+                tracing::warn!(%err, "cannot read a room's presence; its clients resume");
+                return self.close_room(room_id, close::FELL_BEHIND);
+            }
+        };
+        let now = rfc3339(now_ms());
+        let count = members.len();
+        let mut changes = Vec::new();
+        {
+            let mut rooms = self.rooms();
+            let Some(seen) = rooms.get_mut(room_id).and_then(|r| r.online.as_mut()) else {
+                return;
+            };
+            let current: HashMap<String, Member> =
+                members.into_iter().map(|m| (m.id.clone(), m)).collect();
+            for (id, m) in seen.iter() {
+                if !current.contains_key(id) {
+                    changes.push((PresenceEvent::UserOffline, m.clone()));
+                }
+            }
+            for (id, m) in &current {
+                if !seen.contains_key(id) {
+                    changes.push((PresenceEvent::UserOnline, m.clone()));
+                }
+            }
+            *seen = current;
+        }
+        for (event, m) in changes {
+            let frame = ServerFrame::Presence(PresenceFrame {
+                event,
+                member_id: m.id.clone(),
+                connection_id: m.id.clone(),
+                display_name: m.display_name,
+                role: m.role,
+                room_id: room_id.to_owned(),
+                online_count: count,
+                timestamp: now.clone(),
+            });
+            match serde_json::to_string(&frame) {
+                Ok(json) => self.fan_out(
+                    room_id,
+                    Arc::new(Event::Presence {
+                        member_id: m.id,
+                        online: event == PresenceEvent::UserOnline,
+                        json: json.into(),
+                    }),
+                ),
+                Err(err) => tracing::error!(%err, "cannot serialize a presence frame"),
+            }
+        }
+    }
+
+    /// Records what a new connection's welcome gave it, unless the room already tracks it
+    /// (events still in flight on the bus must not be skipped): the last message id, and who
+    /// is online.
+    pub(crate) fn note_welcome(&self, room_id: &str, id: u64, online: &[Member]) {
         if let Some(room) = self.rooms().get_mut(room_id) {
             room.last_id.get_or_insert(id);
+            room.online
+                .get_or_insert_with(|| online.iter().map(|m| (m.id.clone(), m.clone())).collect());
         }
     }
 
@@ -489,8 +603,9 @@ impl Hub {
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
     /// one slice of the rooms (by `LocalRoom::slot`): it drops their connections whose write has
     /// been stuck for the stall timeout (checked once per tenth of it), refreshes their members'
-    /// liveness once per third of the presence grace, and pings their sockets once per ping
-    /// interval (closing those that sent nothing for two). Only the slice's connections are
+    /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
+    /// member is gone or replaced), and pings their sockets once per ping interval (closing
+    /// those that sent nothing for two). Only the slice's connections are
     /// visited, so thousands of idle rooms cost a steady trickle of work instead of bursts that
     /// would delay every busy room behind them.
     async fn liveness_ticker(self) {
@@ -510,7 +625,7 @@ impl Hub {
             let now = now_ms();
             let stalled_since = now.saturating_sub(config.stall_timeout.as_millis() as Millis);
             let silent_since = now.saturating_sub(2 * config.ping_interval.as_millis() as Millis);
-            let mut live = Vec::new();
+            let (mut live, mut conns) = (Vec::new(), Vec::new());
             for room in self.rooms().values() {
                 let phase = n + room.slot;
                 let stall = phase % stall_every == 0;
@@ -535,13 +650,17 @@ impl Hub {
                     }
                     if touch && let Some(l) = conn.live.get() {
                         live.push(l.clone());
+                        conns.push(conn.clone());
                     }
                 }
             }
-            if !live.is_empty()
-                && let Err(err) = self.inner.store.touch_members(&live).await
-            {
-                tracing::warn!(%err, "liveness refresh failed");
+            if live.is_empty() {
+                continue;
+            }
+            match self.inner.store.touch_members(&live).await {
+                Ok(stale) if !stale.is_empty() => close_stale(&conns, stale),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "liveness refresh failed"),
             }
         }
     }

@@ -218,7 +218,7 @@ impl Hub {
             timestamp: rfc3339(now),
         }));
         send_frame(transport, &welcome).await?;
-        self.note_last_id(room_id, history.last_id);
+        self.note_welcome(room_id, history.last_id, &joined.view.members);
         Ok((joined, history.last_id))
     }
 }
@@ -271,6 +271,8 @@ impl<T: Transport> Session<T> {
             close::GOING_AWAY => "server shutting down",
             close::SERVER_ERROR => "ping timeout",
             close::NOT_FOUND => "room not found",
+            close::UNAUTHORIZED => "no longer a member of the room",
+            close::REPLACED => "replaced by a newer connection",
             _ => "closed",
         };
         Exit::Close(code, reason)

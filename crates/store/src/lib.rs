@@ -168,6 +168,15 @@ pub struct Live {
     pub session: u64,
 }
 
+/// Why a liveness refresh found a connection stale.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stale {
+    /// Its member is no longer in the room (left, or its grace ran out).
+    Gone,
+    /// Its member has a newer connection.
+    Replaced,
+}
+
 /// A token bucket: `per_second` refill, `burst` capacity.
 #[derive(Debug, Clone, Copy)]
 pub struct Rate {
@@ -308,8 +317,10 @@ impl Store {
         dispatch!(self, resume_member(room_id, resume, session))
     }
 
-    /// Keeps members with live connections online for another grace period.
-    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+    /// Keeps members with live connections online for another grace period. Returns, in order,
+    /// the positions in `live` of the connections whose member is gone or has a newer
+    /// connection (their bus event is lost if it came while the subscription was down).
+    pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         dispatch!(self, touch_members(live))
     }
 

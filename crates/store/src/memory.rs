@@ -6,7 +6,7 @@
 use crate::secret::TokenHash;
 use crate::{
     Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
-    Rate, Result, Room, RoomView, StoreConfig, Ticket, Via,
+    Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, MessageFrame, PresenceEvent, PresenceFrame, RoomClosedFrame, SystemFrame, TypingFrame,
@@ -259,15 +259,22 @@ impl MemoryStore {
         Ok(Joined { member, view })
     }
 
-    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+    pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         let deadline = now_ms() + self.config.presence_grace_ms;
         let mut state = self.lock();
-        for l in live {
-            if let Some(m) = state.member_mut(l) {
-                m.deadline = deadline;
+        let mut stale = Vec::new();
+        for (i, l) in live.iter().enumerate() {
+            let member = state
+                .rooms
+                .get_mut(&*l.room_id)
+                .and_then(|room| room.members.get_mut(&*l.member_id));
+            match member {
+                None => stale.push((i, Stale::Gone)),
+                Some(m) if m.session != l.session => stale.push((i, Stale::Replaced)),
+                Some(m) => m.deadline = deadline,
             }
         }
-        Ok(())
+        Ok(stale)
     }
 
     pub async fn disconnect_member(&self, live: &Live) -> Result<()> {

@@ -14,7 +14,7 @@
 use crate::secret::TokenHash;
 use crate::{
     Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
-    Rate, Result, Room, RoomView, StoreConfig, Ticket, Via,
+    Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::clients::SubscriberClient;
 use fred::prelude::{
@@ -436,52 +436,73 @@ impl RedisStore {
         Ok(Joined { member, view })
     }
 
-    pub async fn touch_members(&self, live: &[Live]) -> Result<()> {
+    pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         let deadline = now_ms() + self.config.presence_grace_ms;
-        let mut by_room: HashMap<&str, Vec<String>> = HashMap::new();
-        for l in live {
-            let pairs = by_room.entry(&l.room_id).or_default();
-            pairs.push(l.member_id.to_string());
-            pairs.push(l.session.to_string());
+        let mut by_room: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, l) in live.iter().enumerate() {
+            by_room.entry(&l.room_id).or_default().push(i);
         }
         // One room at a time: sent together, the scripts would run back to back in Redis and
         // every chat message arriving meanwhile would wait behind all of them. The first
         // failure ends the batch (Redis is then failing for every room alike).
-        for (room_id, pairs) in by_room {
-            for batch in pairs.chunks(2 * TOUCH_BATCH) {
-                self.touch(&self.background, room_id, deadline, batch)
+        let mut stale = Vec::new();
+        for (room_id, indices) in by_room {
+            for batch in indices.chunks(TOUCH_BATCH) {
+                let members = batch.iter().map(|&i| &live[i]);
+                let (_, found) = self
+                    .touch(&self.background, room_id, deadline, members)
                     .await?;
+                stale.extend(
+                    found
+                        .into_iter()
+                        .filter_map(|(j, why)| Some((*batch.get(j)?, why))),
+                );
             }
         }
-        Ok(())
+        stale.sort_unstable_by_key(|&(i, _)| i);
+        Ok(stale)
     }
 
     pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
         let deadline = now_ms() + self.config.presence_grace_ms;
-        let pair = [live.member_id.to_string(), live.session.to_string()];
-        if self
-            .touch(&self.client, &live.room_id, deadline, &pair)
-            .await?
-        {
+        let (refreshed, _) = self
+            .touch(&self.client, &live.room_id, deadline, [live])
+            .await?;
+        if refreshed {
             self.schedule_at(&live.room_id, deadline).await?;
         }
         Ok(())
     }
 
-    /// Moves the deadline of each (member id, session) pair whose session is the member's
-    /// current one; true if any was moved.
-    async fn touch(
+    /// Moves the deadline of each member whose current connection is the given session. Returns
+    /// whether any was moved, and the positions of the stale ones.
+    async fn touch<'a>(
         &self,
         client: &Client,
         room_id: &str,
         deadline: Millis,
-        pairs: &[String],
-    ) -> Result<bool> {
+        members: impl IntoIterator<Item = &'a Live>,
+    ) -> Result<(bool, Vec<(usize, Stale)>)> {
         let mut args = vec![deadline.to_string()];
-        args.extend_from_slice(pairs);
+        for l in members {
+            args.push(l.member_id.to_string());
+            args.push(l.session.to_string());
+        }
         let keys = keys_of(room_id, &["state", "alive"]);
-        let touched = run_on(client, &self.scripts.touch, keys, args).await?;
-        Ok(touched.as_u64().is_some_and(|t| t > 0))
+        let reply = run_on(client, &self.scripts.touch, keys, args).await?;
+        let mut reply = reply.into_array().into_iter();
+        let refreshed = reply
+            .next()
+            .and_then(|v| v.as_u64())
+            .ok_or_else(malformed)?;
+        let mut stale = Vec::new();
+        for why in [Stale::Gone, Stale::Replaced] {
+            for position in reply.next().ok_or_else(malformed)?.into_array() {
+                let j = position.as_usize().ok_or_else(malformed)?;
+                stale.push((j.checked_sub(1).ok_or_else(malformed)?, why));
+            }
+        }
+        Ok((refreshed > 0, stale))
     }
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {

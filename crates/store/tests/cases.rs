@@ -4,7 +4,7 @@ use crate::helpers::*;
 use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use store::secret::TokenHash;
-use store::{Bus, Credential, Error, Live, Rate, Store, Ticket};
+use store::{Bus, Credential, Error, Live, Rate, Stale, Store, Ticket};
 
 const RATE: Rate = Rate {
     per_second: 1000,
@@ -436,7 +436,8 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     let carol = join(&store, &room.id, "carol", 2).await;
     published(&mut bus).await;
     // Bob's connection keeps touching him; carol's dropped. In the same batch, a touch from a
-    // session that is not carol's and one for a member that does not exist change nothing.
+    // session that is not carol's and one for a member that does not exist change nothing, and
+    // are reported stale.
     store
         .disconnect_member(&live(&room.id, &carol.id, 2))
         .await
@@ -446,11 +447,18 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
         live(&room.id, &bob.id, 1),
         live(&room.id, &ghost().id, 3),
     ];
+    let mut stale = Vec::new();
     for _ in 0..4 {
         sleep_ms(GRACE_MS / 2).await;
-        store.touch_members(&batch).await.expect("touch");
+        stale.push(store.touch_members(&batch).await.expect("touch"));
         store.sweep().await.expect("sweep");
     }
+    assert_eq!(stale[0], [(0, Stale::Replaced), (2, Stale::Gone)]);
+    assert_eq!(
+        stale[3],
+        [(0, Stale::Gone), (2, Stale::Gone)],
+        "carol's grace ran out"
+    );
     let events = published(&mut bus).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["event"], "user_offline");
