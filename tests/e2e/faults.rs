@@ -484,9 +484,9 @@ async fn after_a_pubsub_cut_every_instance_subscribes_again() {
 }
 
 /// While no instance can subscribe, b leaves over REST and e resumes on another instance: the
-/// bus events of both are lost. Once subscriptions are back, every instance replays the
-/// presence its clients missed (b's own socket closes with 1000, as the event would have), and
-/// the liveness refresh finds e's old socket replaced (4000).
+/// bus events of both are lost. The liveness refresh finds b's socket gone (4401) and e's old
+/// one replaced (4000) while subscriptions are still refused; once they are back, every
+/// instance replays the presence its clients missed.
 #[tokio::test]
 async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
     let cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "3")]);
@@ -526,19 +526,20 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
         .ws(&room.id, &format!("resume={e_token}&last_id=0"))
         .await;
     assert_eq!(e2.next_of("system").await["event"], "welcome");
+    let (code, seen) = b.closed().await;
+    assert_eq!(code, 4401, "b's socket, its member gone: {seen:?}");
+    let (code, seen) = e.closed().await;
+    assert_eq!(code, 4000, "e's old socket: {seen:?}");
     assert_eq!(
         redis.cli(&["acl", "setuser", "default", "+@all"]).trim(),
         "OK"
     );
 
-    assert_eq!(b.closed().await.0, 1000, "b's own user_offline, replayed");
     for ws in [&mut a, &mut c] {
         let offline = ws.presence("user_offline").await;
         assert_eq!(offline["display_name"], "b");
         assert_eq!(offline["online_count"], 3);
     }
-    let (code, seen) = e.closed().await;
-    assert_eq!(code, 4000, "e's old socket: {seen:?}");
     for ws in [&mut a, &mut c] {
         let seen = ws.drain(Duration::from_millis(500)).await;
         assert!(
