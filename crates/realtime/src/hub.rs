@@ -2,9 +2,9 @@
 
 use crate::metrics::Metrics;
 use bytestring::ByteString;
-use protocol::frames::{BusEvent, PresenceEvent, PresenceFrame, ServerFrame, SystemFrame};
-use protocol::{ErrorCode, Millis, close, now_ms, rfc3339};
-use std::collections::HashMap;
+use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
+use protocol::{ErrorCode, Millis, close, now_ms};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -66,7 +66,8 @@ struct LocalRoom {
     /// The last message id fanned out here; a larger jump is repaired from history.
     last_id: Option<u64>,
     /// Who the room's local clients see online: the first welcome's list, then every presence
-    /// event fanned out. A resync compares it with the store to replay presence that was lost.
+    /// event fanned out (`connected_at` is not kept). A resync compares it with the store to
+    /// replay presence that was lost.
     online: Option<HashMap<String, Member>>,
     /// Completed once the store delivers this room's events to us.
     subscribed: Arc<OnceCell<()>>,
@@ -366,13 +367,14 @@ impl Hub {
     }
 
     async fn on_bus_event(&self, room_id: &str, json: ByteString) {
-        let event = match serde_json::from_str::<BusEvent>(&json) {
-            Ok(event) => event,
-            Err(err) => {
-                tracing::error!(%err, "unreadable bus event");
-                return;
-            }
-        };
+        match serde_json::from_str::<BusEvent>(&json) {
+            Ok(event) => self.on_event(room_id, event, json).await,
+            Err(err) => tracing::error!(%err, "unreadable bus event"),
+        }
+    }
+
+    /// Handles one of the room's events, `json` being its frame as clients get it.
+    async fn on_event(&self, room_id: &str, event: BusEvent, json: ByteString) {
         let event = match event {
             BusEvent::Message(m) => {
                 self.inner.metrics.messages_out.inc();
@@ -509,9 +511,10 @@ impl Hub {
         }
     }
 
-    /// Fans out the presence changes the room's local clients missed: `user_online` for
-    /// whoever the store lists and they do not, `user_offline` for the reverse (a member's own
-    /// `user_offline` closes its socket with 1000, as the lost event would have).
+    /// Handles, as if they came from the bus, the presence events the room's local clients
+    /// missed: `user_online` for whoever the store lists and they do not, `user_offline` for
+    /// the reverse (a member's own `user_offline` closes its socket with 1000, as the lost
+    /// event would have).
     async fn replay_presence(&self, room_id: &str) {
         let members = match self.inner.store.room(room_id).await {
             Ok(Some(view)) => view.members,
@@ -522,48 +525,27 @@ impl Hub {
                 return self.close_room(room_id, close::FELL_BEHIND);
             }
         };
-        let now = rfc3339(now_ms());
-        let count = members.len();
-        let mut changes = Vec::new();
-        {
-            let mut rooms = self.rooms();
-            let Some(seen) = rooms.get_mut(room_id).and_then(|r| r.online.as_mut()) else {
+        let changes: Vec<(PresenceEvent, Member)> = {
+            let rooms = self.rooms();
+            let Some(seen) = rooms.get(room_id).and_then(|r| r.online.as_ref()) else {
                 return;
             };
-            let current: HashMap<String, Member> =
-                members.into_iter().map(|m| (m.id.clone(), m)).collect();
-            for (id, m) in seen.iter() {
-                if !current.contains_key(id) {
-                    changes.push((PresenceEvent::UserOffline, m.clone()));
-                }
-            }
-            for (id, m) in &current {
-                if !seen.contains_key(id) {
-                    changes.push((PresenceEvent::UserOnline, m.clone()));
-                }
-            }
-            *seen = current;
-        }
+            let current: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
+            let gone = seen
+                .values()
+                .filter(|m| !current.contains(m.id.as_str()))
+                .map(|m| (PresenceEvent::UserOffline, m.clone()));
+            let came = members
+                .iter()
+                .filter(|m| !seen.contains_key(&m.id))
+                .map(|m| (PresenceEvent::UserOnline, m.clone()));
+            gone.chain(came).collect()
+        };
+        let now = now_ms();
         for (event, m) in changes {
-            let frame = ServerFrame::Presence(PresenceFrame {
-                event,
-                member_id: m.id.clone(),
-                connection_id: m.id.clone(),
-                display_name: m.display_name,
-                role: m.role,
-                room_id: room_id.to_owned(),
-                online_count: count,
-                timestamp: now.clone(),
-            });
+            let frame = BusEvent::Presence(m.presence(room_id, event, members.len(), now));
             match serde_json::to_string(&frame) {
-                Ok(json) => self.fan_out(
-                    room_id,
-                    Arc::new(Event::Presence {
-                        member_id: m.id,
-                        online: event == PresenceEvent::UserOnline,
-                        json: json.into(),
-                    }),
-                ),
+                Ok(json) => self.on_event(room_id, frame, json.into()).await,
                 Err(err) => tracing::error!(%err, "cannot serialize a presence frame"),
             }
         }

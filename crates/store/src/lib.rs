@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use protocol::frames::MessageFrame;
+use protocol::frames::{MessageFrame, PresenceEvent, PresenceFrame};
 use protocol::rest::OnlineUser;
 use protocol::{CloseReason, ErrorCode, Millis, Role};
 use secret::TokenHash;
@@ -92,6 +92,26 @@ impl Member {
             display_name: self.display_name.clone(),
             role: self.role,
             connected_at: protocol::rfc3339(self.connected_at),
+        }
+    }
+
+    /// This member's `user_online` or `user_offline` frame.
+    pub fn presence(
+        &self,
+        room_id: &str,
+        event: PresenceEvent,
+        online_count: usize,
+        now: Millis,
+    ) -> PresenceFrame {
+        PresenceFrame {
+            event,
+            member_id: self.id.clone(),
+            connection_id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            role: self.role,
+            room_id: room_id.to_owned(),
+            online_count,
+            timestamp: protocol::rfc3339(now),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::{
     Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, PresenceEvent, PresenceFrame, RoomClosedFrame, SystemFrame, TypingFrame,
+    BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -220,14 +220,8 @@ impl MemoryStore {
             },
         );
         let view = room.view();
-        let event = presence(
-            room_id,
-            &member,
-            PresenceEvent::UserOnline,
-            view.members.len(),
-            now,
-        );
-        state.publish(room_id, &event);
+        let online = member.presence(room_id, PresenceEvent::UserOnline, view.members.len(), now);
+        state.publish(room_id, &BusEvent::Presence(online));
         state.schedule_at(room_id, now + grace);
         Ok(Joined { member, view })
     }
@@ -572,16 +566,10 @@ impl State {
         };
         let count = room.members.len();
         let destroy = gone.member.role == Role::Owner && room.room.destroy_on_owner_offline;
-        self.publish(
-            room_id,
-            &presence(
-                room_id,
-                &gone.member,
-                PresenceEvent::UserOffline,
-                count,
-                now,
-            ),
-        );
+        let offline = gone
+            .member
+            .presence(room_id, PresenceEvent::UserOffline, count, now);
+        self.publish(room_id, &BusEvent::Presence(offline));
         if destroy {
             self.destroy(room_id, CloseReason::OwnerOffline, now);
         }
@@ -602,23 +590,4 @@ impl State {
         self.publish(room_id, &event);
         true
     }
-}
-
-fn presence(
-    room_id: &str,
-    member: &Member,
-    event: PresenceEvent,
-    count: usize,
-    now: Millis,
-) -> BusEvent {
-    BusEvent::Presence(PresenceFrame {
-        event,
-        member_id: member.id.clone(),
-        connection_id: member.id.clone(),
-        display_name: member.display_name.clone(),
-        role: member.role,
-        room_id: room_id.to_owned(),
-        online_count: count,
-        timestamp: rfc3339(now),
-    })
 }
