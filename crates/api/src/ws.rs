@@ -99,16 +99,20 @@ async fn serve(
         entry,
         slot,
     } = admission;
-    match (entry, slot) {
-        (_, None) => {
-            realtime::session::refuse(transport, ErrorCode::RateLimited, close::TRY_AGAIN_LATER)
-                .await
+    // A task of its own: actix's connection task, and all it holds, ends here (inline, the
+    // session measured 29 KiB per idle socket instead of 6.5).
+    actix_web::rt::spawn(async move {
+        match (entry, slot) {
+            (_, None) => {
+                realtime::session::refuse(transport, ErrorCode::RateLimited, close::TRY_AGAIN_LATER)
+                    .await
+            }
+            (Ok(entry), Some(_slot)) => state.hub.serve(&room_id, entry, transport, frames).await,
+            (Err(detail), Some(_)) => {
+                realtime::session::reject(transport, ErrorCode::Unauthorized, detail).await
+            }
         }
-        (Ok(entry), Some(_slot)) => state.hub.serve(&room_id, entry, transport, frames).await,
-        (Err(detail), Some(_)) => {
-            realtime::session::reject(transport, ErrorCode::Unauthorized, detail).await
-        }
-    }
+    });
     Ok(())
 }
 
