@@ -3,12 +3,13 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use actix_web::HttpRequest;
+use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, BytesMut};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 use protocol::ErrorCode;
 use serde::de::DeserializeOwned;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 /// Largest request body accepted (every contract body is far smaller).
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -73,14 +74,17 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
 /// The client's IP: the peer, unless the peer is a trusted proxy, in which case the rightmost
 /// `X-Forwarded-For` entry that is not itself a trusted proxy.
 pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
-    let peer = req
-        .peer_addr()
-        .map_or(IpAddr::from([0, 0, 0, 0]), |a| canonical(a.ip()));
-    forwarded_client(peer, forwarded_for(req), &config.trusted_proxies)
+    client_ip_of(req.peer_addr(), req.headers(), config)
 }
 
-fn forwarded_for(req: &HttpRequest) -> Vec<IpAddr> {
-    req.headers()
+/// [`client_ip`] from the parts a request has before actix-web sees it (the WebSocket upgrade).
+pub fn client_ip_of(peer: Option<SocketAddr>, headers: &HeaderMap, config: &Config) -> IpAddr {
+    let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |a| canonical(a.ip()));
+    forwarded_client(peer, forwarded_for(headers), &config.trusted_proxies)
+}
+
+fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
+    headers
         .get_all("x-forwarded-for")
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))

@@ -16,13 +16,17 @@ mod openapi;
 mod ops;
 mod passwords;
 mod rest;
+mod socket;
 mod ws;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use actix_web::dev::{Server, Service};
+use actix_http::HttpService;
+use actix_server::Server;
+use actix_service::{fn_factory, fn_service, map_config};
+use actix_web::dev::{AppConfig, Service};
 use actix_web::middleware::{Condition, DefaultHeaders, NormalizePath};
-use actix_web::{App, HttpServer, web};
+use actix_web::{App, web};
 use anyhow::Context;
 use futures_util::FutureExt;
 use prometheus_client::metrics::counter::Counter;
@@ -31,9 +35,11 @@ use prometheus_client::registry::Registry;
 use protocol::ErrorCode;
 use realtime::metrics::Metrics;
 use realtime::{Hub, HubConfig};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::{Rate, Store, StoreConfig};
+use tokio::net::{TcpSocket, TcpStream};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
 
@@ -131,7 +137,11 @@ impl Application {
             metrics: api_metrics,
             registry,
         });
-        let server = HttpServer::new(move || {
+        let listener = listen(bind_addr)
+            .with_context(|| format!("cannot listen on {bind_addr} (EPHEMERA_BIND_ADDR)"))?;
+        let port = listener.local_addr()?.port();
+        let app_state = state.clone();
+        let app = move || {
             App::new()
                 .into_utoipa_app()
                 .configure(routes)
@@ -142,16 +152,8 @@ impl Application {
                 }))
                 .default_service(web::to(ops::fallback))
                 .wrap_fn(|req, srv| {
-                    // Secrets never travel in URLs: refuse a `password` query parameter anywhere.
-                    let in_url = req
-                        .query_string()
-                        .split('&')
-                        .any(|p| p.split('=').next() == Some("password"));
-                    if in_url {
-                        let err = ApiError::new(
-                            ErrorCode::PasswordInUrl,
-                            "Never put a password in a URL",
-                        );
+                    if password_in(req.query_string()) {
+                        let err = password_in_url();
                         return futures_util::future::ready(Err(err.into())).boxed_local();
                     }
                     srv.call(req).boxed_local()
@@ -185,24 +187,35 @@ impl Application {
                     })
                 })
                 .wrap(NormalizePath::trim())
-        })
-        .backlog(4096)
-        .disable_signals()
-        .shutdown_timeout(shutdown_timeout.as_secs())
-        .on_connect(|conn, _| {
-            if let Some(tcp) = conn.downcast_ref::<actix_web::rt::net::TcpStream>() {
-                let _ = tcp.set_nodelay(true);
-            }
-        })
-        .bind(bind_addr)
-        .with_context(|| format!("cannot listen on {bind_addr} (EPHEMERA_BIND_ADDR)"))?;
-        let port = server
-            .addrs()
-            .first()
-            .map(|a| a.port())
-            .context("no listening address")?;
+        };
+        // actix-web's HttpServer, but with an upgrade service: WebSocket upgrades reach
+        // `ws::accept` with their socket instead of the app (see ws.rs).
+        let server = Server::build()
+            .backlog(BACKLOG)
+            .disable_signals()
+            .shutdown_timeout(shutdown_timeout.as_secs())
+            .listen("ephemera", listener, move || {
+                let state = app_state.clone();
+                HttpService::<TcpStream, _, _>::build()
+                    .client_request_timeout(Duration::from_secs(5))
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .on_connect_ext(|io: &TcpStream, _| {
+                        let _ = io.set_nodelay(true);
+                    })
+                    .upgrade(fn_factory(move || {
+                        let state = state.clone();
+                        async move {
+                            Ok::<_, ()>(fn_service(move |(req, framed)| {
+                                ws::accept(state.clone(), req, framed)
+                            }))
+                        }
+                    }))
+                    .h1(map_config(app(), |_| AppConfig::default()))
+                    .tcp()
+            })?
+            .run();
         Ok(Application {
-            server: server.run(),
+            server,
             port,
             hub,
             shutdown_timeout,
@@ -255,6 +268,32 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// Connections the kernel may queue before they are accepted.
+const BACKLOG: u32 = 4096;
+
+/// The listening socket (port 0 picks a free port).
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)?.into_std()
+}
+
+/// Secrets never travel in URLs: a `password` query parameter anywhere is refused.
+fn password_in(query: &str) -> bool {
+    query
+        .split('&')
+        .any(|p| p.split('=').next() == Some("password"))
+}
+
+fn password_in_url() -> ApiError {
+    ApiError::new(ErrorCode::PasswordInUrl, "Never put a password in a URL")
 }
 
 static REQUEST_ID: actix_web::http::header::HeaderName =

@@ -6,7 +6,8 @@
 //!   deadline sweep, and refresh the liveness of live members and ping every socket, a slice of
 //!   the rooms at a time.
 //! - [`session`]: one task per connection: join, welcome, then frames in and out.
-//! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` adapts actix-ws.
+//! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` implements them on the
+//!   socket.
 //!
 //! Architecture invariant: independent of actix; never talks to Redis, only to `store`.
 

@@ -1,0 +1,337 @@
+//! WebSocket framing on the raw socket, after the upgrade: [`Socket`] writes (the session's
+//! [`Transport`]) and [`Frames`] reads (its [`Inbound`] stream), with actix-http's frame codec.
+//!
+//! Neither holds a buffer while the connection is idle: bytes are read into a buffer made when
+//! the socket is readable and freed once every whole frame in it is decoded, and a frame is
+//! written from a buffer freed once the kernel took all of it. Both share the socket (reads and
+//! writes through `&TcpStream`).
+
+use actix_codec::{Decoder, Encoder};
+use actix_http::ws::{CloseReason, Codec, Frame, Item, Message, ProtocolError};
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+use futures_util::Stream;
+use realtime::{Gone, Inbound, Transport};
+use std::io::ErrorKind;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+use tokio::net::TcpStream;
+
+/// Room made for one read.
+const READ_CHUNK: usize = 4096;
+
+/// How long a close waits for the client's close frame before the socket is dropped (RFC 6455
+/// has the server close the TCP connection once the client has answered).
+const CLOSE_LINGER: Duration = Duration::from_secs(1);
+
+/// Both halves of one upgraded connection. `read_buf` holds what came after the request.
+pub fn split(io: TcpStream, read_buf: BytesMut, max_frame_bytes: usize) -> (Socket, Frames) {
+    let io = Arc::new(io);
+    let codec = Codec::new().max_size(max_frame_bytes);
+    let socket = Socket {
+        io: io.clone(),
+        out: BytesMut::new(),
+        codec: codec.clone(),
+    };
+    let frames = Frames {
+        io,
+        buf: read_buf,
+        codec,
+        max: max_frame_bytes,
+        fragments: None,
+    };
+    (socket, frames)
+}
+
+/// The writing half.
+pub struct Socket {
+    io: Arc<TcpStream>,
+    /// Encoded bytes the kernel has not taken yet. They survive a cancelled write, so a close
+    /// that follows still lands on a frame boundary.
+    out: BytesMut,
+    codec: Codec,
+}
+
+impl Socket {
+    async fn write(&mut self, message: Message) -> Result<(), Gone> {
+        self.codec
+            .encode(message, &mut self.out)
+            .map_err(|_| Gone)?;
+        while !self.out.is_empty() {
+            match self.io.try_write(&self.out) {
+                Ok(n) => self.out.advance(n),
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {
+                    self.io.writable().await.map_err(|_| Gone)?;
+                }
+                Err(_) => return Err(Gone),
+            }
+        }
+        self.out = BytesMut::new();
+        Ok(())
+    }
+
+    /// Reads until the client's close frame, the end of the stream or an error.
+    async fn await_close(&self) {
+        let mut buf = BytesMut::new();
+        let mut codec = Codec::new();
+        loop {
+            if self.io.readable().await.is_err() {
+                return;
+            }
+            buf.reserve(READ_CHUNK);
+            match self.io.try_read_buf(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
+                Err(_) => return,
+            }
+            loop {
+                match codec.decode(&mut buf) {
+                    Ok(Some(Frame::Close(_))) | Err(_) => return,
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                }
+            }
+        }
+    }
+}
+
+impl Transport for Socket {
+    async fn send(&mut self, text: ByteString) -> Result<(), Gone> {
+        self.write(Message::Text(text)).await
+    }
+
+    async fn ping(&mut self) -> Result<(), Gone> {
+        self.write(Message::Ping(Bytes::new())).await
+    }
+
+    async fn pong(&mut self, payload: Bytes) -> Result<(), Gone> {
+        self.write(Message::Pong(payload)).await
+    }
+
+    async fn close(mut self, code: u16, reason: &'static str) {
+        let reason = CloseReason {
+            code: code.into(),
+            description: Some(reason.to_owned()),
+        };
+        if self.write(Message::Close(Some(reason))).await.is_ok() {
+            let _ = tokio::time::timeout(CLOSE_LINGER, self.await_close()).await;
+        }
+    }
+}
+
+/// The reading half: the client's frames, fragmented messages put together.
+pub struct Frames {
+    io: Arc<TcpStream>,
+    buf: BytesMut,
+    codec: Codec,
+    max: usize,
+    /// A fragmented message so far, and whether it is text.
+    fragments: Option<(BytesMut, bool)>,
+}
+
+impl Frames {
+    /// What a decoded frame means to the session; `None` while a message is still in pieces.
+    fn on_frame(&mut self, frame: Frame) -> Option<Inbound> {
+        let starts = self.fragments.is_none();
+        let (piece, last) = match frame {
+            Frame::Text(bytes) => return Some(text(bytes)),
+            Frame::Binary(_) => return Some(Inbound::Binary),
+            Frame::Ping(payload) => return Some(Inbound::Ping(payload)),
+            Frame::Pong(_) => return Some(Inbound::Pong),
+            Frame::Close(reason) => return Some(Inbound::Close(reason.map(|r| r.code.into()))),
+            Frame::Continuation(Item::FirstText(piece)) if starts => {
+                self.fragments = Some((BytesMut::new(), true));
+                (piece, false)
+            }
+            Frame::Continuation(Item::FirstBinary(piece)) if starts => {
+                self.fragments = Some((BytesMut::new(), false));
+                (piece, false)
+            }
+            Frame::Continuation(Item::Continue(piece)) if !starts => (piece, false),
+            Frame::Continuation(Item::Last(piece)) if !starts => (piece, true),
+            Frame::Continuation(_) => return Some(Inbound::Broken),
+        };
+        let (so_far, _) = self.fragments.as_mut()?;
+        if so_far.len() + piece.len() > self.max {
+            return Some(Inbound::TooLarge);
+        }
+        so_far.extend_from_slice(&piece);
+        if !last {
+            return None;
+        }
+        let (whole, is_text) = self.fragments.take()?;
+        Some(if is_text {
+            text(whole.freeze())
+        } else {
+            Inbound::Binary
+        })
+    }
+}
+
+fn text(bytes: Bytes) -> Inbound {
+    ByteString::try_from(bytes).map_or(Inbound::Broken, Inbound::Text)
+}
+
+impl Stream for Frames {
+    type Item = Inbound;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Inbound>> {
+        let this = self.get_mut();
+        loop {
+            let decoded = this.codec.decode(&mut this.buf);
+            if this.buf.is_empty() {
+                this.buf = BytesMut::new();
+            }
+            match decoded {
+                Ok(Some(frame)) => match this.on_frame(frame) {
+                    Some(inbound) => return Poll::Ready(Some(inbound)),
+                    None => continue,
+                },
+                Ok(None) => {}
+                Err(ProtocolError::Overflow) => return Poll::Ready(Some(Inbound::TooLarge)),
+                Err(_) => return Poll::Ready(Some(Inbound::Broken)),
+            }
+            if ready!(this.io.poll_read_ready(cx)).is_err() {
+                return Poll::Ready(Some(Inbound::Broken));
+            }
+            this.buf.reserve(READ_CHUNK);
+            match this.io.try_read_buf(&mut this.buf) {
+                Ok(0) => return Poll::Ready(None),
+                Ok(_) => {}
+                Err(err) if err.kind() == ErrorKind::WouldBlock => {}
+                Err(_) => return Poll::Ready(Some(Inbound::Broken)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::StreamExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A server-side `Socket` and `Frames` and the client's end of the same connection.
+    async fn connection(max_frame_bytes: usize) -> (TcpStream, Socket, Frames) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let client = TcpStream::connect(addr).await.expect("connect");
+        let (server, _) = listener.accept().await.expect("accept");
+        let (socket, frames) = split(server, BytesMut::new(), max_frame_bytes);
+        (client, socket, frames)
+    }
+
+    /// Sends these messages as a client does (masked).
+    async fn send(client: &mut TcpStream, messages: Vec<Message>) {
+        let mut codec = Codec::new().client_mode();
+        let mut bytes = BytesMut::new();
+        for message in messages {
+            codec.encode(message, &mut bytes).expect("encode");
+        }
+        client.write_all(&bytes).await.expect("write");
+    }
+
+    fn piece(item: fn(Bytes) -> Item, text: &'static [u8]) -> Message {
+        Message::Continuation(item(Bytes::from_static(text)))
+    }
+
+    #[tokio::test]
+    async fn fragments_make_one_message_and_control_frames_may_come_between() {
+        let (mut client, _socket, mut frames) = connection(16).await;
+        send(
+            &mut client,
+            vec![
+                piece(Item::FirstText, b"hel"),
+                Message::Ping(Bytes::from_static(b"p")),
+                piece(Item::Continue, b"lo "),
+                piece(Item::Last, b"you"),
+                piece(Item::FirstBinary, b"\x00"),
+                piece(Item::Last, b"\x01"),
+                Message::Text("plain".into()),
+            ],
+        )
+        .await;
+        assert!(matches!(frames.next().await, Some(Inbound::Ping(p)) if p == "p"));
+        assert!(matches!(frames.next().await, Some(Inbound::Text(t)) if t == "hello you"));
+        assert!(matches!(frames.next().await, Some(Inbound::Binary)));
+        assert!(matches!(frames.next().await, Some(Inbound::Text(t)) if t == "plain"));
+        // Every whole frame read, the reading half holds no buffer.
+        assert_eq!(frames.buf.capacity(), 0);
+        drop(client);
+        assert!(frames.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_message_over_the_limit_is_too_large_even_in_small_pieces() {
+        let (mut client, _socket, mut frames) = connection(8).await;
+        send(
+            &mut client,
+            vec![piece(Item::FirstText, b"12345"), piece(Item::Last, b"6789")],
+        )
+        .await;
+        assert!(matches!(frames.next().await, Some(Inbound::TooLarge)));
+        let (mut client, _socket, mut frames) = connection(8).await;
+        send(&mut client, vec![Message::Text("123456789".into())]).await;
+        assert!(matches!(frames.next().await, Some(Inbound::TooLarge)));
+    }
+
+    #[tokio::test]
+    async fn broken_framing_and_invalid_text_break_the_stream() {
+        // By hand (a client's encoder refuses them), masked with a zero mask: a last piece with
+        // no first, a second first piece, a text frame that is not UTF-8.
+        let cases: [&[u8]; 3] = [
+            &[0x80, 0x81, 0, 0, 0, 0, b'x'],
+            &[0x01, 0x81, 0, 0, 0, 0, b'a', 0x01, 0x81, 0, 0, 0, 0, b'b'],
+            &[0x81, 0x81, 0, 0, 0, 0, 0xff],
+        ];
+        for bytes in cases {
+            let (mut client, _socket, mut frames) = connection(64).await;
+            client.write_all(bytes).await.expect("write");
+            assert!(
+                matches!(frames.next().await, Some(Inbound::Broken)),
+                "{bytes:?}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn frames_go_out_whole_and_a_close_waits_for_the_clients_answer() {
+        let (mut client, mut socket, frames) = connection(64).await;
+        // As in a session: its frames are dropped before it closes.
+        drop(frames);
+        socket.send("hello".into()).await.expect("send");
+        // Written, the writing half holds no buffer either.
+        assert_eq!(socket.out.capacity(), 0);
+        let closing = tokio::spawn(socket.close(4004, "room not found"));
+        let mut codec = Codec::new().client_mode();
+        let mut buf = BytesMut::new();
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            if let Some(frame) = codec.decode(&mut buf).expect("decode") {
+                got.push(frame);
+                continue;
+            }
+            assert!(client.read_buf(&mut buf).await.expect("read") > 0);
+        }
+        assert!(matches!(&got[0], Frame::Text(t) if t == "hello"));
+        assert!(
+            matches!(&got[1], Frame::Close(Some(r)) if u16::from(r.code) == 4004 && r.description.as_deref() == Some("room not found"))
+        );
+        assert!(
+            !closing.is_finished(),
+            "the close waits for the client's answer"
+        );
+        send(&mut client, vec![Message::Close(None)]).await;
+        tokio::time::timeout(Duration::from_millis(500), closing)
+            .await
+            .expect("the close ends once the client answered")
+            .expect("join");
+        // The server's end is gone.
+        assert_eq!(client.read_buf(&mut buf).await.expect("read"), 0);
+    }
+}
