@@ -21,7 +21,7 @@ mod ws;
 
 use crate::config::Config;
 use crate::error::ApiError;
-use actix_http::HttpService;
+use actix_http::{HttpService, Method};
 use actix_server::Server;
 use actix_service::{fn_factory, fn_service, map_config};
 use actix_web::dev::{AppConfig, Service};
@@ -181,8 +181,7 @@ impl Application {
                             }
                             Err(err) => err.as_response_error().status_code().as_u16(),
                         };
-                        let ms = started.elapsed().as_secs_f64() * 1000.0;
-                        tracing::info!(%request_id, %method, %path, status, ms, "request");
+                        log_request(&request_id, &method, &path, status, started);
                         res
                     })
                 })
@@ -299,6 +298,12 @@ fn password_in_url() -> ApiError {
 static REQUEST_ID: actix_web::http::header::HeaderName =
     actix_web::http::header::HeaderName::from_static("x-request-id");
 
+/// One request's log line: method, path and status only, as query strings carry tickets.
+fn log_request(request_id: &str, method: &Method, path: &str, status: u16, started: Instant) {
+    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    tracing::info!(%request_id, %method, %path, status, ms, "request");
+}
+
 /// The caller's `X-Request-Id` when it is short and plain, else a fresh one.
 fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
     headers
@@ -334,15 +339,21 @@ fn cors(origins: &[String]) -> actix_cors::Cors {
         .max_age(3600)
 }
 
+/// Headers every response carries (the WebSocket upgrade's too, see `ws::stamp`).
+const SECURITY_HEADERS: [(&str, &str); 4] = [
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    (
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+    ),
+    ("X-Frame-Options", "DENY"),
+];
+
 fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add(("X-Content-Type-Options", "nosniff"))
-        .add(("Referrer-Policy", "no-referrer"))
-        .add((
-            "Content-Security-Policy",
-            "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-        ))
-        .add(("X-Frame-Options", "DENY"))
+    SECURITY_HEADERS
+        .into_iter()
+        .fold(DefaultHeaders::new(), |headers, header| headers.add(header))
 }
 
 /// Every route. The served routes and the OpenAPI document both come from here, so neither can

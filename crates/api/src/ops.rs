@@ -93,7 +93,12 @@ static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
 
 /// What no route answers: 405 with `Allow` on a known path, else 404.
 pub async fn fallback(req: HttpRequest) -> HttpResponse {
-    let segments: Vec<&str> = req.path().split('/').collect();
+    unrouted(req.path())
+}
+
+/// [`fallback`]'s answer for `path`.
+pub fn unrouted(path: &str) -> HttpResponse {
+    let segments: Vec<&str> = path.split('/').collect();
     let route = ROUTES.iter().find(|(pattern, _)| {
         pattern.len() == segments.len()
             && pattern

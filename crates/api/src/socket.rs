@@ -2,9 +2,9 @@
 //! [`Transport`]) and [`Frames`] reads (its [`Inbound`] stream), with actix-http's frame codec.
 //!
 //! Neither holds a buffer while the connection is idle: bytes are read into a buffer made when
-//! the socket is readable and freed once every whole frame in it is decoded, and a frame is
-//! written from a buffer freed once the kernel took all of it. Both share the socket (reads and
-//! writes through `&TcpStream`).
+//! the socket is readable and freed once every whole frame in it is decoded; a frame is encoded
+//! into the thread's scratch buffer and written at once, and only what the kernel does not take
+//! is kept, until written. Both share the socket (reads and writes through `&TcpStream`).
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseReason, Codec, Frame, Item, Message, ProtocolError};
@@ -12,6 +12,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
 use realtime::{Gone, Inbound, Transport};
+use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -21,6 +22,13 @@ use tokio::net::TcpStream;
 
 /// Room made for one read.
 const READ_CHUNK: usize = 4096;
+
+/// Largest scratch buffer a thread keeps between writes (a big welcome may need more once).
+const SCRATCH_KEEP: usize = 64 * 1024;
+
+thread_local! {
+    static SCRATCH: RefCell<BytesMut> = RefCell::new(BytesMut::new());
+}
 
 /// How long a close waits for the client's close frame before the socket is dropped (RFC 6455
 /// has the server close the TCP connection once the client has answered).
@@ -56,9 +64,33 @@ pub struct Socket {
 
 impl Socket {
     async fn write(&mut self, message: Message) -> Result<(), Gone> {
-        self.codec
-            .encode(message, &mut self.out)
-            .map_err(|_| Gone)?;
+        if !self.out.is_empty() {
+            self.codec
+                .encode(message, &mut self.out)
+                .map_err(|_| Gone)?;
+            return self.flush().await;
+        }
+        // Nothing queued: encode into the thread's scratch buffer and write at once; only what
+        // the kernel does not take moves to this socket's own buffer.
+        SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            if scratch.capacity() > SCRATCH_KEEP {
+                *scratch = BytesMut::new();
+            }
+            self.codec.encode(message, scratch).map_err(|_| Gone)?;
+            let written = match self.io.try_write(scratch) {
+                Ok(n) => n,
+                Err(err) if err.kind() == ErrorKind::WouldBlock => 0,
+                Err(_) => return Err(Gone),
+            };
+            self.out.extend_from_slice(&scratch[written..]);
+            Ok(())
+        })?;
+        self.flush().await
+    }
+
+    /// Writes what is queued, then frees the buffer.
+    async fn flush(&mut self) -> Result<(), Gone> {
         while !self.out.is_empty() {
             match self.io.try_write(&self.out) {
                 Ok(n) => self.out.advance(n),

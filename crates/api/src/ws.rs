@@ -13,7 +13,7 @@ use crate::socket;
 use actix_codec::Framed;
 use actix_http::body::{self, BodySize, MessageBody};
 use actix_http::h1::{self, Message};
-use actix_http::header::{self, HeaderValue};
+use actix_http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_http::{ConnectionType, HttpMessage, Method, Request, Response};
 use actix_web::{HttpResponse, ResponseError, get, web};
 use futures_util::SinkExt;
@@ -70,24 +70,18 @@ async fn serve(
     let started = Instant::now();
     let request_id = crate::request_id(req.headers());
     let admitted = admit(&state, &req);
-    let status = match &admitted {
-        Ok(_) => 101,
-        Err(err) => err.code.http_status(),
-    };
-    // Method, path and status only, as for every request: query strings carry tickets.
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    tracing::info!(%request_id, method = %req.method(), path = req.path(), status, ms, "request");
+    let status = admitted
+        .as_ref()
+        .map_or_else(|res| res.status().as_u16(), |_| 101);
+    crate::log_request(&request_id, req.method(), req.path(), status, started);
     let admission = match admitted {
         Ok(admission) => admission,
-        Err(err) => return refuse(&mut framed, &err, &request_id).await,
+        Err(res) => return refuse(&mut framed, *res, &request_id).await,
     };
-    let mut switching = actix_http::ws::handshake_response(req.head());
-    if let Ok(value) = HeaderValue::from_str(&request_id) {
-        switching.insert_header((crate::REQUEST_ID.clone(), value));
-    }
-    let switching = switching
+    let mut switching = actix_http::ws::handshake_response(req.head())
         .message_body(())
         .map_err(|err| std::io::Error::other(err.to_string()))?;
+    stamp(switching.headers_mut(), &request_id);
     framed
         .send(Message::Item((switching, BodySize::None)))
         .await?;
@@ -124,21 +118,26 @@ struct Admission {
     slot: Option<IpSlot>,
 }
 
-/// The checks every request gets from the middleware and routing (lib.rs), and the
-/// WebSocket's own: route, method, no password in the URL, Origin, a valid handshake.
-fn admit(state: &AppState, req: &Request) -> Result<Admission, ApiError> {
-    let path = req.path().trim_end_matches('/');
-    let room_id = path
+/// Routing (only this route upgrades; another method gets the app's 405) and the checks the
+/// app's middleware and this route's handler would make.
+fn admit(state: &AppState, req: &Request) -> Result<Admission, Box<HttpResponse>> {
+    let room_id = req
+        .path()
+        .trim_end_matches('/')
         .strip_prefix("/rooms/")
         .and_then(|rest| rest.strip_suffix("/ws"))
         .filter(|id| !id.is_empty() && !id.contains('/'))
-        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, "Not found"))?;
+        .ok_or_else(|| {
+            Box::new(ApiError::new(ErrorCode::NotFound, "Not found").error_response())
+        })?;
     if req.method() != Method::GET {
-        return Err(ApiError::new(
-            ErrorCode::MethodNotAllowed,
-            "Method not allowed",
-        ));
+        return Err(Box::new(crate::ops::unrouted(req.path())));
     }
+    check(state, req, room_id).map_err(|err| Box::new(err.error_response()))
+}
+
+/// No password in the URL, a readable query, an allowed Origin, a valid handshake.
+fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, ApiError> {
     let query = req.uri().query().unwrap_or("");
     if crate::password_in(query) {
         return Err(crate::password_in_url());
@@ -172,21 +171,27 @@ fn admit(state: &AppState, req: &Request) -> Result<Admission, ApiError> {
     })
 }
 
-/// Answers a refused upgrade with the contract's JSON error, then closes the connection.
+/// What the app's middleware adds to every response: its security headers and the request id.
+fn stamp(headers: &mut HeaderMap, request_id: &str) {
+    for (name, value) in crate::SECURITY_HEADERS {
+        if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
+            headers.insert(name, HeaderValue::from_static(value));
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(request_id) {
+        headers.insert(crate::REQUEST_ID.clone(), value);
+    }
+}
+
+/// Answers a refused upgrade, then closes the connection.
 async fn refuse(
     framed: &mut Framed<TcpStream, h1::Codec>,
-    err: &ApiError,
+    res: HttpResponse,
     request_id: &str,
 ) -> std::io::Result<()> {
-    let mut res: Response<_> = err.error_response().into();
+    let mut res: Response<_> = res.into();
     res.head_mut().set_connection_type(ConnectionType::Close);
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        res.headers_mut().insert(crate::REQUEST_ID.clone(), value);
-    }
-    if err.code == ErrorCode::MethodNotAllowed {
-        res.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static("GET"));
-    }
+    stamp(res.headers_mut(), request_id);
     let (res, body) = res.into_parts();
     let body = body::to_bytes(body).await.unwrap_or_default();
     let size = body.size();
