@@ -50,6 +50,8 @@ pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) config: HubConfig,
     pub(crate) metrics: Arc<Metrics>,
+    /// The runtime the hub's tasks run on.
+    runtime: tokio::runtime::Handle,
     /// Rooms with at least one local connection (or waiting out their unsubscribe delay).
     rooms: Mutex<HashMap<Arc<str>, LocalRoom>>,
     /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
@@ -193,6 +195,7 @@ impl Hub {
                 store,
                 config,
                 metrics,
+                runtime: tokio::runtime::Handle::current(),
                 rooms: Mutex::new(HashMap::new()),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
@@ -211,6 +214,11 @@ impl Hub {
 
     pub fn config(&self) -> &HubConfig {
         &self.inner.config
+    }
+
+    /// The runtime the hub's tasks run on; sessions spawned here share their thread.
+    pub fn runtime(&self) -> &tokio::runtime::Handle {
+        &self.inner.runtime
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

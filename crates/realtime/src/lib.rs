@@ -5,7 +5,8 @@
 //!   local member of the room. Two tickers (not one timer per connection) run the store's
 //!   deadline sweep, and refresh the liveness of live members and ping every socket, a slice of
 //!   the rooms at a time.
-//! - [`session`]: one task per connection: join, welcome, then frames in and out.
+//! - [`session`]: one task per connection: join, welcome, then frames in and out. `api` spawns
+//!   it on [`Hub::runtime`], so the dispatcher reaches it without waking another thread.
 //! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` implements them on the
 //!   socket.
 //!
