@@ -12,8 +12,9 @@ use store::{Bus, BusItem, Live, Member, Rate, Stale, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
-/// How often the liveness ticker runs (each run handles a slice of the rooms).
-const LIVENESS_TICK: Duration = Duration::from_millis(100);
+/// How often the liveness ticker runs (each run handles a slice of the rooms). Short, so the
+/// pings and refreshes of idle rooms come in small bursts that busy rooms barely wait behind.
+const LIVENESS_TICK: Duration = Duration::from_millis(20);
 
 /// How long a connection found stale waits for the bus event that would close it (`close_stale`).
 const STALE_CLOSE_DELAY: Duration = Duration::from_secs(1);
