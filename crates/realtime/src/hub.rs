@@ -596,8 +596,8 @@ impl Hub {
     /// been stuck for the stall timeout (checked once per tenth of it), refreshes their members'
     /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
     /// member is gone or replaced), and pings their sockets once per ping interval (closing
-    /// those that sent nothing for two). Only the slice's connections are
-    /// visited, so thousands of idle rooms cost a steady trickle of work instead of bursts that
+    /// those that sent nothing for two). Refreshes run as tasks of their own, so a slow store
+    /// never delays the ticker. Only the slice's connections are visited, so thousands of idle rooms cost a steady trickle of work instead of bursts that
     /// would delay every busy room behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
@@ -648,11 +648,16 @@ impl Hub {
             if live.is_empty() {
                 continue;
             }
-            match self.inner.store.touch_members(&live).await {
-                Ok(stale) if !stale.is_empty() => close_stale(&conns, stale),
-                Ok(_) => {}
-                Err(err) => tracing::warn!(%err, "liveness refresh failed"),
-            }
+            // Not awaited here: a slow Redis must not hold up the next slices' refreshes (nor
+            // pings and stall checks) until live members outlast their grace.
+            let store = self.inner.store.clone();
+            tokio::spawn(async move {
+                match store.touch_members(&live).await {
+                    Ok(stale) if !stale.is_empty() => close_stale(&conns, stale),
+                    Ok(_) => {}
+                    Err(err) => tracing::warn!(%err, "liveness refresh failed"),
+                }
+            });
         }
     }
 
