@@ -24,6 +24,16 @@ impl ApiError {
         ApiError::new(ErrorCode::InvalidRequest, detail)
     }
 
+    /// A query string that does not parse (the app's and the WebSocket upgrade's).
+    pub fn invalid_query(err: impl fmt::Display) -> ApiError {
+        ApiError::invalid(format!("Invalid query string: {err}"))
+    }
+
+    /// Secrets never travel in URLs.
+    pub fn password_in_url() -> ApiError {
+        ApiError::new(ErrorCode::PasswordInUrl, "Never put a password in a URL")
+    }
+
     pub fn room_not_found() -> ApiError {
         ApiError::new(ErrorCode::RoomNotFound, "Room not found")
     }

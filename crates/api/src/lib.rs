@@ -32,7 +32,6 @@ use futures_util::FutureExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
-use protocol::ErrorCode;
 use realtime::metrics::Metrics;
 use realtime::{Hub, HubConfig};
 use std::net::SocketAddr;
@@ -147,13 +146,14 @@ impl Application {
                 .configure(routes)
                 .into_app()
                 .app_data(state.clone())
-                .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                    ApiError::invalid(format!("Invalid query string: {err}")).into()
-                }))
+                .app_data(
+                    web::QueryConfig::default()
+                        .error_handler(|err, _| ApiError::invalid_query(err).into()),
+                )
                 .default_service(web::to(ops::fallback))
                 .wrap_fn(|req, srv| {
                     if password_in(req.query_string()) {
-                        let err = password_in_url();
+                        let err = ApiError::password_in_url();
                         return futures_util::future::ready(Err(err.into())).boxed_local();
                     }
                     srv.call(req).boxed_local()
@@ -289,10 +289,6 @@ fn password_in(query: &str) -> bool {
     query
         .split('&')
         .any(|p| p.split('=').next() == Some("password"))
-}
-
-fn password_in_url() -> ApiError {
-    ApiError::new(ErrorCode::PasswordInUrl, "Never put a password in a URL")
 }
 
 static REQUEST_ID: actix_web::http::header::HeaderName =

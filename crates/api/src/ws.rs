@@ -147,10 +147,10 @@ fn admit(state: &AppState, req: &Request) -> Result<Admission, Box<HttpResponse>
 fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, ApiError> {
     let query = req.uri().query().unwrap_or("");
     if crate::password_in(query) {
-        return Err(crate::password_in_url());
+        return Err(ApiError::password_in_url());
     }
     let query = web::Query::<HashMap<String, String>>::from_query(query)
-        .map_err(|err| ApiError::invalid(format!("Invalid query string: {err}")))?;
+        .map_err(ApiError::invalid_query)?;
     if let Some(origin) = req.headers().get(header::ORIGIN) {
         let allowed = origin
             .to_str()

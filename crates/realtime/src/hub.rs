@@ -597,8 +597,9 @@ impl Hub {
     /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
     /// member is gone or replaced), and pings their sockets once per ping interval (closing
     /// those that sent nothing for two). Refreshes run as tasks of their own, so a slow store
-    /// never delays the ticker. Only the slice's connections are visited, so thousands of idle rooms cost a steady trickle of work instead of bursts that
-    /// would delay every busy room behind them.
+    /// never delays the ticker. Only the slice's connections are visited, so thousands of idle
+    /// rooms cost a steady trickle of work instead of bursts that would delay every busy room
+    /// behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
         let ticks =

@@ -7,8 +7,8 @@
 //!   the rooms at a time.
 //! - [`session`]: one task per connection: join, welcome, then frames in and out. `api` spawns
 //!   it on [`Hub::runtime`], so the dispatcher reaches it without waking another thread.
-//! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` implements them on the
-//!   socket.
+//! - [`Transport`] and [`Inbound`]: what a connection is to this crate; `api` implements them
+//!   on the socket.
 //!
 //! Architecture invariant: independent of actix; never talks to Redis, only to `store`.
 
