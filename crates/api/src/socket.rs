@@ -1,21 +1,23 @@
 //! WebSocket framing on the raw socket, after the upgrade: [`Socket`] writes (the session's
-//! [`Transport`]) and [`Frames`] reads (its [`Inbound`] stream), with actix-http's frame codec.
+//! [`Transport`], and the fan-out's [`Direct`] handle) and [`Frames`] reads (its [`Inbound`]
+//! stream), with actix-http's frame codec.
 //!
 //! Neither holds a buffer while the connection is idle: bytes are read into a buffer made when
 //! the socket is readable and freed once every whole frame in it is decoded; a frame is encoded
 //! into the thread's scratch buffer and written at once, and only what the kernel does not take
-//! is kept, until written. Both share the socket (reads and writes through `&TcpStream`).
+//! is kept, until written. All share the socket (reads and writes through `&TcpStream`); writes
+//! hold its lock, so frames never interleave.
 
 use actix_codec::{Decoder, Encoder};
 use actix_http::ws::{CloseReason, Codec, Frame, Item, Message, ProtocolError};
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
 use futures_util::Stream;
-use realtime::{Gone, Inbound, Transport};
+use realtime::{Direct, Gone, Inbound, Sent, Transport};
 use std::cell::RefCell;
 use std::io::ErrorKind;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -36,84 +38,130 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 
 /// Both halves of one upgraded connection. `read_buf` holds what came after the request.
 pub fn split(io: TcpStream, read_buf: BytesMut, max_frame_bytes: usize) -> (Socket, Frames) {
-    let io = Arc::new(io);
     let codec = Codec::new().max_size(max_frame_bytes);
-    let socket = Socket {
-        io: io.clone(),
-        out: BytesMut::new(),
-        codec: codec.clone(),
-    };
-    let frames = Frames {
+    let writer = Arc::new(Writer {
         io,
+        out: Mutex::new(Out {
+            bytes: BytesMut::new(),
+            codec: codec.clone(),
+        }),
+    });
+    let frames = Frames {
+        writer: writer.clone(),
         buf: read_buf,
         codec,
         max: max_frame_bytes,
         fragments: None,
     };
-    (socket, frames)
+    (Socket { writer }, frames)
 }
 
-/// The writing half.
+/// The writing half: the session's [`Transport`].
 pub struct Socket {
-    io: Arc<TcpStream>,
+    writer: Arc<Writer>,
+}
+
+/// The socket, shared by both halves and the fan-out's [`Direct`] handle.
+struct Writer {
+    io: TcpStream,
+    out: Mutex<Out>,
+}
+
+struct Out {
     /// Encoded bytes the kernel has not taken yet. They survive a cancelled write, so a close
     /// that follows still lands on a frame boundary.
-    out: BytesMut,
+    bytes: BytesMut,
     codec: Codec,
 }
 
-impl Socket {
-    async fn write(&mut self, message: Message) -> Result<(), Gone> {
-        if !self.out.is_empty() {
-            self.codec
-                .encode(message, &mut self.out)
-                .map_err(|_| Gone)?;
-            return self.flush().await;
+impl Writer {
+    fn out(&self) -> MutexGuard<'_, Out> {
+        self.out
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Encodes `message` behind what is queued, or, with nothing queued, into the thread's
+    /// scratch buffer and writes it at once: only what the kernel does not take is kept.
+    fn put(&self, out: &mut Out, message: Message) -> Result<(), Gone> {
+        if !out.bytes.is_empty() {
+            return out.codec.encode(message, &mut out.bytes).map_err(|_| Gone);
         }
-        // Nothing queued: encode into the thread's scratch buffer and write at once; only what
-        // the kernel does not take moves to this socket's own buffer.
         SCRATCH.with_borrow_mut(|scratch| {
             scratch.clear();
             if scratch.capacity() > SCRATCH_KEEP {
                 *scratch = BytesMut::new();
             }
-            self.codec.encode(message, scratch).map_err(|_| Gone)?;
-            let written = match self.io.try_write(scratch) {
-                Ok(n) => n,
-                Err(err) if err.kind() == ErrorKind::WouldBlock => 0,
-                Err(_) => return Err(Gone),
-            };
-            self.out.extend_from_slice(&scratch[written..]);
+            out.codec.encode(message, scratch).map_err(|_| Gone)?;
+            let written = self.try_write(scratch)?;
+            out.bytes.extend_from_slice(&scratch[written..]);
             Ok(())
-        })?;
-        self.flush().await
+        })
+    }
+
+    fn try_write(&self, bytes: &[u8]) -> Result<usize, Gone> {
+        match self.io.try_write(bytes) {
+            Ok(n) => Ok(n),
+            Err(err) if err.kind() == ErrorKind::WouldBlock => Ok(0),
+            Err(_) => Err(Gone),
+        }
     }
 
     /// Writes what is queued, then frees the buffer.
-    async fn flush(&mut self) -> Result<(), Gone> {
-        while !self.out.is_empty() {
-            match self.io.try_write(&self.out) {
-                Ok(n) => self.out.advance(n),
-                Err(err) if err.kind() == ErrorKind::WouldBlock => {
-                    self.io.writable().await.map_err(|_| Gone)?;
+    async fn flush(&self) -> Result<(), Gone> {
+        loop {
+            {
+                let mut out = self.out();
+                if out.bytes.is_empty() {
+                    out.bytes = BytesMut::new();
+                    return Ok(());
                 }
-                Err(_) => return Err(Gone),
+                let written = self.try_write(&out.bytes)?;
+                out.bytes.advance(written);
+                if out.bytes.is_empty() {
+                    continue;
+                }
             }
+            self.io.writable().await.map_err(|_| Gone)?;
         }
-        self.out = BytesMut::new();
-        Ok(())
+    }
+}
+
+impl Direct for Writer {
+    fn try_send(&self, text: &ByteString) -> Result<Sent, Gone> {
+        let mut out = self.out();
+        if !out.bytes.is_empty() {
+            return Ok(Sent::No);
+        }
+        self.put(&mut out, Message::Text(text.clone()))?;
+        Ok(if out.bytes.is_empty() {
+            Sent::Whole
+        } else {
+            Sent::Partly
+        })
+    }
+}
+
+impl Socket {
+    async fn write(&mut self, message: Message) -> Result<(), Gone> {
+        {
+            let mut out = self.writer.out();
+            self.writer.put(&mut out, message)?;
+        }
+        self.writer.flush().await
     }
 
     /// Reads until the client's close frame, the end of the stream or an error.
     async fn await_close(&self) {
+        let io = &self.writer.io;
         let mut buf = BytesMut::new();
         let mut codec = Codec::new();
         loop {
-            if self.io.readable().await.is_err() {
+            if io.readable().await.is_err() {
                 return;
             }
             buf.reserve(READ_CHUNK);
-            match self.io.try_read_buf(&mut buf) {
+            match io.try_read_buf(&mut buf) {
                 Ok(0) => return,
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::WouldBlock => continue,
@@ -133,6 +181,14 @@ impl Socket {
 impl Transport for Socket {
     async fn send(&mut self, text: ByteString) -> Result<(), Gone> {
         self.write(Message::Text(text)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        self.writer.flush().await
+    }
+
+    fn direct(&self) -> Arc<dyn Direct> {
+        self.writer.clone()
     }
 
     async fn ping(&mut self) -> Result<(), Gone> {
@@ -156,7 +212,7 @@ impl Transport for Socket {
 
 /// The reading half: the client's frames, fragmented messages put together.
 pub struct Frames {
-    io: Arc<TcpStream>,
+    writer: Arc<Writer>,
     buf: BytesMut,
     codec: Codec,
     max: usize,
@@ -226,11 +282,12 @@ impl Stream for Frames {
                 Err(ProtocolError::Overflow) => return Poll::Ready(Some(Inbound::TooLarge)),
                 Err(_) => return Poll::Ready(Some(Inbound::Broken)),
             }
-            if ready!(this.io.poll_read_ready(cx)).is_err() {
+            let io = &this.writer.io;
+            if ready!(io.poll_read_ready(cx)).is_err() {
                 return Poll::Ready(Some(Inbound::Broken));
             }
             this.buf.reserve(READ_CHUNK);
-            match this.io.try_read_buf(&mut this.buf) {
+            match io.try_read_buf(&mut this.buf) {
                 Ok(0) => return Poll::Ready(None),
                 Ok(_) => {}
                 Err(err) if err.kind() == ErrorKind::WouldBlock => {}
@@ -332,13 +389,51 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn direct_writes_keep_frames_whole_and_in_order_when_the_kernel_is_full() {
+        let (mut client, mut socket, _frames) = connection(64).await;
+        let direct = socket.direct();
+        let text = |i: usize| ByteString::from(format!("{i:06}{}", "x".repeat(1000)));
+        // The client does not read: the kernel's buffers fill, and one frame is taken in part.
+        let mut sent = 0;
+        loop {
+            match direct.try_send(&text(sent)).expect("socket") {
+                Sent::Whole => sent += 1,
+                Sent::Partly => break sent += 1,
+                Sent::No => panic!("nothing was waiting"),
+            }
+        }
+        // Its rest waits: nothing more is taken directly, and the session's own frame queues.
+        assert_eq!(direct.try_send(&text(sent)).expect("socket"), Sent::No);
+        let session = tokio::spawn(async move {
+            socket.flush().await.expect("flush");
+            socket.send(text(sent)).await.expect("send");
+            socket
+        });
+        let mut codec = Codec::new().client_mode();
+        let mut buf = BytesMut::new();
+        let mut got = 0;
+        while got <= sent {
+            if let Some(frame) = codec.decode(&mut buf).expect("decode") {
+                assert!(matches!(&frame, Frame::Text(t) if **t == *text(got).as_bytes()));
+                got += 1;
+                continue;
+            }
+            assert!(client.read_buf(&mut buf).await.expect("read") > 0);
+        }
+        let socket = session.await.expect("join");
+        // Everything written, nothing is kept, and direct writes go out again.
+        assert_eq!(socket.writer.out().bytes.capacity(), 0);
+        assert_eq!(direct.try_send(&text(0)).expect("socket"), Sent::Whole);
+    }
+
+    #[tokio::test]
     async fn frames_go_out_whole_and_a_close_waits_for_the_clients_answer() {
         let (mut client, mut socket, frames) = connection(64).await;
         // As in a session: its frames are dropped before it closes.
         drop(frames);
         socket.send("hello".into()).await.expect("send");
         // Written, the writing half holds no buffer either.
-        assert_eq!(socket.out.capacity(), 0);
+        assert_eq!(socket.writer.out().bytes.capacity(), 0);
         let closing = tokio::spawn(socket.close(4004, "room not found"));
         let mut codec = Codec::new().client_mode();
         let mut buf = BytesMut::new();

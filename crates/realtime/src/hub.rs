@@ -1,6 +1,7 @@
 //! The hub: local connections by room, the bus dispatcher and the batched tickers.
 
 use crate::metrics::Metrics;
+use crate::{Direct, Gone, Sent};
 use bytestring::ByteString;
 use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, Millis, close, now_ms};
@@ -93,6 +94,18 @@ pub(crate) struct Conn {
     pub(crate) queued_bytes: AtomicUsize,
     /// When the write in progress started (0: none), to spot a client that stopped reading.
     pub(crate) writing_since: AtomicU64,
+    fast: Mutex<Fast>,
+}
+
+/// The fan-out writes a message to the socket itself, without waking the session's task,
+/// while the session is in its loop (`direct` is set) and has finished every event it was
+/// handed (`pending` is 0): the order of frames is then the order of the room's messages.
+pub(crate) struct Fast {
+    direct: Option<Arc<dyn Direct>>,
+    /// Events in the queue, or taken from it and not yet handled.
+    pending: usize,
+    /// The last message id this client has.
+    pub(crate) last_id: u64,
 }
 
 impl Conn {
@@ -106,7 +119,34 @@ impl Conn {
             last_seen: AtomicU64::new(now_ms()),
             queued_bytes: AtomicUsize::new(0),
             writing_since: AtomicU64::new(0),
+            fast: Mutex::new(Fast {
+                direct: None,
+                pending: 0,
+                last_id: 0,
+            }),
         }
+    }
+
+    pub(crate) fn fast(&self) -> MutexGuard<'_, Fast> {
+        self.fast.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The session enters its loop, its client having every message up to `last_id`.
+    pub(crate) fn start_direct(&self, direct: Arc<dyn Direct>, last_id: u64) {
+        let mut fast = self.fast();
+        fast.direct = Some(direct);
+        fast.last_id = last_id;
+    }
+
+    /// The session leaves its loop: from now on only it writes (its close frame comes last).
+    pub(crate) fn stop_direct(&self) {
+        self.fast().direct = None;
+    }
+
+    /// The session has handled one event from its queue.
+    pub(crate) fn handled(&self) {
+        let mut fast = self.fast();
+        fast.pending = fast.pending.saturating_sub(1);
     }
 
     /// Asks the connection's task to close with `code` (the first request wins).
@@ -150,6 +190,8 @@ pub(crate) enum Event {
         session: u64,
     },
     Ping,
+    /// The fan-out wrote part of a message: the session writes the rest.
+    Flush,
 }
 
 impl Event {
@@ -160,7 +202,7 @@ impl Event {
             | Event::Presence { json, .. }
             | Event::Typing { json, .. }
             | Event::Closed { json, .. } => json.len(),
-            Event::Replaced { .. } | Event::Ping => 0,
+            Event::Replaced { .. } | Event::Ping | Event::Flush => 0,
         }
     }
 }
@@ -343,14 +385,45 @@ impl Hub {
     }
 
     fn deliver(&self, conn: &Conn, event: Arc<Event>) {
+        let mut fast = conn.fast();
+        let mut event = event;
+        if let (Event::Message { id, json }, 0, Some(direct)) =
+            (&*event, fast.pending, &fast.direct)
+        {
+            if *id <= fast.last_id {
+                return;
+            }
+            if *id != fast.last_id + 1 {
+                return conn.close(close::FELL_BEHIND);
+            }
+            match direct.try_send(json) {
+                Ok(Sent::Whole) => {
+                    fast.last_id = *id;
+                    self.inner.metrics.deliveries.inc();
+                    return;
+                }
+                Ok(Sent::Partly) => {
+                    fast.last_id = *id;
+                    self.inner.metrics.deliveries.inc();
+                    event = Arc::new(Event::Flush);
+                }
+                // Bytes of the session's own wait to be written (or the socket is gone, which
+                // the session finds out): the queue keeps the order.
+                Ok(Sent::No) | Err(Gone) => {}
+            }
+        }
         let size = event.size();
         if conn.queued_bytes.load(Ordering::Acquire) + size > self.inner.config.queue_bytes {
             return self.drop_slow(conn);
         }
+        let flush = matches!(*event, Event::Flush);
         match conn.tx.try_send(event) {
             Ok(()) => {
+                fast.pending += 1;
                 conn.queued_bytes.fetch_add(size, Ordering::AcqRel);
-                self.inner.metrics.deliveries.inc();
+                if !flush {
+                    self.inner.metrics.deliveries.inc();
+                }
             }
             Err(mpsc::error::TrySendError::Full(_)) => self.drop_slow(conn),
             Err(mpsc::error::TrySendError::Closed(_)) => {}

@@ -4,7 +4,9 @@
 //! The connection joins its room's fan-out before it reads history, and drops queued messages
 //! it already sent (`id <= last_id`), so it sees every message exactly once and in order. A
 //! message id that skips ahead means something was lost: the connection closes with 4008 and the
-//! client resumes, never a silent gap.
+//! client resumes, never a silent gap. Once the session is in its loop, the fan-out writes
+//! messages to the socket itself while nothing is queued (`Conn::fast`); the session writes
+//! everything else.
 
 use crate::hub::{Conn, Event, Hub};
 use crate::{Gone, Inbound, Transport};
@@ -92,6 +94,7 @@ impl Hub {
                 };
                 let _ = conn.live.set(live.clone());
                 self.metrics().members.inc();
+                conn.start_direct(transport.direct(), last_id);
                 let mut s = Session {
                     hub: self.clone(),
                     can_destroy: joined.member.role == Role::Owner
@@ -99,12 +102,12 @@ impl Hub {
                     live,
                     conn: conn.clone(),
                     transport,
-                    last_id,
                     strikes: Vec::new(),
                     typed_at: None,
                     member: joined.member,
                 };
                 let exit = s.run(rx, inbound).await;
+                conn.stop_direct();
                 self.unregister(&room_id, session);
                 if let Err(err) = Box::pin(self.store().disconnect_member(&s.live)).await {
                     tracing::warn!(%err, "could not start a member's grace");
@@ -229,8 +232,6 @@ struct Session<T> {
     live: Live,
     conn: Arc<Conn>,
     transport: T,
-    /// The last message id this client has.
-    last_id: u64,
     can_destroy: bool,
     /// When recent messages were refused by the rate limit.
     strikes: Vec<Instant>,
@@ -245,11 +246,13 @@ impl<T: Transport> Session<T> {
         loop {
             let step = tokio::select! {
                 biased;
-                _ = self.conn.wake.notified() => Err(self.requested_close()),
+                _ = self.conn.wake.notified() => Err(requested_close(&self.conn)),
                 event = rx.recv() => match event {
                     Some(event) => {
                         self.conn.queued_bytes.fetch_sub(event.size(), Ordering::AcqRel);
-                        self.on_event(&event).await
+                        let handled = self.on_event(&event).await;
+                        self.conn.handled();
+                        handled
                     }
                     None => Err(Exit::Gone),
                 },
@@ -264,45 +267,28 @@ impl<T: Transport> Session<T> {
         }
     }
 
-    fn requested_close(&self) -> Exit {
-        let code = self.conn.close_code();
-        let reason = match code {
-            close::FELL_BEHIND => "fell behind, resume",
-            close::GOING_AWAY => "server shutting down",
-            close::SERVER_ERROR => "ping timeout",
-            close::NOT_FOUND => "room not found",
-            close::UNAUTHORIZED => "no longer a member of the room",
-            close::REPLACED => "replaced by a newer connection",
-            _ => "closed",
-        };
-        Exit::Close(code, reason)
-    }
-
     /// Writes a frame, unless a close request comes first (the client may not be reading).
     async fn write(&mut self, json: bytestring::ByteString) -> Result<(), Exit> {
-        self.conn.writing_since.store(now_ms(), Ordering::Release);
-        let result = tokio::select! {
-            biased;
-            _ = self.conn.wake.notified() => Err(self.requested_close()),
-            sent = self.transport.send(json) => sent.map_err(Exit::from),
-        };
-        self.conn.writing_since.store(0, Ordering::Release);
-        result
+        guarded(&self.conn, self.transport.send(json)).await
     }
 
     async fn on_event(&mut self, event: &Event) -> Result<(), Exit> {
         let me = &*self.live.member_id;
         match event {
             Event::Message { id, json } => {
-                if *id <= self.last_id {
-                    return Ok(());
+                {
+                    let mut fast = self.conn.fast();
+                    if *id <= fast.last_id {
+                        return Ok(());
+                    }
+                    if *id != fast.last_id + 1 {
+                        return Err(Exit::Close(close::FELL_BEHIND, "missed messages, resume"));
+                    }
+                    fast.last_id = *id;
                 }
-                if *id != self.last_id + 1 {
-                    return Err(Exit::Close(close::FELL_BEHIND, "missed messages, resume"));
-                }
-                self.last_id = *id;
                 self.write(json.clone()).await
             }
+            Event::Flush => guarded(&self.conn, self.transport.flush()).await,
             Event::Presence {
                 member_id,
                 online,
@@ -471,6 +457,33 @@ impl<T: Transport> Session<T> {
             Err(_) => Ok(()),
         }
     }
+}
+
+/// Runs a write, unless a close request comes first (the client may not be reading); the
+/// stall check sees how long it takes.
+async fn guarded(conn: &Conn, write: impl Future<Output = Result<(), Gone>>) -> Result<(), Exit> {
+    conn.writing_since.store(now_ms(), Ordering::Release);
+    let result = tokio::select! {
+        biased;
+        _ = conn.wake.notified() => Err(requested_close(conn)),
+        sent = write => sent.map_err(Exit::from),
+    };
+    conn.writing_since.store(0, Ordering::Release);
+    result
+}
+
+fn requested_close(conn: &Conn) -> Exit {
+    let code = conn.close_code();
+    let reason = match code {
+        close::FELL_BEHIND => "fell behind, resume",
+        close::GOING_AWAY => "server shutting down",
+        close::SERVER_ERROR => "ping timeout",
+        close::NOT_FOUND => "room not found",
+        close::UNAUTHORIZED => "no longer a member of the room",
+        close::REPLACED => "replaced by a newer connection",
+        _ => "closed",
+    };
+    Exit::Close(code, reason)
 }
 
 async fn send_frame<T: Transport>(transport: &mut T, frame: &ServerFrame) -> Result<(), Exit> {
