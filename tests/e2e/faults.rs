@@ -483,6 +483,38 @@ async fn after_a_pubsub_cut_every_instance_subscribes_again() {
     assert_clean(&members.iter().collect::<Vec<_>>());
 }
 
+/// While no instance can subscribe, the owner closes the room over REST: its `room_closed` is
+/// lost, and the liveness refresh finds the room gone and closes every socket with 4004 (stay
+/// closed), not 4401 (which would send clients to join again).
+#[tokio::test]
+async fn a_room_closed_while_pubsub_was_down_closes_its_sockets_with_4004() {
+    let cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "3")]);
+    let room = cluster.app().open_room().await;
+    let (mut a, _) = cluster.instance(0).member(&room.id, "a").await;
+    let (mut c, _) = cluster.instance(1).member(&room.id, "c").await;
+    for ws in [&mut a, &mut c] {
+        ws.drain(Duration::from_millis(300)).await;
+    }
+    let redis = cluster.redis();
+    let deny = ["acl", "setuser", "default", "-subscribe", "-ssubscribe"];
+    assert_eq!(redis.cli(&deny).trim(), "OK");
+    let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
+    assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "{killed}");
+    let app = cluster.app();
+    let res = app
+        .http
+        .delete(app.url(&format!("/rooms/{}", room.id)))
+        .bearer_auth(&room.owner_token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 200);
+    for ws in [&mut a, &mut c] {
+        let (code, seen) = ws.closed().await;
+        assert_eq!(code, 4004, "{seen:?}");
+    }
+}
+
 /// While no instance can subscribe, b leaves over REST and e resumes on another instance: the
 /// bus events of both are lost. The liveness refresh finds b's socket gone (4401) and e's old
 /// one replaced (4000) while subscriptions are still refused; once they are back, every

@@ -207,8 +207,8 @@ impl Event {
     }
 }
 
-/// Closes connections whose member the liveness refresh found gone (4401: join again) or
-/// attached elsewhere (4000). The bus normally closes them first, with the event's own code;
+/// Closes connections whose member the liveness refresh found gone (4401: join again),
+/// attached elsewhere (4000) or whose room is gone (4004). The bus normally closes them first, with the event's own code;
 /// this catches those whose event was lost while the subscription was down. It waits
 /// `STALE_CLOSE_DELAY` so that an event racing the refresh still decides the code.
 fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
@@ -218,6 +218,7 @@ fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
             let code = match why {
                 Stale::Gone => close::UNAUTHORIZED,
                 Stale::Replaced => close::REPLACED,
+                Stale::RoomGone => close::NOT_FOUND,
             };
             Some((conns.get(i)?.clone(), code))
         })

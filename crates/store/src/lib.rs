@@ -195,6 +195,8 @@ pub enum Stale {
     Gone,
     /// Its member has a newer connection.
     Replaced,
+    /// Its room no longer exists (expired, closed or destroyed).
+    RoomGone,
 }
 
 /// A token bucket: `per_second` refill, `burst` capacity.

@@ -258,11 +258,11 @@ impl MemoryStore {
         let mut state = self.lock();
         let mut stale = Vec::new();
         for (i, l) in live.iter().enumerate() {
-            let member = state
-                .rooms
-                .get_mut(&*l.room_id)
-                .and_then(|room| room.members.get_mut(&*l.member_id));
-            match member {
+            let Some(room) = state.live_room_mut(&l.room_id) else {
+                stale.push((i, Stale::RoomGone));
+                continue;
+            };
+            match room.members.get_mut(&*l.member_id) {
                 None => stale.push((i, Stale::Gone)),
                 Some(m) if m.session != l.session => stale.push((i, Stale::Replaced)),
                 Some(m) => m.deadline = deadline,

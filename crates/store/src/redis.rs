@@ -488,16 +488,22 @@ impl RedisStore {
             args.push(l.member_id.to_string());
             args.push(l.session.to_string());
         }
-        let keys = keys_of(room_id, &["state", "alive"]);
+        let count = args.len() / 2;
+        let keys = keys_of(room_id, &["state", "alive", "meta"]);
         let reply = run_on(client, &self.scripts.touch, keys, args).await?;
         let mut reply = reply.into_array().into_iter();
         let refreshed = reply
             .next()
             .and_then(|v| v.as_u64())
             .ok_or_else(malformed)?;
+        let gone = reply.next().ok_or_else(malformed)?;
+        if gone.as_str().as_deref() == Some("room_gone") {
+            return Ok((false, (0..count).map(|j| (j, Stale::RoomGone)).collect()));
+        }
+        let replaced = reply.next().ok_or_else(malformed)?;
         let mut stale = Vec::new();
-        for why in [Stale::Gone, Stale::Replaced] {
-            for position in reply.next().ok_or_else(malformed)?.into_array() {
+        for (list, why) in [(gone, Stale::Gone), (replaced, Stale::Replaced)] {
+            for position in list.into_array() {
                 let j = position.as_usize().ok_or_else(malformed)?;
                 stale.push((j.checked_sub(1).ok_or_else(malformed)?, why));
             }

@@ -638,6 +638,14 @@ pub async fn destroy_deletes_everything_and_publishes_room_closed_once(
         refused(store.claim_membership(&room.id, by_ticket("t", 2).0).await),
         ErrorCode::RoomNotFound
     );
+    // A refresh of its members (whose `room_closed` an instance may have missed) says so.
+    assert_eq!(
+        store
+            .touch_members(&[live(&room.id, &bob.id, 1)])
+            .await
+            .expect("touch"),
+        [(0, Stale::RoomGone)]
+    );
 }
 
 pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
