@@ -500,15 +500,7 @@ async fn a_room_closed_while_pubsub_was_down_closes_its_sockets_with_4004() {
     assert_eq!(redis.cli(&deny).trim(), "OK");
     let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
     assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "{killed}");
-    let app = cluster.app();
-    let res = app
-        .http
-        .delete(app.url(&format!("/rooms/{}", room.id)))
-        .bearer_auth(&room.owner_token)
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(res.status(), 200);
+    cluster.app().close_room(&room).await;
     for ws in [&mut a, &mut c] {
         let (code, seen) = ws.closed().await;
         assert_eq!(code, 4004, "{seen:?}");

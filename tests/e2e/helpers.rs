@@ -137,6 +137,18 @@ impl TestApp {
         body["ticket"].as_str().expect("ticket").to_owned()
     }
 
+    /// `DELETE /rooms/{id}` with the owner's token; panics unless 200.
+    pub async fn close_room(&self, room: &Room) {
+        let res = self
+            .http
+            .delete(self.url(&format!("/rooms/{}", room.id)))
+            .bearer_auth(&room.owner_token)
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(res.status(), 200, "owner closes the room");
+    }
+
     pub async fn owner_ticket(&self, room: &Room) -> String {
         let res = self
             .http

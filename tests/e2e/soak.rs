@@ -222,14 +222,7 @@ async fn soak_randomized_faults_keep_every_invariant() {
 
     // Nothing of an ended room is left.
     for room in &rooms {
-        let res = via
-            .http
-            .delete(via.url(&format!("/rooms/{}", room.id)))
-            .bearer_auth(&room.owner_token)
-            .send()
-            .await
-            .expect("req");
-        assert_eq!(res.status(), 200);
+        via.close_room(room).await;
         let keys = cluster
             .redis()
             .cli(&["--scan", "--pattern", &format!("*{}*", room.id)]);
