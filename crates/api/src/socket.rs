@@ -39,7 +39,7 @@ const CLOSE_LINGER: Duration = Duration::from_secs(1);
 /// Both halves of one upgraded connection. `read_buf` holds what came after the request.
 pub fn split(io: TcpStream, read_buf: BytesMut, max_frame_bytes: usize) -> (Socket, Frames) {
     let codec = Codec::new().max_size(max_frame_bytes);
-    let writer = Arc::new(Writer {
+    let shared = Arc::new(Shared {
         io,
         out: Mutex::new(Out {
             bytes: BytesMut::new(),
@@ -47,22 +47,22 @@ pub fn split(io: TcpStream, read_buf: BytesMut, max_frame_bytes: usize) -> (Sock
         }),
     });
     let frames = Frames {
-        writer: writer.clone(),
+        shared: shared.clone(),
         buf: read_buf,
         codec,
         max: max_frame_bytes,
         fragments: None,
     };
-    (Socket { writer }, frames)
+    (Socket { shared }, frames)
 }
 
 /// The writing half: the session's [`Transport`].
 pub struct Socket {
-    writer: Arc<Writer>,
+    shared: Arc<Shared>,
 }
 
 /// The socket, shared by both halves and the fan-out's [`Direct`] handle.
-struct Writer {
+struct Shared {
     io: TcpStream,
     out: Mutex<Out>,
 }
@@ -74,7 +74,7 @@ struct Out {
     codec: Codec,
 }
 
-impl Writer {
+impl Shared {
     fn out(&self) -> MutexGuard<'_, Out> {
         self.out
             .lock()
@@ -127,7 +127,7 @@ impl Writer {
     }
 }
 
-impl Direct for Writer {
+impl Direct for Shared {
     fn try_send(&self, text: &ByteString) -> Result<Sent, Gone> {
         let mut out = self.out();
         if !out.bytes.is_empty() {
@@ -145,15 +145,15 @@ impl Direct for Writer {
 impl Socket {
     async fn write(&mut self, message: Message) -> Result<(), Gone> {
         {
-            let mut out = self.writer.out();
-            self.writer.put(&mut out, message)?;
+            let mut out = self.shared.out();
+            self.shared.put(&mut out, message)?;
         }
-        self.writer.flush().await
+        self.shared.flush().await
     }
 
     /// Reads until the client's close frame, the end of the stream or an error.
     async fn await_close(&self) {
-        let io = &self.writer.io;
+        let io = &self.shared.io;
         let mut buf = BytesMut::new();
         let mut codec = Codec::new();
         loop {
@@ -184,11 +184,11 @@ impl Transport for Socket {
     }
 
     async fn flush(&mut self) -> Result<(), Gone> {
-        self.writer.flush().await
+        self.shared.flush().await
     }
 
     fn direct(&self) -> Arc<dyn Direct> {
-        self.writer.clone()
+        self.shared.clone()
     }
 
     async fn ping(&mut self) -> Result<(), Gone> {
@@ -212,7 +212,7 @@ impl Transport for Socket {
 
 /// The reading half: the client's frames, fragmented messages put together.
 pub struct Frames {
-    writer: Arc<Writer>,
+    shared: Arc<Shared>,
     buf: BytesMut,
     codec: Codec,
     max: usize,
@@ -282,7 +282,7 @@ impl Stream for Frames {
                 Err(ProtocolError::Overflow) => return Poll::Ready(Some(Inbound::TooLarge)),
                 Err(_) => return Poll::Ready(Some(Inbound::Broken)),
             }
-            let io = &this.writer.io;
+            let io = &this.shared.io;
             if ready!(io.poll_read_ready(cx)).is_err() {
                 return Poll::Ready(Some(Inbound::Broken));
             }
@@ -422,7 +422,7 @@ mod tests {
         }
         let socket = session.await.expect("join");
         // Everything written, nothing is kept, and direct writes go out again.
-        assert_eq!(socket.writer.out().bytes.capacity(), 0);
+        assert_eq!(socket.shared.out().bytes.capacity(), 0);
         assert_eq!(direct.try_send(&text(0)).expect("socket"), Sent::Whole);
     }
 
@@ -433,7 +433,7 @@ mod tests {
         drop(frames);
         socket.send("hello".into()).await.expect("send");
         // Written, the writing half holds no buffer either.
-        assert_eq!(socket.writer.out().bytes.capacity(), 0);
+        assert_eq!(socket.shared.out().bytes.capacity(), 0);
         let closing = tokio::spawn(socket.close(4004, "room not found"));
         let mut codec = Codec::new().client_mode();
         let mut buf = BytesMut::new();

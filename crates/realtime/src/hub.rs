@@ -208,9 +208,10 @@ impl Event {
 }
 
 /// Closes connections whose member the liveness refresh found gone (4401: join again),
-/// attached elsewhere (4000) or whose room is gone (4004). The bus normally closes them first, with the event's own code;
-/// this catches those whose event was lost while the subscription was down. It waits
-/// `STALE_CLOSE_DELAY` so that an event racing the refresh still decides the code.
+/// attached elsewhere (4000) or whose room is gone (4004). The bus normally closes them first,
+/// with the event's own code; this catches those whose event was lost while the subscription
+/// was down. It waits `STALE_CLOSE_DELAY` so that an event racing the refresh still decides
+/// the code.
 fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
     let stale: Vec<(Arc<Conn>, u16)> = stale
         .into_iter()
@@ -385,18 +386,16 @@ impl Hub {
         }
     }
 
+    /// Writes the client's next message straight to its socket when it can (`Fast`); anything
+    /// else, a message it already has or one after a gap included, goes through the queue,
+    /// where the session applies its rules.
     fn deliver(&self, conn: &Conn, event: Arc<Event>) {
         let mut fast = conn.fast();
         let mut event = event;
         if let (Event::Message { id, json }, 0, Some(direct)) =
             (&*event, fast.pending, &fast.direct)
+            && *id == fast.last_id + 1
         {
-            if *id <= fast.last_id {
-                return;
-            }
-            if *id != fast.last_id + 1 {
-                return conn.close(close::FELL_BEHIND);
-            }
             match direct.try_send(json) {
                 Ok(Sent::Whole) => {
                     fast.last_id = *id;

@@ -484,11 +484,12 @@ impl RedisStore {
         members: impl IntoIterator<Item = &'a Live>,
     ) -> Result<(bool, Vec<(usize, Stale)>)> {
         let mut args = vec![deadline.to_string()];
+        let mut count = 0;
         for l in members {
             args.push(l.member_id.to_string());
             args.push(l.session.to_string());
+            count += 1;
         }
-        let count = args.len() / 2;
         let keys = keys_of(room_id, &["state", "alive", "meta"]);
         let reply = run_on(client, &self.scripts.touch, keys, args).await?;
         let mut reply = reply.into_array().into_iter();
