@@ -16,10 +16,10 @@ use crate::{
     Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
     Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
-use fred::clients::SubscriberClient;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
 };
+use fred::types::RespVersion;
 use fred::types::scripts::Script;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
@@ -118,13 +118,13 @@ impl Scripts {
 
 #[derive(Clone)]
 pub struct RedisStore {
+    /// Chat commands and the room subscriptions on one RESP3 connection (per primary): a
+    /// message's reply and this instance's copy of it leave Redis in one write.
     client: Client,
     /// A connection of its own for the batched background work (liveness refreshes, the
     /// deadline sweep), so that chat commands never queue behind a batch of thousands.
     background: Client,
-    /// A connection of its own for pub/sub (a subscribed connection cannot run scripts).
-    subscriber: SubscriberClient,
-    /// False from a pub/sub reconnect until every room is subscribed again.
+    /// False from a reconnect of `client` until every room is subscribed again.
     subscribed: Arc<AtomicBool>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
@@ -213,31 +213,27 @@ impl RedisStore {
                 c.max_command_attempts = 1;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2));
-        let client = builder.build().map_err(unavailable)?;
         let background = builder.build().map_err(unavailable)?;
-        // Only the subscriber needs deep event channels (their slots are allocated up front).
-        builder.with_performance_config(|p| p.broadcast_channel_capacity = PUBSUB_BUFFER);
-        let subscriber = builder.build_subscriber_client().map_err(unavailable)?;
+        // Only the subscribed client needs deep event channels (their slots are allocated up
+        // front), and RESP3, which lets a subscribed connection run commands too.
+        builder
+            .with_config(|c| c.version = RespVersion::RESP3)
+            .with_performance_config(|p| p.broadcast_channel_capacity = PUBSUB_BUFFER);
+        let client = builder.build().map_err(unavailable)?;
         client.init().await.map_err(unavailable)?;
         background.init().await.map_err(unavailable)?;
-        subscriber.init().await.map_err(unavailable)?;
         let scripts = Arc::new(Scripts::new());
         for script in scripts.all() {
             script.load(&client).await.map_err(unavailable)?;
         }
         let (tx, bus) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(true));
-        tokio::spawn(forward_events(subscriber.message_rx(), tx.clone()));
-        tokio::spawn(resync_on_reconnect(
-            subscriber.clone(),
-            subscribed.clone(),
-            tx,
-        ));
+        tokio::spawn(forward_events(client.message_rx(), tx.clone()));
+        tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
             RedisStore {
                 client,
                 background,
-                subscriber,
                 subscribed,
                 scripts,
                 config: Arc::new(config),
@@ -277,7 +273,7 @@ impl RedisStore {
 
     pub async fn ping(&self) -> Result<()> {
         self.client.ping::<Value>(None).await.map_err(unavailable)?;
-        if !self.subscriber.is_connected() || !self.subscribed.load(Ordering::Acquire) {
+        if !self.subscribed.load(Ordering::Acquire) {
             return Err(Error::Unavailable(
                 "the pub/sub subscriptions are down".into(),
             ));
@@ -744,7 +740,7 @@ impl RedisStore {
     }
 
     pub async fn subscribe(&self, room_id: &str) -> Result<()> {
-        self.subscriber
+        self.client
             .ssubscribe(channel(room_id))
             .await
             .map_err(unavailable)
@@ -757,7 +753,7 @@ impl RedisStore {
     }
 
     pub async fn unsubscribe(&self, room_id: &str) -> Result<()> {
-        self.subscriber
+        self.client
             .sunsubscribe(channel(room_id))
             .await
             .map_err(unavailable)
@@ -879,17 +875,17 @@ async fn forward_events(
     }
 }
 
-/// After the pub/sub connection comes back, events published meanwhile are lost: readiness
+/// After the subscribed connection comes back, events published meanwhile are lost: readiness
 /// fails and the hub resynchronizes (it subscribes every room it hosts again, repairs them from
 /// history, then calls `Store::subscriptions_restored`). The hub, not fred's own bookkeeping,
 /// decides what is subscribed: a command that timed out while disconnected may still be sent
 /// later, so only the hub's full pass after the reconnect is trusted.
 async fn resync_on_reconnect(
-    subscriber: SubscriberClient,
+    client: Client,
     subscribed: Arc<AtomicBool>,
     tx: mpsc::UnboundedSender<BusItem>,
 ) {
-    let mut reconnects = subscriber.reconnect_rx();
+    let mut reconnects = client.reconnect_rx();
     loop {
         match reconnects.recv().await {
             Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}

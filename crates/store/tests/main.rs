@@ -61,7 +61,7 @@ conformance!(
     the_bus_carries_only_subscribed_rooms_in_order,
 );
 
-/// What only Redis can show: the keys themselves.
+/// What only Redis can show: the keys and connections themselves.
 mod redis_keys {
     use crate::helpers::*;
     use protocol::CloseReason;
@@ -189,6 +189,38 @@ mod redis_keys {
         store.touch_members(&live).await.expect("touch");
         let stale = server.cli(&["zcount", &alive, "-inf", "1"]);
         assert_eq!(stale.trim(), "0", "every member was refreshed");
+    }
+
+    /// A message's reply and this instance's own copy of it leave Redis in one write: the
+    /// room's subscription lives on the RESP3 connection that runs the chat scripts, and the
+    /// store holds only one other connection (the background work's).
+    #[tokio::test]
+    async fn subscriptions_share_the_command_connection() {
+        let (store, mut bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        store.subscribe(&room.id).await.expect("subscribe");
+        let bob = join(&store, &room.id, "bob", 1).await;
+        delivered(&mut bus).await;
+        store
+            .append_message(&room.id, &bob, "hi".into(), None, RATE)
+            .await
+            .expect("append");
+        let events = published(&mut bus).await;
+        assert_eq!(events.len(), 1, "{events:?}");
+        assert_eq!(events[0]["text"], "hi");
+        let list = server.cli(&["client", "list"]);
+        let ours: Vec<&str> = list
+            .lines()
+            .filter(|line| !line.contains("cmd=client|list"))
+            .collect();
+        assert_eq!(ours.len(), 2, "{list}");
+        let subscribed: Vec<&&str> = ours.iter().filter(|l| l.contains(" ssub=1 ")).collect();
+        assert_eq!(subscribed.len(), 1, "{list}");
+        assert!(
+            subscribed[0].contains(" resp=3") && subscribed[0].contains(" cmd=evalsha "),
+            "the subscribed connection ran the append: {list}"
+        );
     }
 
     #[tokio::test]
