@@ -78,12 +78,13 @@ run() {
   "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
 }
 
-scenarios=${*:-"floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle"}
+scenarios=${*:-"floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
 for s in $scenarios; do
   # Every run but floor (no server) and idle (below) is on the target topology: two instances.
   case $s in
     floor) stop_topology ;;
     idle) stop_topology; topology 3 8 ;;
+    idle-100k) stop_topology; topology 6 16 ;;
     *) [ -n "$topology" ] || topology 2 4 ;;
   esac
   case $s in
@@ -112,6 +113,8 @@ for s in $scenarios; do
     # so not even root raises it): two instances hold at most ~2 x 19,900 sockets. 51,000 idle
     # WebSockets take three instances (17,000 each) and 8 nginx workers (~12,750 files each).
     idle) run idle idle $nginx --rooms 2550 --members 20 --duration 300 --procs 3 --sources 16 --ramp 500 ;;
+    # The stretch: 102,000 take six instances, 16 nginx workers and six client processes.
+    idle-100k) run idle-100k idle $nginx --rooms 5100 --members 20 --duration 300 --procs 6 --sources 16 --ramp 500 ;;
     join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
     churn) run churn churn $nginx --rooms 50 --members 20 --rate 10 --duration 20 --churn 3 --procs 2 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;

@@ -100,3 +100,29 @@ fn the_floor_scenario_writes_at_its_rate_and_measures_writer_and_reader() {
         assert!(p["cores"].as_f64() > Some(0.0), "{report}");
     }
 }
+
+/// Members that joined first keep answering pings while the rest join: with pings every second
+/// (a socket silent for two is closed), a ramp of several seconds loses no one.
+#[test]
+fn early_members_outlive_a_ramp_longer_than_the_ping_timeout() {
+    let cluster = Cluster::start(
+        2,
+        &[
+            ("EPHEMERA_PING_INTERVAL_SECONDS", "1"),
+            ("EPHEMERA_ROOM_CREATE_PER_MINUTE", "100000"),
+            ("EPHEMERA_MAX_CONNECTIONS_PER_IP", "100000"),
+            ("EPHEMERA_CONNECT_RATE_PER_SECOND", "100000"),
+        ],
+    );
+    // One join at a time in each of the two processes: several seconds.
+    let report = run(
+        &cluster,
+        &["idle", "--rooms", "200", "--members", "20", "--ramp", "1"],
+    );
+    assert!(
+        report["join_ms"].as_u64() > Some(3_000),
+        "the ramp must outlast two ping intervals to test anything: {report}"
+    );
+    assert_eq!(report["connected"], 4_000, "{report}");
+    assert_eq!(report["dropped"], 0, "{report}");
+}

@@ -8,6 +8,7 @@ mod run;
 
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -122,6 +123,7 @@ struct Report {
     connected: u64,
     refused: u64,
     dropped: u64,
+    dropped_by_code: BTreeMap<u16, u64>,
     reconnects: u64,
     sent: u64,
     rejected: u64,
@@ -283,6 +285,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         connected: total.connected,
         refused: total.refused,
         dropped: total.dropped,
+        dropped_by_code: total.dropped_by_code,
         reconnects: total.reconnects,
         sent: total.sent,
         rejected: total.rejected,
@@ -325,6 +328,7 @@ async fn floor_report(args: &Args) -> Result<(), String> {
         connected: args.members as u64,
         refused: 0,
         dropped: 0,
+        dropped_by_code: BTreeMap::new(),
         reconnects: 0,
         sent: written,
         rejected: 0,

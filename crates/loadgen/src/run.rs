@@ -7,6 +7,7 @@ use futures_util::stream::SplitStream;
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +23,8 @@ pub struct Tally {
     pub refused: u64,
     /// Connections that ended before the scenario did.
     pub dropped: u64,
+    /// Those by the close code the server sent (1006: none, the connection just ended).
+    pub dropped_by_code: BTreeMap<u16, u64>,
     /// Resumes done on purpose (`churn`).
     pub reconnects: u64,
     pub sent: u64,
@@ -44,11 +47,19 @@ pub struct Tally {
 }
 
 impl Tally {
+    fn drop_with(&mut self, code: u16) {
+        self.dropped += 1;
+        *self.dropped_by_code.entry(code).or_default() += 1;
+    }
+
     /// Adds `other`'s counts to these (join time: the slowest).
     pub fn add(&mut self, other: &Tally) {
         self.connected += other.connected;
         self.refused += other.refused;
         self.dropped += other.dropped;
+        for (code, n) in &other.dropped_by_code {
+            *self.dropped_by_code.entry(*code).or_default() += n;
+        }
         self.reconnects += other.reconnects;
         self.sent += other.sent;
         self.rejected += other.rejected;
@@ -190,6 +201,20 @@ impl Checks {
     }
 }
 
+/// RFC 6455's code for a connection that ended without a close frame.
+const CLOSED_ABNORMALLY: u16 = 1006;
+
+/// The close code if this read ended the connection.
+fn ended(frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) -> Option<u16> {
+    match frame {
+        Some(Ok(Message::Close(close))) => {
+            Some(close.map_or(CLOSED_ABNORMALLY, |c| u16::from(c.code)))
+        }
+        Some(Ok(_)) => None,
+        _ => Some(CLOSED_ABNORMALLY),
+    }
+}
+
 /// Reads frames up to the `welcome`; returns it.
 async fn welcome(rx: &mut SplitStream<Socket>) -> Option<serde_json::Value> {
     loop {
@@ -234,8 +259,21 @@ async fn member_task(
     shared.tally.lock().expect("tally").connected += 1;
     drop(joined);
 
-    let Ok(start) = start_at.wait_for(|at| *at != 0).await.map(|at| *at) else {
-        return;
+    // Keep reading until every member has joined: the server pings, tungstenite answers as it
+    // reads, and a socket silent for two ping intervals is closed (a long ramp outlasts them).
+    // No message can come before the start: no one sends until then.
+    let start = loop {
+        tokio::select! {
+            biased;
+            at = start_at.wait_for(|at| *at != 0) => match at {
+                Ok(at) => break *at,
+                Err(_) => return,
+            },
+            frame = rx.next() => if let Some(code) = ended(frame) {
+                shared.tally.lock().expect("tally").drop_with(code);
+                return;
+            },
+        }
     };
     let window = (
         start + plan.warmup_us,
@@ -288,7 +326,7 @@ async fn member_task(
     let reconnect = tokio::time::sleep(Duration::from_micros(first_churn.saturating_sub(now_us())));
     let deadline = tokio::time::sleep(Duration::from_micros(end.saturating_sub(now_us())));
     tokio::pin!(deadline, reconnect);
-    let mut ended_early = false;
+    let mut ended_early = None;
     loop {
         tokio::select! {
             _ = &mut deadline => break,
@@ -307,7 +345,7 @@ async fn member_task(
                     Err(_) => None,
                 };
                 let Some((tx, fresh, hello)) = resumed else {
-                    ended_early = true;
+                    ended_early = Some(CLOSED_ABNORMALLY);
                     break;
                 };
                 for missed in hello["history"].as_array().into_iter().flatten() {
@@ -326,13 +364,17 @@ async fn member_task(
                     Some((id, sent_us)) => checks.delivered(&shared, id, sent_us),
                     None => checks.tally.rejected += u64::from(text.contains("\"type\":\"error\"")),
                 },
-                Some(Ok(_)) => {}
-                _ => { ended_early = true; break; }
+                other => if let Some(code) = ended(other) {
+                    ended_early = Some(code);
+                    break;
+                },
             }
         }
     }
     flush(&shared, &mut checks.samples);
-    checks.tally.dropped = u64::from(ended_early);
+    if let Some(code) = ended_early {
+        checks.tally.drop_with(code);
+    }
     shared.tally.lock().expect("tally").add(&checks.tally);
     if let Some(sender) = sender
         && let Ok(mut tx) = sender.await

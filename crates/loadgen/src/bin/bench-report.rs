@@ -143,8 +143,9 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
     md += "- Topology: one `redis-server` (no persistence), two release `ephemera` instances \
            and nginx with the shipped `nginx.conf` (or, for `direct` runs, clients spread over \
            the instances), all on loopback, sharing the machine with the load generator. \
-           Two exceptions: `idle` runs on three instances (no process here may hold more than \
-           20,000 files, so two cannot hold 50,000 sockets), and `floor` on no server at all. \
+           The exceptions: `idle` runs on three instances and `idle-100k` on six (no process \
+           here may hold more than 20,000 files, so two cannot hold 50,000 sockets), and \
+           `floor` on no server at all. \
            Peak RSS is each process's peak so far: the servers live through every run of their \
            topology.\n\n";
     md += "## Runs\n\n| run | rooms x members (active) | offered/s | delivered/s | p50 ms | p99 ms | \
