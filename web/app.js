@@ -370,7 +370,7 @@ function frame(f) {
       rate_limited: "You are sending too fast. Slow down.",
       message_too_long: "That message is too long.",
       empty_message: "That message is empty.",
-      unavailable: "The server is busy. Your message was not sent; try again.",
+      unavailable: "The server is busy: your message may not have been sent. If it does not appear, send it again.",
       forbidden: "You are not allowed to do that.",
     }[f.code];
     if (text) notice(text);
