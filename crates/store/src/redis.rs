@@ -21,6 +21,7 @@ use fred::prelude::{
 };
 use fred::types::RespVersion;
 use fred::types::scripts::Script;
+use futures_util::future::try_join_all;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
@@ -438,23 +439,28 @@ impl RedisStore {
         for (i, l) in live.iter().enumerate() {
             by_room.entry(&l.room_id).or_default().push(i);
         }
-        // One room at a time: sent together, the scripts would run back to back in Redis and
-        // every chat message arriving meanwhile would wait behind all of them. The first
-        // failure ends the batch (Redis is then failing for every room alike).
-        let mut stale = Vec::new();
-        for (room_id, indices) in by_room {
-            for batch in indices.chunks(TOUCH_BATCH) {
-                let members = batch.iter().map(|&i| &live[i]);
-                let (_, found) = self
-                    .touch(&self.background, room_id, deadline, members)
-                    .await?;
-                stale.extend(
-                    found
-                        .into_iter()
-                        .filter_map(|(j, why)| Some((*batch.get(j)?, why))),
-                );
-            }
-        }
+        // Every room's script at once: they share one write and one read on the background
+        // connection, and Redis runs them back to back. The first failure fails the batch
+        // (Redis is then failing for every room alike).
+        let batches = by_room.iter().flat_map(|(room_id, indices)| {
+            indices
+                .chunks(TOUCH_BATCH)
+                .map(move |batch| (*room_id, batch))
+        });
+        let found = try_join_all(batches.map(|(room_id, batch)| async move {
+            let members = batch.iter().map(|&i| &live[i]);
+            let (_, found) = self
+                .touch(&self.background, room_id, deadline, members)
+                .await?;
+            Ok::<_, Error>(
+                found
+                    .into_iter()
+                    .filter_map(|(j, why)| Some((*batch.get(j)?, why)))
+                    .collect::<Vec<_>>(),
+            )
+        }))
+        .await?;
+        let mut stale: Vec<_> = found.into_iter().flatten().collect();
         stale.sort_unstable_by_key(|&(i, _)| i);
         Ok(stale)
     }

@@ -487,6 +487,39 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     );
 }
 
+/// One refresh covers several rooms (its scripts run together): each stale member is reported
+/// at its own position, whichever room it is in.
+pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
+    (store, _): (Store, Bus),
+) {
+    let (a, _) = room(10, 60_000);
+    let (b, _) = room(10, 60_000);
+    let (gone, _) = room(10, 60_000);
+    for r in [&a, &b, &gone] {
+        store.create_room(r.clone()).await.expect("create");
+    }
+    let bob = join(&store, &a.id, "bob", 1).await;
+    let carol = join(&store, &b.id, "carol", 2).await;
+    let dave = join(&store, &b.id, "dave", 3).await;
+    let erin = join(&store, &gone.id, "erin", 4).await;
+    store
+        .destroy_room(&gone.id, CloseReason::Closed)
+        .await
+        .expect("destroy");
+    let batch = [
+        live(&b.id, &carol.id, 2),
+        live(&a.id, &bob.id, 7),
+        live(&gone.id, &erin.id, 4),
+        live(&b.id, &ghost().id, 5),
+        live(&a.id, &bob.id, 1),
+        live(&b.id, &dave.id, 3),
+    ];
+    assert_eq!(
+        store.touch_members(&batch).await.expect("touch"),
+        [(1, Stale::Replaced), (2, Stale::RoomGone), (3, Stale::Gone)]
+    );
+}
+
 pub async fn a_disconnect_from_a_replaced_session_changes_nothing((store, mut bus): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");

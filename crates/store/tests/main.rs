@@ -50,6 +50,7 @@ conformance!(
     history_says_when_it_no_longer_covers_a_gap,
     messages_are_rate_limited_per_member,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
+    one_refresh_spans_rooms_and_reports_each_stale_member_in_place,
     a_disconnect_from_a_replaced_session_changes_nothing,
     the_owner_going_offline_destroys_a_room_that_says_so,
     rooms_expire_at_their_deadline,
