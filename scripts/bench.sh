@@ -80,7 +80,8 @@ run() {
 
 scenarios=${*:-"floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
 for s in $scenarios; do
-  # Every run but floor (no server) and idle (below) is on the target topology: two instances.
+  # Every run but floor (no server) and the idle ones (below) is on the target topology: two
+  # instances.
   case $s in
     floor) stop_topology ;;
     idle) stop_topology; topology 3 8 ;;
