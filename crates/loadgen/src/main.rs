@@ -284,7 +284,7 @@ async fn main_async(args: Args) -> Result<(), String> {
         }),
         connected: total.connected,
         refused: total.refused,
-        dropped: total.dropped,
+        dropped: total.dropped(),
         dropped_by_code: total.dropped_by_code,
         reconnects: total.reconnects,
         sent: total.sent,

@@ -21,9 +21,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 pub struct Tally {
     pub connected: u64,
     pub refused: u64,
-    /// Connections that ended before the scenario did.
-    pub dropped: u64,
-    /// Those by the close code the server sent (1006: none, the connection just ended).
+    /// Connections that ended before the scenario did, by the close code the server sent
+    /// (1006: none, the connection just ended).
     pub dropped_by_code: BTreeMap<u16, u64>,
     /// Resumes done on purpose (`churn`).
     pub reconnects: u64,
@@ -48,15 +47,17 @@ pub struct Tally {
 
 impl Tally {
     fn drop_with(&mut self, code: u16) {
-        self.dropped += 1;
         *self.dropped_by_code.entry(code).or_default() += 1;
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.dropped_by_code.values().sum()
     }
 
     /// Adds `other`'s counts to these (join time: the slowest).
     pub fn add(&mut self, other: &Tally) {
         self.connected += other.connected;
         self.refused += other.refused;
-        self.dropped += other.dropped;
         for (code, n) in &other.dropped_by_code {
             *self.dropped_by_code.entry(*code).or_default() += n;
         }

@@ -447,7 +447,7 @@ impl RedisStore {
                 .chunks(TOUCH_BATCH)
                 .map(move |batch| (*room_id, batch))
         });
-        let found = try_join_all(batches.map(|(room_id, batch)| async move {
+        let per_batch = try_join_all(batches.map(|(room_id, batch)| async move {
             let members = batch.iter().map(|&i| &live[i]);
             let (_, found) = self
                 .touch(&self.background, room_id, deadline, members)
@@ -460,7 +460,7 @@ impl RedisStore {
             )
         }))
         .await?;
-        let mut stale: Vec<_> = found.into_iter().flatten().collect();
+        let mut stale: Vec<_> = per_batch.into_iter().flatten().collect();
         stale.sort_unstable_by_key(|&(i, _)| i);
         Ok(stale)
     }
