@@ -6,6 +6,7 @@ use bytestring::ByteString;
 use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, Millis, close, now_ms};
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -55,7 +56,9 @@ pub(crate) struct Inner {
     /// The runtime the hub's tasks run on.
     runtime: tokio::runtime::Handle,
     /// Rooms with at least one local connection (or waiting out their unsubscribe delay).
-    rooms: Mutex<HashMap<Arc<str>, LocalRoom>>,
+    rooms: Mutex<Rooms>,
+    /// How many liveness ticks apart the ticker's checks of one room come.
+    cycles: Cycles,
     /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
     /// subscription of the same room.
     subscriptions: tokio::sync::Mutex<()>,
@@ -75,8 +78,105 @@ struct LocalRoom {
     online: Option<HashMap<String, Member>>,
     /// Completed once the store delivers this room's events to us.
     subscribed: Arc<OnceCell<()>>,
-    /// Which tick of the liveness ticker's cycles handles this room (random: spreads the work).
+    /// Which ticks of the liveness ticker's cycles handle this room (from a hash of its id:
+    /// spreads the work, and names the room's slice).
     slot: u64,
+}
+
+/// The hosted rooms in `Cycles::slices` slices by their `slot`, so that each liveness tick
+/// visits only the slice that is due, not every room.
+struct Rooms {
+    slices: Vec<HashMap<Arc<str>, LocalRoom>>,
+    hasher: RandomState,
+}
+
+impl Rooms {
+    fn new(slices: u64) -> Rooms {
+        Rooms {
+            slices: (0..slices).map(|_| HashMap::new()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    fn slot(&self, room_id: &str) -> u64 {
+        self.hasher.hash_one(room_id) >> 32
+    }
+
+    fn slice_mut(&mut self, room_id: &str) -> &mut HashMap<Arc<str>, LocalRoom> {
+        let i = self.index(room_id);
+        &mut self.slices[i]
+    }
+
+    fn index(&self, room_id: &str) -> usize {
+        (self.slot(room_id) % self.slices.len() as u64) as usize
+    }
+
+    fn get(&self, room_id: &str) -> Option<&LocalRoom> {
+        self.slices[self.index(room_id)].get(room_id)
+    }
+
+    fn get_mut(&mut self, room_id: &str) -> Option<&mut LocalRoom> {
+        self.slice_mut(room_id).get_mut(room_id)
+    }
+
+    /// The room, made by `host(slot)` if it is not hosted yet.
+    fn get_or_host(
+        &mut self,
+        room_id: &Arc<str>,
+        host: impl FnOnce(u64) -> LocalRoom,
+    ) -> &mut LocalRoom {
+        let slot = self.slot(room_id);
+        self.slice_mut(room_id)
+            .entry(room_id.clone())
+            .or_insert_with(|| host(slot))
+    }
+
+    fn remove(&mut self, room_id: &str) -> Option<LocalRoom> {
+        self.slice_mut(room_id).remove(room_id)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &LocalRoom)> {
+        self.slices.iter().flatten()
+    }
+
+    /// The rooms due at liveness tick `n`: those whose `(n + slot)` is a multiple of `slices`.
+    fn due(&self, n: u64) -> impl Iterator<Item = &LocalRoom> {
+        let count = self.slices.len() as u64;
+        let i = ((count - n % count) % count) as usize;
+        self.slices[i].values()
+    }
+}
+
+/// How many liveness ticks apart the checks of one room come: for a stalled write (a tenth of
+/// the stall timeout), a liveness refresh (a third of the presence grace) and a ping (the ping
+/// interval). Each is rounded down to a multiple of the shortest, `slices`, so every check of a
+/// tick falls on one slice of the rooms.
+#[derive(Debug, Clone, Copy)]
+struct Cycles {
+    slices: u64,
+    stall: u64,
+    touch: u64,
+    ping: u64,
+}
+
+impl Cycles {
+    fn of(config: &HubConfig) -> Cycles {
+        let ticks =
+            |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
+        let (stall, touch, ping) = (
+            ticks(config.stall_timeout / 10),
+            ticks(config.presence_grace / 3),
+            ticks(config.ping_interval),
+        );
+        let slices = stall.min(touch).min(ping);
+        let round = |period: u64| period / slices * slices;
+        Cycles {
+            slices,
+            stall: round(stall),
+            touch: round(touch),
+            ping: round(ping),
+        }
+    }
 }
 
 /// One local connection as the fan-out sees it.
@@ -235,13 +335,15 @@ fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
 impl Hub {
     /// Starts the dispatcher and the tickers on the current tokio runtime.
     pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
+        let cycles = Cycles::of(&config);
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
                 config,
                 metrics,
                 runtime: tokio::runtime::Handle::current(),
-                rooms: Mutex::new(HashMap::new()),
+                rooms: Mutex::new(Rooms::new(cycles.slices)),
+                cycles,
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
                 admissions: Mutex::new((0.0, std::time::Instant::now())),
@@ -300,7 +402,7 @@ impl Hub {
         admitted
     }
 
-    fn rooms(&self) -> MutexGuard<'_, HashMap<Arc<str>, LocalRoom>> {
+    fn rooms(&self) -> MutexGuard<'_, Rooms> {
         self.inner
             .rooms
             .lock()
@@ -311,14 +413,14 @@ impl Hub {
     pub(crate) async fn register(&self, room_id: &Arc<str>, conn: Arc<Conn>) -> store::Result<()> {
         let subscribed = {
             let mut rooms = self.rooms();
-            let room = rooms.entry(room_id.clone()).or_insert_with(|| {
+            let room = rooms.get_or_host(room_id, |slot| {
                 self.inner.metrics.rooms_hosted.inc();
                 LocalRoom {
                     conns: HashMap::new(),
                     last_id: None,
                     online: None,
                     subscribed: Arc::new(OnceCell::new()),
-                    slot: rand::random::<u32>().into(),
+                    slot,
                 }
             });
             room.conns.insert(conn.session, conn);
@@ -665,23 +767,17 @@ impl Hub {
     }
 
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
-    /// one slice of the rooms (by `LocalRoom::slot`): it drops their connections whose write has
+    /// one slice of the rooms (`Rooms::due`): it drops their connections whose write has
     /// been stuck for the stall timeout (checked once per tenth of it), refreshes their members'
     /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
     /// member is gone or replaced), and pings their sockets once per ping interval (closing
     /// those that sent nothing for two). Refreshes run as tasks of their own, so a slow store
-    /// never delays the ticker. Only the slice's connections are visited, so thousands of idle
+    /// never delays the ticker. Only the slice's rooms are visited, so thousands of idle
     /// rooms cost a steady trickle of work instead of bursts that would delay every busy room
     /// behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
-        let ticks =
-            |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
-        let (stall_every, touch_every, ping_every) = (
-            ticks(config.stall_timeout / 10),
-            ticks(config.presence_grace / 3),
-            ticks(config.ping_interval),
-        );
+        let every = self.inner.cycles;
         let ping = Arc::new(Event::Ping);
         let mut tick = interval(LIVENESS_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -691,14 +787,11 @@ impl Hub {
             let stalled_since = now.saturating_sub(config.stall_timeout.as_millis() as Millis);
             let silent_since = now.saturating_sub(2 * config.ping_interval.as_millis() as Millis);
             let (mut live, mut conns) = (Vec::new(), Vec::new());
-            for room in self.rooms().values() {
+            for room in self.rooms().due(n) {
                 let phase = n + room.slot;
-                let stall = phase % stall_every == 0;
-                let touch = phase % touch_every == 0;
-                let ping_now = phase % ping_every == 0;
-                if !(stall || touch || ping_now) {
-                    continue;
-                }
+                let stall = phase % every.stall == 0;
+                let touch = phase % every.touch == 0;
+                let ping_now = phase % every.ping == 0;
                 for conn in room.conns.values() {
                     if stall {
                         let since = conn.writing_since.load(Ordering::Acquire);
@@ -743,8 +836,8 @@ impl Hub {
         sleep(delay).await;
         let conns: Vec<Arc<Conn>> = self
             .rooms()
-            .values()
-            .flat_map(|r| r.conns.values().cloned())
+            .iter()
+            .flat_map(|(_, r)| r.conns.values().cloned())
             .collect();
         for batch in conns.chunks(256) {
             for conn in batch {
@@ -756,5 +849,66 @@ impl Hub {
         while self.connections() > 0 && tokio::time::Instant::now() < deadline {
             sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(stall: u64, grace: u64, ping: u64) -> HubConfig {
+        HubConfig {
+            max_message_chars: 1,
+            history_limit: 1,
+            rate: Rate {
+                per_second: 1,
+                burst: 1,
+            },
+            presence_grace: Duration::from_secs(grace),
+            ping_interval: Duration::from_secs(ping),
+            queue_bytes: 1,
+            stall_timeout: Duration::from_secs(stall),
+            max_connections: 1,
+            connect_rate: 1,
+            unsubscribe_delay: Duration::ZERO,
+            sweep_interval: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn every_period_is_a_multiple_of_the_slice_cycle_and_never_longer_than_configured() {
+        // The defaults: stall checks every 1 s, refreshes every 10/3 s, pings every 20 s.
+        let c = Cycles::of(&config(10, 10, 20));
+        assert_eq!((c.slices, c.stall, c.touch, c.ping), (50, 50, 150, 1000));
+        // A short grace sets the cycle; the others round down to its multiples.
+        let c = Cycles::of(&config(10, 1, 1));
+        assert_eq!((c.slices, c.stall, c.touch, c.ping), (16, 48, 16, 48));
+    }
+
+    #[test]
+    fn each_tick_visits_exactly_the_rooms_due_and_every_room_once_per_cycle() {
+        let mut rooms = Rooms::new(50);
+        let ids: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("room{i}"))).collect();
+        for id in &ids {
+            rooms.get_or_host(id, |slot| LocalRoom {
+                conns: HashMap::new(),
+                last_id: None,
+                online: None,
+                subscribed: Arc::new(OnceCell::new()),
+                slot,
+            });
+        }
+        let mut visited = HashSet::new();
+        for n in 1..=50 {
+            for room in rooms.due(n) {
+                assert_eq!((n + room.slot) % 50, 0);
+                assert!(visited.insert(std::ptr::from_ref(room)), "visited twice");
+            }
+        }
+        assert_eq!(visited.len(), 1000);
+        assert!(ids.iter().all(|id| rooms.get(id).is_some()));
+        assert_eq!(rooms.iter().count(), 1000);
+        assert!(rooms.remove("room7").is_some() && rooms.get("room7").is_none());
+        assert_eq!(rooms.iter().count(), 999);
     }
 }
