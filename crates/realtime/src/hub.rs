@@ -18,6 +18,9 @@ use tokio::time::{MissedTickBehavior, interval, sleep};
 /// pings and refreshes of idle rooms come in small bursts that busy rooms barely wait behind.
 const LIVENESS_TICK: Duration = Duration::from_millis(20);
 
+/// Most members one batch of `Hub::leaver` starts the grace of.
+const LEAVE_BATCH: usize = 4096;
+
 /// How long a connection found stale waits for the bus event that would close it (`close_stale`).
 const STALE_CLOSE_DELAY: Duration = Duration::from_secs(1);
 
@@ -62,6 +65,10 @@ pub(crate) struct Inner {
     /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
     /// subscription of the same room.
     subscriptions: tokio::sync::Mutex<()>,
+    /// Members whose connection closed, for `Hub::leaver`; and how many of them it has not
+    /// finished yet.
+    leaving: mpsc::UnboundedSender<Live>,
+    leaving_count: AtomicUsize,
     /// Set on shutdown: no new connections, readiness fails.
     draining: AtomicBool,
     /// Admission token bucket: (tokens, last refill).
@@ -336,6 +343,7 @@ impl Hub {
     /// Starts the dispatcher and the tickers on the current tokio runtime.
     pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
         let cycles = Cycles::of(&config);
+        let (leaving, left) = mpsc::unbounded_channel();
         let hub = Hub {
             inner: Arc::new(Inner {
                 store,
@@ -344,6 +352,8 @@ impl Hub {
                 runtime: tokio::runtime::Handle::current(),
                 rooms: Mutex::new(Rooms::new(cycles.slices)),
                 cycles,
+                leaving,
+                leaving_count: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
                 admissions: Mutex::new((0.0, std::time::Instant::now())),
@@ -352,6 +362,7 @@ impl Hub {
         tokio::spawn(hub.clone().dispatch(bus));
         tokio::spawn(hub.clone().sweep_ticker());
         tokio::spawn(hub.clone().liveness_ticker());
+        tokio::spawn(hub.clone().leaver(left));
         hub
     }
 
@@ -828,9 +839,33 @@ impl Hub {
         }
     }
 
+    /// A member's connection closed: its grace starts with the leaver's next batch.
+    pub(crate) fn leave(&self, live: Live) {
+        self.inner.leaving_count.fetch_add(1, Ordering::AcqRel);
+        if self.inner.leaving.send(live).is_err() {
+            self.inner.leaving_count.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Starts the grace of members whose connection closed, in batches: while one batch is
+    /// with the store the next gathers, so a mass disconnect costs a few round trips rather
+    /// than two commands per member, and a lone one goes at once.
+    async fn leaver(self, mut left: mpsc::UnboundedReceiver<Live>) {
+        let mut batch = Vec::new();
+        while left.recv_many(&mut batch, LEAVE_BATCH).await > 0 {
+            if let Err(err) = self.inner.store.disconnect_members(&batch).await {
+                tracing::warn!(%err, members = batch.len(), "could not start members' grace");
+            }
+            self.inner
+                .leaving_count
+                .fetch_sub(batch.len(), Ordering::AcqRel);
+            batch.clear();
+        }
+    }
+
     /// Graceful shutdown: refuse new connections and fail readiness at once; after `delay`,
     /// close every connection with 1001 in batches (members keep their grace, so they resume
-    /// elsewhere). Returns when all are gone or `within` has passed.
+    /// elsewhere). Returns when all are gone and their graces started, or `within` has passed.
     pub async fn drain(&self, delay: Duration, within: Duration) {
         self.inner.draining.store(true, Ordering::Release);
         sleep(delay).await;
@@ -846,7 +881,9 @@ impl Hub {
             sleep(Duration::from_millis(10)).await;
         }
         let deadline = tokio::time::Instant::now() + within;
-        while self.connections() > 0 && tokio::time::Instant::now() < deadline {
+        let busy =
+            || self.connections() > 0 || self.inner.leaving_count.load(Ordering::Acquire) > 0;
+        while busy() && tokio::time::Instant::now() < deadline {
             sleep(Duration::from_millis(20)).await;
         }
     }

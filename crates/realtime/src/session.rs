@@ -108,10 +108,9 @@ impl Hub {
                 };
                 let exit = s.run(rx, inbound).await;
                 conn.stop_direct();
+                // Queued before the connection stops counting, so a drain waits for it.
+                self.leave(s.live);
                 self.unregister(&room_id, session);
-                if let Err(err) = Box::pin(self.store().disconnect_member(&s.live)).await {
-                    tracing::warn!(%err, "could not start a member's grace");
-                }
                 transport = s.transport;
                 exit
             }

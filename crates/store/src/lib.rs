@@ -346,10 +346,10 @@ impl Store {
         dispatch!(self, touch_members(live))
     }
 
-    /// A connection dropped: its member stays online for the grace period, unless a newer
+    /// Connections dropped: each one's member stays online for the grace period, unless a newer
     /// connection already holds it.
-    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
-        dispatch!(self, disconnect_member(live))
+    pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
+        dispatch!(self, disconnect_members(live))
     }
 
     /// Removes a member now (explicit leave): `user_offline`, and the room's destruction if it was

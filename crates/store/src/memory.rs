@@ -271,12 +271,14 @@ impl MemoryStore {
         Ok(stale)
     }
 
-    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
+    pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
         let deadline = now_ms() + self.config.presence_grace_ms;
         let mut state = self.lock();
-        if let Some(m) = state.member_mut(live) {
-            m.deadline = deadline;
-            state.schedule_at(&live.room_id, deadline);
+        for live in live {
+            if let Some(m) = state.member_mut(live) {
+                m.deadline = deadline;
+                state.schedule_at(&live.room_id, deadline);
+            }
         }
         Ok(())
     }

@@ -1,4 +1,4 @@
-//! The Redis backend (fred): every operation is one Lua script, loaded once and called by SHA,
+//! The Redis backend (fred): every room operation is one Lua script, loaded once and called by SHA,
 //! so each is atomic in Redis, and races across instances cannot overfill a room, duplicate a
 //! name, reuse an id or redeem a ticket twice.
 //!
@@ -9,7 +9,7 @@
 //! The deadline schedule `eph:deadlines` is a sorted set of rooms by their next deadline; any
 //! instance leases due rooms from it, so deadlines fire even when the instance that hosted the
 //! member is gone. Room scripts cannot touch it (another slot), so the caller moves a room's
-//! entry earlier after each script that sets an earlier deadline.
+//! entry earlier (`ZADD LT`) after each script that sets an earlier deadline.
 
 use crate::secret::TokenHash;
 use crate::{
@@ -19,8 +19,8 @@ use crate::{
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy, Value,
 };
-use fred::types::RespVersion;
 use fred::types::scripts::Script;
+use fred::types::{ClusterHash, CustomCommand, RespVersion};
 use futures_util::future::try_join_all;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
@@ -63,7 +63,6 @@ struct Scripts {
     sweep_room: Script,
     attempts: Script,
     rate: Script,
-    schedule: Script,
     claim_due: Script,
     reschedule: Script,
 }
@@ -87,13 +86,12 @@ impl Scripts {
             sweep_room: room(include_str!("redis/sweep_room.lua")),
             attempts: room(include_str!("redis/attempts.lua")),
             rate: Script::from_lua(include_str!("redis/rate.lua")),
-            schedule: Script::from_lua(include_str!("redis/schedule.lua")),
             claim_due: Script::from_lua(include_str!("redis/claim_due.lua")),
             reschedule: Script::from_lua(include_str!("redis/reschedule.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 18] {
+    fn all(&self) -> [&Script; 17] {
         [
             &self.create,
             &self.room,
@@ -110,7 +108,6 @@ impl Scripts {
             &self.sweep_room,
             &self.attempts,
             &self.rate,
-            &self.schedule,
             &self.claim_due,
             &self.reschedule,
         ]
@@ -261,14 +258,24 @@ impl RedisStore {
         room_reply(self.run(script, room_keys(room_id), all).await?)
     }
 
-    /// Moves the room's schedule entry to `at` if that is earlier.
-    async fn schedule_at(&self, room_id: &str, at: Millis) -> Result<()> {
-        self.run(
-            &self.scripts.schedule,
-            vec![SCHEDULE.into()],
-            vec![room_id.into(), at.to_string()],
-        )
-        .await?;
+    /// Moves each room's schedule entry to `at` if that is earlier (`ZADD LT`, which adds a
+    /// missing entry; a late entry just finds nothing due).
+    async fn schedule_at<'a>(
+        &self,
+        client: &Client,
+        rooms: impl IntoIterator<Item = &'a str>,
+        at: Millis,
+    ) -> Result<()> {
+        let at = at.to_string();
+        let mut args = vec![SCHEDULE, "LT"];
+        for room_id in rooms {
+            args.extend([at.as_str(), room_id]);
+        }
+        let zadd = CustomCommand::new_static("ZADD", ClusterHash::FirstKey, false);
+        client
+            .custom::<Value, _>(zadd, args)
+            .await
+            .map_err(unavailable)?;
         Ok(())
     }
 
@@ -311,7 +318,8 @@ impl RedisStore {
         all.extend(args);
         self.run(&self.scripts.create, room_keys(&room.id), all)
             .await?;
-        self.schedule_at(&room.id, room.expires_at).await
+        self.schedule_at(&self.client, [room.id.as_str()], room.expires_at)
+            .await
     }
 
     pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
@@ -429,19 +437,39 @@ impl RedisStore {
         let meta = parts.next().ok_or_else(malformed)?;
         let members = parts.next().ok_or_else(malformed)?;
         let view = view_from(meta, members, None)?;
-        self.schedule_at(room_id, deadline).await?;
+        self.schedule_at(&self.client, [room_id], deadline).await?;
         Ok(Joined { member, view })
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         let deadline = now_ms() + self.config.presence_grace_ms;
+        Ok(self.touch_all(live, deadline).await?.1)
+    }
+
+    pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
+        let deadline = now_ms() + self.config.presence_grace_ms;
+        let (refreshed, _) = self.touch_all(live, deadline).await?;
+        if !refreshed.is_empty() {
+            self.schedule_at(&self.background, refreshed, deadline)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Moves the deadline of each member whose current connection is the given one, all rooms'
+    /// scripts at once: they share one write and one read on the background connection, and
+    /// Redis runs them back to back. Returns the rooms where any deadline moved, and the
+    /// positions in `live` of the stale connections, in order. The first failure fails the
+    /// whole (Redis is then failing for every room alike).
+    async fn touch_all<'a>(
+        &self,
+        live: &'a [Live],
+        deadline: Millis,
+    ) -> Result<(Vec<&'a str>, Vec<(usize, Stale)>)> {
         let mut by_room: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, l) in live.iter().enumerate() {
             by_room.entry(&l.room_id).or_default().push(i);
         }
-        // Every room's script at once: they share one write and one read on the background
-        // connection, and Redis runs them back to back. The first failure fails the batch
-        // (Redis is then failing for every room alike).
         let batches = by_room.iter().flat_map(|(room_id, indices)| {
             indices
                 .chunks(TOUCH_BATCH)
@@ -449,31 +477,25 @@ impl RedisStore {
         });
         let per_batch = try_join_all(batches.map(|(room_id, batch)| async move {
             let members = batch.iter().map(|&i| &live[i]);
-            let (_, found) = self
+            let (refreshed, found) = self
                 .touch(&self.background, room_id, deadline, members)
                 .await?;
-            Ok::<_, Error>(
-                found
-                    .into_iter()
-                    .filter_map(|(j, why)| Some((*batch.get(j)?, why)))
-                    .collect::<Vec<_>>(),
-            )
+            let found: Vec<_> = found
+                .into_iter()
+                .filter_map(|(j, why)| Some((*batch.get(j)?, why)))
+                .collect();
+            Ok::<_, Error>((refreshed.then_some(room_id), found))
         }))
         .await?;
-        let mut stale: Vec<_> = per_batch.into_iter().flatten().collect();
-        stale.sort_unstable_by_key(|&(i, _)| i);
-        Ok(stale)
-    }
-
-    pub async fn disconnect_member(&self, live: &Live) -> Result<()> {
-        let deadline = now_ms() + self.config.presence_grace_ms;
-        let (refreshed, _) = self
-            .touch(&self.client, &live.room_id, deadline, [live])
-            .await?;
-        if refreshed {
-            self.schedule_at(&live.room_id, deadline).await?;
+        let mut rooms = Vec::new();
+        let mut stale = Vec::new();
+        for (refreshed, found) in per_batch {
+            rooms.extend(refreshed);
+            stale.extend(found);
         }
-        Ok(())
+        rooms.dedup();
+        stale.sort_unstable_by_key(|&(i, _)| i);
+        Ok((rooms, stale))
     }
 
     /// Moves the deadline of each member whose current connection is the given session. Returns

@@ -4,7 +4,7 @@ use crate::helpers::*;
 use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use store::secret::TokenHash;
-use store::{Bus, Credential, Error, Live, Rate, Stale, Store, Ticket};
+use store::{Bus, Credential, Error, Live, Member, Rate, Room, Stale, Store, Ticket};
 
 const RATE: Rate = Rate {
     per_second: 1000,
@@ -439,7 +439,7 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     // session that is not carol's and one for a member that does not exist change nothing, and
     // are reported stale.
     store
-        .disconnect_member(&live(&room.id, &carol.id, 2))
+        .disconnect_members(&[live(&room.id, &carol.id, 2)])
         .await
         .expect("disconnect");
     let batch = [
@@ -487,25 +487,33 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     );
 }
 
-/// One refresh covers several rooms (its scripts run together): each stale member is reported
-/// at its own position, whichever room it is in.
-pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
-    (store, _): (Store, Bus),
-) {
+/// Rooms `a` with bob (session 1) and `b` with carol (2) and dave (3), and a room destroyed
+/// under erin (4); all subscribed.
+async fn spread(store: &Store) -> ([Room; 3], [Member; 4]) {
     let (a, _) = room(10, 60_000);
     let (b, _) = room(10, 60_000);
     let (gone, _) = room(10, 60_000);
     for r in [&a, &b, &gone] {
         store.create_room(r.clone()).await.expect("create");
+        store.subscribe(&r.id).await.expect("subscribe");
     }
-    let bob = join(&store, &a.id, "bob", 1).await;
-    let carol = join(&store, &b.id, "carol", 2).await;
-    let dave = join(&store, &b.id, "dave", 3).await;
-    let erin = join(&store, &gone.id, "erin", 4).await;
+    let bob = join(store, &a.id, "bob", 1).await;
+    let carol = join(store, &b.id, "carol", 2).await;
+    let dave = join(store, &b.id, "dave", 3).await;
+    let erin = join(store, &gone.id, "erin", 4).await;
     store
         .destroy_room(&gone.id, CloseReason::Closed)
         .await
         .expect("destroy");
+    ([a, b, gone], [bob, carol, dave, erin])
+}
+
+/// One refresh covers several rooms (its scripts run together): each stale member is reported
+/// at its own position, whichever room it is in.
+pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
+    (store, _): (Store, Bus),
+) {
+    let ([a, b, gone], [bob, carol, dave, erin]) = spread(&store).await;
     let batch = [
         live(&b.id, &carol.id, 2),
         live(&a.id, &bob.id, 7),
@@ -517,6 +525,46 @@ pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
     assert_eq!(
         store.touch_members(&batch).await.expect("touch"),
         [(1, Stale::Replaced), (2, Stale::RoomGone), (3, Stale::Gone)]
+    );
+}
+
+/// One disconnect batch covers several rooms: each member it holds goes offline after the
+/// grace (every room's schedule entry moves), and entries that are stale change nothing.
+pub async fn one_disconnect_batch_starts_each_members_grace_across_rooms(
+    (store, mut bus): (Store, Bus),
+) {
+    let ([a, b, gone], [bob, carol, dave, erin]) = spread(&store).await;
+    published(&mut bus).await;
+    let batch = [
+        live(&a.id, &bob.id, 1),
+        live(&b.id, &dave.id, 9),
+        live(&gone.id, &erin.id, 4),
+        live(&b.id, &carol.id, 2),
+        live(&b.id, &ghost().id, 5),
+    ];
+    store.disconnect_members(&batch).await.expect("disconnect");
+    store.sweep().await.expect("sweep");
+    assert!(
+        published(&mut bus).await.is_empty(),
+        "nothing before the grace ends"
+    );
+    for _ in 0..3 {
+        sleep_ms(GRACE_MS / 2).await;
+        store
+            .touch_members(&[live(&b.id, &dave.id, 3)])
+            .await
+            .expect("touch");
+        store.sweep().await.expect("sweep");
+    }
+    let mut offline: Vec<_> = published(&mut bus)
+        .await
+        .iter()
+        .map(|e| format!("{} {}", e["event"], e["display_name"]))
+        .collect();
+    offline.sort();
+    assert_eq!(
+        offline,
+        [r#""user_offline" "bob""#, r#""user_offline" "carol""#]
     );
 }
 
@@ -536,7 +584,7 @@ pub async fn a_disconnect_from_a_replaced_session_changes_nothing((store, mut bu
         .expect("resume");
     // The old session's disconnect arrives late; the new one stays live by touching.
     store
-        .disconnect_member(&live(&room.id, &bob.id, 1))
+        .disconnect_members(&[live(&room.id, &bob.id, 1)])
         .await
         .expect("disconnect");
     store
@@ -581,7 +629,7 @@ pub async fn the_owner_going_offline_destroys_a_room_that_says_so((store, mut bu
     let bob = join(&store, &room.id, "bob", 2).await;
     published(&mut bus).await;
     store
-        .disconnect_member(&live(&room.id, &owner.id, 1))
+        .disconnect_members(&[live(&room.id, &owner.id, 1)])
         .await
         .expect("disconnect");
     store.sweep().await.expect("sweep");

@@ -51,6 +51,7 @@ conformance!(
     messages_are_rate_limited_per_member,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
     one_refresh_spans_rooms_and_reports_each_stale_member_in_place,
+    one_disconnect_batch_starts_each_members_grace_across_rooms,
     a_disconnect_from_a_replaced_session_changes_nothing,
     the_owner_going_offline_destroys_a_room_that_says_so,
     rooms_expire_at_their_deadline,
@@ -65,10 +66,10 @@ conformance!(
 /// What only Redis can show: the keys and connections themselves.
 mod redis_keys {
     use crate::helpers::*;
-    use protocol::CloseReason;
+    use protocol::{CloseReason, now_ms};
     use std::sync::Arc;
     use store::secret::TokenHash;
-    use store::{Live, Rate, Store};
+    use store::{Live, Rate, Store, StoreConfig};
 
     const RATE: Rate = Rate {
         per_second: 100,
@@ -131,6 +132,35 @@ mod redis_keys {
             server.cli(&["zscore", "eph:deadlines", &room_id]).trim(),
             ""
         );
+    }
+
+    /// An instance with a shorter grace (a rolling deploy that shortens it) disconnects a member
+    /// that joined with a longer one: the room's schedule entry moves earlier with the deadline.
+    #[tokio::test]
+    async fn a_disconnect_moves_the_rooms_schedule_entry_earlier() {
+        let (store, _bus, server) = redis().await;
+        let patient = StoreConfig {
+            presence_grace_ms: 60_000,
+            ..config()
+        };
+        let (patient, _) = Store::redis(&server.url(), patient)
+            .await
+            .expect("connects");
+        let (room, _) = room(10, 600_000);
+        patient.create_room(room.clone()).await.expect("create");
+        let bob = join(&patient, &room.id, "bob", 1).await;
+        let entry = || -> f64 {
+            let score = server.cli(&["zscore", "eph:deadlines", &room.id]);
+            score.trim().parse().expect("the room is scheduled")
+        };
+        assert!(entry() > (now_ms() + 50_000) as f64);
+        let live = Live {
+            room_id: room.id.as_str().into(),
+            member_id: bob.id.as_str().into(),
+            session: 1,
+        };
+        store.disconnect_members(&[live]).await.expect("disconnect");
+        assert!(entry() <= (now_ms() + GRACE_MS) as f64);
     }
 
     #[tokio::test]
