@@ -18,6 +18,10 @@ use tokio::time::{MissedTickBehavior, interval, sleep};
 /// pings and refreshes of idle rooms come in small bursts that busy rooms barely wait behind.
 const LIVENESS_TICK: Duration = Duration::from_millis(20);
 
+/// The rooms are kept in this many slices, and each tick visits one, so every room is visited
+/// once per `SLICES` ticks (200 ms); each check period is a multiple of that.
+const SLICES: u64 = 10;
+
 /// Most members one batch of `Hub::leaver` starts the grace of.
 const LEAVE_BATCH: usize = 4096;
 
@@ -90,17 +94,17 @@ struct LocalRoom {
     slot: u64,
 }
 
-/// The hosted rooms in `Cycles::slices` slices by their `slot`, so that each liveness tick
-/// visits only the slice that is due, not every room.
+/// The hosted rooms in `SLICES` slices by their `slot`, so that each liveness tick visits only
+/// the slice that is due, not every room.
 struct Rooms {
     slices: Vec<HashMap<Arc<str>, LocalRoom>>,
     hasher: RandomState,
 }
 
 impl Rooms {
-    fn new(slices: u64) -> Rooms {
+    fn new() -> Rooms {
         Rooms {
-            slices: (0..slices).map(|_| HashMap::new()).collect(),
+            slices: (0..SLICES).map(|_| HashMap::new()).collect(),
             hasher: RandomState::new(),
         }
     }
@@ -146,7 +150,7 @@ impl Rooms {
         self.slices.iter().flatten()
     }
 
-    /// The rooms due at liveness tick `n`: those whose `(n + slot)` is a multiple of `slices`.
+    /// The rooms due at liveness tick `n`: those whose `(n + slot)` is a multiple of `SLICES`.
     fn due(&self, n: u64) -> impl Iterator<Item = &LocalRoom> {
         let count = self.slices.len() as u64;
         let i = ((count - n % count) % count) as usize;
@@ -156,11 +160,10 @@ impl Rooms {
 
 /// How many liveness ticks apart the checks of one room come: for a stalled write (a tenth of
 /// the stall timeout), a liveness refresh (a third of the presence grace) and a ping (the ping
-/// interval). Each is rounded down to a multiple of the shortest, `slices`, so every check of a
-/// tick falls on one slice of the rooms.
+/// interval). Each is rounded down to a multiple of `SLICES` (at least one), so every check of
+/// a tick falls on the slice of the rooms it visits.
 #[derive(Debug, Clone, Copy)]
 struct Cycles {
-    slices: u64,
     stall: u64,
     touch: u64,
     ping: u64,
@@ -168,20 +171,14 @@ struct Cycles {
 
 impl Cycles {
     fn of(config: &HubConfig) -> Cycles {
-        let ticks =
-            |period: Duration| (period.as_millis() / LIVENESS_TICK.as_millis()).max(1) as u64;
-        let (stall, touch, ping) = (
-            ticks(config.stall_timeout / 10),
-            ticks(config.presence_grace / 3),
-            ticks(config.ping_interval),
-        );
-        let slices = stall.min(touch).min(ping);
-        let round = |period: u64| period / slices * slices;
+        let ticks = |period: Duration| {
+            let ticks = (period.as_millis() / LIVENESS_TICK.as_millis()) as u64;
+            (ticks / SLICES).max(1) * SLICES
+        };
         Cycles {
-            slices,
-            stall: round(stall),
-            touch: round(touch),
-            ping: round(ping),
+            stall: ticks(config.stall_timeout / 10),
+            touch: ticks(config.presence_grace / 3),
+            ping: ticks(config.ping_interval),
         }
     }
 }
@@ -350,7 +347,7 @@ impl Hub {
                 config,
                 metrics,
                 runtime: tokio::runtime::Handle::current(),
-                rooms: Mutex::new(Rooms::new(cycles.slices)),
+                rooms: Mutex::new(Rooms::new()),
                 cycles,
                 leaving,
                 leaving_count: AtomicUsize::new(0),
@@ -914,17 +911,17 @@ mod tests {
 
     #[test]
     fn every_period_is_a_multiple_of_the_slice_cycle_and_never_longer_than_configured() {
-        // The defaults: stall checks every 1 s, refreshes every 10/3 s, pings every 20 s.
+        // The defaults: stall checks every 1 s, refreshes every 10/3 s (3.2), pings every 20 s.
         let c = Cycles::of(&config(10, 10, 20));
-        assert_eq!((c.slices, c.stall, c.touch, c.ping), (50, 50, 150, 1000));
-        // A short grace sets the cycle; the others round down to its multiples.
-        let c = Cycles::of(&config(10, 1, 1));
-        assert_eq!((c.slices, c.stall, c.touch, c.ping), (16, 48, 16, 48));
+        assert_eq!((c.stall, c.touch, c.ping), (50, 160, 1000));
+        // A refresh every 1/3 s rounds down to one visit cycle (200 ms); none is shorter.
+        let c = Cycles::of(&config(1, 1, 1));
+        assert_eq!((c.stall, c.touch, c.ping), (10, 10, 50));
     }
 
     #[test]
     fn each_tick_visits_exactly_the_rooms_due_and_every_room_once_per_cycle() {
-        let mut rooms = Rooms::new(50);
+        let mut rooms = Rooms::new();
         let ids: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("room{i}"))).collect();
         for id in &ids {
             rooms.get_or_host(id, |slot| LocalRoom {
@@ -936,9 +933,9 @@ mod tests {
             });
         }
         let mut visited = HashSet::new();
-        for n in 1..=50 {
+        for n in 1..=SLICES {
             for room in rooms.due(n) {
-                assert_eq!((n + room.slot) % 50, 0);
+                assert_eq!((n + room.slot) % SLICES, 0);
                 assert!(visited.insert(std::ptr::from_ref(room)), "visited twice");
             }
         }
