@@ -22,8 +22,9 @@ const LIVENESS_TICK: Duration = Duration::from_millis(20);
 /// once per `SLICES` ticks (200 ms); each check period is a multiple of that.
 const SLICES: u64 = 10;
 
-/// Most members one batch of `Hub::leaver` starts the grace of.
-const LEAVE_BATCH: usize = 4096;
+/// Most members one batch of `Hub::leaver` starts the grace of. Small, so that in a mass close
+/// the backlog waits in the leaver's queue rather than timing out in Redis's.
+const LEAVE_BATCH: usize = 256;
 
 /// How long a connection found stale waits for the bus event that would close it (`close_stale`).
 const STALE_CLOSE_DELAY: Duration = Duration::from_secs(1);
