@@ -65,8 +65,6 @@ pub(crate) struct Inner {
     runtime: tokio::runtime::Handle,
     /// Rooms with at least one local connection (or waiting out their unsubscribe delay).
     rooms: Mutex<Rooms>,
-    /// How many liveness ticks apart the ticker's checks of one room come.
-    cycles: Cycles,
     /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
     /// subscription of the same room.
     subscriptions: tokio::sync::Mutex<()>,
@@ -120,7 +118,7 @@ impl Rooms {
     }
 
     fn index(&self, room_id: &str) -> usize {
-        (self.slot(room_id) % self.slices.len() as u64) as usize
+        (self.slot(room_id) % SLICES) as usize
     }
 
     fn get(&self, room_id: &str) -> Option<&LocalRoom> {
@@ -153,9 +151,7 @@ impl Rooms {
 
     /// The rooms due at liveness tick `n`: those whose `(n + slot)` is a multiple of `SLICES`.
     fn due(&self, n: u64) -> impl Iterator<Item = &LocalRoom> {
-        let count = self.slices.len() as u64;
-        let i = ((count - n % count) % count) as usize;
-        self.slices[i].values()
+        self.slices[((SLICES - n % SLICES) % SLICES) as usize].values()
     }
 }
 
@@ -163,7 +159,6 @@ impl Rooms {
 /// the stall timeout), a liveness refresh (a third of the presence grace) and a ping (the ping
 /// interval). Each is rounded down to a multiple of `SLICES` (at least one), so every check of
 /// a tick falls on the slice of the rooms it visits.
-#[derive(Debug, Clone, Copy)]
 struct Cycles {
     stall: u64,
     touch: u64,
@@ -340,7 +335,6 @@ fn close_stale(conns: &[Arc<Conn>], stale: Vec<(usize, Stale)>) {
 impl Hub {
     /// Starts the dispatcher and the tickers on the current tokio runtime.
     pub fn start(store: Store, bus: Bus, config: HubConfig, metrics: Arc<Metrics>) -> Hub {
-        let cycles = Cycles::of(&config);
         let (leaving, left) = mpsc::unbounded_channel();
         let hub = Hub {
             inner: Arc::new(Inner {
@@ -349,7 +343,6 @@ impl Hub {
                 metrics,
                 runtime: tokio::runtime::Handle::current(),
                 rooms: Mutex::new(Rooms::new()),
-                cycles,
                 leaving,
                 leaving_count: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
@@ -776,17 +769,17 @@ impl Hub {
     }
 
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
-    /// one slice of the rooms (`Rooms::due`): it drops their connections whose write has
-    /// been stuck for the stall timeout (checked once per tenth of it), refreshes their members'
+    /// one slice of the rooms (`Rooms::due`): it drops their connections whose write has been
+    /// stuck for the stall timeout (checked once per tenth of it), refreshes their members'
     /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
     /// member is gone or replaced), and pings their sockets once per ping interval (closing
-    /// those that sent nothing for two). Refreshes run as tasks of their own, so a slow store
-    /// never delays the ticker. Only the slice's rooms are visited, so thousands of idle
-    /// rooms cost a steady trickle of work instead of bursts that would delay every busy room
-    /// behind them.
+    /// those that sent nothing for two); each period rounded down as `Cycles` says. Refreshes
+    /// run as tasks of their own, so a slow store never delays the ticker. Only the slice's
+    /// rooms are visited, so thousands of idle rooms cost a steady trickle of work instead of
+    /// bursts that would delay every busy room behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
-        let every = self.inner.cycles;
+        let every = Cycles::of(config);
         let ping = Arc::new(Event::Ping);
         let mut tick = interval(LIVENESS_TICK);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);

@@ -1,6 +1,6 @@
-//! The Redis backend (fred): every room operation is one Lua script, loaded once and called by SHA,
-//! so each is atomic in Redis, and races across instances cannot overfill a room, duplicate a
-//! name, reuse an id or redeem a ticket twice.
+//! The Redis backend (fred): every room operation is one Lua script, loaded once and called by
+//! SHA, so each is atomic in Redis, and races across instances cannot overfill a room, duplicate
+//! a name, reuse an id or redeem a ticket twice.
 //!
 //! Layout: every key of a room carries the room id as a hash tag (`eph:{<id>}:meta`, ...), so a
 //! room lives in one Redis Cluster slot, its scripts are single-slot, and every key expires at
