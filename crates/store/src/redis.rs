@@ -493,7 +493,6 @@ impl RedisStore {
             rooms.extend(refreshed);
             stale.extend(found);
         }
-        rooms.dedup();
         stale.sort_unstable_by_key(|&(i, _)| i);
         Ok((rooms, stale))
     }

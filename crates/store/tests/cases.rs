@@ -426,6 +426,17 @@ pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
     );
 }
 
+/// For `rounds` half-graces: refreshes `live`, then sweeps. Returns each round's stale reports.
+async fn keep_alive(store: &Store, live: &[Live], rounds: usize) -> Vec<Vec<(usize, Stale)>> {
+    let mut stale = Vec::new();
+    for _ in 0..rounds {
+        sleep_ms(GRACE_MS / 2).await;
+        stale.push(store.touch_members(live).await.expect("touch"));
+        store.sweep().await.expect("sweep");
+    }
+    stale
+}
+
 pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     (store, mut bus): (Store, Bus),
 ) {
@@ -447,12 +458,7 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
         live(&room.id, &bob.id, 1),
         live(&room.id, &ghost().id, 3),
     ];
-    let mut stale = Vec::new();
-    for _ in 0..4 {
-        sleep_ms(GRACE_MS / 2).await;
-        stale.push(store.touch_members(&batch).await.expect("touch"));
-        store.sweep().await.expect("sweep");
-    }
+    let stale = keep_alive(&store, &batch, 4).await;
     assert_eq!(stale[0], [(0, Stale::Replaced), (2, Stale::Gone)]);
     assert_eq!(
         stale[3],
@@ -548,14 +554,7 @@ pub async fn one_disconnect_batch_starts_each_members_grace_across_rooms(
         published(&mut bus).await.is_empty(),
         "nothing before the grace ends"
     );
-    for _ in 0..3 {
-        sleep_ms(GRACE_MS / 2).await;
-        store
-            .touch_members(&[live(&b.id, &dave.id, 3)])
-            .await
-            .expect("touch");
-        store.sweep().await.expect("sweep");
-    }
+    keep_alive(&store, &[live(&b.id, &dave.id, 3)], 3).await;
     let mut offline: Vec<_> = published(&mut bus)
         .await
         .iter()
@@ -592,14 +591,7 @@ pub async fn a_disconnect_from_a_replaced_session_changes_nothing((store, mut bu
         .await
         .expect("stale touch is ignored");
     published(&mut bus).await;
-    for _ in 0..4 {
-        sleep_ms(GRACE_MS / 2).await;
-        store
-            .touch_members(&[live(&room.id, &bob.id, 2)])
-            .await
-            .expect("touch");
-        store.sweep().await.expect("sweep");
-    }
+    keep_alive(&store, &[live(&room.id, &bob.id, 2)], 4).await;
     assert!(published(&mut bus).await.is_empty());
     assert_eq!(
         store
