@@ -17,7 +17,19 @@ first_instance=${FIRST_INSTANCE_PORT:-9001}
 cargo build --release --quiet
 dir=$(mktemp -d)
 pids=()
-trap 'kill "${pids[@]}" 2>/dev/null; wait 2>/dev/null; rm -rf "$dir"' EXIT INT TERM
+# Redis stops last: a draining instance still starts its members' grace there.
+stop() {
+  trap - EXIT INT TERM
+  local servers=("${pids[@]:1}")
+  if [ ${#servers[@]} -gt 0 ]; then
+    kill "${servers[@]}" 2>/dev/null || true
+    wait "${servers[@]}" 2>/dev/null || true
+  fi
+  kill "${pids[@]:0:1}" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap stop EXIT INT TERM
 
 # Nothing of a room may reach disk: no RDB snapshots, no AOF. Never evict room keys. No
 # per-command latency histograms: nothing reads them, and they cost every command.
