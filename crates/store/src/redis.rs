@@ -507,7 +507,7 @@ impl RedisStore {
 
     /// Moves the deadline of each member whose current connection is the given session. Returns
     /// whether any was moved, and the positions of the stale ones. Plain commands, not a script:
-    /// a Lua call costs Redis four times its three commands, and this runs for every hosted room
+    /// a Lua call costs Redis four times its commands, and this runs for every hosted room
     /// every third of the grace. Not atomic, and it need not be: `ZADD XX` never revives a
     /// removed member, and it only ever sets now + grace, so a member replaced between the
     /// read and the write gets that deadline a round trip early, as its new connection would.
@@ -521,15 +521,13 @@ impl RedisStore {
         let members: Vec<&Live> = members.into_iter().collect();
         let mut hmget = vec![key(room_id, "state")];
         hmget.extend(members.iter().map(|l| l.member_id.to_string()));
-        let (exists, states) = tokio::try_join!(
-            command::<u64, _>(client, "EXISTS", vec![key(room_id, "meta")]),
-            command::<Vec<Value>, _>(client, "HMGET", hmget),
-        )?;
-        if exists == 0 {
-            return Ok((
-                false,
-                (0..members.len()).map(|j| (j, Stale::RoomGone)).collect(),
-            ));
+        let states: Vec<Value> = command(client, "HMGET", hmget).await?;
+        // A missing state may mean the whole room is gone (its keys go together).
+        if states.iter().any(Value::is_null)
+            && command::<u64, _>(client, "EXISTS", vec![key(room_id, "meta")]).await? == 0
+        {
+            let gone = (0..members.len()).map(|j| (j, Stale::RoomGone));
+            return Ok((false, gone.collect()));
         }
         let deadline = deadline.to_string();
         let mut zadd = vec![key(room_id, "alive"), "XX".into()];
