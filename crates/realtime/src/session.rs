@@ -14,8 +14,8 @@ use futures_util::{Stream, StreamExt};
 use protocol::frames::{ClientFrame, ServerFrame, SystemFrame, Welcome};
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Role, close, limits, now_ms, rfc3339, seconds_until};
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use store::secret::{TokenHash, new_id, new_token};
 use store::{Claim, Error, Joined, Live, Member, Via};
@@ -47,9 +47,12 @@ impl From<Gone> for Exit {
 }
 
 /// A connection's session number: its start time in the high bits, so that the sessions of
-/// one member order by age across instances, and 20 random bits against ties.
+/// one member order by age across instances, and a counter in the low 20 bits, so that no two
+/// of this instance's are equal (the hub keys its connections by it). The counter starts at
+/// random, against ties across instances.
 fn new_session() -> u64 {
-    (now_ms() << 20) | (rand::random::<u64>() & 0xF_FFFF)
+    static NEXT: LazyLock<AtomicU64> = LazyLock::new(|| AtomicU64::new(rand::random()));
+    (now_ms() << 20) | (NEXT.fetch_add(1, Ordering::Relaxed) & 0xF_FFFF)
 }
 
 /// Most frames a connection's queue holds (its bytes are bounded by `HubConfig::queue_bytes`).
@@ -522,5 +525,19 @@ async fn close_with<T: Transport>(
 ) {
     if let Exit::Close(code, reason) = refusal(&mut transport, code, detail, close_code).await {
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, transport.close(code, reason)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::new_session;
+    use std::collections::HashSet;
+
+    /// Many sessions start in the same millisecond during a join storm; 20 random bits tied
+    /// there (two connections of one room shared a key in the hub, and one lost its pings).
+    #[test]
+    fn sessions_never_repeat_within_an_instance() {
+        let sessions: HashSet<u64> = (0..500_000).map(|_| new_session()).collect();
+        assert_eq!(sessions.len(), 500_000);
     }
 }
