@@ -465,7 +465,7 @@ impl RedisStore {
     }
 
     /// Moves the deadline of each member whose current connection is the given one, all rooms'
-    /// scripts at once: they share one write and one read on the background connection, and
+    /// commands at once: they share one write and one read on the background connection, and
     /// Redis runs them back to back. Returns the rooms where any deadline moved, and the
     /// positions in `live` of the stale connections, in order. The first failure fails the
     /// whole (Redis is then failing for every room alike).
@@ -506,11 +506,11 @@ impl RedisStore {
     }
 
     /// Moves the deadline of each member whose current connection is the given session. Returns
-    /// whether any was moved, and the positions of the stale ones. Plain commands, not a script:
-    /// a Lua call costs Redis four times its commands, and this runs for every hosted room
-    /// every third of the grace. Not atomic, and it need not be: `ZADD XX` never revives a
-    /// removed member, and it only ever sets now + grace, so a member replaced between the
-    /// read and the write gets that deadline a round trip early, as its new connection would.
+    /// whether any was moved, and the positions of the stale ones. A member's entry in the
+    /// room's `alive` set names its current session, so one `ZADD XX CH` moves exactly the
+    /// current ones; only when it moves fewer than all does a read find out why. Plain commands,
+    /// not a script: a Lua call costs Redis four times its commands, and this runs for every
+    /// hosted room every third of the grace.
     async fn touch<'a>(
         &self,
         client: &Client,
@@ -519,6 +519,16 @@ impl RedisStore {
         members: impl IntoIterator<Item = &'a Live>,
     ) -> Result<(bool, Vec<(usize, Stale)>)> {
         let members: Vec<&Live> = members.into_iter().collect();
+        let deadline = deadline.to_string();
+        let mut zadd = vec![key(room_id, "alive"), "XX".into(), "CH".into()];
+        for l in &members {
+            zadd.extend([deadline.clone(), format!("{}\n{}", l.member_id, l.session)]);
+        }
+        let moved: usize = command(client, "ZADD", zadd).await?;
+        if moved == members.len() {
+            return Ok((true, Vec::new()));
+        }
+        // Some are stale (or already had this deadline, set in the same millisecond).
         let mut hmget = vec![key(room_id, "state")];
         hmget.extend(members.iter().map(|l| l.member_id.to_string()));
         let states: Vec<Value> = command(client, "HMGET", hmget).await?;
@@ -529,24 +539,16 @@ impl RedisStore {
             let gone = (0..members.len()).map(|j| (j, Stale::RoomGone));
             return Ok((false, gone.collect()));
         }
-        let deadline = deadline.to_string();
-        let mut zadd = vec![key(room_id, "alive"), "XX".into()];
         let mut stale = Vec::new();
         for (j, (l, st)) in members.iter().zip(states).enumerate() {
             // A state is "session\nresume\nfold".
             match st.as_str() {
                 None => stale.push((j, Stale::Gone)),
-                Some(st) if st.starts_with(&format!("{}\n", l.session)) => {
-                    zadd.extend([deadline.clone(), l.member_id.to_string()]);
-                }
+                Some(st) if st.starts_with(&format!("{}\n", l.session)) => {}
                 Some(_) => stale.push((j, Stale::Replaced)),
             }
         }
-        let refreshed = zadd.len() > 2;
-        if refreshed {
-            command::<Value, _>(client, "ZADD", zadd).await?;
-        }
-        Ok((refreshed, stale))
+        Ok((moved > 0 || stale.len() < members.len(), stale))
     }
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {

@@ -212,6 +212,16 @@ pub async fn an_owner_claim_attaches_to_the_existing_owner((store, mut bus): (St
         ),
         ErrorCode::Unauthorized
     );
+    // Only the newest session keeps the owner online: the older ones refresh nothing.
+    let owner = &first.member.id;
+    let batch = [live(&room.id, owner, 3), live(&room.id, owner, 1)];
+    let stale = keep_alive(&store, &batch, 4).await;
+    assert!(
+        stale.iter().all(|s| s == &[(1, Stale::Replaced)]),
+        "{stale:?}"
+    );
+    let view = store.room(&room.id).await.expect("read").expect("exists");
+    assert_eq!(view.members.len(), 1);
 }
 
 pub async fn resume_tokens_work_only_for_their_member_in_their_room(

@@ -163,6 +163,44 @@ mod redis_keys {
         assert!(entry() <= (now_ms() + GRACE_MS) as f64);
     }
 
+    /// Every due liveness entry goes, even one naming no current connection, so none keeps its
+    /// room due forever; a member goes only when its current connection has no entry left.
+    /// Entries written before 2026-12-05 are bare member ids (a rolling upgrade mixes them).
+    #[tokio::test]
+    async fn a_sweep_drops_due_entries_and_only_members_left_without_one() {
+        let (store, _bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        let bob = join(&store, &room.id, "bob", 1).await;
+        let carol = join(&store, &room.id, "carol", 2).await;
+        let alive = format!("eph:{{{}}}:alive", room.id);
+        // Bob resumed here after an older version's join; carol joined there and left.
+        let carol_now = format!("{}\n2", carol.id);
+        server.cli(&["zrem", &alive, &carol_now]);
+        server.cli(&[
+            "zadd", &alive, "1", &bob.id, "1", &carol.id, "1", "ghost\n9",
+        ]);
+        server.cli(&["zadd", "eph:deadlines", "1", &room.id]);
+        assert_eq!(store.sweep().await.expect("sweep"), 1);
+        assert_eq!(
+            server.cli(&["zrange", &alive, "0", "-1"]).trim(),
+            format!("{}\n1", bob.id)
+        );
+        let view = store.room(&room.id).await.expect("read").expect("exists");
+        let names: Vec<_> = view
+            .members
+            .iter()
+            .map(|m| m.display_name.as_str())
+            .collect();
+        assert_eq!(names, ["bob"]);
+        let next: u64 = server
+            .cli(&["zscore", "eph:deadlines", &room.id])
+            .trim()
+            .parse()
+            .expect("scheduled");
+        assert!(next > now_ms(), "the room is no longer due");
+    }
+
     #[tokio::test]
     async fn history_is_trimmed_to_at_most_twice_its_limit() {
         let (store, _bus, server) = redis().await;
@@ -204,7 +242,7 @@ mod redis_keys {
         let mut zadd = vec!["zadd".to_owned(), alive.clone()];
         for id in &ids {
             hset.extend([id.clone(), format!("7\nresume-{id}\nfold-{id}")]);
-            zadd.extend(["1".to_owned(), id.clone()]);
+            zadd.extend(["1".to_owned(), format!("{id}\n7")]);
         }
         for command in [hset, zadd] {
             server.cli(&command.iter().map(String::as_str).collect::<Vec<_>>());

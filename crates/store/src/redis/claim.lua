@@ -23,7 +23,8 @@ if role == 'owner' then
     redis.call('HDEL', RESUME, st[2])
     redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3])
     redis.call('HSET', RESUME, resume, owner)
-    redis.call('ZADD', ALIVE, deadline, owner)
+    redis.call('ZREM', ALIVE, alive_entry(owner, st[1]))
+    redis.call('ZADD', ALIVE, deadline, alive_entry(owner, session))
     publish_replaced(owner, session)
     return {'ok', redis.call('HGET', MEMBERS, owner), view(), deadline}
   end
@@ -41,7 +42,7 @@ redis.call('HSET', MEMBERS, id, member)
 redis.call('HSET', STATE, id, session .. '\n' .. resume .. '\n' .. fold)
 redis.call('HSET', RESUME, resume, id)
 redis.call('HSET', NAMES, fold, id)
-redis.call('ZADD', ALIVE, deadline, id)
+redis.call('ZADD', ALIVE, deadline, alive_entry(id, session))
 if role == 'owner' then redis.call('HSET', META, 'owner_member', id) end
 expire_with_room(exp, MEMBERS, STATE, RESUME, NAMES, ALIVE)
 publish_presence(member, 'user_online')

@@ -24,6 +24,10 @@ local function split(s)
   return parts
 end
 
+-- A member's entry in ALIVE names its current connection too, so a liveness refresh (one
+-- ZADD XX in redis.rs) moves only the deadlines of connections still current.
+local function alive_entry(id, session) return id .. '\n' .. session end
+
 local function publish_presence(member_json, event)
   local m = cjson.decode(member_json)
   redis.call('SPUBLISH', CHANNEL, cjson.encode({
@@ -51,7 +55,7 @@ local function remove_member(id, closed_json)
   redis.call('HDEL', MEMBERS, id)
   redis.call('HDEL', STATE, id)
   redis.call('HDEL', RATE, id)
-  redis.call('ZREM', ALIVE, id)
+  if st[1] then redis.call('ZREM', ALIVE, alive_entry(id, st[1])) end
   if st[2] then redis.call('HDEL', RESUME, st[2]) end
   if st[3] then redis.call('HDEL', NAMES, st[3]) end
   publish_presence(member, 'user_offline')

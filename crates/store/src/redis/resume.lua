@@ -6,6 +6,7 @@ if not member then return {'refused', 'unauthorized'} end
 local st = split(redis.call('HGET', STATE, id))
 local deadline = NOW + tonumber(ARGV[6])
 redis.call('HSET', STATE, id, ARGV[5] .. '\n' .. st[2] .. '\n' .. st[3])
-redis.call('ZADD', ALIVE, deadline, id)
+redis.call('ZREM', ALIVE, alive_entry(id, st[1]))
+redis.call('ZADD', ALIVE, deadline, alive_entry(id, ARGV[5]))
 publish_replaced(id, ARGV[5])
 return {'ok', member, view(), deadline}
