@@ -322,8 +322,15 @@ async fn three_instances_on_a_redis_cluster_spread_rooms_over_every_shard() {
     let redis = store::testing::RedisCluster::start();
     let cluster = Cluster::on(&redis.url(), 3, &[]);
     let app = cluster.app();
+    // Room ids are random, so rooms are made until every shard holds one (a fixed dozen missed
+    // a shard about one run in forty).
+    let holds_a_room = |node: &store::testing::RedisServer| {
+        let metas = node.cli(&["--scan", "--pattern", "eph:*:meta"]);
+        !metas.trim().is_empty()
+    };
     let mut rooms = Vec::new();
-    for _ in 0..12 {
+    while !redis.nodes.iter().all(holds_a_room) {
+        assert!(rooms.len() < 100, "rooms land on every shard");
         rooms.push(app.open_room().await);
     }
     for (n, room) in rooms.iter().enumerate() {
@@ -340,10 +347,6 @@ async fn three_instances_on_a_redis_cluster_spread_rooms_over_every_shard() {
                 (json!(1), json!(2))
             );
         }
-    }
-    for node in &redis.nodes {
-        let keys: u64 = node.cli(&["dbsize"]).trim().parse().expect("dbsize");
-        assert!(keys > 0, "every shard holds rooms");
     }
     // Deadlines and destruction work on every shard too.
     let (mut member, _) = cluster.instance(2).member(&rooms[0].id, "c").await;
