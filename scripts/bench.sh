@@ -94,7 +94,7 @@ for s in $scenarios; do
     floor) run floor floor --members 1000 --rate 50000 --duration 20 ;;
     light) run light fanout $nginx --rooms 50 --members 20 --rate 10 --duration 20 ;;
     fanout-nginx)
-      for rate in 20 35 50 65; do
+      for rate in 20 35 50 65 80 95; do
         run "fanout-nginx-$rate" fanout $nginx --rooms 50 --members 20 --rate "$rate" --duration 20
       done
       # The throughput target: 55k/s sustained for 60 s.

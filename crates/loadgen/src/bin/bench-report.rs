@@ -219,8 +219,9 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
 /// Each run next to the same run before the optimisations.
 fn compare(before: &[Run], after: &[Run]) -> String {
     let mut md = String::from(
-        "\n## Before and after the optimisations\n\nSame runs, same machine: `before/` holds the \
-         first measurement (not optimised). Figures are before → after.\n\n| run | delivered/s | \
+        "\n## Before and after the optimisations\n\nSame runs: `before/` holds the first measurement \
+         (not optimised), on a two-core VM of the same kind, not necessarily the same CPU model \
+         or as fast an hour. Figures are before → after.\n\n| run | delivered/s | \
          p50 ms | p99 ms | max ms | instances µs/delivery | Redis cores | instance peak RSS MiB |\n\
          |---|---|---|---|---|---|---|---|\n",
     );
