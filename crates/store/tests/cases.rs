@@ -581,12 +581,7 @@ pub async fn a_disconnect_from_a_replaced_session_changes_nothing((store, mut bu
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    let (claim, token) = by_name("bob", 1);
-    let bob = store
-        .claim_membership(&room.id, claim)
-        .await
-        .expect("join")
-        .member;
+    let (bob, token) = join_resumable(&store, &room.id, "bob", 1).await;
     store
         .resume_member(&room.id, &TokenHash::of(&token), 2)
         .await

@@ -71,11 +71,19 @@ pub fn by_name(name: &str, session: u64) -> (Claim, String) {
 
 /// Joins `name` by name (session `session`) and returns the member.
 pub async fn join(store: &Store, room_id: &str, name: &str, session: u64) -> store::Member {
-    store
-        .claim_membership(room_id, by_name(name, session).0)
-        .await
-        .expect("join")
-        .member
+    join_resumable(store, room_id, name, session).await.0
+}
+
+/// Joins `name` by name (session `session`) and returns the member and its resume token.
+pub async fn join_resumable(
+    store: &Store,
+    room_id: &str,
+    name: &str,
+    session: u64,
+) -> (store::Member, String) {
+    let (claim, token) = by_name(name, session);
+    let joined = store.claim_membership(room_id, claim).await.expect("join");
+    (joined.member, token)
 }
 
 /// A claim redeeming a ticket.

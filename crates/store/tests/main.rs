@@ -201,6 +201,26 @@ mod redis_keys {
         assert!(next > now_ms(), "the room is no longer due");
     }
 
+    /// A resume drops the bare member id that versions before 2026-12-05 wrote: during a
+    /// rolling upgrade, their sweep would take it for the new connection once it fell due.
+    #[tokio::test]
+    async fn a_resume_drops_the_bare_entry_of_older_versions() {
+        let (store, _bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        let (bob, token) = join_resumable(&store, &room.id, "bob", 1).await;
+        let alive = format!("eph:{{{}}}:alive", room.id);
+        server.cli(&["zadd", &alive, "1", &bob.id]);
+        store
+            .resume_member(&room.id, &TokenHash::of(&token), 2)
+            .await
+            .expect("resume");
+        assert_eq!(
+            server.cli(&["zrange", &alive, "0", "-1"]).trim(),
+            format!("{}\n2", bob.id)
+        );
+    }
+
     #[tokio::test]
     async fn history_is_trimmed_to_at_most_twice_its_limit() {
         let (store, _bus, server) = redis().await;

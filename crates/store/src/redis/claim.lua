@@ -23,8 +23,7 @@ if role == 'owner' then
     redis.call('HDEL', RESUME, st[2])
     redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3])
     redis.call('HSET', RESUME, resume, owner)
-    redis.call('ZREM', ALIVE, alive_entry(owner, st[1]))
-    redis.call('ZADD', ALIVE, deadline, alive_entry(owner, session))
+    move_alive(owner, st[1], session, deadline)
     publish_replaced(owner, session)
     return {'ok', redis.call('HGET', MEMBERS, owner), view(), deadline}
   end

@@ -28,6 +28,13 @@ end
 -- ZADD XX in redis.rs) moves only the deadlines of connections still current.
 local function alive_entry(id, session) return id .. '\n' .. session end
 
+-- Moves a member's liveness to its new connection. It drops the bare id too: versions before
+-- 2026-12-05 wrote that, and their sweep, during a rolling upgrade, would take it for this one.
+local function move_alive(id, old_session, session, deadline)
+  redis.call('ZREM', ALIVE, id, alive_entry(id, old_session))
+  redis.call('ZADD', ALIVE, deadline, alive_entry(id, session))
+end
+
 local function publish_presence(member_json, event)
   local m = cjson.decode(member_json)
   redis.call('SPUBLISH', CHANNEL, cjson.encode({

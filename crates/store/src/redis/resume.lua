@@ -6,7 +6,6 @@ if not member then return {'refused', 'unauthorized'} end
 local st = split(redis.call('HGET', STATE, id))
 local deadline = NOW + tonumber(ARGV[6])
 redis.call('HSET', STATE, id, ARGV[5] .. '\n' .. st[2] .. '\n' .. st[3])
-redis.call('ZREM', ALIVE, alive_entry(id, st[1]))
-redis.call('ZADD', ALIVE, deadline, alive_entry(id, ARGV[5]))
+move_alive(id, st[1], ARGV[5], deadline)
 publish_replaced(id, ARGV[5])
 return {'ok', member, view(), deadline}
