@@ -96,6 +96,19 @@ mod redis_keys {
         room.id
     }
 
+    /// A Redis store with one open room (10 users, a minute to live).
+    async fn redis_with_room() -> (Store, store::Bus, store::testing::RedisServer, store::Room) {
+        let (store, bus, server) = redis().await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        (store, bus, server, room)
+    }
+
+    /// The Redis key of one part of a room (`alive`, `state`, ...).
+    fn room_key(room_id: &str, part: &str) -> String {
+        format!("eph:{{{room_id}}}:{part}")
+    }
+
     fn keys_of(server: &store::testing::RedisServer, room_id: &str) -> Vec<String> {
         server
             .cli(&["--scan", "--pattern", &format!("*{room_id}*")])
@@ -168,12 +181,10 @@ mod redis_keys {
     /// Entries written before 2026-12-05 are bare member ids (a rolling upgrade mixes them).
     #[tokio::test]
     async fn a_sweep_drops_due_entries_and_only_members_left_without_one() {
-        let (store, _bus, server) = redis().await;
-        let (room, _) = room(10, 60_000);
-        store.create_room(room.clone()).await.expect("create");
+        let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
         let carol = join(&store, &room.id, "carol", 2).await;
-        let alive = format!("eph:{{{}}}:alive", room.id);
+        let alive = room_key(&room.id, "alive");
         // Bob resumed here after an older version's join; carol joined there and left.
         let carol_now = format!("{}\n2", carol.id);
         server.cli(&["zrem", &alive, &carol_now]);
@@ -205,11 +216,9 @@ mod redis_keys {
     /// rolling upgrade, their sweep would take it for the new connection once it fell due.
     #[tokio::test]
     async fn a_resume_drops_the_bare_entry_of_older_versions() {
-        let (store, _bus, server) = redis().await;
-        let (room, _) = room(10, 60_000);
-        store.create_room(room.clone()).await.expect("create");
+        let (store, _bus, server, room) = redis_with_room().await;
         let (bob, token) = join_resumable(&store, &room.id, "bob", 1).await;
-        let alive = format!("eph:{{{}}}:alive", room.id);
+        let alive = room_key(&room.id, "alive");
         server.cli(&["zadd", &alive, "1", &bob.id]);
         store
             .resume_member(&room.id, &TokenHash::of(&token), 2)
@@ -223,11 +232,9 @@ mod redis_keys {
 
     #[tokio::test]
     async fn history_is_trimmed_to_at_most_twice_its_limit() {
-        let (store, _bus, server) = redis().await;
-        let (room, _) = room(10, 60_000);
-        store.create_room(room.clone()).await.expect("create");
+        let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
-        let key = format!("eph:{{{}}}:history", room.id);
+        let key = room_key(&room.id, "history");
         for i in 1..=3 * HISTORY as u64 + 1 {
             store
                 .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
@@ -248,15 +255,10 @@ mod redis_keys {
 
     #[tokio::test]
     async fn liveness_refreshes_a_room_of_any_size() {
-        let (store, _bus, server) = redis().await;
-        let (room, _) = room(10, 60_000);
-        store.create_room(room.clone()).await.expect("create");
+        let (store, _bus, server, room) = redis_with_room().await;
         // More members than one script's unpack takes (a few thousand values): written
         // directly, as joining them one by one would take long.
-        let (state, alive) = (
-            format!("eph:{{{}}}:state", room.id),
-            format!("eph:{{{}}}:alive", room.id),
-        );
+        let (state, alive) = (room_key(&room.id, "state"), room_key(&room.id, "alive"));
         let ids: Vec<String> = (0..5_000).map(|i| format!("m{i}")).collect();
         let mut hset = vec!["hset".to_owned(), state];
         let mut zadd = vec!["zadd".to_owned(), alive.clone()];
@@ -285,9 +287,7 @@ mod redis_keys {
     /// store holds only one other connection (the background work's).
     #[tokio::test]
     async fn subscriptions_share_the_command_connection() {
-        let (store, mut bus, server) = redis().await;
-        let (room, _) = room(10, 60_000);
-        store.create_room(room.clone()).await.expect("create");
+        let (store, mut bus, server, room) = redis_with_room().await;
         store.subscribe(&room.id).await.expect("subscribe");
         let bob = join(&store, &room.id, "bob", 1).await;
         delivered(&mut bus).await;
