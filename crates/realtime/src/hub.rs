@@ -72,6 +72,9 @@ pub(crate) struct Inner {
     /// finished yet.
     leaving: mpsc::UnboundedSender<Live>,
     leaving_count: AtomicUsize,
+    /// Connections with a write in progress (`session::guarded`): while there is none, no
+    /// write can be stalled and the ticker skips the stall check.
+    pub(crate) writing: AtomicUsize,
     /// Set on shutdown: no new connections, readiness fails.
     draining: AtomicBool,
     /// Admission token bucket: (tokens, last refill).
@@ -345,6 +348,7 @@ impl Hub {
                 rooms: Mutex::new(Rooms::new()),
                 leaving,
                 leaving_count: AtomicUsize::new(0),
+                writing: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
                 admissions: Mutex::new((0.0, std::time::Instant::now())),
@@ -770,13 +774,14 @@ impl Hub {
 
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
     /// one slice of the rooms (`Rooms::due`): it drops their connections whose write has been
-    /// stuck for the stall timeout (checked once per tenth of it), refreshes their members'
-    /// liveness once per third of the presence grace (closing, via `close_stale`, those whose
-    /// member is gone or replaced), and pings their sockets once per ping interval (closing
-    /// those that sent nothing for two); each period rounded down as `Cycles` says. Refreshes
-    /// run as tasks of their own, so a slow store never delays the ticker. Only the slice's
-    /// rooms are visited, so thousands of idle rooms cost a steady trickle of work instead of
-    /// bursts that would delay every busy room behind them.
+    /// stuck for the stall timeout (checked once per tenth of it, while any write is in
+    /// progress), refreshes their members' liveness once per third of the presence grace
+    /// (closing, via `close_stale`, those whose member is gone or replaced), and pings their
+    /// sockets once per ping interval (closing those that sent nothing for two); each period
+    /// rounded down as `Cycles` says. Refreshes run as tasks of their own, so a slow store
+    /// never delays the ticker. Only the slice's rooms are visited, and only the connections of
+    /// those with a check due, so thousands of idle rooms cost a steady trickle of work instead
+    /// of bursts that would delay every busy room behind them.
     async fn liveness_ticker(self) {
         let config = &self.inner.config;
         let every = Cycles::of(config);
@@ -788,12 +793,16 @@ impl Hub {
             let now = now_ms();
             let stalled_since = now.saturating_sub(config.stall_timeout.as_millis() as Millis);
             let silent_since = now.saturating_sub(2 * config.ping_interval.as_millis() as Millis);
+            let any_writing = self.inner.writing.load(Ordering::Acquire) > 0;
             let (mut live, mut conns) = (Vec::new(), Vec::new());
             for room in self.rooms().due(n) {
                 let phase = n + room.slot;
-                let stall = phase % every.stall == 0;
+                let stall = any_writing && phase % every.stall == 0;
                 let touch = phase % every.touch == 0;
                 let ping_now = phase % every.ping == 0;
+                if !(stall || touch || ping_now) {
+                    continue;
+                }
                 for conn in room.conns.values() {
                     if stall {
                         let since = conn.writing_since.load(Ordering::Acquire);

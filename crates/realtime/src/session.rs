@@ -14,7 +14,7 @@ use futures_util::{Stream, StreamExt};
 use protocol::frames::{ClientFrame, ServerFrame, SystemFrame, Welcome};
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Role, close, limits, now_ms, rfc3339, seconds_until};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use store::secret::{TokenHash, new_id, new_token};
@@ -271,7 +271,7 @@ impl<T: Transport> Session<T> {
 
     /// Writes a frame, unless a close request comes first (the client may not be reading).
     async fn write(&mut self, json: bytestring::ByteString) -> Result<(), Exit> {
-        guarded(&self.conn, self.transport.send(json)).await
+        guarded(&self.hub, &self.conn, self.transport.send(json)).await
     }
 
     async fn on_event(&mut self, event: &Event) -> Result<(), Exit> {
@@ -290,7 +290,7 @@ impl<T: Transport> Session<T> {
                 }
                 self.write(json.clone()).await
             }
-            Event::Flush => guarded(&self.conn, self.transport.flush()).await,
+            Event::Flush => guarded(&self.hub, &self.conn, self.transport.flush()).await,
             Event::Presence {
                 member_id,
                 online,
@@ -463,15 +463,39 @@ impl<T: Transport> Session<T> {
 
 /// Runs a write, unless a close request comes first (the client may not be reading); the
 /// stall check sees how long it takes.
-async fn guarded(conn: &Conn, write: impl Future<Output = Result<(), Gone>>) -> Result<(), Exit> {
-    conn.writing_since.store(now_ms(), Ordering::Release);
-    let result = tokio::select! {
+async fn guarded(
+    hub: &Hub,
+    conn: &Conn,
+    write: impl Future<Output = Result<(), Gone>>,
+) -> Result<(), Exit> {
+    let _writing = Writing::start(&hub.inner.writing, conn);
+    tokio::select! {
         biased;
         _ = conn.wake.notified() => Err(requested_close(conn)),
         sent = write => sent.map_err(Exit::from),
-    };
-    conn.writing_since.store(0, Ordering::Release);
-    result
+    }
+}
+
+/// A write in progress, as the stall check sees it; over when dropped, even if cancelled.
+struct Writing<'a> {
+    count: &'a AtomicUsize,
+    since: &'a AtomicU64,
+}
+
+impl<'a> Writing<'a> {
+    fn start(count: &'a AtomicUsize, conn: &'a Conn) -> Writing<'a> {
+        let since = &conn.writing_since;
+        since.store(now_ms(), Ordering::Release);
+        count.fetch_add(1, Ordering::AcqRel);
+        Writing { count, since }
+    }
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        self.since.store(0, Ordering::Release);
+        self.count.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 fn requested_close(conn: &Conn) -> Exit {
@@ -530,8 +554,38 @@ async fn close_with<T: Transport>(
 
 #[cfg(test)]
 mod tests {
-    use super::new_session;
+    use super::{Conn, Writing, new_session};
     use std::collections::HashSet;
+    use std::future::pending;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    /// The ticker checks for stalled writes only while this count is above zero, so a write
+    /// must leave it, whether it finishes or is cancelled (a close request wins the select).
+    #[tokio::test]
+    async fn a_write_counts_as_in_progress_until_it_ends_even_when_cancelled() {
+        let count = AtomicUsize::new(0);
+        let conn = Conn::new(1, mpsc::channel(1).0);
+        let state = || {
+            (
+                count.load(Ordering::Acquire),
+                conn.writing_since.load(Ordering::Acquire),
+            )
+        };
+        {
+            let _writing = Writing::start(&count, &conn);
+            let (n, since) = state();
+            assert!(n == 1 && since > 0);
+        }
+        assert_eq!(state(), (0, 0));
+        let stuck = async {
+            let _writing = Writing::start(&count, &conn);
+            pending::<()>().await;
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(5), stuck).await;
+        assert_eq!(state(), (0, 0));
+    }
 
     /// Many sessions start in the same millisecond during a join storm; 20 random bits tied
     /// there (two connections of one room shared a key in the hub, and one lost its pings).
