@@ -6,6 +6,7 @@
 # (the last argument adds the before-and-after table: before/ is the first, unoptimised run).
 #
 #   scripts/bench.sh [scenario...]    # default: every scenario below
+#   SERVER_BIN=/tmp/old-ephemera OUT=/tmp/old scripts/bench.sh idle-rooms   # another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true

@@ -4,7 +4,8 @@
 # http://localhost:${PORT:-8080}. Ctrl-C stops everything. Other EPHEMERA_* variables in the
 # environment reach every instance; with PIDS_FILE set, "name=pid" lines of every process are
 # written there (scripts/bench.sh measures them). NGINX_WORKERS and NGINX_WORKER_CONNECTIONS
-# override nginx's worker_processes and worker_connections (for load tests).
+# override nginx's worker_processes and worker_connections (for load tests). SERVER_BIN runs
+# another ephemera binary than this tree's release build (to compare two builds).
 #
 #   scripts/run-scaled.sh [N]        # N instances, default 3
 set -euo pipefail
@@ -50,7 +51,7 @@ for i in $(seq 0 $((n - 1))); do
   EPHEMERA_REDIS_URL="redis://127.0.0.1:$redis_port" \
   EPHEMERA_PUBLIC_URL="http://localhost:$port" \
   EPHEMERA_TRUSTED_PROXIES="127.0.0.1" \
-    target/release/ephemera &
+    "${SERVER_BIN:-target/release/ephemera}" &
   pids+=($!)
   names+=("instance$((i + 1))=$!")
   upstream+="        server 127.0.0.1:$p;\n"
