@@ -232,18 +232,17 @@ pub async fn resume_tokens_work_only_for_their_member_in_their_room(
     store.create_room(a.clone()).await.expect("create");
     store.create_room(b.clone()).await.expect("create");
     store.subscribe(&a.id).await.expect("subscribe");
-    let (claim, token) = by_name("bob", 1);
-    let bob = store.claim_membership(&a.id, claim).await.expect("join");
+    let (bob, token) = join_resumable(&store, &a.id, "bob", 1).await;
     published(&mut bus).await;
     let resumed = store
         .resume_member(&a.id, &TokenHash::of(&token), 2)
         .await
         .expect("resume");
-    assert_eq!(resumed.member, bob.member);
+    assert_eq!(resumed.member, bob);
     let events = published(&mut bus).await;
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["type"], "replaced");
-    assert_eq!(events[0]["member_id"], bob.member.id.as_str());
+    assert_eq!(events[0]["member_id"], bob.id.as_str());
     assert_eq!(
         refused(store.resume_member(&b.id, &TokenHash::of(&token), 3).await),
         ErrorCode::Unauthorized
@@ -261,8 +260,7 @@ pub async fn resume_tokens_work_only_for_their_member_in_their_room(
 pub async fn bearer_tokens_authenticate_owner_and_members((store, _): (Store, Bus)) {
     let (room, owner_token) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
-    let (claim, token) = by_name("bob", 1);
-    let bob = store.claim_membership(&room.id, claim).await.expect("join");
+    let (bob, token) = join_resumable(&store, &room.id, "bob", 1).await;
     assert_eq!(
         store
             .authenticate(&room.id, &TokenHash::of(&owner_token))
@@ -275,7 +273,7 @@ pub async fn bearer_tokens_authenticate_owner_and_members((store, _): (Store, Bu
             .authenticate(&room.id, &TokenHash::of(&token))
             .await
             .expect("auth"),
-        Some(Credential::Member(bob.member))
+        Some(Credential::Member(bob))
     );
     assert_eq!(
         store
