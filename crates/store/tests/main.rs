@@ -212,6 +212,41 @@ mod redis_keys {
         assert!(next > now_ms(), "the room is no longer due");
     }
 
+    /// One pass takes every due room at once and gives each its own next deadline: a room
+    /// whose member fell due (next: its expiry), one with nothing due yet (next: its member's
+    /// deadline) and one past its expiry (its entry goes).
+    #[tokio::test]
+    async fn one_sweep_reschedules_each_due_room_to_its_own_next_deadline() {
+        let (store, _bus, server) = redis().await;
+        let [(stale, _), (fresh, _), (ended, _)] = [0; 3].map(|_| room(10, 60_000));
+        for r in [&stale, &fresh, &ended] {
+            store.create_room(r.clone()).await.expect("create");
+        }
+        let bob = join(&store, &stale.id, "bob", 1).await;
+        let carol = join(&store, &fresh.id, "carol", 1).await;
+        let carol_due = (now_ms() + 30_000).to_string();
+        let (bob_entry, carol_entry) = (format!("{}\n1", bob.id), format!("{}\n1", carol.id));
+        server.cli(&["zadd", &room_key(&stale.id, "alive"), "1", &bob_entry]);
+        server.cli(&[
+            "zadd",
+            &room_key(&fresh.id, "alive"),
+            &carol_due,
+            &carol_entry,
+        ]);
+        server.cli(&["hset", &room_key(&ended.id, "meta"), "expires_at", "1"]);
+        for r in [&stale, &fresh, &ended] {
+            server.cli(&["zadd", "eph:deadlines", "1", &r.id]);
+        }
+        assert_eq!(store.sweep().await.expect("sweep"), 3);
+        let scheduled = |room_id: &str| server.cli(&["zscore", "eph:deadlines", room_id]);
+        assert_eq!(scheduled(&stale.id).trim(), stale.expires_at.to_string());
+        assert_eq!(scheduled(&fresh.id).trim(), carol_due);
+        assert_eq!(scheduled(&ended.id).trim(), "");
+        assert_eq!(keys_of(&server, &ended.id), Vec::<String>::new());
+        let view = store.room(&stale.id).await.expect("read").expect("exists");
+        assert!(view.members.iter().all(|m| m.id != bob.id), "bob went");
+    }
+
     /// A resume drops the bare member id that versions before 2026-12-05 wrote: during a
     /// rolling upgrade, their sweep would take it for the new connection once it fell due.
     #[tokio::test]
