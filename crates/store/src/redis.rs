@@ -1,9 +1,7 @@
 //! The Redis backend (fred): every room operation is one Lua script, loaded once and called by
 //! SHA, so each is atomic in Redis, and races across instances cannot overfill a room, duplicate
 //! a name, reuse an id or redeem a ticket twice. The one exception is the liveness refresh
-//! (`touch`): plain commands, safe without atomicity, and four times cheaper for Redis. Plain
-//! commands use fred's typed interface: fred flushes its socket after every script and custom
-//! command, but typed commands queued together share one write.
+//! (`touch`): plain commands, safe without atomicity, and four times cheaper for Redis.
 //!
 //! Layout: every key of a room carries the room id as a hash tag (`eph:{<id>}:meta`, ...), so a
 //! room lives in one Redis Cluster slot, its scripts are single-slot, and every key expires at
@@ -20,14 +18,12 @@ use crate::{
     Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, EventInterface, HashesInterface, KeysInterface,
-    PubsubInterface, ReconnectPolicy, SortedSetsInterface, Value,
+    Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
+    ReconnectPolicy, Value,
 };
-use fred::types::RespVersion;
-use fred::types::SetOptions;
 use fred::types::scripts::Script;
-use fred::types::sorted_sets::Ordering as ZOrdering;
-use futures_util::future::{join_all, try_join_all};
+use fred::types::{ClusterHash, CustomCommand, RespVersion};
+use futures_util::future::try_join_all;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
@@ -43,7 +39,7 @@ const SCHEDULE: &str = "eph:deadlines";
 const LEASE_MS: Millis = 5_000;
 /// Most rooms one sweep takes.
 const SWEEP_BATCH: usize = 512;
-/// Most members one liveness refresh command moves.
+/// Most members one liveness script refreshes (Lua's unpack takes a few thousand values).
 const TOUCH_BATCH: usize = 500;
 /// A command that gets no answer within this fails (REST answers 503 promptly).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
@@ -145,6 +141,17 @@ async fn run_on(
         .evalsha_with_reload(client, keys, args)
         .await
         .map_err(unavailable)
+}
+
+/// A plain command routed by its first key.
+async fn command<R, T>(client: &Client, name: &'static str, args: Vec<T>) -> Result<R>
+where
+    R: FromValue,
+    T: TryInto<Value> + Send,
+    T::Error: Into<fred::error::Error> + Send,
+{
+    let cmd = CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+    client.custom(cmd, args).await.map_err(unavailable)
 }
 
 /// The room's keys, in the order the scripts' prelude names them.
@@ -271,18 +278,12 @@ impl RedisStore {
         rooms: impl IntoIterator<Item = &'a str>,
         at: Millis,
     ) -> Result<()> {
-        let entries: Vec<(f64, &str)> = rooms.into_iter().map(|room| (at as f64, room)).collect();
-        client
-            .zadd::<Value, _, _>(
-                SCHEDULE,
-                None,
-                Some(ZOrdering::LessThan),
-                false,
-                false,
-                entries,
-            )
-            .await
-            .map_err(unavailable)?;
+        let at = at.to_string();
+        let mut args = vec![SCHEDULE, "LT"];
+        for room_id in rooms {
+            args.extend([at.as_str(), room_id]);
+        }
+        command::<Value, _>(client, "ZADD", args).await?;
         Ok(())
     }
 
@@ -464,8 +465,9 @@ impl RedisStore {
     }
 
     /// Moves the deadline of each member whose current connection is the given one, all rooms'
-    /// commands at once: they share one write and one read on the background connection, and
-    /// Redis runs them back to back. Returns the rooms where any deadline moved, and the
+    /// commands at once on the background connection, none waiting for another's reply (fred
+    /// still writes each on its own: it flushes after every custom command), and Redis runs
+    /// them back to back. Returns the rooms where any deadline moved, and the
     /// positions in `live` of the stale connections, in order. The first failure fails the
     /// whole (Redis is then failing for every room alike).
     async fn touch_all<'a>(
@@ -518,37 +520,22 @@ impl RedisStore {
         members: impl IntoIterator<Item = &'a Live>,
     ) -> Result<(bool, Vec<(usize, Stale)>)> {
         let members: Vec<&Live> = members.into_iter().collect();
-        let entries: Vec<(f64, String)> = members
-            .iter()
-            .map(|l| (deadline as f64, format!("{}\n{}", l.member_id, l.session)))
-            .collect();
-        let moved: usize = client
-            .zadd(
-                key(room_id, "alive"),
-                Some(SetOptions::XX),
-                None,
-                true,
-                false,
-                entries,
-            )
-            .await
-            .map_err(unavailable)?;
+        let deadline = deadline.to_string();
+        let mut zadd = vec![key(room_id, "alive"), "XX".into(), "CH".into()];
+        for l in &members {
+            zadd.extend([deadline.clone(), format!("{}\n{}", l.member_id, l.session)]);
+        }
+        let moved: usize = command(client, "ZADD", zadd).await?;
         if moved == members.len() {
             return Ok((true, Vec::new()));
         }
         // Some are stale (or already had this deadline, set in the same millisecond).
-        let ids: Vec<&str> = members.iter().map(|l| &*l.member_id).collect();
-        let states: Vec<Value> = client
-            .hmget(key(room_id, "state"), ids)
-            .await
-            .map_err(unavailable)?;
+        let mut hmget = vec![key(room_id, "state")];
+        hmget.extend(members.iter().map(|l| l.member_id.to_string()));
+        let states: Vec<Value> = command(client, "HMGET", hmget).await?;
         // A missing state may mean the whole room is gone (its keys go together).
         if states.iter().any(Value::is_null)
-            && client
-                .exists::<u64, _>(key(room_id, "meta"))
-                .await
-                .map_err(unavailable)?
-                == 0
+            && command::<u64, _>(client, "EXISTS", vec![key(room_id, "meta")]).await? == 0
         {
             let gone = (0..members.len()).map(|j| (j, Stale::RoomGone));
             return Ok((false, gone.collect()));
@@ -690,7 +677,7 @@ impl RedisStore {
         if existed.as_u64() != Some(1) {
             return Ok(false);
         }
-        let args = vec!["0".into(), room_id.to_owned(), "gone".into()];
+        let args = vec![room_id.to_owned(), "0".into(), "gone".into()];
         self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
             .await?;
         Ok(true)
@@ -723,35 +710,16 @@ impl RedisStore {
             .iter()
             .filter_map(Value::as_string)
             .collect();
-        // All the rooms at once, then one reschedule for them all: a pass costs a few round
-        // trips however many rooms are due. A room whose sweep failed stays leased, so a later
-        // pass takes it again.
-        let swept = join_all(due.iter().map(|room_id| self.sweep_room(room_id, now))).await;
-        let mut args = vec![lease.to_string()];
-        let mut failed = None;
-        for (room_id, next) in due.iter().zip(swept) {
-            match next {
-                Ok(next) => args.extend([room_id.clone(), next]),
-                Err(err) => failed = Some(err),
-            }
+        // One room at a time: Redis would run a pass sent at once back to back, and chat
+        // commands would wait behind it (ANALYSIS.md, "Tried, measured, not kept").
+        for room_id in &due {
+            self.sweep_room(room_id, lease, now).await?;
         }
-        if args.len() > 1 {
-            run_on(
-                &self.background,
-                &self.scripts.reschedule,
-                vec![SCHEDULE.into()],
-                args,
-            )
-            .await?;
-        }
-        match failed {
-            Some(err) => Err(err),
-            None => Ok(due.len()),
-        }
+        Ok(due.len())
     }
 
-    /// Runs one leased room's deadlines. Returns its next deadline, or "gone".
-    async fn sweep_room(&self, room_id: &str, now: Millis) -> Result<String> {
+    /// Runs one leased room's deadlines, then gives its schedule entry back.
+    async fn sweep_room(&self, room_id: &str, lease: Millis, now: Millis) -> Result<()> {
         let mut args = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
         args.push(closed_frame(room_id, CloseReason::Expired, now)?);
         args.push(closed_frame(room_id, CloseReason::OwnerOffline, now)?);
@@ -764,14 +732,23 @@ impl RedisStore {
         .await?
         .into_array()
         .into_iter();
-        Ok(match reply.next().and_then(|v| v.as_string()).as_deref() {
+        let next = match reply.next().and_then(|v| v.as_string()).as_deref() {
             Some("next") => reply
                 .next()
                 .and_then(|v| v.as_u64())
                 .ok_or_else(malformed)?
                 .to_string(),
             _ => "gone".into(),
-        })
+        };
+        let args = vec![room_id.to_owned(), lease.to_string(), next];
+        run_on(
+            &self.background,
+            &self.scripts.reschedule,
+            vec![SCHEDULE.into()],
+            args,
+        )
+        .await?;
+        Ok(())
     }
 
     pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {

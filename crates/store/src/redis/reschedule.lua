@@ -1,15 +1,12 @@
--- KEYS[1]: the deadline schedule. ARGV[1]: the lease the rooms were claimed with; then pairs
--- of a room and its next deadline, or 'gone'. An entry moved earlier meanwhile stays earlier.
-local lease = tonumber(ARGV[1])
-for i = 2, #ARGV, 2 do
-  local room, next = ARGV[i], ARGV[i + 1]
-  if next == 'gone' then
-    redis.call('ZREM', KEYS[1], room)
-  else
-    local current = tonumber(redis.call('ZSCORE', KEYS[1], room))
-    if current and (current == lease or tonumber(next) < current) then
-      redis.call('ZADD', KEYS[1], next, room)
-    end
-  end
+-- KEYS[1]: the deadline schedule. ARGV[1]: room; ARGV[2]: the lease it was claimed with;
+-- ARGV[3]: its next deadline, or 'gone'. An entry moved earlier meanwhile stays earlier.
+if ARGV[3] == 'gone' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
 end
-return 0
+local current = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if not current then return 0 end
+if tonumber(current) == tonumber(ARGV[2]) or tonumber(ARGV[3]) < tonumber(current) then
+  redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+end
+return 1
