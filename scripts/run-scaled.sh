@@ -5,7 +5,7 @@
 # environment reach every instance; with PIDS_FILE set, "name=pid" lines of every process are
 # written there (scripts/bench.sh measures them). NGINX_WORKERS and NGINX_WORKER_CONNECTIONS
 # override nginx's worker_processes and worker_connections (for load tests). SERVER_BIN runs
-# another ephemera binary than this tree's release build (to compare two builds).
+# another ephemera binary instead of building and running this tree's (to compare two builds).
 #
 #   scripts/run-scaled.sh [N]        # N instances, default 3
 set -euo pipefail
@@ -15,7 +15,7 @@ port=${PORT:-8080}
 redis_port=${REDIS_PORT:-6390}
 first_instance=${FIRST_INSTANCE_PORT:-9001}
 
-cargo build --release --quiet
+[ -n "${SERVER_BIN:-}" ] || cargo build --release --quiet
 dir=$(mktemp -d)
 pids=()
 # Redis stops last: a draining instance still starts its members' grace there.

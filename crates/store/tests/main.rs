@@ -212,7 +212,7 @@ mod redis_keys {
         assert!(next > now_ms(), "the room is no longer due");
     }
 
-    /// One pass takes every due room at once and gives each its own next deadline: a room
+    /// One pass takes every due room and gives each its own next deadline: a room
     /// whose member fell due (next: its expiry), one with nothing due yet (next: its member's
     /// deadline) and one past its expiry (its entry goes).
     #[tokio::test]
