@@ -76,20 +76,22 @@ run() {
   [ "$first" = 1 ] || sleep 12
   first=0
   echo "== $name: $*"
-  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
+  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
 }
 
-scenarios=${*:-"floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
+scenarios=${*:-"pauses floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
 for s in $scenarios; do
-  # Every run but floor (no server) and the idle ones (below) is on the target topology: two
-  # instances.
+  # Every run but pauses and floor (no server) and the idle ones (below) is on the target
+  # topology: two instances.
   case $s in
-    floor) stop_topology ;;
+    pauses|floor) stop_topology ;;
     idle) stop_topology; topology 3 8 ;;
     idle-100k) stop_topology; topology 6 16 ;;
     *) [ -n "$topology" ] || topology 2 4 ;;
   esac
   case $s in
+    # No server at all: how long the machine keeps a thread that is ready to run from running.
+    pauses) run pauses pauses --duration 60 ;;
     # No server at all: what one write per delivery costs this machine (the reader is a
     # tokio process like the load generator).
     floor) run floor floor --members 1000 --rate 50000 --duration 20 ;;

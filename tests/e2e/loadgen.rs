@@ -101,6 +101,27 @@ fn the_floor_scenario_writes_at_its_rate_and_measures_writer_and_reader() {
     }
 }
 
+#[test]
+fn the_pauses_scenario_spins_on_every_cpu_and_sums_up_its_gaps() {
+    let out = Command::new(loadgen())
+        .args(["pauses", "--duration", "1"])
+        .output()
+        .expect("loadgen runs");
+    let report = report(out);
+    let pauses = &report["pauses"];
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    assert_eq!(pauses["threads"], cpus, "{report}");
+    assert_eq!(pauses["gap_ms"], 0.5, "{report}");
+    let worst = report["worst_ms_per_second"].as_array().expect("worst");
+    assert_eq!(worst.len(), 1, "{report}");
+    let longest = pauses["longest_ms"].as_f64().expect("longest");
+    assert_eq!(worst[0].as_f64(), Some(longest), "{report}");
+    let share = pauses["lost_percent"].as_f64().expect("lost");
+    assert!((0.0..100.0).contains(&share), "{report}");
+    assert!(pauses["per_second"].as_f64() >= pauses["long_per_second"].as_f64());
+    assert!(pauses["steal_percent"].as_f64() >= Some(0.0), "{report}");
+}
+
 /// Members that joined first keep answering pings while the rest join: with pings every second
 /// (a socket silent for two is closed), a ramp of several seconds loses no one.
 #[test]

@@ -3,6 +3,7 @@
 //! peak memory of every process involved. See docs/benchmarks/README.md.
 
 mod floor;
+mod pauses;
 mod proc_stats;
 mod run;
 
@@ -31,6 +32,9 @@ enum Scenario {
     /// No server: paced small writes over `members` loopback connections read by another
     /// process; the writer's CPU per write is the machine's floor per delivery.
     Floor,
+    /// No server: one thread per CPU spins on the clock; gaps over 0.5 ms are the machine's
+    /// pauses, which every message in flight waits out.
+    Pauses,
 }
 
 #[derive(Parser, Debug)]
@@ -138,6 +142,8 @@ struct Report {
     /// The worst latency of the messages sent in each second of the window.
     worst_ms_per_second: Vec<f64>,
     processes: Vec<proc_stats::Usage>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pauses: Option<pauses::Pauses>,
 }
 
 #[derive(Serialize, Default)]
@@ -170,6 +176,9 @@ async fn main_async(args: Args) -> Result<(), String> {
     }
     if args.scenario == Scenario::Floor {
         return floor_report(&args).await;
+    }
+    if args.scenario == Scenario::Pauses {
+        return pauses_report(&args).await;
     }
     let (members, rate, active) = match args.scenario {
         Scenario::Idle | Scenario::JoinStorm => (args.members, 0.0, 0),
@@ -309,8 +318,37 @@ async fn main_async(args: Args) -> Result<(), String> {
             .map(|&us| us as f64 / 1000.0)
             .collect(),
         processes,
+        pauses: None,
     };
     write_report(&report, args.out.as_deref())
+}
+
+impl Report {
+    /// The report of a run without chat clients (`floor`, `pauses`): all counts zero.
+    fn without_clients(scenario: Scenario, parameters: serde_json::Value) -> Self {
+        Report {
+            scenario,
+            parameters,
+            connected: 0,
+            refused: 0,
+            dropped: 0,
+            dropped_by_code: BTreeMap::new(),
+            reconnects: 0,
+            sent: 0,
+            rejected: 0,
+            expected_deliveries: 0,
+            delivered_total: 0,
+            lost: 0,
+            gaps: 0,
+            duplicates: 0,
+            deliveries_per_second: 0.0,
+            join_ms: 0,
+            latency_ms: Percentiles::default(),
+            worst_ms_per_second: Vec::new(),
+            processes: Vec::new(),
+            pauses: None,
+        }
+    }
 }
 
 /// `floor`: writes counted as deliveries, so the report gives the writer's µs per delivery.
@@ -318,30 +356,37 @@ async fn floor_report(args: &Args) -> Result<(), String> {
     let warmup_us = (args.warmup * 1e6) as u64;
     let duration_us = (args.duration * 1e6) as u64;
     let (written, processes) = floor::run(args.members, args.rate, warmup_us, duration_us).await?;
+    let parameters = serde_json::json!({
+        "rooms": 1, "members": args.members, "active": 0, "frame_bytes": 160,
+        "duration_s": args.duration, "warmup_s": args.warmup,
+        "offered_deliveries_per_second": args.rate,
+    });
     let report = Report {
-        scenario: Scenario::Floor,
-        parameters: serde_json::json!({
-            "rooms": 1, "members": args.members, "active": 0, "frame_bytes": 160,
-            "duration_s": args.duration, "warmup_s": args.warmup,
-            "offered_deliveries_per_second": args.rate,
-        }),
         connected: args.members as u64,
-        refused: 0,
-        dropped: 0,
-        dropped_by_code: BTreeMap::new(),
-        reconnects: 0,
         sent: written,
-        rejected: 0,
         expected_deliveries: written,
         delivered_total: written,
-        lost: 0,
-        gaps: 0,
-        duplicates: 0,
         deliveries_per_second: written as f64 / args.duration.max(1e-9),
-        join_ms: 0,
-        latency_ms: Percentiles::default(),
-        worst_ms_per_second: Vec::new(),
         processes,
+        ..Report::without_clients(Scenario::Floor, parameters)
+    };
+    write_report(&report, args.out.as_deref())
+}
+
+/// `pauses`: the machine's pauses, and the longest of each second in place of latency.
+async fn pauses_report(args: &Args) -> Result<(), String> {
+    let duration = std::time::Duration::from_secs_f64(args.duration.max(0.0));
+    let (pauses, worst_ms_per_second) = tokio::task::spawn_blocking(move || pauses::run(duration))
+        .await
+        .map_err(|e| e.to_string())??;
+    let parameters = serde_json::json!({
+        "rooms": 0, "members": 0, "active": 0, "duration_s": args.duration,
+        "offered_deliveries_per_second": 0,
+    });
+    let report = Report {
+        worst_ms_per_second,
+        pauses: Some(pauses),
+        ..Report::without_clients(Scenario::Pauses, parameters)
     };
     write_report(&report, args.out.as_deref())
 }

@@ -145,12 +145,12 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
            the instances), all on loopback, sharing the machine with the load generator. \
            The exceptions: `idle` runs on three instances and `idle-100k` on six (no process \
            here may hold more than 20,000 files, so two cannot hold 50,000 sockets), and \
-           `floor` on no server at all. \
+           `pauses` and `floor` on no server at all. \
            Peak RSS is each process's peak so far: the servers live through every run of their \
            topology.\n\n";
     md += "## Runs\n\n| run | rooms x members (active) | offered/s | delivered/s | p50 ms | p99 ms | \
            p99.9 ms | lost | gaps | dups | dropped | join ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
-    for r in &runs {
+    for r in runs.iter().filter(|r| r.json["pauses"].is_null()) {
         let p = &r.json["parameters"];
         let _ = writeln!(
             md,
@@ -170,6 +170,9 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
             r.json["dropped"],
             r.json["join_ms"],
         );
+    }
+    for r in runs.iter().filter(|r| !r.json["pauses"].is_null()) {
+        md += &pauses(r);
     }
     md += "\n## CPU and memory per process (measured window)\n\n| run | process | cores | µs per delivery | peak RSS MiB |\n|---|---|---|---|---|\n";
     for r in &runs {
@@ -214,6 +217,32 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
         md += "\n## Charts\n\n![latency against load](latency.svg)\n\n![CPU per delivery](cpu-per-delivery.svg)\n";
     }
     std::fs::write(out.join("README.md"), md).map_err(|e| e.to_string())
+}
+
+/// The `pauses` run: what the machine took from threads that were ready to run.
+fn pauses(r: &Run) -> String {
+    let f = |key: &str| r.f(&["pauses", key]);
+    format!(
+        "\n## The machine's pauses (`{}`)\n\nOne thread per CPU ({}) spun on the clock for {} s, \
+         with no server running. Gaps of at least {} ms: **{:.2} a second**, {:.2} a second of at \
+         least 2 ms, the longest **{:.1} ms**; {:.2}% of the threads' time. The kernel counted \
+         {:.2}% of all CPU time as stolen by the host. The gaps of 2 ms or more line up best \
+         at a period of {:.3} s: strength {:.2}, where 1 is all at the same phase and random \
+         instants would reach about {:.2}. \
+         A message in flight when its process is paused waits the pause out.\n",
+        r.name,
+        r.json["pauses"]["threads"],
+        r.f(&["parameters", "duration_s"]),
+        f("gap_ms"),
+        f("per_second"),
+        f("long_per_second"),
+        f("longest_ms"),
+        f("lost_percent"),
+        f("steal_percent"),
+        f("period_s"),
+        f("period_strength"),
+        f("period_chance"),
+    )
 }
 
 /// Each run next to the same run before the optimisations.

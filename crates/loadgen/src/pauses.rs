@@ -1,0 +1,174 @@
+//! The `pauses` scenario: how long the machine keeps a thread that is ready to run from running.
+//!
+//! One thread per CPU spins on the monotonic clock and records every gap between two readings
+//! longer than `GAP`. On a quiet machine such a gap is time the CPU spent elsewhere: in the
+//! guest's kernel, or, in a VM, with the host (the kernel counts the latter as steal time,
+//! reported alongside). A message in flight during a pause waits it out, so the pauses bound the
+//! tail latency any server can have here.
+
+use serde::Serialize;
+use std::f64::consts::TAU;
+use std::time::{Duration, Instant};
+
+/// The shortest gap counted as a pause.
+const GAP: Duration = Duration::from_micros(500);
+/// Gaps at least this long are also counted on their own.
+const LONG_GAP: Duration = Duration::from_millis(2);
+
+#[derive(Serialize, Debug, PartialEq)]
+pub struct Pauses {
+    pub threads: usize,
+    pub gap_ms: f64,
+    /// Gaps of at least `gap_ms`, per second, over all threads.
+    pub per_second: f64,
+    /// Gaps of at least 2 ms, per second, over all threads.
+    pub long_per_second: f64,
+    /// The share of the threads' time lost in gaps.
+    pub lost_percent: f64,
+    pub longest_ms: f64,
+    /// The kernel's steal time over the run, as a share of all CPUs' time.
+    pub steal_percent: f64,
+    /// The period, between 0.5 and 2 s, at which the gaps of at least 2 ms line up best, and
+    /// how well (the mean resultant length of their phases: 1 when all fall at the same phase,
+    /// about 1/sqrt(gaps) for random times).
+    pub period_s: f64,
+    pub period_strength: f64,
+    /// About the best strength random instants reach over the periods tried
+    /// (sqrt(ln(periods) / gaps)): a strength well above it is a real period.
+    pub period_chance: f64,
+}
+
+/// Spins one thread per CPU for `duration`; returns the pauses and the longest gap of each
+/// second.
+pub fn run(duration: Duration) -> Result<(Pauses, Vec<f64>), String> {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let steal_before = steal_ticks()?;
+    let start = Instant::now();
+    let spinners: Vec<_> = (0..threads)
+        .map(|_| std::thread::spawn(move || spin(start, duration)))
+        .collect();
+    let mut gaps: Vec<(f64, f64)> = Vec::new();
+    for spinner in spinners {
+        gaps.extend(spinner.join().map_err(|_| "a spinning thread panicked")?);
+    }
+    let steal = steal_ticks()?.saturating_sub(steal_before) as f64 / TICKS_PER_SECOND;
+    Ok(summarise(threads, duration.as_secs_f64(), &gaps, steal))
+}
+
+/// Linux counts steal time in clock ticks of 1/100 s (USER_HZ).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// The steal ticks of all CPUs, from the `cpu` line of /proc/stat.
+fn steal_ticks() -> Result<u64, String> {
+    let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("cpu "))
+        .and_then(|l| l.split_whitespace().nth(7)?.parse().ok())
+        .ok_or_else(|| "/proc/stat has no steal time".into())
+}
+
+/// Reads the clock until `duration` has passed since `start`; returns each gap longer than
+/// `GAP` as (seconds since `start` at which it began, its length in seconds).
+fn spin(start: Instant, duration: Duration) -> Vec<(f64, f64)> {
+    let mut gaps = Vec::new();
+    let mut last = Instant::now();
+    while last.duration_since(start) < duration {
+        let now = Instant::now();
+        let gap = now.duration_since(last);
+        if gap >= GAP {
+            gaps.push((last.duration_since(start).as_secs_f64(), gap.as_secs_f64()));
+        }
+        last = now;
+    }
+    gaps
+}
+
+fn summarise(
+    threads: usize,
+    seconds: f64,
+    gaps: &[(f64, f64)],
+    steal_seconds: f64,
+) -> (Pauses, Vec<f64>) {
+    let mut worst_ms = vec![0.0f64; seconds.ceil() as usize];
+    for &(at, length) in gaps {
+        if let Some(worst) = worst_ms.get_mut(at as usize) {
+            *worst = worst.max(length * 1e3);
+        }
+    }
+    let long = gaps.iter().filter(|g| g.1 >= LONG_GAP.as_secs_f64());
+    let (period_s, period_strength) = strongest_period(long.clone().map(|g| g.0));
+    let period_chance = ((PERIODS_MS.count() as f64).ln() / long.clone().count() as f64)
+        .sqrt()
+        .min(1.0);
+    let thread_seconds = threads as f64 * seconds;
+    let pauses = Pauses {
+        threads,
+        gap_ms: GAP.as_secs_f64() * 1e3,
+        per_second: gaps.len() as f64 / seconds,
+        long_per_second: long.count() as f64 / seconds,
+        lost_percent: 100.0 * gaps.iter().map(|g| g.1).sum::<f64>() / thread_seconds,
+        longest_ms: gaps.iter().map(|g| g.1 * 1e3).fold(0.0, f64::max),
+        steal_percent: 100.0 * steal_seconds / thread_seconds,
+        period_s,
+        period_strength,
+        period_chance,
+    };
+    (pauses, worst_ms)
+}
+
+/// The periods `strongest_period` tries, in milliseconds.
+const PERIODS_MS: std::ops::RangeInclusive<u32> = 500..=2000;
+
+/// Folds the instants over every period from 0.5 to 2 s in 1 ms steps; returns the period at
+/// which their phases agree best and that agreement (0 to 1).
+fn strongest_period(instants: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
+    let n = instants.clone().count();
+    if n == 0 {
+        return (0.0, 0.0);
+    }
+    PERIODS_MS
+        .map(|ms| {
+            let period = f64::from(ms) / 1e3;
+            let (sin, cos) = instants
+                .clone()
+                .map(|t| (TAU * t / period).sin_cos())
+                .fold((0.0, 0.0), |(s, c), (ds, dc)| (s + ds, c + dc));
+            (period, sin.hypot(cos) / n as f64)
+        })
+        .fold((0.0, 0.0), |best, p| if p.1 > best.1 { p } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gaps_that_recur_each_second_and_a_quarter_show_that_period() {
+        // Up to 40 ms early or late, so that half the period lines them up less well.
+        let jitter = |k: u32| f64::from(k * 7 % 9) * 0.01 - 0.04;
+        let gaps: Vec<(f64, f64)> = (0..40)
+            .map(|k| (0.3 + 1.25 * f64::from(k) + jitter(k), 0.003))
+            .collect();
+        let (pauses, worst) = summarise(2, 50.0, &gaps, 0.5);
+        assert!((pauses.period_s - 1.25).abs() < 0.003, "{pauses:?}");
+        assert!(pauses.period_strength > 0.9, "{pauses:?}");
+        assert!((pauses.period_chance - (1501f64.ln() / 40.0).sqrt()).abs() < 1e-9);
+        assert_eq!(pauses.per_second, 0.8);
+        assert_eq!(pauses.long_per_second, 0.8);
+        assert!((pauses.lost_percent - 0.12).abs() < 1e-9, "{pauses:?}");
+        assert!((pauses.steal_percent - 0.5).abs() < 1e-9, "{pauses:?}");
+        assert_eq!(pauses.longest_ms, 3.0);
+        assert_eq!(worst.len(), 50);
+        assert_eq!(worst[0], 3.0);
+        assert_eq!(worst[3], 0.0);
+    }
+
+    #[test]
+    fn no_gaps_make_an_empty_summary() {
+        let (pauses, worst) = summarise(2, 3.0, &[], 0.0);
+        assert_eq!(pauses.per_second, 0.0);
+        assert_eq!((pauses.period_s, pauses.period_strength), (0.0, 0.0));
+        assert_eq!(pauses.period_chance, 1.0);
+        assert_eq!(worst, vec![0.0; 3]);
+    }
+}
