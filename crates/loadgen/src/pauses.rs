@@ -6,6 +6,7 @@
 //! reported alongside). A message in flight during a pause waits it out, so the pauses bound the
 //! tail latency any server can have here.
 
+use crate::proc_stats::TICKS_PER_SECOND;
 use serde::Serialize;
 use std::f64::consts::TAU;
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ const GAP: Duration = Duration::from_micros(500);
 /// Gaps at least this long are also counted on their own.
 const LONG_GAP: Duration = Duration::from_millis(2);
 
-#[derive(Serialize, Debug, PartialEq)]
+#[derive(Serialize, Debug)]
 pub struct Pauses {
     pub threads: usize,
     pub gap_ms: f64,
@@ -29,8 +30,7 @@ pub struct Pauses {
     /// The kernel's steal time over the run, as a share of all CPUs' time.
     pub steal_percent: f64,
     /// The period, between 0.5 and 2 s, at which the gaps of at least 2 ms line up best, and
-    /// how well (the mean resultant length of their phases: 1 when all fall at the same phase,
-    /// about 1/sqrt(gaps) for random times).
+    /// how well (the mean resultant length of their phases: 1 when all fall at the same phase).
     pub period_s: f64,
     pub period_strength: f64,
     /// About the best strength random instants reach over the periods tried
@@ -55,10 +55,7 @@ pub fn run(duration: Duration) -> Result<(Pauses, Vec<f64>), String> {
     Ok(summarise(threads, duration.as_secs_f64(), &gaps, steal))
 }
 
-/// Linux counts steal time in clock ticks of 1/100 s (USER_HZ).
-const TICKS_PER_SECOND: f64 = 100.0;
-
-/// The steal ticks of all CPUs, from the `cpu` line of /proc/stat.
+/// The steal ticks (USER_HZ) of all CPUs, from the `cpu` line of /proc/stat.
 fn steal_ticks() -> Result<u64, String> {
     let stat = std::fs::read_to_string("/proc/stat").map_err(|e| format!("/proc/stat: {e}"))?;
     stat.lines()
@@ -95,9 +92,13 @@ fn summarise(
             *worst = worst.max(length * 1e3);
         }
     }
-    let long = gaps.iter().filter(|g| g.1 >= LONG_GAP.as_secs_f64());
-    let (period_s, period_strength) = strongest_period(long.clone().map(|g| g.0));
-    let period_chance = ((PERIODS_MS.count() as f64).ln() / long.clone().count() as f64)
+    let long: Vec<f64> = gaps
+        .iter()
+        .filter(|g| g.1 >= LONG_GAP.as_secs_f64())
+        .map(|g| g.0)
+        .collect();
+    let (period_s, period_strength) = strongest_period(&long);
+    let period_chance = ((PERIODS_MS.count() as f64).ln() / long.len() as f64)
         .sqrt()
         .min(1.0);
     let thread_seconds = threads as f64 * seconds;
@@ -105,7 +106,7 @@ fn summarise(
         threads,
         gap_ms: GAP.as_secs_f64() * 1e3,
         per_second: gaps.len() as f64 / seconds,
-        long_per_second: long.count() as f64 / seconds,
+        long_per_second: long.len() as f64 / seconds,
         lost_percent: 100.0 * gaps.iter().map(|g| g.1).sum::<f64>() / thread_seconds,
         longest_ms: gaps.iter().map(|g| g.1 * 1e3).fold(0.0, f64::max),
         steal_percent: 100.0 * steal_seconds / thread_seconds,
@@ -121,8 +122,8 @@ const PERIODS_MS: std::ops::RangeInclusive<u32> = 500..=2000;
 
 /// Folds the instants over every period from 0.5 to 2 s in 1 ms steps; returns the period at
 /// which their phases agree best and that agreement (0 to 1).
-fn strongest_period(instants: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
-    let n = instants.clone().count();
+fn strongest_period(instants: &[f64]) -> (f64, f64) {
+    let n = instants.len();
     if n == 0 {
         return (0.0, 0.0);
     }
@@ -130,7 +131,7 @@ fn strongest_period(instants: impl Iterator<Item = f64> + Clone) -> (f64, f64) {
         .map(|ms| {
             let period = f64::from(ms) / 1e3;
             let (sin, cos) = instants
-                .clone()
+                .iter()
                 .map(|t| (TAU * t / period).sin_cos())
                 .fold((0.0, 0.0), |(s, c), (ds, dc)| (s + ds, c + dc));
             (period, sin.hypot(cos) / n as f64)
