@@ -91,7 +91,11 @@ for s in $scenarios; do
   esac
   case $s in
     # No server at all: how long the machine keeps a thread that is ready to run from running.
-    pauses) run pauses pauses --duration 60 ;;
+    # Then beside as many idle sockets as 1,000 rooms put on the machine (below): what sockets
+    # cost by merely existing, whatever holds them.
+    pauses)
+      run pauses pauses --duration 60
+      run pauses-beside-79200-sockets pauses --duration 60 --idle-sockets 79200 ;;
     # No server at all: what one write per delivery costs this machine (the reader is a
     # tokio process like the load generator).
     floor) run floor floor --members 1000 --rate 50000 --duration 20 ;;
@@ -108,10 +112,13 @@ for s in $scenarios; do
       done ;;
     # The same clients both times (1,000 rooms of 20 take two processes, so 10 rooms alone get
     # two as well: a room's members are spread over the processes); 60 s, as tails are noisy.
+    # The third run holds as many idle sockets as the 990 idle rooms add (19,800 members: their
+    # clients', nginx's two and the instances' sockets), with no server work for them.
     idle-rooms)
       for rooms in 10 1000; do
         run "idle-rooms-10-of-$rooms" idle-rooms $nginx --rooms "$rooms" --active 10 --members 20 --rate 10 --duration 60 --procs 2
-      done ;;
+      done
+      run idle-rooms-10-beside-79200-sockets idle-rooms $nginx --rooms 10 --active 10 --members 20 --rate 10 --duration 60 --procs 2 --idle-sockets 79200 ;;
     big-room) run big-room big-room $nginx --rooms 1 --members 500 --rate 10 --duration 20 ;;
     # Every process here may hold at most 20000 files (ulimit -n; CAP_SYS_RESOURCE is withheld,
     # so not even root raises it): two instances hold at most ~2 x 19,900 sockets. 51,000 idle

@@ -122,6 +122,33 @@ fn the_pauses_scenario_spins_on_every_cpu_and_sums_up_its_gaps() {
     assert!(pauses["steal_percent"].as_f64() >= Some(0.0), "{report}");
 }
 
+/// `--idle-sockets` spreads its sockets over helper processes (a process may hold at most 20,000
+/// files here), which hold them for the whole run and are gone when it ends.
+#[test]
+fn idle_sockets_are_held_by_helpers_for_the_run_and_released_after() {
+    let helpers = || {
+        std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+            .filter(|cmdline| String::from_utf8_lossy(cmdline).contains("--hold-sockets=10000"))
+            .count()
+    };
+    let run = Command::new(loadgen())
+        .args(["pauses", "--duration", "3", "--idle-sockets", "20000"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("loadgen runs");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while helpers() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no helpers appeared");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let report = report(run.wait_with_output().expect("loadgen ends"));
+    assert_eq!(report["parameters"]["idle_sockets"], 20_000, "{report}");
+    assert_eq!(helpers(), 0, "helpers outlived the run");
+}
+
 /// Members that joined first keep answering pings while the rest join: with pings every second
 /// (a socket silent for two is closed), a ramp of several seconds loses no one.
 #[test]

@@ -3,6 +3,7 @@
 //! peak memory of every process involved. See docs/benchmarks/README.md.
 
 mod floor;
+mod idle_sockets;
 mod pauses;
 mod proc_stats;
 mod run;
@@ -82,6 +83,10 @@ struct Args {
     /// Other processes to measure: name=pid, comma-separated.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
+    /// Loopback TCP sockets to hold open, idle, for the whole run (helper processes hold both
+    /// ends): what sockets cost the machine just by existing, without any server's work.
+    #[arg(long, default_value_t = 0)]
+    idle_sockets: usize,
     /// Write the JSON result here (also printed).
     #[arg(long)]
     out: Option<std::path::PathBuf>,
@@ -93,6 +98,9 @@ struct Args {
     /// Internal: be the reading side of `floor`, connecting to this port.
     #[arg(long, hide = true)]
     floor_reader: Option<u16>,
+    /// Internal: be a helper of `--idle-sockets`, holding this many.
+    #[arg(long, hide = true)]
+    hold_sockets: Option<usize>,
 }
 
 /// What every process needs to play its part.
@@ -171,15 +179,33 @@ fn main() {
 }
 
 async fn main_async(args: Args) -> Result<(), String> {
+    if let Some(n) = args.hold_sockets {
+        return idle_sockets::serve(n);
+    }
     if let Some(port) = args.floor_reader {
         return floor::read(port, args.members).await;
     }
-    if args.scenario == Scenario::Floor {
-        return floor_report(&args).await;
+    // Held for the whole run; a shard leaves them to the first process.
+    let held = match args.idle_sockets {
+        0 => None,
+        _ if args.shard.is_some() => None,
+        n => Some(idle_sockets::hold(n).await?),
+    };
+    let held_sockets = held.as_ref().map_or(0, |h| h.sockets);
+    let result = match args.scenario {
+        Scenario::Floor => floor_report(&args, held_sockets).await,
+        Scenario::Pauses => pauses_report(&args, held_sockets).await,
+        _ => chat(&args, held_sockets).await,
+    };
+    if let Some(held) = held {
+        held.release().await;
     }
-    if args.scenario == Scenario::Pauses {
-        return pauses_report(&args).await;
-    }
+    result
+}
+
+/// Every scenario with chat clients: this process creates the rooms, starts the shards, takes
+/// its share of the members, and merges the shards' tallies into the report.
+async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
     let (members, rate, active) = match args.scenario {
         Scenario::Idle | Scenario::JoinStorm => (args.members, 0.0, 0),
         _ => (
@@ -290,6 +316,7 @@ async fn main_async(args: Args) -> Result<(), String> {
             "procs": plan.shards, "sources": plan.sources, "ramp": args.ramp,
             "targets": plan.targets, "http": plan.http,
             "offered_deliveries_per_second": plan.active as f64 * plan.rate * plan.members as f64,
+            "idle_sockets": held_sockets,
         }),
         connected: total.connected,
         refused: total.refused,
@@ -352,14 +379,14 @@ impl Report {
 }
 
 /// `floor`: writes counted as deliveries, so the report gives the writer's µs per delivery.
-async fn floor_report(args: &Args) -> Result<(), String> {
+async fn floor_report(args: &Args, held_sockets: usize) -> Result<(), String> {
     let warmup_us = (args.warmup * 1e6) as u64;
     let duration_us = (args.duration * 1e6) as u64;
     let (written, processes) = floor::run(args.members, args.rate, warmup_us, duration_us).await?;
     let parameters = serde_json::json!({
         "rooms": 1, "members": args.members, "active": 0, "frame_bytes": 160,
         "duration_s": args.duration, "warmup_s": args.warmup,
-        "offered_deliveries_per_second": args.rate,
+        "offered_deliveries_per_second": args.rate, "idle_sockets": held_sockets,
     });
     let report = Report {
         connected: args.members as u64,
@@ -374,14 +401,14 @@ async fn floor_report(args: &Args) -> Result<(), String> {
 }
 
 /// `pauses`: the machine's pauses, and the longest of each second in place of latency.
-async fn pauses_report(args: &Args) -> Result<(), String> {
+async fn pauses_report(args: &Args, held_sockets: usize) -> Result<(), String> {
     let duration = std::time::Duration::from_secs_f64(args.duration.max(0.0));
     let (pauses, worst_ms_per_second) = tokio::task::spawn_blocking(move || pauses::run(duration))
         .await
         .map_err(|e| e.to_string())??;
     let parameters = serde_json::json!({
         "rooms": 0, "members": 0, "active": 0, "duration_s": args.duration,
-        "offered_deliveries_per_second": 0,
+        "offered_deliveries_per_second": 0, "idle_sockets": held_sockets,
     });
     let report = Report {
         worst_ms_per_second,

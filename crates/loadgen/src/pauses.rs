@@ -29,7 +29,7 @@ pub struct Pauses {
     pub longest_ms: f64,
     /// The kernel's steal time over the run, as a share of all CPUs' time.
     pub steal_percent: f64,
-    /// The period, between 0.5 and 2 s, at which the gaps of at least 2 ms line up best, and
+    /// The period, between 0.5 and 4 s, at which the gaps of at least 2 ms line up best, and
     /// how well (the mean resultant length of their phases: 1 when all fall at the same phase).
     pub period_s: f64,
     pub period_strength: f64,
@@ -118,9 +118,9 @@ fn summarise(
 }
 
 /// The periods `strongest_period` tries, in milliseconds.
-const PERIODS_MS: std::ops::RangeInclusive<u32> = 500..=2000;
+const PERIODS_MS: std::ops::RangeInclusive<u32> = 500..=4000;
 
-/// Folds the instants over every period from 0.5 to 2 s in 1 ms steps; returns the period at
+/// Folds the instants over every period from 0.5 to 4 s in 1 ms steps; returns the period at
 /// which their phases agree best and that agreement (0 to 1).
 fn strongest_period(instants: &[f64]) -> (f64, f64) {
     let n = instants.len();
@@ -153,7 +153,7 @@ mod tests {
         let (pauses, worst) = summarise(2, 50.0, &gaps, 0.5);
         assert!((pauses.period_s - 1.25).abs() < 0.003, "{pauses:?}");
         assert!(pauses.period_strength > 0.9, "{pauses:?}");
-        assert!((pauses.period_chance - (1501f64.ln() / 40.0).sqrt()).abs() < 1e-9);
+        assert!((pauses.period_chance - (3501f64.ln() / 40.0).sqrt()).abs() < 1e-9);
         assert_eq!(pauses.per_second, 0.8);
         assert_eq!(pauses.long_per_second, 0.8);
         assert!((pauses.lost_percent - 0.12).abs() < 1e-9, "{pauses:?}");

@@ -224,7 +224,7 @@ fn pauses(r: &Run) -> String {
     let f = |key: &str| r.f(&["pauses", key]);
     format!(
         "\n## The machine's pauses (`{}`)\n\nOne thread per CPU ({}) spun on the clock for {} s, \
-         with no server running. Gaps of at least {} ms: **{:.2} a second**, {:.2} a second of at \
+         with no server running{}. Gaps of at least {} ms: **{:.2} a second**, {:.2} a second of at \
          least 2 ms, the longest **{:.1} ms**; {:.2}% of the threads' time. The kernel counted \
          {:.2}% of all CPU time as stolen by the host. The gaps of 2 ms or more line up best \
          at a period of {:.3} s: strength {:.2}, where 1 is all at the same phase and random \
@@ -233,6 +233,10 @@ fn pauses(r: &Run) -> String {
         r.name,
         r.json["pauses"]["threads"],
         r.f(&["parameters", "duration_s"]),
+        match r.json["parameters"]["idle_sockets"].as_u64() {
+            Some(n) if n > 0 => format!(" and {n} idle loopback sockets held open"),
+            _ => String::new(),
+        },
         f("gap_ms"),
         f("per_second"),
         f("long_per_second"),
