@@ -34,6 +34,7 @@ impl Held {
 /// until they all do.
 pub async fn hold(n: usize) -> Result<Held, String> {
     let helpers = n.div_ceil(PER_HELPER);
+    let each = n.div_ceil(helpers.max(1));
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let mut held = Held {
         sockets: 0,
@@ -42,7 +43,7 @@ pub async fn hold(n: usize) -> Result<Held, String> {
     for _ in 0..helpers {
         // A helper also exits when its stdin closes, so it cannot outlive this process.
         let mut child = tokio::process::Command::new(&exe)
-            .args(["pauses", &format!("--hold-sockets={}", n.div_ceil(helpers))])
+            .args(["pauses", &format!("--hold-sockets={each}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)

@@ -185,27 +185,27 @@ async fn main_async(args: Args) -> Result<(), String> {
     if let Some(port) = args.floor_reader {
         return floor::read(port, args.members).await;
     }
-    // Held for the whole run; a shard leaves them to the first process.
+    if args.shard.is_some() {
+        return shard(&args).await;
+    }
     let held = match args.idle_sockets {
         0 => None,
-        _ if args.shard.is_some() => None,
         n => Some(idle_sockets::hold(n).await?),
     };
-    let held_sockets = held.as_ref().map_or(0, |h| h.sockets);
-    let result = match args.scenario {
-        Scenario::Floor => floor_report(&args, held_sockets).await,
-        Scenario::Pauses => pauses_report(&args, held_sockets).await,
-        _ => chat(&args, held_sockets).await,
+    let mut report = match args.scenario {
+        Scenario::Floor => floor_report(&args).await?,
+        Scenario::Pauses => pauses_report(&args).await?,
+        _ => chat(&args).await?,
     };
+    report.parameters["idle_sockets"] = held.as_ref().map_or(0, |h| h.sockets).into();
     if let Some(held) = held {
         held.release().await;
     }
-    result
+    write_report(&report, args.out.as_deref())
 }
 
-/// Every scenario with chat clients: this process creates the rooms, starts the shards, takes
-/// its share of the members, and merges the shards' tallies into the report.
-async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
+/// A chat scenario's plan, the same in every process but for `shard`.
+fn plan(args: &Args) -> Plan {
     let (members, rate, active) = match args.scenario {
         Scenario::Idle | Scenario::JoinStorm => (args.members, 0.0, 0),
         _ => (
@@ -214,7 +214,7 @@ async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
             args.active.unwrap_or(args.rooms).min(args.rooms),
         ),
     };
-    let plan = Plan {
+    Plan {
         http: args.http.trim_end_matches('/').to_owned(),
         targets: args
             .ws
@@ -239,24 +239,28 @@ async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
         churn_us: (args.scenario == Scenario::Churn).then_some((args.churn * 1e6) as u64),
         warmup_us: (args.warmup * 1e6) as u64,
         duration_us: (args.duration * 1e6) as u64,
-    };
-    if args.shard.is_some() {
-        // A child: say when joined, start when told, print the tally.
-        let barrier = async {
-            println!("joined");
-            let mut line = String::new();
-            let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
-            let _ = stdin.read_line(&mut line).await;
-            line.trim().parse().unwrap_or_else(|_| run::now_us())
-        };
-        let tally = run::run(plan, args.room_ids.clone(), Vec::new(), barrier).await;
-        println!(
-            "{}",
-            serde_json::to_string(&tally).map_err(|e| e.to_string())?
-        );
-        return Ok(());
     }
+}
 
+/// A child of a chat scenario: says when its members joined, starts when told, prints its tally.
+async fn shard(args: &Args) -> Result<(), String> {
+    let barrier = async {
+        println!("joined");
+        let mut line = String::new();
+        let mut stdin = tokio::io::BufReader::new(tokio::io::stdin());
+        let _ = stdin.read_line(&mut line).await;
+        line.trim().parse().unwrap_or_else(|_| run::now_us())
+    };
+    let tally = run::run(plan(args), args.room_ids.clone(), Vec::new(), barrier).await;
+    let json = serde_json::to_string(&tally).map_err(|e| e.to_string())?;
+    println!("{json}");
+    Ok(())
+}
+
+/// Every scenario with chat clients: this process creates the rooms, starts the shards, takes
+/// its share of the members, and merges the shards' tallies into the report.
+async fn chat(args: &Args) -> Result<Report, String> {
+    let plan = plan(args);
     let room_ids = run::create_rooms(&plan).await?;
     let mut children = Vec::new();
     for shard in 1..plan.shards {
@@ -308,7 +312,7 @@ async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
     // Every member of a room receives each accepted message, the sender included.
     let expected = total.sent.saturating_sub(total.rejected) * plan.members as u64;
     let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
-    let report = Report {
+    Ok(Report {
         scenario: args.scenario,
         parameters: serde_json::json!({
             "rooms": plan.rooms, "members": plan.members, "active": plan.active,
@@ -316,7 +320,6 @@ async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
             "procs": plan.shards, "sources": plan.sources, "ramp": args.ramp,
             "targets": plan.targets, "http": plan.http,
             "offered_deliveries_per_second": plan.active as f64 * plan.rate * plan.members as f64,
-            "idle_sockets": held_sockets,
         }),
         connected: total.connected,
         refused: total.refused,
@@ -346,8 +349,7 @@ async fn chat(args: &Args, held_sockets: usize) -> Result<(), String> {
             .collect(),
         processes,
         pauses: None,
-    };
-    write_report(&report, args.out.as_deref())
+    })
 }
 
 impl Report {
@@ -379,16 +381,16 @@ impl Report {
 }
 
 /// `floor`: writes counted as deliveries, so the report gives the writer's µs per delivery.
-async fn floor_report(args: &Args, held_sockets: usize) -> Result<(), String> {
+async fn floor_report(args: &Args) -> Result<Report, String> {
     let warmup_us = (args.warmup * 1e6) as u64;
     let duration_us = (args.duration * 1e6) as u64;
     let (written, processes) = floor::run(args.members, args.rate, warmup_us, duration_us).await?;
     let parameters = serde_json::json!({
         "rooms": 1, "members": args.members, "active": 0, "frame_bytes": 160,
         "duration_s": args.duration, "warmup_s": args.warmup,
-        "offered_deliveries_per_second": args.rate, "idle_sockets": held_sockets,
+        "offered_deliveries_per_second": args.rate,
     });
-    let report = Report {
+    Ok(Report {
         connected: args.members as u64,
         sent: written,
         expected_deliveries: written,
@@ -396,26 +398,24 @@ async fn floor_report(args: &Args, held_sockets: usize) -> Result<(), String> {
         deliveries_per_second: written as f64 / args.duration.max(1e-9),
         processes,
         ..Report::without_clients(Scenario::Floor, parameters)
-    };
-    write_report(&report, args.out.as_deref())
+    })
 }
 
 /// `pauses`: the machine's pauses, and the longest of each second in place of latency.
-async fn pauses_report(args: &Args, held_sockets: usize) -> Result<(), String> {
+async fn pauses_report(args: &Args) -> Result<Report, String> {
     let duration = std::time::Duration::from_secs_f64(args.duration.max(0.0));
     let (pauses, worst_ms_per_second) = tokio::task::spawn_blocking(move || pauses::run(duration))
         .await
         .map_err(|e| e.to_string())??;
     let parameters = serde_json::json!({
         "rooms": 0, "members": 0, "active": 0, "duration_s": args.duration,
-        "offered_deliveries_per_second": 0, "idle_sockets": held_sockets,
+        "offered_deliveries_per_second": 0,
     });
-    let report = Report {
+    Ok(Report {
         worst_ms_per_second,
         pauses: Some(pauses),
         ..Report::without_clients(Scenario::Pauses, parameters)
-    };
-    write_report(&report, args.out.as_deref())
+    })
 }
 
 fn write_report(report: &Report, out: Option<&std::path::Path>) -> Result<(), String> {
