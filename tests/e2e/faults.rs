@@ -80,15 +80,16 @@ async fn a_killed_instances_members_resume_elsewhere_and_only_the_absent_go_offl
     c.drop_connection();
     d.drop_connection();
     assert!(c.resume(Duration::from_secs(10)).await);
+    // Its last refresh (every half grace) left d online for a grace and a half after it.
     while b.offline_of("d") == 0 {
         b.pump(Duration::from_millis(100)).await;
         assert!(
-            killed.elapsed() < Duration::from_secs(5),
-            "d goes offline within grace + 2 s"
+            killed.elapsed() < Duration::from_millis(5500),
+            "d goes offline within 1.5 graces + 1 s"
         );
     }
     assert!(
-        killed.elapsed() >= Duration::from_secs(2),
+        killed.elapsed() >= Duration::from_secs(3),
         "not before the grace ({:?})",
         killed.elapsed()
     );
@@ -127,9 +128,10 @@ async fn an_owner_on_a_killed_instance_destroys_the_room_after_its_grace() {
     for ws in [&mut b, &mut c] {
         ws.closed_with_room_closed(4003, "owner_offline").await;
     }
+    // Not before the grace; within a refresh period (half the grace) and 1 s after it.
     let took = killed.elapsed();
     assert!(
-        took >= Duration::from_millis(1000) && took < Duration::from_secs(4),
+        took >= Duration::from_secs(2) && took < Duration::from_secs(4),
         "{took:?}"
     );
 }

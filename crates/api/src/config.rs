@@ -261,8 +261,11 @@ impl Config {
         })
     }
 
-    pub fn presence_grace(&self) -> Duration {
-        Duration::from_secs(self.settings.presence_grace_seconds)
+    /// How often live connections refresh their members' liveness: every half grace. A live
+    /// member's deadline lies a grace and this ahead (`StoreConfig::live_ms`), so one whose
+    /// instance dies stays online between one and one and a half graces after.
+    pub fn refresh_interval(&self) -> Duration {
+        Duration::from_secs(self.settings.presence_grace_seconds) / 2
     }
 }
 

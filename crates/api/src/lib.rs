@@ -83,6 +83,7 @@ impl Application {
         let s = &config.settings;
         let store_config = StoreConfig {
             presence_grace_ms: s.presence_grace_seconds * 1000,
+            refresh_ms: config.refresh_interval().as_millis() as u64,
             history_limit: s.history_limit,
         };
         let (store, bus) = match &s.redis_url {
@@ -98,7 +99,7 @@ impl Application {
                 per_second: s.message_rate_per_second,
                 burst: s.message_burst,
             },
-            presence_grace: config.presence_grace(),
+            refresh_interval: config.refresh_interval(),
             ping_interval: Duration::from_secs(s.ping_interval_seconds),
             queue_bytes: s.outbound_queue_bytes,
             stall_timeout: Duration::from_secs(s.stall_timeout_seconds),

@@ -35,7 +35,8 @@ pub struct HubConfig {
     pub max_message_chars: usize,
     pub history_limit: usize,
     pub rate: Rate,
-    pub presence_grace: Duration,
+    /// How often live connections refresh their members' liveness (the store's `refresh_ms`).
+    pub refresh_interval: Duration,
     pub ping_interval: Duration,
     /// Bytes a connection may have queued before it is dropped as a slow consumer (4008).
     pub queue_bytes: usize,
@@ -159,7 +160,7 @@ impl Rooms {
 }
 
 /// How many liveness ticks apart the checks of one room come: for a stalled write (a tenth of
-/// the stall timeout), a liveness refresh (a third of the presence grace) and a ping (the ping
+/// the stall timeout), a liveness refresh (the refresh interval) and a ping (the ping
 /// interval). Each is rounded down to a multiple of `SLICES` (at least one), so every check of
 /// a tick falls on the slice of the rooms it visits.
 struct Cycles {
@@ -176,7 +177,7 @@ impl Cycles {
         };
         Cycles {
             stall: ticks(config.stall_timeout / 10),
-            touch: ticks(config.presence_grace / 3),
+            touch: ticks(config.refresh_interval),
             ping: ticks(config.ping_interval),
         }
     }
@@ -775,7 +776,7 @@ impl Hub {
     /// Keeps connections and members alive, spread over time: every `LIVENESS_TICK` it handles
     /// one slice of the rooms (`Rooms::due`): it drops their connections whose write has been
     /// stuck for the stall timeout (checked once per tenth of it, while any write is in
-    /// progress), refreshes their members' liveness once per third of the presence grace
+    /// progress), refreshes their members' liveness once per refresh interval
     /// (closing, via `close_stale`, those whose member is gone or replaced), and pings their
     /// sockets once per ping interval (closing those that sent nothing for two); each period
     /// rounded down as `Cycles` says. Refreshes run as tasks of their own, so a slow store
@@ -893,7 +894,7 @@ impl Hub {
 mod tests {
     use super::*;
 
-    fn config(stall: u64, grace: u64, ping: u64) -> HubConfig {
+    fn config(stall: u64, refresh_ms: u64, ping: u64) -> HubConfig {
         HubConfig {
             max_message_chars: 1,
             history_limit: 1,
@@ -901,7 +902,7 @@ mod tests {
                 per_second: 1,
                 burst: 1,
             },
-            presence_grace: Duration::from_secs(grace),
+            refresh_interval: Duration::from_millis(refresh_ms),
             ping_interval: Duration::from_secs(ping),
             queue_bytes: 1,
             stall_timeout: Duration::from_secs(stall),
@@ -914,11 +915,11 @@ mod tests {
 
     #[test]
     fn every_period_is_a_multiple_of_the_slice_cycle_and_never_longer_than_configured() {
-        // The defaults: stall checks every 1 s, refreshes every 10/3 s (3.2), pings every 20 s.
-        let c = Cycles::of(&config(10, 10, 20));
-        assert_eq!((c.stall, c.touch, c.ping), (50, 160, 1000));
+        // The defaults: stall checks every 1 s, refreshes every 5 s, pings every 20 s.
+        let c = Cycles::of(&config(10, 5000, 20));
+        assert_eq!((c.stall, c.touch, c.ping), (50, 250, 1000));
         // A refresh every 1/3 s rounds down to one visit cycle (200 ms); none is shorter.
-        let c = Cycles::of(&config(1, 1, 1));
+        let c = Cycles::of(&config(1, 333, 1));
         assert_eq!((c.stall, c.touch, c.ping), (10, 10, 50));
     }
 

@@ -149,7 +149,7 @@ impl MemoryStore {
 
     pub async fn claim_membership(&self, room_id: &str, claim: Claim) -> Result<Joined> {
         let now = now_ms();
-        let grace = self.config.presence_grace_ms;
+        let deadline = now + self.config.live_ms();
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
@@ -172,7 +172,7 @@ impl MemoryStore {
             {
                 owner.resume = claim.resume;
                 owner.session = claim.session;
-                owner.deadline = now + grace;
+                owner.deadline = deadline;
                 let member = owner.member.clone();
                 let event = BusEvent::Replaced {
                     member_id: member.id.clone(),
@@ -180,7 +180,7 @@ impl MemoryStore {
                 };
                 let view = room.view();
                 state.publish(room_id, &event);
-                state.schedule_at(room_id, now + grace);
+                state.schedule_at(room_id, deadline);
                 return Ok(Joined { member, view });
             }
         } else {
@@ -214,7 +214,7 @@ impl MemoryStore {
                 member: member.clone(),
                 resume: claim.resume,
                 session: claim.session,
-                deadline: now + grace,
+                deadline,
                 tokens: f64::MAX,
                 refilled_at: now,
             },
@@ -222,7 +222,7 @@ impl MemoryStore {
         let view = room.view();
         let online = member.presence(room_id, PresenceEvent::UserOnline, view.members.len(), now);
         state.publish(room_id, &BusEvent::Presence(online));
-        state.schedule_at(room_id, now + grace);
+        state.schedule_at(room_id, deadline);
         Ok(Joined { member, view })
     }
 
@@ -233,7 +233,7 @@ impl MemoryStore {
         session: u64,
     ) -> Result<Joined> {
         let now = now_ms();
-        let grace = self.config.presence_grace_ms;
+        let deadline = now + self.config.live_ms();
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
@@ -245,16 +245,16 @@ impl MemoryStore {
             return refused(ErrorCode::Unauthorized);
         };
         m.session = session;
-        m.deadline = now + grace;
+        m.deadline = deadline;
         let member = m.member.clone();
         let view = room.view();
         state.publish(room_id, &BusEvent::Replaced { member_id, session });
-        state.schedule_at(room_id, now + grace);
+        state.schedule_at(room_id, deadline);
         Ok(Joined { member, view })
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
-        let deadline = now_ms() + self.config.presence_grace_ms;
+        let deadline = now_ms() + self.config.live_ms();
         let mut state = self.lock();
         let mut stale = Vec::new();
         for (i, l) in live.iter().enumerate() {

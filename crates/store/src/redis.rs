@@ -403,7 +403,7 @@ impl RedisStore {
             claim.member_id,
             claim.resume.to_hex(),
             claim.session.to_string(),
-            self.config.presence_grace_ms.to_string(),
+            self.config.live_ms().to_string(),
         ];
         let reply = self
             .room_op(&self.scripts.claim, room_id, now_ms(), args)
@@ -420,7 +420,7 @@ impl RedisStore {
         let args = vec![
             resume.to_hex(),
             session.to_string(),
-            self.config.presence_grace_ms.to_string(),
+            self.config.live_ms().to_string(),
         ];
         let reply = self
             .room_op(&self.scripts.resume, room_id, now_ms(), args)
@@ -450,7 +450,7 @@ impl RedisStore {
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
-        let deadline = now_ms() + self.config.presence_grace_ms;
+        let deadline = now_ms() + self.config.live_ms();
         Ok(self.touch_all(live, deadline).await?.1)
     }
 
@@ -511,7 +511,7 @@ impl RedisStore {
     /// room's `alive` set names its current session, so one `ZADD XX CH` moves exactly the
     /// current ones; only when it moves fewer than all does a read find out why. Plain commands,
     /// not a script: a Lua call costs Redis four times its commands, and this runs for every
-    /// hosted room every third of the grace.
+    /// hosted room every refresh period.
     async fn touch<'a>(
         &self,
         client: &Client,

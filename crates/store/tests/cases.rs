@@ -3,8 +3,10 @@
 use crate::helpers::*;
 use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
+use std::time::Duration;
 use store::secret::TokenHash;
 use store::{Bus, Credential, Error, Live, Member, Rate, Room, Stale, Store, Ticket};
+use tokio::time::{Instant, sleep_until};
 
 const RATE: Rate = Rate {
     per_second: 1000,
@@ -434,11 +436,12 @@ pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
     );
 }
 
-/// For `rounds` half-graces: refreshes `live`, then sweeps. Returns each round's stale reports.
+/// For `rounds` refresh periods: refreshes `live`, then sweeps. Returns each round's stale
+/// reports.
 async fn keep_alive(store: &Store, live: &[Live], rounds: usize) -> Vec<Vec<(usize, Stale)>> {
     let mut stale = Vec::new();
     for _ in 0..rounds {
-        sleep_ms(GRACE_MS / 2).await;
+        sleep_ms(REFRESH_MS).await;
         stale.push(store.touch_members(live).await.expect("touch"));
         store.sweep().await.expect("sweep");
     }
@@ -524,6 +527,42 @@ async fn spread(store: &Store) -> ([Room; 3], [Member; 4]) {
 
 /// One refresh covers several rooms (its scripts run together): each stale member is reported
 /// at its own position, whichever room it is in.
+/// A member whose instance dies starts no grace: its refreshes just stop. The last one's
+/// deadline still leaves it the whole grace, and it goes within a refresh period after that.
+pub async fn a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace(
+    (store, _): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let before = Instant::now();
+    store
+        .touch_members(&[live(&room.id, &bob.id, 1)])
+        .await
+        .expect("touch");
+    let after = Instant::now();
+    let online_after_sweep = |at: Instant| {
+        let (store, room_id) = (&store, &room.id);
+        async move {
+            sleep_until(at).await;
+            store.sweep().await.expect("sweep");
+            let view = store.room(room_id).await.expect("read").expect("exists");
+            view.members.len()
+        }
+    };
+    let ms = Duration::from_millis;
+    assert_eq!(
+        online_after_sweep(before + ms(GRACE_MS + 50)).await,
+        1,
+        "online for the whole grace after the last refresh"
+    );
+    assert_eq!(
+        online_after_sweep(after + ms(GRACE_MS + REFRESH_MS + 50)).await,
+        0,
+        "gone a refresh period later"
+    );
+}
+
 pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
     (store, _): (Store, Bus),
 ) {

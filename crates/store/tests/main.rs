@@ -50,6 +50,7 @@ conformance!(
     history_says_when_it_no_longer_covers_a_gap,
     messages_are_rate_limited_per_member,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
+    a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace,
     one_refresh_spans_rooms_and_reports_each_stale_member_in_place,
     one_disconnect_batch_starts_each_members_grace_across_rooms,
     a_disconnect_from_a_replaced_session_changes_nothing,

@@ -1,5 +1,6 @@
 -- ARGV[4]: 'ticket' or 'name'; ARGV[5]: ticket hash or display name; ARGV[6]: folded name;
--- ARGV[7]: new member id; ARGV[8]: resume token hash; ARGV[9]: session; ARGV[10]: grace (ms).
+-- ARGV[7]: new member id; ARGV[8]: resume token hash; ARGV[9]: session;
+-- ARGV[10]: how far ahead a live member's deadline lies (ms).
 local exp = alive_until()
 if not exp then return {'refused', 'room_not_found'} end
 local name, fold, role

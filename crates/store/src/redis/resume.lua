@@ -1,4 +1,5 @@
--- ARGV[4]: resume token hash; ARGV[5]: session; ARGV[6]: grace (ms).
+-- ARGV[4]: resume token hash; ARGV[5]: session; ARGV[6]: how far ahead a live member's deadline
+-- lies (ms).
 if not alive_until() then return {'refused', 'room_not_found'} end
 local id = redis.call('HGET', RESUME, ARGV[4])
 local member = id and redis.call('HGET', MEMBERS, id)
