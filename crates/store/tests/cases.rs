@@ -504,6 +504,41 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     );
 }
 
+/// A member whose instance dies starts no grace: its refreshes just stop. The last one's
+/// deadline still leaves it the whole grace, and it goes within a refresh period after that.
+pub async fn a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace(
+    (store, _): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let before = Instant::now();
+    store
+        .touch_members(&[live(&room.id, &bob.id, 1)])
+        .await
+        .expect("touch");
+    let after = Instant::now();
+    let ms = Duration::from_millis;
+    assert_eq!(
+        online_after_sweep(&store, &room.id, before + ms(GRACE_MS + 50)).await,
+        1,
+        "online for the whole grace after the last refresh"
+    );
+    assert_eq!(
+        online_after_sweep(&store, &room.id, after + ms(GRACE_MS + REFRESH_MS + 50)).await,
+        0,
+        "gone a refresh period later"
+    );
+}
+
+/// How many members are online after a sweep at `at`.
+async fn online_after_sweep(store: &Store, room_id: &str, at: Instant) -> usize {
+    sleep_until(at).await;
+    store.sweep().await.expect("sweep");
+    let view = store.room(room_id).await.expect("read").expect("exists");
+    view.members.len()
+}
+
 /// Rooms `a` with bob (session 1) and `b` with carol (2) and dave (3), and a room destroyed
 /// under erin (4); all subscribed.
 async fn spread(store: &Store) -> ([Room; 3], [Member; 4]) {
@@ -527,42 +562,6 @@ async fn spread(store: &Store) -> ([Room; 3], [Member; 4]) {
 
 /// One refresh covers several rooms (its scripts run together): each stale member is reported
 /// at its own position, whichever room it is in.
-/// A member whose instance dies starts no grace: its refreshes just stop. The last one's
-/// deadline still leaves it the whole grace, and it goes within a refresh period after that.
-pub async fn a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace(
-    (store, _): (Store, Bus),
-) {
-    let (room, _) = room(10, 60_000);
-    store.create_room(room.clone()).await.expect("create");
-    let bob = join(&store, &room.id, "bob", 1).await;
-    let before = Instant::now();
-    store
-        .touch_members(&[live(&room.id, &bob.id, 1)])
-        .await
-        .expect("touch");
-    let after = Instant::now();
-    let online_after_sweep = |at: Instant| {
-        let (store, room_id) = (&store, &room.id);
-        async move {
-            sleep_until(at).await;
-            store.sweep().await.expect("sweep");
-            let view = store.room(room_id).await.expect("read").expect("exists");
-            view.members.len()
-        }
-    };
-    let ms = Duration::from_millis;
-    assert_eq!(
-        online_after_sweep(before + ms(GRACE_MS + 50)).await,
-        1,
-        "online for the whole grace after the last refresh"
-    );
-    assert_eq!(
-        online_after_sweep(after + ms(GRACE_MS + REFRESH_MS + 50)).await,
-        0,
-        "gone a refresh period later"
-    );
-}
-
 pub async fn one_refresh_spans_rooms_and_reports_each_stale_member_in_place(
     (store, _): (Store, Bus),
 ) {
