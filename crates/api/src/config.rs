@@ -6,7 +6,6 @@ use ipnet::IpNet;
 use protocol::limits;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Duration;
 
 /// Raw settings, as named in the environment without the `EPHEMERA_` prefix.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -259,13 +258,6 @@ impl Config {
             log_format,
             settings: s,
         })
-    }
-
-    /// How often live connections refresh their members' liveness: every half grace. A live
-    /// member's deadline lies a grace and this ahead (`StoreConfig::live_ms`), so one whose
-    /// instance dies stays online between one and one and a half graces after.
-    pub fn refresh_interval(&self) -> Duration {
-        Duration::from_secs(self.settings.presence_grace_seconds) / 2
     }
 }
 

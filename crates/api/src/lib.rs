@@ -83,9 +83,9 @@ impl Application {
         let s = &config.settings;
         let store_config = StoreConfig {
             presence_grace_ms: s.presence_grace_seconds * 1000,
-            refresh_ms: config.refresh_interval().as_millis() as u64,
             history_limit: s.history_limit,
         };
+        let refresh_interval = Duration::from_millis(store_config.refresh_ms());
         let (store, bus) = match &s.redis_url {
             Some(url) => Store::redis(url, store_config)
                 .await
@@ -99,7 +99,7 @@ impl Application {
                 per_second: s.message_rate_per_second,
                 burst: s.message_burst,
             },
-            refresh_interval: config.refresh_interval(),
+            refresh_interval,
             ping_interval: Duration::from_secs(s.ping_interval_seconds),
             queue_bytes: s.outbound_queue_bytes,
             stall_timeout: Duration::from_secs(s.stall_timeout_seconds),

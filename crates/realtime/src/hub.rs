@@ -35,7 +35,7 @@ pub struct HubConfig {
     pub max_message_chars: usize,
     pub history_limit: usize,
     pub rate: Rate,
-    /// How often live connections refresh their members' liveness (the store's `refresh_ms`).
+    /// How often live connections refresh their members' liveness (`StoreConfig::refresh_ms`).
     pub refresh_interval: Duration,
     pub ping_interval: Duration,
     /// Bytes a connection may have queued before it is dropped as a slow consumer (4008).

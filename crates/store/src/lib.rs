@@ -34,8 +34,6 @@ use tokio::sync::mpsc;
 pub struct StoreConfig {
     /// How long a member with no live connection stays online.
     pub presence_grace_ms: Millis,
-    /// How often live connections refresh their members' liveness (`touch_members`).
-    pub refresh_ms: Millis,
     /// Messages kept per room.
     pub history_limit: usize,
 }
@@ -62,11 +60,17 @@ impl Error {
 pub type Result<T> = std::result::Result<T, Error>;
 
 impl StoreConfig {
+    /// How often live connections must refresh their members' liveness (`touch_members`):
+    /// every half grace.
+    pub fn refresh_ms(&self) -> Millis {
+        self.presence_grace_ms / 2
+    }
+
     /// How far ahead a live connection puts its member's deadline: a grace and a refresh
     /// period, so a member whose instance dies before it can start the grace still stays
     /// online for the whole grace, however long ago the last refresh was.
     pub fn live_ms(&self) -> Millis {
-        self.presence_grace_ms + self.refresh_ms
+        self.presence_grace_ms + self.refresh_ms()
     }
 }
 

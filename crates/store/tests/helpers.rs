@@ -7,14 +7,13 @@ use store::{Bus, BusItem, Claim, Room, Store, StoreConfig, Via};
 
 /// Presence grace used by the suite (short, so cases take a fraction of a second).
 pub const GRACE_MS: Millis = 200;
-/// Refresh period of live connections used by the suite (as an instance's: half the grace).
+/// Refresh period of live connections that goes with it (`StoreConfig::refresh_ms`).
 pub const REFRESH_MS: Millis = GRACE_MS / 2;
 pub const HISTORY: usize = 5;
 
 pub fn config() -> StoreConfig {
     StoreConfig {
         presence_grace_ms: GRACE_MS,
-        refresh_ms: REFRESH_MS,
         history_limit: HISTORY,
     }
 }
