@@ -29,8 +29,9 @@ pub struct Pauses {
     pub longest_ms: f64,
     /// The kernel's steal time over the run, as a share of all CPUs' time.
     pub steal_percent: f64,
-    /// The period, between 0.5 and 4 s, at which the gaps of at least 2 ms line up best, and
-    /// how well (the mean resultant length of their phases: 1 when all fall at the same phase).
+    /// The period, between 0.5 and 4 s, at which the gaps of at least 2 ms line up best (of
+    /// periods that do so about equally, the longest: see `strongest_period`), and how well
+    /// (the mean resultant length of their phases: 1 when all fall at the same phase).
     pub period_s: f64,
     pub period_strength: f64,
     /// About the best strength random instants reach over the periods tried
@@ -121,23 +122,43 @@ fn summarise(
 const PERIODS_MS: std::ops::RangeInclusive<u32> = 500..=4000;
 
 /// Folds the instants over every period from 0.5 to 4 s in 1 ms steps; returns the period at
-/// which their phases agree best and that agreement (0 to 1).
+/// which their phases agree best and that agreement (0 to 1). Folding at P/k lines up events
+/// that recur at P as well as P does, so of the best period's multiples that line them up
+/// about as well (within `TIE`), the longest is the period. Events that do recur at P/k cancel
+/// out at P (every other one falls at the opposite phase), so this never doubles a true period.
 fn strongest_period(instants: &[f64]) -> (f64, f64) {
     let n = instants.len();
     if n == 0 {
         return (0.0, 0.0);
     }
-    PERIODS_MS
-        .map(|ms| {
-            let period = f64::from(ms) / 1e3;
-            let (sin, cos) = instants
-                .iter()
-                .map(|t| (TAU * t / period).sin_cos())
-                .fold((0.0, 0.0), |(s, c), (ds, dc)| (s + ds, c + dc));
-            (period, sin.hypot(cos) / n as f64)
-        })
-        .fold((0.0, 0.0), |best, p| if p.1 > best.1 { p } else { best })
+    let strength = |ms: u32| {
+        let period = f64::from(ms) / 1e3;
+        let (sin, cos) = instants
+            .iter()
+            .map(|t| (TAU * t / period).sin_cos())
+            .fold((0.0, 0.0), |(s, c), (ds, dc)| (s + ds, c + dc));
+        sin.hypot(cos) / n as f64
+    };
+    let strengths: Vec<(u32, f64)> = PERIODS_MS.map(|ms| (ms, strength(ms))).collect();
+    let best = |from: u32, to: u32| {
+        strengths
+            .iter()
+            .filter(|(ms, _)| (from..=to).contains(ms))
+            .fold((0, 0.0), |best, &p| if p.1 > best.1 { p } else { best })
+    };
+    let (ms, top) = best(*PERIODS_MS.start(), *PERIODS_MS.end());
+    // A multiple k of a period found to the millisecond is known to k - 1 ms either way.
+    let (ms, top) = (2..=PERIODS_MS.end() / ms)
+        .rev()
+        .map(|k| best(k * ms - (k - 1), k * ms + (k - 1)))
+        .find(|&(_, s)| s >= top - TIE)
+        .unwrap_or((ms, top));
+    (f64::from(ms) / 1e3, top)
 }
+
+/// How much less a multiple of the best period may line the instants up and still be taken
+/// for the same period.
+const TIE: f64 = 0.05;
 
 #[cfg(test)]
 mod tests {
@@ -162,6 +183,22 @@ mod tests {
         assert_eq!(worst.len(), 50);
         assert_eq!(worst[0], 3.0);
         assert_eq!(worst[3], 0.0);
+    }
+
+    #[test]
+    fn gaps_that_recur_exactly_every_three_seconds_show_three_not_a_fraction() {
+        // Without jitter 0.5, 0.6, 0.75, 1, 1.5 and 3 s line them up equally well.
+        let gaps: Vec<(f64, f64)> = (0..20).map(|k| (3.0 * f64::from(k), 0.003)).collect();
+        let (pauses, _) = summarise(2, 60.0, &gaps, 0.0);
+        assert_eq!(pauses.period_s, 3.0, "{pauses:?}");
+        assert!(pauses.period_strength > 0.99, "{pauses:?}");
+    }
+
+    #[test]
+    fn gaps_that_recur_every_one_and_a_half_seconds_are_not_taken_for_three() {
+        let gaps: Vec<(f64, f64)> = (0..40).map(|k| (1.5 * f64::from(k), 0.003)).collect();
+        let (pauses, _) = summarise(2, 60.0, &gaps, 0.0);
+        assert_eq!(pauses.period_s, 1.5, "{pauses:?}");
     }
 
     #[test]
