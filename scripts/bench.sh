@@ -76,7 +76,7 @@ run() {
   [ "$first" = 1 ] || sleep 12
   first=0
   echo "== $name: $*"
-  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|connected)"'
+  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|connected|refused)"'
 }
 
 scenarios=${*:-"pauses floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
@@ -126,7 +126,8 @@ for s in $scenarios; do
     idle) run idle idle $nginx --rooms 2550 --members 20 --duration 300 --procs 3 --sources 16 --ramp 500 ;;
     # The stretch: 102,000 take six instances, 16 nginx workers and six client processes.
     idle-100k) run idle-100k idle $nginx --rooms 5100 --members 20 --duration 300 --procs 6 --sources 16 --ramp 500 ;;
-    join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --duration 5 --procs 2 --ramp 1000 ;;
+    # 10,000 joins fill 1,000 rooms; 1,000 more, one per room, must each be refused (4403).
+    join-storm) run join-storm join-storm $nginx --rooms 1000 --members 10 --over 1 --duration 5 --procs 2 --ramp 1000 ;;
     churn) run churn churn $nginx --rooms 50 --members 20 --rate 10 --duration 20 --churn 3 --procs 2 ;;
     *) echo "unknown scenario $s" >&2; exit 2 ;;
   esac

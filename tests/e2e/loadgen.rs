@@ -33,7 +33,7 @@ fn report(out: std::process::Output) -> Value {
 }
 
 #[test]
-fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
+fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped_and_limits_exact() {
     let cluster = Cluster::start(2, &[("EPHEMERA_ROOM_CREATE_PER_MINUTE", "100000")]);
     for args in [
         &["fanout", "--rooms", "4", "--members", "5", "--rate", "20"][..],
@@ -48,21 +48,31 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped() {
         ][..],
         &["big-room", "--rooms", "1", "--members", "40", "--rate", "5"][..],
         &["idle", "--rooms", "10", "--members", "4"][..],
-        &["join-storm", "--rooms", "10", "--members", "6"][..],
+        // Two joiners per room more than it has room for: exactly those are refused, as full.
+        &[
+            "join-storm",
+            "--rooms",
+            "10",
+            "--members",
+            "6",
+            "--over",
+            "2",
+        ][..],
         &["churn", "--rooms", "3", "--members", "4", "--churn", "0.5"][..],
     ] {
         let report = run(&cluster, args);
         let members = report["parameters"]["rooms"].as_u64().expect("rooms")
             * report["parameters"]["members"].as_u64().expect("members");
         assert_eq!(report["connected"], members, "{args:?}: {report}");
-        for key in [
-            "refused",
-            "rejected",
-            "dropped",
-            "lost",
-            "gaps",
-            "duplicates",
-        ] {
+        let over = report["parameters"]["rooms"].as_u64().expect("rooms")
+            * report["parameters"]["over"].as_u64().expect("over");
+        assert_eq!(report["refused"], over, "{args:?}: {report}");
+        let by_code = match over {
+            0 => serde_json::json!({}),
+            n => serde_json::json!({ "4403": n }),
+        };
+        assert_eq!(report["refused_by_code"], by_code, "{args:?}: {report}");
+        for key in ["rejected", "dropped", "lost", "gaps", "duplicates"] {
             assert_eq!(report[key], 0, "{args:?} {key}: {report}");
         }
         if args[0] == "churn" {

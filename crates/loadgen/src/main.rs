@@ -25,7 +25,8 @@ enum Scenario {
     BigRoom,
     /// Connections held open without messages.
     Idle,
-    /// Everyone joins as fast as `--ramp` concurrent connects allow; join time and refusals.
+    /// Everyone joins as fast as `--ramp` concurrent connects allow, `--over` more per room
+    /// than it has room for: join time, and refusals by close code.
     JoinStorm,
     /// Fanout while members that do not send drop their connection every `--churn` seconds and
     /// resume with their last id: nothing may be missed or doubled.
@@ -57,6 +58,9 @@ struct Args {
     rooms: usize,
     #[arg(long, default_value_t = 20)]
     members: usize,
+    /// Joiners per room beyond its user limit (`join-storm`): exactly these must be refused.
+    #[arg(long, default_value_t = 0)]
+    over: usize,
     /// Rooms that send (default: all).
     #[arg(long)]
     active: Option<usize>,
@@ -111,7 +115,10 @@ pub struct Plan {
     pub create_path: String,
     pub ws_path: String,
     pub rooms: usize,
+    /// Members each room has room for (its user limit, less the owner's reserved slot).
     pub members: usize,
+    /// Joiners per room beyond that (`join-storm`).
+    pub over: usize,
     pub active: usize,
     pub rate: f64,
     /// Members of each active room that send (each at `rate / senders`).
@@ -134,6 +141,7 @@ struct Report {
     parameters: serde_json::Value,
     connected: u64,
     refused: u64,
+    refused_by_code: BTreeMap<u16, u64>,
     dropped: u64,
     dropped_by_code: BTreeMap<u16, u64>,
     reconnects: u64,
@@ -185,6 +193,9 @@ async fn main_async(args: Args) -> Result<(), String> {
     if let Some(port) = args.floor_reader {
         return floor::read(port, args.members).await;
     }
+    if args.over > 0 && args.scenario != Scenario::JoinStorm {
+        return Err("--over is for join-storm only".into());
+    }
     if args.shard.is_some() {
         return shard(&args).await;
     }
@@ -225,6 +236,7 @@ fn plan(args: &Args) -> Plan {
         ws_path: args.ws_path.clone(),
         rooms: args.rooms,
         members,
+        over: args.over,
         active,
         rate,
         // No member sends more than 5 messages/s (as in a real chat, and within the server's
@@ -315,15 +327,16 @@ async fn chat(args: &Args) -> Result<Report, String> {
     Ok(Report {
         scenario: args.scenario,
         parameters: serde_json::json!({
-            "rooms": plan.rooms, "members": plan.members, "active": plan.active,
+            "rooms": plan.rooms, "members": plan.members, "over": plan.over, "active": plan.active,
             "rate_per_room": plan.rate, "senders_per_room": plan.senders, "duration_s": args.duration, "warmup_s": args.warmup,
             "procs": plan.shards, "sources": plan.sources, "ramp": args.ramp,
             "targets": plan.targets, "http": plan.http,
             "offered_deliveries_per_second": plan.active as f64 * plan.rate * plan.members as f64,
         }),
         connected: total.connected,
-        refused: total.refused,
+        refused: total.refused(),
         dropped: total.dropped(),
+        refused_by_code: total.refused_by_code,
         dropped_by_code: total.dropped_by_code,
         reconnects: total.reconnects,
         sent: total.sent,
@@ -360,6 +373,7 @@ impl Report {
             parameters,
             connected: 0,
             refused: 0,
+            refused_by_code: BTreeMap::new(),
             dropped: 0,
             dropped_by_code: BTreeMap::new(),
             reconnects: 0,

@@ -20,7 +20,9 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 #[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Tally {
     pub connected: u64,
-    pub refused: u64,
+    /// Joins that got no welcome, by the close code the server sent instead (1006: none, or
+    /// no connection at all).
+    pub refused_by_code: BTreeMap<u16, u64>,
     /// Connections that ended before the scenario did, by the close code the server sent
     /// (1006: none, the connection just ended).
     pub dropped_by_code: BTreeMap<u16, u64>,
@@ -50,14 +52,24 @@ impl Tally {
         *self.dropped_by_code.entry(code).or_default() += 1;
     }
 
+    fn refuse_with(&mut self, code: u16) {
+        *self.refused_by_code.entry(code).or_default() += 1;
+    }
+
     pub fn dropped(&self) -> u64 {
         self.dropped_by_code.values().sum()
+    }
+
+    pub fn refused(&self) -> u64 {
+        self.refused_by_code.values().sum()
     }
 
     /// Adds `other`'s counts to these (join time: the slowest).
     pub fn add(&mut self, other: &Tally) {
         self.connected += other.connected;
-        self.refused += other.refused;
+        for (code, n) in &other.refused_by_code {
+            *self.refused_by_code.entry(*code).or_default() += n;
+        }
         for (code, n) in &other.dropped_by_code {
             *self.dropped_by_code.entry(*code).or_default() += n;
         }
@@ -89,11 +101,13 @@ pub fn now_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
-/// Members of this process: (room index, member index) for `shard` of `shards`.
+/// Joiners of this process: (room index, joiner index) for `shard` of `shards`. Each room has
+/// `members + over` joiners, who race for its `members` free slots.
 fn mine(plan: &Plan) -> Vec<(usize, usize)> {
-    (0..plan.rooms * plan.members)
+    let joiners = plan.members + plan.over;
+    (0..plan.rooms * joiners)
         .filter(|i| i % plan.shards == plan.shard)
-        .map(|i| (i / plan.members, i % plan.members))
+        .map(|i| (i / joiners, i % joiners))
         .collect()
 }
 
@@ -216,15 +230,17 @@ fn ended(frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) 
     }
 }
 
-/// Reads frames up to the `welcome`; returns it.
-async fn welcome(rx: &mut SplitStream<Socket>) -> Option<serde_json::Value> {
+/// Reads frames up to the `welcome`; returns it, or the close code that came instead.
+async fn welcome(rx: &mut SplitStream<Socket>) -> Result<serde_json::Value, u16> {
     loop {
-        match rx.next().await {
-            Some(Ok(Message::Text(text))) if text.contains("\"welcome\"") => {
-                return serde_json::from_str(&text).ok();
-            }
-            Some(Ok(_)) => {}
-            _ => return None,
+        let frame = rx.next().await;
+        if let Some(Ok(Message::Text(text))) = &frame
+            && text.contains("\"welcome\"")
+        {
+            return serde_json::from_str(text).map_err(|_| CLOSED_ABNORMALLY);
+        }
+        if let Some(code) = ended(frame) {
+            return Err(code);
         }
     }
 }
@@ -243,14 +259,21 @@ async fn member_task(
 ) {
     let permit = gate.acquire_owned().await.expect("gate");
     let Ok(socket) = connect(&url, source).await else {
-        shared.tally.lock().expect("tally").refused += 1;
+        shared
+            .tally
+            .lock()
+            .expect("tally")
+            .refuse_with(CLOSED_ABNORMALLY);
         return;
     };
     let (tx, mut rx) = socket.split();
     // The welcome first: it proves the join, and holds the resume token.
-    let Some(hello) = welcome(&mut rx).await else {
-        shared.tally.lock().expect("tally").refused += 1;
-        return;
+    let hello = match welcome(&mut rx).await {
+        Ok(hello) => hello,
+        Err(code) => {
+            shared.tally.lock().expect("tally").refuse_with(code);
+            return;
+        }
     };
     let resume_token = hello["resume_token"]
         .as_str()
@@ -341,7 +364,7 @@ async fn member_task(
                 let resumed = match connect(&url, source).await {
                     Ok(socket) => {
                         let (tx, mut fresh) = socket.split();
-                        welcome(&mut fresh).await.map(|hello| (tx, fresh, hello))
+                        welcome(&mut fresh).await.ok().map(|hello| (tx, fresh, hello))
                     }
                     Err(_) => None,
                 };

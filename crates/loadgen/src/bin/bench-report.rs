@@ -148,16 +148,24 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
            `pauses` and `floor` on no server at all. \
            Peak RSS is each process's peak so far: the servers live through every run of their \
            topology.\n\n";
-    md += "## Runs\n\n| run | rooms x members (active) | offered/s | delivered/s | p50 ms | p99 ms | \
-           p99.9 ms | lost | gaps | dups | dropped | join ms |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    md += "## Runs\n\nA `+N` after the members: N more joiners per room than it has room for, \
+           racing the others; exactly N per room must be refused (`refused`; by close code in \
+           the JSON).\n\n\
+           | run | rooms x members (active) | offered/s | delivered/s | p50 ms | p99 ms | \
+           p99.9 ms | lost | gaps | dups | refused | dropped | join ms |\n\
+           |---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs.iter().filter(|r| r.json["pauses"].is_null()) {
         let p = &r.json["parameters"];
         let _ = writeln!(
             md,
-            "| {} | {} x {} ({}) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {} x {}{} ({}) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
             r.name,
             p["rooms"],
             p["members"],
+            match p["over"].as_u64() {
+                Some(over) if over > 0 => format!("+{over}"),
+                _ => String::new(),
+            },
             p["active"],
             r.f(&["parameters", "offered_deliveries_per_second"]),
             r.rate(),
@@ -167,6 +175,7 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
             r.json["lost"],
             r.json["gaps"],
             r.json["duplicates"],
+            r.json["refused"],
             r.json["dropped"],
             r.json["join_ms"],
         );
