@@ -76,7 +76,7 @@ run() {
   [ "$first" = 1 ] || sleep 12
   first=0
   echo "== $name: $*"
-  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|connected|refused)"'
+  "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|settle_ms|unsettled|connected|refused)"'
 }
 
 scenarios=${*:-"pauses floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}

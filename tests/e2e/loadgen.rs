@@ -33,7 +33,7 @@ fn report(out: std::process::Output) -> Value {
 }
 
 #[test]
-fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped_and_limits_exact() {
+fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped_limits_exact_presence_settled() {
     let cluster = Cluster::start(2, &[("EPHEMERA_ROOM_CREATE_PER_MINUTE", "100000")]);
     for args in [
         &["fanout", "--rooms", "4", "--members", "5", "--rate", "20"][..],
@@ -72,7 +72,16 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped_and_limits_exac
             n => serde_json::json!({ "4403": n }),
         };
         assert_eq!(report["refused_by_code"], by_code, "{args:?}: {report}");
-        for key in ["rejected", "dropped", "lost", "gaps", "duplicates"] {
+        // Every member saw its room full (`unsettled` below counts those that never did).
+        assert!(report["settle_ms"].is_u64(), "{report}");
+        for key in [
+            "rejected",
+            "dropped",
+            "unsettled",
+            "lost",
+            "gaps",
+            "duplicates",
+        ] {
             assert_eq!(report[key], 0, "{args:?} {key}: {report}");
         }
         if args[0] == "churn" {

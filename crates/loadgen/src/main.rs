@@ -154,6 +154,8 @@ struct Report {
     duplicates: u64,
     deliveries_per_second: f64,
     join_ms: u64,
+    settle_ms: u64,
+    unsettled: u64,
     latency_ms: Percentiles,
     /// The worst latency of the messages sent in each second of the window.
     worst_ms_per_second: Vec<f64>,
@@ -348,6 +350,8 @@ async fn chat(args: &Args) -> Result<Report, String> {
         duplicates: total.duplicates,
         deliveries_per_second: total.delivered as f64 / args.duration.max(1e-9),
         join_ms: total.join_ms,
+        settle_ms: total.settle_ms,
+        unsettled: total.unsettled,
         latency_ms: Percentiles {
             p50: ms(0.5),
             p90: ms(0.9),
@@ -386,6 +390,8 @@ impl Report {
             duplicates: 0,
             deliveries_per_second: 0.0,
             join_ms: 0,
+            settle_ms: 0,
+            unsettled: 0,
             latency_ms: Percentiles::default(),
             worst_ms_per_second: Vec::new(),
             processes: Vec::new(),

@@ -39,6 +39,10 @@ pub struct Tally {
     pub duplicates: u64,
     /// Milliseconds from the first connect to the last welcome of this process.
     pub join_ms: u64,
+    /// Milliseconds from the first connect until the last member of this process saw its room
+    /// full (every member online); `unsettled`: connected members that never did.
+    pub settle_ms: u64,
+    pub unsettled: u64,
     /// Latency in microseconds: (value, count) pairs of the histogram.
     pub latency_us: Vec<(u64, u64)>,
     /// The worst latency (µs) of the messages sent in each second of the window: shows stalls.
@@ -81,6 +85,8 @@ impl Tally {
         self.gaps += other.gaps;
         self.duplicates += other.duplicates;
         self.join_ms = self.join_ms.max(other.join_ms);
+        self.settle_ms = self.settle_ms.max(other.settle_ms);
+        self.unsettled += other.unsettled;
         if self.worst_us.len() < other.worst_us.len() {
             self.worst_us.resize(other.worst_us.len(), 0);
         }
@@ -114,6 +120,37 @@ fn mine(plan: &Plan) -> Vec<(usize, usize)> {
 struct Shared {
     tally: Mutex<Tally>,
     latency: Mutex<Histogram<u64>>,
+    /// When the first member started to connect.
+    started: std::time::Instant,
+}
+
+/// Whether a member has seen its room full yet: every member online, by the `online_count` of
+/// its welcome or of a presence frame.
+struct Settle {
+    full: u64,
+    done: bool,
+}
+
+impl Settle {
+    /// The first count that shows the room full records how long the room took to get there.
+    fn see(&mut self, shared: &Shared, online: Option<u64>) {
+        if !self.done && online >= Some(self.full) {
+            self.done = true;
+            let ms = shared.started.elapsed().as_millis() as u64;
+            let mut tally = shared.tally.lock().expect("tally");
+            tally.settle_ms = tally.settle_ms.max(ms);
+        }
+    }
+}
+
+/// The `online_count` of a presence frame, read without parsing the rest.
+fn online_count(frame: &str) -> Option<u64> {
+    let (_, rest) = frame.split_once("\"online_count\":")?;
+    let digits = rest.trim_start();
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
 }
 
 /// Plays this process's members. Once they have all joined (or failed to), `barrier` says when
@@ -127,10 +164,10 @@ pub async fn run(
     let shared = Arc::new(Shared {
         tally: Mutex::new(Tally::default()),
         latency: Mutex::new(histogram()),
+        started: std::time::Instant::now(),
     });
     let gate = Arc::new(Semaphore::new(plan.ramp));
     let (start_tx, start_rx) = tokio::sync::watch::channel(0u64);
-    let started = std::time::Instant::now();
     let mut tasks = Vec::new();
     let members = mine(&plan);
     let (joined_tx, mut joined_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -160,7 +197,7 @@ pub async fn run(
     // Returns once every member task has dropped its sender: joined, or failed to.
     drop(joined_tx);
     let _ = joined_rx.recv().await;
-    shared.tally.lock().expect("tally").join_ms = started.elapsed().as_millis() as u64;
+    shared.tally.lock().expect("tally").join_ms = shared.started.elapsed().as_millis() as u64;
     let start = barrier.await;
     let _ = start_tx.send(start);
     let window = (
@@ -282,6 +319,11 @@ async fn member_task(
     drop(permit);
     shared.tally.lock().expect("tally").connected += 1;
     drop(joined);
+    let mut settle = Settle {
+        full: plan.members as u64,
+        done: false,
+    };
+    settle.see(&shared, hello["online_count"].as_u64());
 
     // Keep reading until every member has joined: the server pings, tungstenite answers as it
     // reads, and a socket silent for two ping intervals is closed (a long ramp outlasts them).
@@ -293,9 +335,12 @@ async fn member_task(
                 Ok(at) => break *at,
                 Err(_) => return,
             },
-            frame = rx.next() => if let Some(code) = ended(frame) {
-                shared.tally.lock().expect("tally").drop_with(code);
-                return;
+            frame = rx.next() => match frame {
+                Some(Ok(Message::Text(text))) => settle.see(&shared, online_count(&text)),
+                other => if let Some(code) = ended(other) {
+                    shared.tally.lock().expect("tally").drop_with(code);
+                    return;
+                },
             },
         }
     };
@@ -386,7 +431,10 @@ async fn member_task(
             frame = rx.next() => match frame {
                 Some(Ok(Message::Text(text))) => match parse_message(&text) {
                     Some((id, sent_us)) => checks.delivered(&shared, id, sent_us),
-                    None => checks.tally.rejected += u64::from(text.contains("\"type\":\"error\"")),
+                    None => {
+                        settle.see(&shared, online_count(&text));
+                        checks.tally.rejected += u64::from(text.contains("\"type\":\"error\""));
+                    }
                 },
                 other => if let Some(code) = ended(other) {
                     ended_early = Some(code);
@@ -399,6 +447,7 @@ async fn member_task(
     if let Some(code) = ended_early {
         checks.tally.drop_with(code);
     }
+    checks.tally.unsettled += u64::from(!settle.done);
     shared.tally.lock().expect("tally").add(&checks.tally);
     if let Some(sender) = sender
         && let Ok(mut tx) = sender.await
@@ -499,4 +548,18 @@ pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
         ids.push(id);
     }
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_online_count_is_read_from_a_presence_frame() {
+        let frame = r#"{"type":"presence","event":"user_online","member_id":"m","online_count": 37,"timestamp":"t"}"#;
+        assert_eq!(online_count(frame), Some(37));
+        assert_eq!(online_count(r#"{"online_count":5}"#), Some(5));
+        assert_eq!(online_count(r#"{"type":"typing","member_id":"m"}"#), None);
+        assert_eq!(online_count(r#"{"online_count":"x"}"#), None);
+    }
 }

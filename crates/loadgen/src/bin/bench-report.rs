@@ -150,15 +150,16 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
            topology.\n\n";
     md += "## Runs\n\nA `+N` after the members: N more joiners per room than it has room for, \
            racing the others; exactly N per room must be refused (`refused`; by close code in \
-           the JSON).\n\n\
+           the JSON). `settle ms`: until every member had seen its room full (every member \
+           online).\n\n\
            | run | rooms x members (active) | offered/s | delivered/s | p50 ms | p99 ms | \
-           p99.9 ms | lost | gaps | dups | refused | dropped | join ms |\n\
-           |---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+           p99.9 ms | lost | gaps | dups | refused | dropped | join ms | settle ms |\n\
+           |---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for r in runs.iter().filter(|r| r.json["pauses"].is_null()) {
         let p = &r.json["parameters"];
         let _ = writeln!(
             md,
-            "| {} | {} x {}{} ({}) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} x {}{} ({}) | {:.0} | {:.0} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             p["rooms"],
             p["members"],
@@ -178,6 +179,9 @@ fn report(results: &Path, out: &Path, before: Option<&Path>) -> Result<(), Strin
             r.json["refused"],
             r.json["dropped"],
             r.json["join_ms"],
+            r.json["settle_ms"]
+                .as_u64()
+                .map_or("-".into(), |ms| ms.to_string()),
         );
     }
     for r in runs.iter().filter(|r| !r.json["pauses"].is_null()) {
