@@ -3,10 +3,11 @@
 //! driven): `display_name` joins, `{"type":"message","text":...}` out, `message` frames in.
 
 use crate::Plan;
-use futures_util::stream::SplitStream;
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -267,8 +268,16 @@ fn ended(frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) 
     }
 }
 
-/// Reads frames up to the `welcome`; returns it, or the close code that came instead.
-async fn welcome(rx: &mut SplitStream<Socket>) -> Result<serde_json::Value, u16> {
+/// Connects and reads up to the `welcome`; returns the socket's halves and the welcome, or the
+/// close code that came instead (1006: none, or no connection at all).
+async fn join(url: &str, source: IpAddr) -> Result<(Sink, SplitStream<Socket>, Value), u16> {
+    let socket = connect(url, source).await.map_err(|_| CLOSED_ABNORMALLY)?;
+    let (tx, mut rx) = socket.split();
+    let hello = welcome(&mut rx).await?;
+    Ok((tx, rx, hello))
+}
+
+async fn welcome(rx: &mut SplitStream<Socket>) -> Result<Value, u16> {
     loop {
         let frame = rx.next().await;
         if let Some(Ok(Message::Text(text))) = &frame
@@ -295,18 +304,9 @@ async fn member_task(
     mut start_at: tokio::sync::watch::Receiver<u64>,
 ) {
     let permit = gate.acquire_owned().await.expect("gate");
-    let Ok(socket) = connect(&url, source).await else {
-        shared
-            .tally
-            .lock()
-            .expect("tally")
-            .refuse_with(CLOSED_ABNORMALLY);
-        return;
-    };
-    let (tx, mut rx) = socket.split();
     // The welcome first: it proves the join, and holds the resume token.
-    let hello = match welcome(&mut rx).await {
-        Ok(hello) => hello,
+    let (tx, mut rx, hello) = match join(&url, source).await {
+        Ok(joined) => joined,
         Err(code) => {
             shared.tally.lock().expect("tally").refuse_with(code);
             return;
@@ -406,14 +406,7 @@ async fn member_task(
                     "{}?resume={resume_token}&last_id={last}",
                     url.split_once('?').map_or(url.as_str(), |(base, _)| base)
                 );
-                let resumed = match connect(&url, source).await {
-                    Ok(socket) => {
-                        let (tx, mut fresh) = socket.split();
-                        welcome(&mut fresh).await.ok().map(|hello| (tx, fresh, hello))
-                    }
-                    Err(_) => None,
-                };
-                let Some((tx, fresh, hello)) = resumed else {
+                let Ok((tx, fresh, hello)) = join(&url, source).await else {
                     ended_early = Some(CLOSED_ABNORMALLY);
                     break;
                 };
@@ -488,6 +481,7 @@ fn parse_message(frame: &str) -> Option<(u64, u64)> {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+type Sink = SplitSink<Socket, Message>;
 
 async fn connect(
     url: &str,
@@ -543,7 +537,7 @@ pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
         if !res.status().is_success() {
             return Err(format!("create room: {}", res.status()));
         }
-        let body: serde_json::Value = res.json().await.map_err(|e| e.to_string())?;
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
         let id = body["room_id"].as_str().ok_or("no room_id")?.to_owned();
         ids.push(id);
     }
