@@ -277,6 +277,7 @@ async fn join(url: &str, source: IpAddr) -> Result<(Sink, SplitStream<Socket>, V
     Ok((tx, rx, hello))
 }
 
+/// Reads frames up to the `welcome`.
 async fn welcome(rx: &mut SplitStream<Socket>) -> Result<Value, u16> {
     loop {
         let frame = rx.next().await;
