@@ -254,6 +254,11 @@ impl Checks {
     }
 }
 
+/// After the window: how long a member's room must be quiet before it stops reading, and the
+/// longest it reads on.
+const DRAIN_QUIET_US: u64 = 2_000_000;
+const DRAIN_MAX_US: u64 = 60_000_000;
+
 /// RFC 6455's code for a connection that ended without a close frame.
 const CLOSED_ABNORMALLY: u16 = 1006;
 
@@ -349,7 +354,9 @@ async fn member_task(
         start + plan.warmup_us,
         start + plan.warmup_us + plan.duration_us,
     );
-    let end = window.1 + 2_000_000;
+    // After the window a member reads on until its room has been quiet for `DRAIN_QUIET_US`: a
+    // saturated run delivers late, and only what never comes is lost.
+    let end = window.1 + DRAIN_QUIET_US;
     let mut sink = Some(tx);
     let sender = sends.and_then(|phase| {
         let mut tx = sink.take()?;
@@ -424,7 +431,15 @@ async fn member_task(
             }
             frame = rx.next() => match frame {
                 Some(Ok(Message::Text(text))) => match parse_message(&text) {
-                    Some((id, sent_us)) => checks.delivered(&shared, id, sent_us),
+                    Some((id, sent_us)) => {
+                        checks.delivered(&shared, id, sent_us);
+                        let now = now_us();
+                        if now > window.1 {
+                            let quiet_until = (now + DRAIN_QUIET_US).min(window.1 + DRAIN_MAX_US);
+                            let wait = Duration::from_micros(quiet_until.saturating_sub(now));
+                            deadline.as_mut().reset(tokio::time::Instant::now() + wait);
+                        }
+                    }
                     None => {
                         settle.see(&shared, online_count(&text));
                         checks.tally.rejected += u64::from(text.contains("\"type\":\"error\""));
