@@ -10,7 +10,6 @@ mod run;
 
 use clap::{Parser, ValueEnum};
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
@@ -141,9 +140,9 @@ struct Report {
     parameters: serde_json::Value,
     connected: u64,
     refused: u64,
-    refused_by_code: BTreeMap<u16, u64>,
+    refused_by_code: run::ByCode,
     dropped: u64,
-    dropped_by_code: BTreeMap<u16, u64>,
+    dropped_by_code: run::ByCode,
     reconnects: u64,
     sent: u64,
     rejected: u64,
@@ -336,8 +335,8 @@ async fn chat(args: &Args) -> Result<Report, String> {
             "offered_deliveries_per_second": plan.active as f64 * plan.rate * plan.members as f64,
         }),
         connected: total.connected,
-        refused: total.refused(),
-        dropped: total.dropped(),
+        refused: total.refused_by_code.total(),
+        dropped: total.dropped_by_code.total(),
         refused_by_code: total.refused_by_code,
         dropped_by_code: total.dropped_by_code,
         reconnects: total.reconnects,
@@ -377,9 +376,9 @@ impl Report {
             parameters,
             connected: 0,
             refused: 0,
-            refused_by_code: BTreeMap::new(),
+            refused_by_code: run::ByCode::default(),
             dropped: 0,
-            dropped_by_code: BTreeMap::new(),
+            dropped_by_code: run::ByCode::default(),
             reconnects: 0,
             sent: 0,
             rejected: 0,

@@ -23,10 +23,10 @@ pub struct Tally {
     pub connected: u64,
     /// Joins that got no welcome, by the close code the server sent instead (1006: none, or
     /// no connection at all).
-    pub refused_by_code: BTreeMap<u16, u64>,
+    pub refused_by_code: ByCode,
     /// Connections that ended before the scenario did, by the close code the server sent
     /// (1006: none, the connection just ended).
-    pub dropped_by_code: BTreeMap<u16, u64>,
+    pub dropped_by_code: ByCode,
     /// Resumes done on purpose (`churn`).
     pub reconnects: u64,
     pub sent: u64,
@@ -52,32 +52,33 @@ pub struct Tally {
     pub usage: Vec<crate::proc_stats::Usage>,
 }
 
+/// Connections counted by close code.
+#[derive(Debug, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ByCode(BTreeMap<u16, u64>);
+
+impl ByCode {
+    fn count(&mut self, code: u16, n: u64) {
+        *self.0.entry(code).or_default() += n;
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    fn add(&mut self, other: &ByCode) {
+        for (&code, &n) in &other.0 {
+            self.count(code, n);
+        }
+    }
+}
+
 impl Tally {
-    fn drop_with(&mut self, code: u16) {
-        *self.dropped_by_code.entry(code).or_default() += 1;
-    }
-
-    fn refuse_with(&mut self, code: u16) {
-        *self.refused_by_code.entry(code).or_default() += 1;
-    }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped_by_code.values().sum()
-    }
-
-    pub fn refused(&self) -> u64 {
-        self.refused_by_code.values().sum()
-    }
-
     /// Adds `other`'s counts to these (join time: the slowest).
     pub fn add(&mut self, other: &Tally) {
         self.connected += other.connected;
-        for (code, n) in &other.refused_by_code {
-            *self.refused_by_code.entry(*code).or_default() += n;
-        }
-        for (code, n) in &other.dropped_by_code {
-            *self.dropped_by_code.entry(*code).or_default() += n;
-        }
+        self.refused_by_code.add(&other.refused_by_code);
+        self.dropped_by_code.add(&other.dropped_by_code);
         self.reconnects += other.reconnects;
         self.sent += other.sent;
         self.rejected += other.rejected;
@@ -314,7 +315,12 @@ async fn member_task(
     let (tx, mut rx, hello) = match join(&url, source).await {
         Ok(joined) => joined,
         Err(code) => {
-            shared.tally.lock().expect("tally").refuse_with(code);
+            shared
+                .tally
+                .lock()
+                .expect("tally")
+                .refused_by_code
+                .count(code, 1);
             return;
         }
     };
@@ -344,7 +350,7 @@ async fn member_task(
             frame = rx.next() => match frame {
                 Some(Ok(Message::Text(text))) => settle.see(&shared, online_count(&text)),
                 other => if let Some(code) = ended(other) {
-                    shared.tally.lock().expect("tally").drop_with(code);
+                    shared.tally.lock().expect("tally").dropped_by_code.count(code, 1);
                     return;
                 },
             },
@@ -454,7 +460,7 @@ async fn member_task(
     }
     flush(&shared, &mut checks.samples);
     if let Some(code) = ended_early {
-        checks.tally.drop_with(code);
+        checks.tally.dropped_by_code.count(code, 1);
     }
     checks.tally.unsettled += u64::from(!settle.done);
     shared.tally.lock().expect("tally").add(&checks.tally);
