@@ -84,7 +84,9 @@ async fn invalid_bodies_get_422_naming_the_field_and_broken_json_400() {
             json!({"owner_name": "a", "destroy_on_owner_offline": "yes"}),
             "destroy_on_owner_offline",
         ),
-        (json!([1, 2]), ""),
+        (json!([1, 2]), "JSON object"),
+        (json!(["alice"]), "JSON object"),
+        (json!("alice"), "JSON object"),
     ];
     for (body, field) in cases {
         let res = app.post("/rooms", body.clone()).await;
@@ -96,7 +98,13 @@ async fn invalid_bodies_get_422_naming_the_field_and_broken_json_400() {
             "{body} -> {err}"
         );
     }
-    for raw in ["{\"owner_name\": ", "not json", "{\"owner_name\": \"a\",}"] {
+    for raw in [
+        "{\"owner_name\": ",
+        "not json",
+        "{\"owner_name\": \"a\",}",
+        "{\"owner_name\": 5,",
+        "{\"owner_name\": \"a\"} trailing",
+    ] {
         let res = app
             .http
             .post(app.url("/rooms"))
@@ -305,14 +313,31 @@ async fn history_pages_forward_and_reports_last_id() {
         .collect();
     assert_eq!(ids, vec![5, 6]);
     assert_eq!(page["messages"][0], broadcast[4], "kept as broadcast");
-    let clamped: Value = app
-        .get(&format!("/rooms/{}/messages?limit=1000", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
-    assert_eq!(clamped["messages"].as_array().expect("array").len(), 5);
-    for bad in ["limit=0", "limit=-1", "after=-2", "after=x"] {
+    for (query, kept) in [
+        ("limit=1000", 5),
+        ("limit=99999999999999999999", 5),
+        ("after=99999999999999999999", 0),
+    ] {
+        let page: Value = app
+            .get(&format!("/rooms/{}/messages?{query}", room.id))
+            .await
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            page["messages"].as_array().expect("array").len(),
+            kept,
+            "{query}"
+        );
+        assert_eq!(page["last_id"], 7, "{query}");
+    }
+    for bad in [
+        "limit=0",
+        "limit=-1",
+        "after=-2",
+        "after=x",
+        "limit=-99999999999999999999",
+    ] {
         let res = app.get(&format!("/rooms/{}/messages?{bad}", room.id)).await;
         assert_eq!(res.status(), 422, "{bad}");
     }

@@ -8,7 +8,7 @@ use actix_web::web::{self, BytesMut};
 use futures_util::StreamExt;
 use ipnet::IpNet;
 use protocol::ErrorCode;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use std::net::{IpAddr, SocketAddr};
 
 /// Largest request body accepted (every contract body is far smaller).
@@ -37,25 +37,40 @@ pub async fn json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, A
     parse_json(text)
 }
 
+/// Parses a request body, which must be one JSON object. Only a refusal looks further: malformed
+/// JSON anywhere in the body (trailing bytes included) is `invalid_json` before any field is
+/// blamed, and a body that is no object (serde would read a struct from an array of its fields)
+/// is `invalid_request`.
 pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    let is_object = text.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     let de = &mut serde_json::Deserializer::from_slice(text);
-    serde_path_to_error::deserialize(de).map_err(|err| {
-        let path = err.path().to_string();
-        let inner = err.into_inner();
-        if inner.is_data() {
+    let field_error = match serde_path_to_error::deserialize(&mut *de) {
+        Ok(value) if is_object && de.end().is_ok() => return Ok(value),
+        Ok(_) => None,
+        Err(err) => Some(err),
+    };
+    if let Err(err) = serde_json::from_slice::<IgnoredAny>(text) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidJson,
+            format!("Malformed JSON: {}", strip_position(&err.to_string())),
+        ));
+    }
+    match field_error {
+        Some(err) if is_object => {
+            let path = err.path().to_string();
             let field = if path == "." {
                 String::new()
             } else {
                 format!("{path}: ")
             };
-            ApiError::invalid(format!("{field}{}", strip_position(&inner.to_string())))
-        } else {
-            ApiError::new(
-                ErrorCode::InvalidJson,
-                format!("Malformed JSON: {}", strip_position(&inner.to_string())),
-            )
+            let reason = err.into_inner().to_string();
+            Err(ApiError::invalid(format!(
+                "{field}{}",
+                strip_position(&reason)
+            )))
         }
-    })
+        _ => Err(ApiError::invalid("The request body must be a JSON object")),
+    }
 }
 
 /// serde_json's messages end in " at line L column C", which says nothing to a client.
@@ -161,7 +176,18 @@ mod tests {
         assert!(err.detail.contains("owner_name"), "{}", err.detail);
         let err = parse_json::<CreateRoomRequest>(br#"{"owner_name": "#).expect_err("broken");
         assert_eq!(err.code, ErrorCode::InvalidJson);
-        let err = parse_json::<CreateRoomRequest>(br#"[1]"#).expect_err("not an object");
-        assert_eq!(err.code, ErrorCode::InvalidRequest);
+        for body in [&br#"["alice"]"#[..], b" null", b"\"alice\""] {
+            let err = parse_json::<CreateRoomRequest>(body).expect_err("not an object");
+            assert_eq!(err.code, ErrorCode::InvalidRequest);
+            assert_eq!(err.detail, "The request body must be a JSON object");
+        }
+        for broken in [
+            &b"[1,"[..],
+            br#"{"owner_name": 5,"#,
+            br#"{"owner_name": "a"} x"#,
+        ] {
+            let err = parse_json::<CreateRoomRequest>(broken).expect_err("broken");
+            assert_eq!(err.code, ErrorCode::InvalidJson, "{err:?}");
+        }
     }
 }

@@ -16,6 +16,7 @@ use protocol::rest::{
 use protocol::{ErrorCode, Role, limits, now_ms, rfc3339, seconds_until, text};
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::num::IntErrorKind;
 use store::secret::{TokenHash, new_id, new_token};
 use store::{Credential, Member, Room, RoomView, Ticket};
 
@@ -401,15 +402,17 @@ pub async fn join(
     }))
 }
 
+/// An integer query parameter; one too large for an `i64` saturates, so `limit` clamps as promised.
 fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
-    query
-        .get(field)
-        .map(|v| {
-            v.trim()
-                .parse::<i64>()
-                .map_err(|_| ApiError::invalid(format!("{field} must be an integer")))
-        })
-        .transpose()
+    let Some(value) = query.get(field) else {
+        return Ok(None);
+    };
+    match value.trim().parse::<i64>() {
+        Ok(n) => Ok(Some(n)),
+        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Ok(Some(i64::MAX)),
+        Err(e) if *e.kind() == IntErrorKind::NegOverflow => Ok(Some(i64::MIN)),
+        Err(_) => Err(ApiError::invalid(format!("{field} must be an integer"))),
+    }
 }
 
 /// Message history.
