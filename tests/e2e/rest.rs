@@ -313,31 +313,26 @@ async fn history_pages_forward_and_reports_last_id() {
         .collect();
     assert_eq!(ids, vec![5, 6]);
     assert_eq!(page["messages"][0], broadcast[4], "kept as broadcast");
-    for (query, kept) in [
-        ("limit=1000", 5),
-        ("limit=99999999999999999999", 5),
-        ("after=99999999999999999999", 0),
-    ] {
-        let page: Value = app
-            .get(&format!("/rooms/{}/messages?{query}", room.id))
-            .await
-            .json()
-            .await
-            .expect("json");
-        assert_eq!(
-            page["messages"].as_array().expect("array").len(),
-            kept,
-            "{query}"
-        );
-        assert_eq!(page["last_id"], 7, "{query}");
-    }
-    for bad in [
-        "limit=0",
-        "limit=-1",
-        "after=-2",
-        "after=x",
-        "limit=-99999999999999999999",
-    ] {
+    let clamped: Value = app
+        .get(&format!("/rooms/{}/messages?limit=1000", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(clamped["messages"].as_array().expect("array").len(), 5);
+    let res = app
+        .get(&format!(
+            "/rooms/{}/messages?limit=9223372036854775808",
+            room.id
+        ))
+        .await;
+    assert_eq!(res.status(), 422, "beyond the documented int64");
+    let err: Value = res.json().await.expect("json");
+    assert_eq!(
+        err["detail"],
+        "limit must be between -9223372036854775808 and 9223372036854775807"
+    );
+    for bad in ["limit=0", "limit=-1", "after=-2", "after=x", "after=1e3"] {
         let res = app.get(&format!("/rooms/{}/messages?{bad}", room.id)).await;
         assert_eq!(res.status(), 422, "{bad}");
     }

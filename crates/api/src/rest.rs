@@ -402,17 +402,19 @@ pub async fn join(
     }))
 }
 
-/// An integer query parameter; one too large for an `i64` saturates, so `limit` clamps as promised.
+/// An integer query parameter (an `i64`, as `/openapi.json` documents it).
 fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i64>, ApiError> {
     let Some(value) = query.get(field) else {
         return Ok(None);
     };
-    match value.trim().parse::<i64>() {
-        Ok(n) => Ok(Some(n)),
-        Err(e) if *e.kind() == IntErrorKind::PosOverflow => Ok(Some(i64::MAX)),
-        Err(e) if *e.kind() == IntErrorKind::NegOverflow => Ok(Some(i64::MIN)),
-        Err(_) => Err(ApiError::invalid(format!("{field} must be an integer"))),
-    }
+    value.trim().parse::<i64>().map(Some).map_err(|e| {
+        ApiError::invalid(match e.kind() {
+            IntErrorKind::PosOverflow | IntErrorKind::NegOverflow => {
+                format!("{field} must be between {} and {}", i64::MIN, i64::MAX)
+            }
+            _ => format!("{field} must be an integer"),
+        })
+    })
 }
 
 /// Message history.
