@@ -167,6 +167,7 @@ const state = {
   attempt: 0,          // reconnect attempts since the last welcome
   ended: false,
   lastTypingSent: 0,
+  unread: 0,           // messages from others that arrived while the page was hidden
 };
 
 function setStatus(text, kind) {
@@ -315,6 +316,16 @@ function message(m) {
   state.typers.delete(m.member_id);
   renderTyping();
   append(li, mine);
+  if (!mine && document.hidden) {
+    state.unread += 1;
+    renderTitle();
+  }
+}
+
+// The tab's title: the room's name, after the count of unread messages while the tab is hidden.
+function renderTitle() {
+  const name = `${(details && details.name) || "Room"} · Ephemera`;
+  document.title = state.unread ? `(${state.unread}) ${name}` : name;
 }
 
 function presence(p) {
@@ -444,7 +455,7 @@ function enterRoom() {
 
 function showDetails() {
   $("room-title").textContent = details.name || "Untitled room";
-  document.title = `${details.name || "Room"} · Ephemera`;
+  renderTitle();
   state.membersCanDestroy = details.members_can_destroy;
   $("destroy-btn").hidden = !(state.role === "owner" || state.membersCanDestroy);
 }
@@ -540,6 +551,12 @@ function wireRoom() {
   dialog.addEventListener("close", () => {
     if (dialog.returnValue === "destroy" && state.socket && state.socket.readyState === WebSocket.OPEN) {
       state.socket.send(JSON.stringify({ type: "close_room" }));
+    }
+  });
+  document.addEventListener("visibilitychange", () => {
+    if (!document.hidden && state.unread) {
+      state.unread = 0;
+      renderTitle();
     }
   });
   setInterval(() => { tick(); renderTyping(); }, 1000);

@@ -357,6 +357,28 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
         "reloads and a reconnect within the grace are invisible to others"
     );
 
+    // Messages that arrive while Bob's window is minimized are counted in his tab's title
+    // until he looks again.
+    let title = format!("{XSS_ROOM} · Ephemera");
+    assert_eq!(bob.js("document.title").await, json!(title));
+    bob.client.minimize_window().await.expect("minimizes");
+    bob.until("document.hidden").await;
+    alice.fill("#text", "one\n").await;
+    alice.fill("#text", "two\n").await;
+    bob.until("document.querySelectorAll('#messages .message').length === 7")
+        .await;
+    assert_eq!(
+        bob.js("document.title").await,
+        json!(format!("(2) {title}"))
+    );
+    assert_eq!(
+        alice.js("document.title").await,
+        json!(title),
+        "own messages"
+    );
+    bob.client.maximize_window().await.expect("restores");
+    bob.until(&format!("document.title === {title:?}")).await;
+
     // The owner destroys the room: both see why, and the page offers the way back.
     alice.click("#destroy-btn").await;
     alice
