@@ -253,10 +253,16 @@ async fn frames_that_are_not_messages_get_errors_and_the_connection_survives() {
         r#"{"type":"message","text":5}"#,
         "{oops",
         r#"{"text":"hi"}"#,
+        r#"{"type":"typing"} trailing"#,
     ] {
         bob.send(bad).await;
         let err = bob.next_of("error").await;
         assert_eq!(err["code"], "invalid_frame", "{bad}");
+        let message = err["message"].as_str().expect("message");
+        assert!(
+            message.starts_with("invalid frame: ") && !message.contains(" at line "),
+            "a sentence for the client, without serde's position: {message}"
+        );
     }
     bob.send_binary(vec![1, 2, 3]).await;
     assert_eq!(bob.next_of("error").await["code"], "invalid_frame");

@@ -7,7 +7,7 @@ use actix_web::http::header::HeaderMap;
 use actix_web::web::{self, BytesMut};
 use futures_util::StreamExt;
 use ipnet::IpNet;
-use protocol::ErrorCode;
+use protocol::{ErrorCode, json_error};
 use serde::de::{DeserializeOwned, IgnoredAny};
 use std::net::{IpAddr, SocketAddr};
 
@@ -52,7 +52,7 @@ pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
     if let Err(err) = serde_json::from_slice::<IgnoredAny>(text) {
         return Err(ApiError::new(
             ErrorCode::InvalidJson,
-            format!("Malformed JSON: {}", strip_position(&err.to_string())),
+            format!("Malformed JSON: {}", json_error(&err)),
         ));
     }
     match field_error {
@@ -63,19 +63,13 @@ pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
             } else {
                 format!("{path}: ")
             };
-            let reason = err.into_inner().to_string();
             Err(ApiError::invalid(format!(
                 "{field}{}",
-                strip_position(&reason)
+                json_error(&err.into_inner())
             )))
         }
         _ => Err(ApiError::invalid("The request body must be a JSON object")),
     }
-}
-
-/// serde_json's messages end in " at line L column C", which says nothing to a client.
-fn strip_position(message: &str) -> &str {
-    message.split(" at line ").next().unwrap_or(message)
 }
 
 /// The token of `Authorization: Bearer <token>`, if present.

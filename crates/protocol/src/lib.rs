@@ -93,6 +93,16 @@ pub mod close {
     pub const INVALID_NAME: u16 = 4422;
 }
 
+/// A JSON error as a client reads it: serde_json's sentence without its " at line L column C",
+/// which says nothing to someone who sent one frame or one body.
+pub fn json_error(err: &serde_json::Error) -> String {
+    let text = err.to_string();
+    match text.find(" at line ") {
+        Some(at) => text[..at].to_owned(),
+        None => text,
+    }
+}
+
 /// Whether `s` has the shape of a room id (nanoid: 21 of `A-Za-z0-9_-`).
 pub fn is_room_id(s: &str) -> bool {
     s.len() == limits::ROOM_ID_LEN

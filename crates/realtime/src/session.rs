@@ -341,7 +341,10 @@ impl<T: Transport> Session<T> {
             Ok(frame) => frame,
             Err(err) => {
                 return self
-                    .error(ErrorCode::InvalidFrame, &format!("invalid frame: {err}"))
+                    .error(
+                        ErrorCode::InvalidFrame,
+                        &format!("invalid frame: {}", protocol::json_error(&err)),
+                    )
                     .await;
             }
         };
