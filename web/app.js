@@ -538,14 +538,21 @@ function wireRoom() {
     $("copy-btn").textContent = "Copied";
     setTimeout(() => { $("copy-btn").textContent = "Copy link"; }, 2000);
   });
-  $("leave-btn").addEventListener("click", async () => {
+  const leave = async () => {
     state.ended = true;
     if (state.resumeToken) {
       await api("POST", `/rooms/${roomId}/leave`, { token: state.resumeToken }).catch(() => { /* gone already */ });
     }
     forget(roomId);
     location.assign("/");
+  };
+  // An owner whose room ends when they leave is asked first: it ends for everyone.
+  const leaving = $("confirm-leave");
+  $("leave-btn").addEventListener("click", () => {
+    if (state.role === "owner" && details && details.destroy_on_owner_offline) leaving.showModal();
+    else leave();
   });
+  leaving.addEventListener("close", () => { if (leaving.returnValue === "leave") leave(); });
   const dialog = $("confirm-destroy");
   $("destroy-btn").addEventListener("click", () => dialog.showModal());
   dialog.addEventListener("close", () => {

@@ -379,6 +379,21 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
     bob.client.maximize_window().await.expect("restores");
     bob.until(&format!("document.title === {title:?}")).await;
 
+    // Leaving would destroy Alice's room ("destroy when I leave" is on by default): she is
+    // asked first, and staying changes nothing.
+    alice.click("#leave-btn").await;
+    alice
+        .until("document.getElementById('confirm-leave').open")
+        .await;
+    alice.click("#confirm-leave button[value=cancel]").await;
+    alice
+        .until("!document.getElementById('confirm-leave').open")
+        .await;
+    assert_eq!(alice.text("status").await, "Live");
+    alice.fill("#text", "still here\n").await;
+    bob.until("document.querySelectorAll('#messages .message').length === 8")
+        .await;
+
     // The owner destroys the room: both see why, and the page offers the way back.
     alice.click("#destroy-btn").await;
     alice
@@ -609,6 +624,26 @@ async fn every_way_a_room_is_gone_or_refused_is_explained() {
     browser.wait_live().await;
     owner.send_json(json!({"type": "leave"})).await;
     overlay_says(&browser, "The owner left").await;
+
+    // The owner of a room that ends with its owner confirms leaving, and the room is gone.
+    browser.goto(&format!("{site}/")).await;
+    browser
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+    browser.fill("#create-owner", "olga").await;
+    browser.click("#create button[type=submit]").await;
+    browser.wait_live().await;
+    let created = browser.js("location.pathname.split('/')[2]").await;
+    let created = created.as_str().expect("room id");
+    browser.click("#leave-btn").await;
+    browser
+        .until("document.getElementById('confirm-leave').open")
+        .await;
+    browser.click("#confirm-leave-yes").await;
+    browser
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+    assert_eq!(app.get(&format!("/rooms/{created}")).await.status(), 404);
 
     let short = app
         .create_room(json!({"owner_name": "alice", "expiry_seconds": 5}))
