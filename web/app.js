@@ -110,22 +110,32 @@ function lobby() {
   if (GONE[gone]) banner(`${GONE[gone][0]}. ${GONE[gone][1]}`);
   const form = $("create");
   rememberName(form.elements.owner_name);
+  // The server renders its limits into the inputs: the presets outside them are hidden, and
+  // the default lifetime is its preset, or else the custom one.
+  const f = form.elements;
+  const [minMinutes, maxMinutes] = [Number(f.minutes.min), Number(f.minutes.max)];
+  const maxUsersLimit = Number(f.max_users.max);
+  for (const radio of f.lifetime) {
+    const minutes = Number(radio.value);
+    if (radio.value !== "custom") radio.parentElement.hidden = minutes < minMinutes || minutes > maxMinutes;
+    radio.checked = radio.value === f.minutes.value && !radio.parentElement.hidden;
+  }
+  if (!form.querySelector("input[name=lifetime]:checked")) form.querySelector("input[value=custom]").checked = true;
   const custom = () => form.querySelector("input[name=lifetime]:checked").value === "custom";
   const syncCustom = () => form.classList.toggle("custom-lifetime", custom());
-  for (const radio of form.elements.lifetime) radio.addEventListener("change", syncCustom);
+  for (const radio of f.lifetime) radio.addEventListener("change", syncCustom);
   syncCustom();
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
-    const f = form.elements;
     const owner = f.owner_name.value.trim();
     if (!owner) { banner("Enter your name."); f.owner_name.focus(); return; }
     const minutes = custom() ? Number(f.minutes.value) : Number(form.querySelector("input[name=lifetime]:checked").value);
-    if (!Number.isInteger(minutes) || minutes < 1 || minutes > 1440) {
-      banner("The lifetime is 1 to 1440 minutes."); f.minutes.focus(); return;
+    if (!Number.isInteger(minutes) || minutes < minMinutes || minutes > maxMinutes) {
+      banner(`The lifetime is ${minMinutes} to ${maxMinutes} minutes.`); f.minutes.focus(); return;
     }
     const maxUsers = Number(f.max_users.value);
-    if (!Number.isInteger(maxUsers) || maxUsers < 1 || maxUsers > 1000) {
-      banner("The user limit is 1 to 1000."); f.max_users.focus(); return;
+    if (!Number.isInteger(maxUsers) || maxUsers < 1 || maxUsers > maxUsersLimit) {
+      banner(`The user limit is 1 to ${maxUsersLimit}.`); f.max_users.focus(); return;
     }
     local.set("ephemera:name", owner);
     const button = form.querySelector("button[type=submit]");

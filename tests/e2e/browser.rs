@@ -655,3 +655,73 @@ async fn every_way_a_room_is_gone_or_refused_is_explained() {
     banner_says(&browser, "This room has expired").await;
     browser.close().await;
 }
+
+#[tokio::test]
+async fn the_lobby_offers_the_operators_limits() {
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("EPHEMERA_MAX_EXPIRY_SECONDS", "1800"),
+            ("EPHEMERA_DEFAULT_EXPIRY_SECONDS", "900"),
+            ("EPHEMERA_DEFAULT_MAX_USERS", "8"),
+            ("EPHEMERA_MAX_USERS_LIMIT", "50"),
+            ("EPHEMERA_MAX_MESSAGE_CHARS", "500"),
+        ],
+    );
+    let app = cluster.app();
+    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let driver = Driver::start();
+    let browser = driver.browser(1000, 700, false).await;
+    browser.goto(&format!("{site}/")).await;
+    browser
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+
+    // Only the presets within the limits are offered; the default, 15 minutes, is no preset.
+    assert_eq!(
+        browser
+            .js("[...document.querySelectorAll('input[name=lifetime]')].filter(r => !r.parentElement.hidden).map(r => r.value)")
+            .await,
+        json!(["10", "custom"])
+    );
+    assert_eq!(
+        browser
+            .js("[document.querySelector('input[name=lifetime]:checked').value, document.getElementById('create-minutes').value, document.getElementById('create-max').value]")
+            .await,
+        json!(["custom", "15", "8"])
+    );
+    browser.fill("#create-max", "51").await;
+    browser.click("#create button[type=submit]").await;
+    banner_says(&browser, "The user limit is 1 to 50.").await;
+    browser.fill("#create-minutes", "31").await;
+    browser.fill("#create-max", "50").await;
+    browser.click("#create button[type=submit]").await;
+    banner_says(&browser, "The lifetime is 1 to 30 minutes.").await;
+
+    browser.fill("#create-minutes", "30").await;
+    browser.click("#create button[type=submit]").await;
+    let id = browser
+        .until("location.pathname.startsWith('/r/') && location.pathname.split('/')[2]")
+        .await;
+    let details: Value = app
+        .get(&format!("/rooms/{}", id.as_str().expect("room id")))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(details["max_users"], 50, "{details}");
+    assert!(
+        details["expires_in"]
+            .as_u64()
+            .is_some_and(|s| (1790..=1800).contains(&s)),
+        "thirty minutes: {details}"
+    );
+    browser.wait_live().await;
+    assert_eq!(
+        browser
+            .js("document.getElementById('text').maxLength")
+            .await,
+        json!(500)
+    );
+    browser.close().await;
+}

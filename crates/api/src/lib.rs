@@ -51,6 +51,8 @@ pub struct AppState {
     sockets_per_ip: Arc<ws::IpSlots>,
     metrics: ApiMetrics,
     registry: Registry,
+    /// The UI's page with this instance's limits (`ops::page`).
+    page: web::Bytes,
 }
 
 /// What only the HTTP layer sees.
@@ -129,7 +131,9 @@ impl Application {
         let drain_delay = Duration::from_secs(s.drain_delay_seconds);
         let bind_addr = config.bind_addr;
         let cors_origins = config.cors_origins.clone();
+        let page = ops::page(&config.settings);
         let state = web::Data::new(AppState {
+            page,
             config,
             hub: hub.clone(),
             passwords: passwords::Passwords::new(cores),

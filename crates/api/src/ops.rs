@@ -1,9 +1,11 @@
 //! Operations endpoints and the embedded static files (UI, API docs).
 
 use crate::AppState;
+use crate::config::Settings;
 use crate::error::ApiError;
 use crate::openapi::RoomPath;
 use actix_web::http::header;
+use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
 use protocol::ErrorCode;
 use protocol::rest::ErrorBody;
@@ -132,13 +134,29 @@ pub async fn docs() -> HttpResponse {
     html(include_str!("../../../web/docs.html"))
 }
 
-const PAGE: &str = include_str!("../../../web/index.html");
+/// The page of the lobby and of every room, with this instance's limits in its inputs (the
+/// lifetime in minutes, the user limit, the message length), rendered once at start-up.
+pub fn page(s: &Settings) -> Bytes {
+    let min_minutes = s.min_expiry_seconds.div_ceil(60);
+    let max_minutes = (s.max_expiry_seconds / 60).max(min_minutes);
+    let default_minutes = (s.default_expiry_seconds / 60)
+        .max(min_minutes)
+        .min(max_minutes);
+    let page = include_str!("../../../web/index.html")
+        .replace("{{min_minutes}}", &min_minutes.to_string())
+        .replace("{{max_minutes}}", &max_minutes.to_string())
+        .replace("{{default_minutes}}", &default_minutes.to_string())
+        .replace("{{max_users}}", &s.max_users_limit.to_string())
+        .replace("{{default_users}}", &s.default_max_users.to_string())
+        .replace("{{max_message_chars}}", &s.max_message_chars.to_string());
+    Bytes::from(page)
+}
 
 /// The lobby: create a room.
 #[utoipa::path(tag = "pages", responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
 #[get("/")]
-pub async fn lobby() -> HttpResponse {
-    html(PAGE)
+pub async fn lobby(state: web::Data<AppState>) -> HttpResponse {
+    html(state.page.clone())
 }
 
 /// A room's page (its `join_url`); the same page as the lobby, the script tells them apart.
@@ -148,15 +166,15 @@ pub async fn lobby() -> HttpResponse {
     responses((status = 200, description = "HTML", content_type = "text/html", body = String))
 )]
 #[get("/r/{room_id}")]
-pub async fn room_page() -> HttpResponse {
-    html(PAGE)
+pub async fn room_page(state: web::Data<AppState>) -> HttpResponse {
+    html(state.page.clone())
 }
 
-fn html(body: &'static str) -> HttpResponse {
+fn html(body: impl Into<Bytes>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
-        .body(body)
+        .body(body.into())
 }
 
 /// A QR code (SVG) of a room's link, for joining from a phone.
@@ -220,4 +238,34 @@ pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
         .content_type(kind)
         .insert_header(("Cache-Control", "no-cache"))
         .body(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_page_carries_the_limits_it_is_given() {
+        let html = |s: &Settings| String::from_utf8(page(s).to_vec()).expect("utf-8");
+        let page = html(&Settings::default());
+        assert!(!page.contains("{{"), "every placeholder is filled");
+        assert!(page.contains(r#"min="1" max="1440" value="60""#), "minutes");
+        assert!(page.contains(r#"min="1" max="1000" value="20""#), "users");
+        assert!(page.contains(r#"maxlength="2000""#), "message");
+        let page = html(&Settings {
+            min_expiry_seconds: 90,
+            default_expiry_seconds: 900,
+            max_expiry_seconds: 7 * 86_400,
+            default_max_users: 8,
+            max_users_limit: 50,
+            max_message_chars: 500,
+            ..Settings::default()
+        });
+        assert!(
+            page.contains(r#"min="2" max="10080" value="15""#),
+            "minutes"
+        );
+        assert!(page.contains(r#"min="1" max="50" value="8""#), "users");
+        assert!(page.contains(r#"maxlength="500""#), "message");
+    }
 }
