@@ -54,8 +54,14 @@ function rememberName(input) {
 }
 
 class ApiError extends Error {
-  constructor(status, code, detail) { super(detail); this.status = status; this.code = code; }
+  constructor(status, code, detail, retryAfter) {
+    super(detail);
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter; // seconds, from a limit's Retry-After
+  }
 }
+const tryAgain = (err) => (err.retryAfter ? `Try again in ${err.retryAfter} s.` : "Wait a minute and try again.");
 async function api(method, path, { body, token, password } = {}) {
   const headers = { "content-type": "application/json" };
   if (token) headers.authorization = `Bearer ${token}`;
@@ -67,7 +73,10 @@ async function api(method, path, { body, token, password } = {}) {
     throw new ApiError(0, "network", "Cannot reach the server. Check your connection.");
   }
   const data = await res.json().catch(() => ({}));
-  if (!res.ok) throw new ApiError(res.status, data.code || "unknown", data.detail || res.statusText);
+  if (!res.ok) {
+    const retryAfter = Number(res.headers.get("retry-after")) || 0;
+    throw new ApiError(res.status, data.code || "unknown", data.detail || res.statusText, retryAfter);
+  }
   return data;
 }
 
@@ -96,7 +105,7 @@ const REFUSED = {
   invalid_password: "Wrong password. Try again.",
   password_required: "This room needs a password.",
   name_taken: "That name is taken in this room. Pick another one.",
-  rate_limited: "Too many attempts. Wait a minute and try again.",
+  rate_limited: "Too many attempts.",
   invalid_request: "That name cannot be used. Pick another one.",
   room_full: "This room is full.",
 };
@@ -153,7 +162,7 @@ function lobby() {
       local.set(ownerKey(room.room_id), { token: room.owner_token, expires_at: room.expires_at });
       location.assign(`/r/${room.room_id}`);
     } catch (err) {
-      banner(err.code === "rate_limited" ? "You created many rooms just now. Wait a minute and try again." : err.message);
+      banner(err.code === "rate_limited" ? `You created many rooms just now. ${tryAgain(err)}` : err.message);
       button.disabled = false;
     }
   });
@@ -452,7 +461,7 @@ async function join(credentials) {
   } catch (err) {
     if (err.code === "room_not_found") { end("room_not_found"); return; }
     if (err.code === "unauthorized" && owner) { local.del(ownerKey(roomId)); askToJoin("Join as a member."); return; }
-    askToJoin(REFUSED[err.code] || err.message);
+    askToJoin(err.code === "rate_limited" ? `${REFUSED.rate_limited} ${tryAgain(err)}` : REFUSED[err.code] || err.message);
   }
 }
 

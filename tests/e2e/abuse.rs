@@ -12,13 +12,24 @@ async fn message_bursts_are_refused_and_sustained_abuse_closes_4029() {
     })
     .await;
     let room = app.open_room().await;
-    let (mut bob, _) = app.member(&room.id, "bob").await;
+    let (mut bob, welcome) = app.member(&room.id, "bob").await;
     for i in 0..3 {
         bob.say("hi", &i.to_string()).await;
         assert_eq!(bob.next_of("message").await["id"], i + 1);
     }
     bob.say("one too many", "x").await;
     assert_eq!(bob.next_of("error").await["code"], "rate_limited");
+    // Over REST the same bucket answers 429, saying when the next message is due.
+    let res = app
+        .http
+        .post(app.url(&format!("/rooms/{}/messages", room.id)))
+        .bearer_auth(welcome["resume_token"].as_str().expect("token"))
+        .json(&json!({"text": "over REST"}))
+        .send()
+        .await
+        .expect("req");
+    assert_eq!(res.status(), 429);
+    assert_retry_after(&res, 1);
     for _ in 0..5 {
         bob.say("flood", "x").await;
     }
@@ -47,6 +58,7 @@ async fn room_creation_is_limited_per_client_ip_and_forwarded_for_needs_a_truste
     }
     let res = create(&trusting, "1.1.1.1").await;
     assert_eq!(res.status(), 429);
+    assert_retry_after(&res, 60);
     assert_eq!(
         res.json::<Value>().await.expect("json")["code"],
         "rate_limited"
@@ -105,6 +117,7 @@ async fn wrong_passwords_are_limited_per_ip_and_room() {
         .await
         .expect("req");
     assert_eq!(res.status(), 429);
+    assert_retry_after(&res, 60);
     assert_eq!(
         attempt(&room.id, "2.2.2.2", "right").await,
         200,
@@ -260,4 +273,15 @@ async fn sockets_are_capped_per_client_ip_and_per_instance_with_1013() {
             "the slot never came back: {first:?}"
         );
     }
+}
+
+/// A limit's 429 says when to come back: `Retry-After`, in seconds within the limit's window.
+fn assert_retry_after(res: &reqwest::Response, window_seconds: u64) {
+    let seconds: u64 = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+        .expect("a Retry-After in seconds");
+    assert!((1..=window_seconds).contains(&seconds), "{seconds}");
 }

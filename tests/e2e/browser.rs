@@ -617,6 +617,14 @@ async fn every_way_a_room_is_gone_or_refused_is_explained() {
             "wrong passwords are limited per IP and room"
         );
     }
+    assert_eq!(
+        browser
+            .js(r"/^Too many attempts\. Try again in ([1-9]|[1-5][0-9]|60) s\.$/.test(document.getElementById('banner').textContent)")
+            .await,
+        json!(true),
+        "the banner says when, from Retry-After: {}",
+        browser.text("banner").await
+    );
 
     let owned = app.open_room().await;
     let (mut owner, _) = app.owner(&owned).await;

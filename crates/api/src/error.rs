@@ -1,15 +1,17 @@
 //! The one error type of the HTTP boundary, answered as `{"detail", "code"}`.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{StatusCode, header};
 use actix_web::{HttpResponse, ResponseError};
-use protocol::ErrorCode;
 use protocol::rest::ErrorBody;
+use protocol::{ErrorCode, Millis};
 use std::fmt;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub detail: String,
+    /// For a limit: seconds until it lets the client in again, sent as `Retry-After`.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -17,6 +19,20 @@ impl ApiError {
         ApiError {
             code,
             detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// `rate_limited`, for a limit reached for `ms` more milliseconds: says when, in the
+    /// detail and in `Retry-After`.
+    pub fn rate_limited(what: &str, ms: Millis) -> ApiError {
+        let seconds = ms.div_ceil(1000).max(1);
+        ApiError {
+            retry_after: Some(seconds),
+            ..ApiError::new(
+                ErrorCode::RateLimited,
+                format!("{what}, try again in {seconds} s"),
+            )
         }
     }
 
@@ -55,7 +71,11 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(ErrorBody {
+        let mut response = HttpResponse::build(self.status_code());
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((header::RETRY_AFTER, seconds));
+        }
+        response.json(ErrorBody {
             detail: self.detail.clone(),
             code: self.code,
         })

@@ -13,12 +13,12 @@ use protocol::rest::{
     Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
     JoinResponse, PostMessageRequest, RoomDetails,
 };
-use protocol::{ErrorCode, Role, limits, now_ms, rfc3339, seconds_until, text};
+use protocol::{ErrorCode, Millis, Role, limits, now_ms, rfc3339, seconds_until, text};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;
 use store::secret::{TokenHash, new_id, new_token};
-use store::{Credential, Member, Room, RoomView, Ticket};
+use store::{Credential, Limit, Member, Room, RoomView, Ticket};
 
 type Data = web::Data<AppState>;
 const MINUTE_MS: u64 = 60_000;
@@ -41,7 +41,7 @@ fn text_field(
         (status = 201, description = "Created", body = CreateRoomResponse),
         (status = 400, response = inline(BadRequest)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`: too many rooms from this client IP", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many rooms from this client IP", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -53,17 +53,14 @@ pub async fn create_room(
 ) -> Result<HttpResponse, ApiError> {
     let s = &state.config.settings;
     let ip = client_ip(&req, &state.config);
-    if !state
+    if let Limit::Reached(ms) = state
         .hub
         .store()
         .rate_hit(&format!("create:{ip}"), s.room_create_per_minute, MINUTE_MS)
         .await?
     {
         state.metrics.rejected("room_create");
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "Too many rooms created, try again in a minute",
-        ));
+        return Err(ApiError::rate_limited("Too many rooms created", ms));
     }
     let body: CreateRoomRequest = extract::json(payload).await?;
     let max = limits::DISPLAY_NAME_MAX_CHARS;
@@ -167,15 +164,12 @@ async fn check_password(
     let store = state.hub.store();
     let client = ip.to_string();
     let limit = state.config.settings.password_attempts_per_minute;
-    if !store
+    if let Limit::Reached(ms) = store
         .password_attempts_left(&view.room.id, &client, limit)
         .await?
     {
         state.metrics.rejected("password");
-        return Err(ApiError::new(
-            ErrorCode::RateLimited,
-            "Too many wrong passwords, try again in a minute",
-        ));
+        return Err(ApiError::rate_limited("Too many wrong passwords", ms));
     }
     let Some(password) = password else {
         return Err(ApiError::new(
@@ -285,7 +279,7 @@ fn details(view: &RoomView) -> RoomDetails {
         (status = 400, response = inline(BadRequest)),
         (status = 401, response = inline(BadCredentials)),
         (status = 404, response = inline(RoomNotFound)),
-        (status = 429, description = "`rate_limited`: too many wrong passwords from this client IP for this room", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: too many wrong passwords from this client IP for this room", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -317,7 +311,7 @@ pub async fn get_room(
         (status = 404, response = inline(RoomNotFound)),
         (status = 409, description = "`name_taken`", body = ErrorBody),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -430,7 +424,7 @@ fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i
         (status = 401, response = inline(BadCredentials)),
         (status = 404, response = inline(RoomNotFound)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`", body = ErrorBody),
+        (status = 429, description = "`rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -479,7 +473,7 @@ pub async fn history(
         (status = 403, description = "`forbidden`: the owner has not joined", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`: the member's message rate", body = ErrorBody),
+        (status = 429, description = "`rate_limited`: the member's message rate", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -513,7 +507,15 @@ pub async fn post_message(
         .hub
         .store()
         .append_message(&view.room.id, &member, text, client_id, rate)
-        .await?;
+        .await
+        .map_err(|err| match err {
+            // The token bucket refills one message per interval: the next is due within one.
+            store::Error::Refused(ErrorCode::RateLimited) => ApiError::rate_limited(
+                "Too many messages",
+                1000 / Millis::from(rate.per_second.max(1)),
+            ),
+            err => err.into(),
+        })?;
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }
 

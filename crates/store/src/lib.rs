@@ -221,6 +221,15 @@ pub struct Rate {
     pub burst: u32,
 }
 
+/// A fixed-window limit's answer (`rate_hit`, `password_attempts_left`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// Within the limit.
+    Within,
+    /// Over it until its window ends, this many milliseconds from now.
+    Reached(Millis),
+}
+
 /// `history_after`'s answer.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -407,8 +416,9 @@ impl Store {
         dispatch!(self, sweep())
     }
 
-    /// Counts one event against `key` (fixed window); false if it is over `limit`.
-    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+    /// Counts one event against `key` in a fixed window of `window_ms`, which it may take past
+    /// `limit`.
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<Limit> {
         dispatch!(self, rate_hit(key, limit, window_ms))
     }
 
@@ -419,7 +429,7 @@ impl Store {
         room_id: &str,
         client: &str,
         limit: u32,
-    ) -> Result<bool> {
+    ) -> Result<Limit> {
         dispatch!(self, password_attempts_left(room_id, client, limit))
     }
 

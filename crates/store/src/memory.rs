@@ -5,8 +5,8 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
-    Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
+    Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live, MAX_TICKETS_PER_ROOM,
+    Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
@@ -425,7 +425,7 @@ impl MemoryStore {
         Ok(seen)
     }
 
-    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<Limit> {
         let now = now_ms();
         let mut state = self.lock();
         let entry = state
@@ -436,7 +436,11 @@ impl MemoryStore {
             *entry = (0, now + window_ms);
         }
         entry.0 = entry.0.saturating_add(1);
-        Ok(entry.0 <= limit)
+        Ok(if entry.0 <= limit {
+            Limit::Within
+        } else {
+            Limit::Reached(entry.1 - now)
+        })
     }
 
     pub async fn password_attempts_left(
@@ -444,15 +448,15 @@ impl MemoryStore {
         room_id: &str,
         client: &str,
         limit: u32,
-    ) -> Result<bool> {
+    ) -> Result<Limit> {
         let now = now_ms();
         let state = self.lock();
         let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         Ok(match room.attempts.get(client) {
-            Some((count, end)) if *end > now => *count < limit,
-            _ => true,
+            Some((count, end)) if *end > now && *count >= limit => Limit::Reached(end - now),
+            _ => Limit::Within,
         })
     }
 

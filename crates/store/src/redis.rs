@@ -14,8 +14,8 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    Bus, BusItem, Claim, Credential, Error, History, Joined, Live, MAX_TICKETS_PER_ROOM, Member,
-    Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
+    Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live, MAX_TICKETS_PER_ROOM,
+    Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
@@ -751,12 +751,17 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<bool> {
+    pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<Limit> {
         let key = format!("eph:rate:{key}");
-        let count = self
+        let reply = self
             .run(&self.scripts.rate, vec![key], vec![window_ms.to_string()])
-            .await?;
-        Ok(count.as_u64().is_some_and(|c| c <= u64::from(limit)))
+            .await?
+            .into_array();
+        let number = |i: usize| reply.get(i).and_then(Value::as_u64);
+        Ok(match (number(0), number(1)) {
+            (Some(count), _) if count <= u64::from(limit) => Limit::Within,
+            (_, left) => Limit::Reached(left.unwrap_or(window_ms)),
+        })
     }
 
     pub async fn password_attempts_left(
@@ -764,12 +769,15 @@ impl RedisStore {
         room_id: &str,
         client: &str,
         limit: u32,
-    ) -> Result<bool> {
+    ) -> Result<Limit> {
         let args = vec![client.to_owned(), "peek".into(), limit.to_string()];
         let reply = self
             .room_op(&self.scripts.attempts, room_id, now_ms(), args)
             .await?;
-        Ok(reply.first().and_then(Value::as_u64) == Some(1))
+        Ok(match reply.first().and_then(Value::as_u64) {
+            Some(0) => Limit::Reached(reply.get(1).and_then(Value::as_u64).unwrap_or(0)),
+            _ => Limit::Within,
+        })
     }
 
     pub async fn count_wrong_password(

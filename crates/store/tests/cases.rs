@@ -5,7 +5,7 @@ use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use std::time::Duration;
 use store::secret::TokenHash;
-use store::{Bus, Credential, Error, Live, Member, Rate, Room, Stale, Store, Ticket};
+use store::{Bus, Credential, Error, Limit, Live, Member, Rate, Room, Stale, Store, Ticket};
 use tokio::time::{Instant, sleep_until};
 
 const RATE: Rate = Rate {
@@ -797,16 +797,25 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
 
 pub async fn rate_counters_use_fixed_windows((store, _): (Store, Bus)) {
     for _ in 0..3 {
-        assert!(store.rate_hit("k", 3, 200).await.expect("hit"));
+        assert_eq!(
+            store.rate_hit("k", 3, 200).await.expect("hit"),
+            Limit::Within
+        );
     }
-    assert!(!store.rate_hit("k", 3, 200).await.expect("hit"));
+    let over = store.rate_hit("k", 3, 200).await.expect("hit");
     assert!(
+        matches!(over, Limit::Reached(ms) if ms > 0 && ms <= 200),
+        "over the limit until the window ends: {over:?}"
+    );
+    assert_eq!(
         store.rate_hit("other", 3, 200).await.expect("hit"),
+        Limit::Within,
         "keys are independent"
     );
     sleep_ms(250).await;
-    assert!(
+    assert_eq!(
         store.rate_hit("k", 3, 200).await.expect("hit"),
+        Limit::Within,
         "a new window"
     );
 }
@@ -814,36 +823,24 @@ pub async fn rate_counters_use_fixed_windows((store, _): (Store, Bus)) {
 pub async fn wrong_passwords_are_counted_per_client_in_the_room((store, _): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
+    let peek = |client: &'static str| store.password_attempts_left(&room.id, client, 2);
     for _ in 0..2 {
-        assert!(
-            store
-                .password_attempts_left(&room.id, "1.1.1.1", 2)
-                .await
-                .expect("peek")
-        );
+        assert_eq!(peek("1.1.1.1").await.expect("peek"), Limit::Within);
         store
             .count_wrong_password(&room.id, "1.1.1.1", 200)
             .await
             .expect("count");
     }
+    let over = peek("1.1.1.1").await.expect("peek");
     assert!(
-        !store
-            .password_attempts_left(&room.id, "1.1.1.1", 2)
-            .await
-            .expect("peek")
+        matches!(over, Limit::Reached(ms) if ms > 0 && ms <= 200),
+        "no attempts left until the window ends: {over:?}"
     );
-    assert!(
-        store
-            .password_attempts_left(&room.id, "2.2.2.2", 2)
-            .await
-            .expect("peek")
-    );
+    assert_eq!(peek("2.2.2.2").await.expect("peek"), Limit::Within);
     sleep_ms(250).await;
-    assert!(
-        store
-            .password_attempts_left(&room.id, "1.1.1.1", 2)
-            .await
-            .expect("peek"),
+    assert_eq!(
+        peek("1.1.1.1").await.expect("peek"),
+        Limit::Within,
         "a new window"
     );
     assert_eq!(
