@@ -117,6 +117,14 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
             status != 405 && code != Some(json!("not_found")),
             "{method} {path} is documented but not served: {status} {code:?}"
         );
+        if method == reqwest::Method::GET {
+            let head = http.head(&url).send().await.expect("request");
+            assert_eq!(head.status().as_u16(), status, "HEAD {path} answers as GET");
+            assert!(
+                head.bytes().await.expect("body").is_empty(),
+                "HEAD {path}: no body"
+            );
+        }
     }
     let res = app.get("/no/such/route").await;
     assert_eq!(res.status(), 404);
@@ -126,8 +134,8 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
     );
     for (method, path, allow) in [
         ("PUT", "/rooms", "POST"),
-        ("TRACE", "/healthz", "GET"),
-        ("PATCH", "/rooms/V1StGXR8_Z5jdHi6B-myT", "DELETE, GET"),
+        ("TRACE", "/healthz", "GET, HEAD"),
+        ("PATCH", "/rooms/V1StGXR8_Z5jdHi6B-myT", "DELETE, GET, HEAD"),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let res = http

@@ -156,10 +156,15 @@ impl Application {
                         .error_handler(|err, _| ApiError::invalid_query(err).into()),
                 )
                 .default_service(web::to(ops::fallback))
-                .wrap_fn(|req, srv| {
+                .wrap_fn(|mut req, srv| {
                     if password_in(req.query_string()) {
                         let err = ApiError::password_in_url();
                         return futures_util::future::ready(Err(err.into())).boxed_local();
+                    }
+                    // HEAD is GET without the body, which actix-http leaves out of a HEAD
+                    // request's response by itself.
+                    if req.method() == Method::HEAD {
+                        req.head_mut().method = Method::GET;
                     }
                     srv.call(req).boxed_local()
                 })

@@ -76,7 +76,8 @@ static OPENAPI: LazyLock<String> = LazyLock::new(|| {
         .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
 });
 
-/// Every route's path segments and its methods (`GET, POST`), read from the document.
+/// Every route's path segments and its methods (`GET, POST`), read from the document; every
+/// GET also answers HEAD.
 static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
     let paths = serde_json::to_value(&DOC.paths).unwrap_or_default();
     let paths = paths.as_object().cloned().unwrap_or_default();
@@ -84,10 +85,13 @@ static ROUTES: LazyLock<Vec<(Vec<String>, String)>> = LazyLock::new(|| {
         .into_iter()
         .map(|(path, item)| {
             let segments = path.split('/').map(str::to_owned).collect();
-            let methods: Vec<String> = item
+            let mut methods: Vec<String> = item
                 .as_object()
                 .map(|ops| ops.keys().map(|m| m.to_uppercase()).collect())
                 .unwrap_or_default();
+            if methods.iter().any(|m| m == "GET") {
+                methods.push("HEAD".into());
+            }
             (segments, methods.join(", "))
         })
         .collect()
