@@ -725,11 +725,15 @@ async fn the_lobby_offers_the_operators_limits() {
         "thirty minutes: {details}"
     );
     browser.wait_live().await;
-    assert_eq!(
-        browser
-            .js("document.getElementById('text').maxLength")
-            .await,
-        json!(500)
-    );
+    // Limits count characters, as the server does: 500 emoji (1,000 UTF-16 units) fit in a
+    // message and are sent, a 501st is cut off.
+    let typed = browser
+        .js("(() => { const t = document.getElementById('text'); t.value = '😀'.repeat(501); t.dispatchEvent(new Event('input', {bubbles: true})); return [...t.value].length; })()")
+        .await;
+    assert_eq!(typed, json!(500));
+    browser.click("#say button[type=submit]").await;
+    browser
+        .until("[...document.querySelectorAll('#messages .text')].some(e => [...e.textContent].length === 500)")
+        .await;
     browser.close().await;
 }

@@ -255,7 +255,7 @@ mod tests {
         assert!(!page.contains("{{"), "every placeholder is filled");
         assert!(page.contains(r#"min="1" max="1440" value="60""#), "minutes");
         assert!(page.contains(r#"min="1" max="1000" value="20""#), "users");
-        assert!(page.contains(r#"maxlength="2000""#), "message");
+        assert!(page.contains(r#"data-max-chars="2000""#), "message");
         let page = html(&Settings {
             min_expiry_seconds: 90,
             default_expiry_seconds: 900,
@@ -270,6 +270,6 @@ mod tests {
             "minutes"
         );
         assert!(page.contains(r#"min="1" max="50" value="8""#), "users");
-        assert!(page.contains(r#"maxlength="500""#), "message");
+        assert!(page.contains(r#"data-max-chars="500""#), "message");
     }
 }
