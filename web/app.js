@@ -591,8 +591,9 @@ function wireRoom() {
 // Length limits count characters (code points), as the server does; `maxlength` would count
 // UTF-16 units, so an emoji would count twice.
 document.addEventListener("input", (e) => {
-  const max = Number(e.target.dataset && e.target.dataset.maxChars);
-  const chars = max ? [...e.target.value] : [];
+  const max = Number(e.target.dataset?.maxChars);
+  if (!max) return;
+  const chars = [...e.target.value];
   if (chars.length > max) e.target.value = chars.slice(0, max).join("");
 });
 
