@@ -374,18 +374,14 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
     assert_eq!(
         alice.js("document.title").await,
         json!(title),
-        "own messages"
+        "a tab in view counts nothing"
     );
     bob.client.maximize_window().await.expect("restores");
     bob.until(&format!("document.title === {title:?}")).await;
 
     // Leaving would destroy Alice's room ("destroy when I leave" is on by default): she is
     // asked first, and staying changes nothing.
-    alice.click("#leave-btn").await;
-    alice
-        .until("document.getElementById('confirm-leave').open")
-        .await;
-    alice.click("#confirm-leave button[value=cancel]").await;
+    leave_answering(&alice, "#confirm-leave button[value=cancel]").await;
     alice
         .until("!document.getElementById('confirm-leave').open")
         .await;
@@ -556,6 +552,15 @@ async fn overlay_says(browser: &Browser, title: &str) {
         .await;
 }
 
+/// Clicks Leave in a room that ends with its owner, which asks first, and answers with `button`.
+async fn leave_answering(browser: &Browser, button: &str) {
+    browser.click("#leave-btn").await;
+    browser
+        .until("document.getElementById('confirm-leave').open")
+        .await;
+    browser.click(button).await;
+}
+
 async fn banner_says(browser: &Browser, start: &str) {
     browser
         .until(&format!(
@@ -643,11 +648,7 @@ async fn every_way_a_room_is_gone_or_refused_is_explained() {
     browser.wait_live().await;
     let created = browser.js("location.pathname.split('/')[2]").await;
     let created = created.as_str().expect("room id");
-    browser.click("#leave-btn").await;
-    browser
-        .until("document.getElementById('confirm-leave').open")
-        .await;
-    browser.click("#confirm-leave-yes").await;
+    leave_answering(&browser, "#confirm-leave-yes").await;
     browser
         .until("!document.getElementById('lobby').hidden")
         .await;

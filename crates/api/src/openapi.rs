@@ -70,3 +70,10 @@ pub struct Invalid(ErrorBody);
 #[derive(ToResponse)]
 #[allow(dead_code)]
 pub struct Unavailable(ErrorBody);
+
+/// `rate_limited`: a limit of this client is reached (rooms created per IP, wrong passwords per
+/// IP and room, a member's messages)
+#[derive(ToResponse)]
+#[response(headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again")))]
+#[allow(dead_code)]
+pub struct RateLimited(ErrorBody);

@@ -4,7 +4,7 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, bearer, client_ip};
 use crate::openapi::{
-    BadCredentials, BadRequest, BadToken, Invalid, RoomNotFound, RoomPath, Unavailable,
+    BadCredentials, BadRequest, BadToken, Invalid, RateLimited, RoomNotFound, RoomPath, Unavailable,
 };
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use protocol::frames::MessageFrame;
@@ -41,7 +41,7 @@ fn text_field(
         (status = 201, description = "Created", body = CreateRoomResponse),
         (status = 400, response = inline(BadRequest)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`: too many rooms from this client IP", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
+        (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -279,7 +279,7 @@ fn details(view: &RoomView) -> RoomDetails {
         (status = 400, response = inline(BadRequest)),
         (status = 401, response = inline(BadCredentials)),
         (status = 404, response = inline(RoomNotFound)),
-        (status = 429, description = "`rate_limited`: too many wrong passwords from this client IP for this room", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
+        (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -311,7 +311,7 @@ pub async fn get_room(
         (status = 404, response = inline(RoomNotFound)),
         (status = 409, description = "`name_taken`", body = ErrorBody),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
+        (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -424,7 +424,7 @@ fn query_number(query: &HashMap<String, String>, field: &str) -> Result<Option<i
         (status = 401, response = inline(BadCredentials)),
         (status = 404, response = inline(RoomNotFound)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
+        (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
@@ -473,7 +473,7 @@ pub async fn history(
         (status = 403, description = "`forbidden`: the owner has not joined", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
         (status = 422, response = inline(Invalid)),
-        (status = 429, description = "`rate_limited`: the member's message rate", body = ErrorBody, headers(("Retry-After" = u64, description = "Seconds until the limit lets this client in again"))),
+        (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
     )
 )]
