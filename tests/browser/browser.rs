@@ -10,13 +10,13 @@ use std::time::{Duration, Instant};
 use store::testing::{free_port, wait_for_port};
 
 /// A `chromedriver` on a free port, stopped by PID when dropped.
-struct Driver {
+pub(crate) struct Driver {
     child: Child,
     port: u16,
 }
 
 impl Driver {
-    fn start() -> Driver {
+    pub(crate) fn start() -> Driver {
         let port = free_port();
         let mut child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -29,7 +29,7 @@ impl Driver {
     }
 
     /// A new headless browser of `width` x `height` CSS pixels, in the dark or light theme.
-    async fn browser(&self, width: u32, height: u32, dark: bool) -> Browser {
+    pub(crate) async fn browser(&self, width: u32, height: u32, dark: bool) -> Browser {
         let mut args = vec![
             "--headless=new".to_owned(),
             "--no-sandbox".to_owned(),
@@ -66,17 +66,17 @@ impl Drop for Driver {
     }
 }
 
-struct Browser {
-    client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
 }
 
 impl Browser {
-    async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.expect("navigates");
     }
 
     /// Evaluates a JavaScript expression in the page.
-    async fn js(&self, expr: &str) -> Value {
+    pub(crate) async fn js(&self, expr: &str) -> Value {
         self.client
             .execute(&format!("return {expr};"), vec![])
             .await
@@ -84,7 +84,7 @@ impl Browser {
     }
 
     /// Waits until the expression is truthy; panics with its last value after 15 s.
-    async fn until(&self, expr: &str) -> Value {
+    pub(crate) async fn until(&self, expr: &str) -> Value {
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
             let value = self.js(expr).await;
@@ -99,13 +99,13 @@ impl Browser {
         }
     }
 
-    async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let input = self.client.find(Locator::Css(css)).await.expect(css);
         input.clear().await.expect("clears");
         input.send_keys(text).await.expect("types");
     }
 
-    async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         self.client
             .find(Locator::Css(css))
             .await
@@ -115,7 +115,7 @@ impl Browser {
             .expect("clicks");
     }
 
-    async fn text(&self, id: &str) -> String {
+    pub(crate) async fn text(&self, id: &str) -> String {
         self.js(&format!("document.getElementById({id:?}).textContent"))
             .await
             .as_str()
@@ -124,19 +124,19 @@ impl Browser {
     }
 
     /// The text of every message shown, in order.
-    async fn messages(&self) -> Vec<String> {
+    pub(crate) async fn messages(&self) -> Vec<String> {
         let texts = self
             .js("[...document.querySelectorAll('#messages .message .text')].map(e => e.textContent)")
             .await;
         serde_json::from_value(texts).expect("strings")
     }
 
-    async fn wait_live(&self) {
+    pub(crate) async fn wait_live(&self) {
         self.until("document.getElementById('status').textContent === 'Live'")
             .await;
     }
 
-    async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let png = self.client.screenshot().await.expect("screenshot");
         assert_eq!(&png[1..4], b"PNG", "{name} is a PNG");
         let dir = std::env::var_os("EPHEMERA_SCREENSHOTS")
@@ -146,7 +146,7 @@ impl Browser {
         std::fs::write(dir.join(format!("{name}.png")), png).expect("writes");
     }
 
-    async fn close(self) {
+    pub(crate) async fn close(self) {
         let _ = self.client.close().await;
     }
 }
@@ -398,7 +398,7 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
     alice.click("#confirm-yes").await;
     for browser in [&alice, &bob] {
         browser
-            .until("!document.getElementById('overlay').hidden")
+            .until("document.getElementById('overlay').open")
             .await;
         assert_eq!(
             browser.text("overlay-title").await,
@@ -498,7 +498,8 @@ async fn screenshots_in_both_themes_and_at_phone_width() {
                 json!([width, width]),
                 "{theme} {size}: the page fits the width, no horizontal scrolling"
             );
-            browser.fill("#text", "Looks good from here.\n").await;
+            browser.fill("#text", "Looks good from here.").await;
+            browser.click("#say button[type=submit]").await;
             browser
                 .until(&format!(
                     "document.querySelectorAll('#messages .message').length === {shown} + 1"
@@ -532,7 +533,13 @@ async fn screenshots_in_both_themes_and_at_phone_width() {
 }
 
 /// Submits the join form as `name`, with `password` when given.
-async fn join_as(browser: &Browser, site: &str, room: &str, name: &str, password: Option<&str>) {
+pub(crate) async fn join_as(
+    browser: &Browser,
+    site: &str,
+    room: &str,
+    name: &str,
+    password: Option<&str>,
+) {
     browser.goto(&format!("{site}/r/{room}")).await;
     browser
         .until("!document.getElementById('join').hidden")
@@ -544,16 +551,16 @@ async fn join_as(browser: &Browser, site: &str, room: &str, name: &str, password
     browser.click("#join-form button[type=submit]").await;
 }
 
-async fn overlay_says(browser: &Browser, title: &str) {
+pub(crate) async fn overlay_says(browser: &Browser, title: &str) {
     browser
         .until(&format!(
-            "!document.getElementById('overlay').hidden && document.getElementById('overlay-title').textContent === {title:?}"
+            "document.getElementById('overlay').open && document.getElementById('overlay-title').textContent === {title:?}"
         ))
         .await;
 }
 
 /// Clicks Leave in a room that ends with its owner, which asks first, and answers with `button`.
-async fn leave_answering(browser: &Browser, button: &str) {
+pub(crate) async fn leave_answering(browser: &Browser, button: &str) {
     browser.click("#leave-btn").await;
     browser
         .until("document.getElementById('confirm-leave').open")
@@ -561,7 +568,7 @@ async fn leave_answering(browser: &Browser, button: &str) {
     browser.click(button).await;
 }
 
-async fn banner_says(browser: &Browser, start: &str) {
+pub(crate) async fn banner_says(browser: &Browser, start: &str) {
     browser
         .until(&format!(
             "document.getElementById('banner').textContent.startsWith({start:?})"
@@ -631,11 +638,19 @@ async fn every_way_a_room_is_gone_or_refused_is_explained() {
         browser.text("banner").await
     );
 
+    // An owner who leaves ends the room on purpose; one whose connection dies and stays away
+    // past the grace went offline. Members are told which.
     let owned = app.open_room().await;
     let (mut owner, _) = app.owner(&owned).await;
     join_as(&browser, &site, &owned.id, "bob", None).await;
     browser.wait_live().await;
     owner.send_json(json!({"type": "leave"})).await;
+    overlay_says(&browser, "This room was destroyed").await;
+    let owned = app.open_room().await;
+    let (owner, _) = app.owner(&owned).await;
+    join_as(&browser, &site, &owned.id, "bob", None).await;
+    browser.wait_live().await;
+    owner.kill();
     overlay_says(&browser, "The owner left").await;
 
     // The owner of a room that ends with its owner confirms leaving, and the room is gone.
@@ -727,11 +742,31 @@ async fn the_lobby_offers_the_operators_limits() {
     );
     browser.wait_live().await;
     // Limits count characters, as the server does: 500 emoji (1,000 UTF-16 units) fit in a
-    // message and are sent, a 501st is cut off.
+    // message and are sent; a 501st is not cut off but counted, and sending waits for a fix.
     let typed = browser
         .js("(() => { const t = document.getElementById('text'); t.value = '😀'.repeat(501); t.dispatchEvent(new Event('input', {bubbles: true})); return [...t.value].length; })()")
         .await;
-    assert_eq!(typed, json!(500));
+    assert_eq!(typed, json!(501), "nothing typed or pasted is cut");
+    assert_eq!(browser.text("text-state").await, "1 over the limit of 500");
+    browser.click("#say button[type=submit]").await;
+    assert!(
+        browser
+            .text("text-state")
+            .await
+            .starts_with("Too long to send: 1 over the limit of 500."),
+        "{}",
+        browser.text("text-state").await
+    );
+    assert_eq!(
+        browser
+            .js("[...document.getElementById('text').value].length")
+            .await,
+        json!(501),
+        "a refused message stays in the box, whole"
+    );
+    browser
+        .js("(() => { const t = document.getElementById('text'); t.value = '😀'.repeat(500); t.dispatchEvent(new Event('input', {bubbles: true})); return true; })()")
+        .await;
     browser.click("#say button[type=submit]").await;
     browser
         .until("[...document.querySelectorAll('#messages .text')].some(e => [...e.textContent].length === 500)")
