@@ -285,3 +285,63 @@ fn assert_retry_after(res: &reqwest::Response, window_seconds: u64) {
         .expect("a Retry-After in seconds");
     assert!((1..=window_seconds).contains(&seconds), "{seconds}");
 }
+
+/// Sixty wrong passwords fired at once from one client: the limit (10 a minute) holds exactly,
+/// the rest are refused with 429 before argon2 runs; a right password costs no attempt.
+#[tokio::test]
+async fn parallel_wrong_passwords_cannot_race_the_limit() {
+    let app = spawn_with(|s| s.trusted_proxies = Some("127.0.0.1".into())).await;
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": "right"}))
+        .await;
+    for _ in 0..3 {
+        let res = app
+            .http
+            .get(app.url(&format!("/rooms/{}", room.id)))
+            .header("x-forwarded-for", "9.9.9.9")
+            .header("x-room-password", "right")
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(res.status(), 200, "a right password is no wrong attempt");
+    }
+    let guesses = (0..60).map(|i| {
+        let req = app
+            .http
+            .get(app.url(&format!("/rooms/{}", room.id)))
+            .header("x-forwarded-for", "1.1.1.1")
+            .header("x-room-password", format!("guess-{i}"));
+        async move { req.send().await.expect("req").status().as_u16() }
+    });
+    let mut statuses = futures_util::future::join_all(guesses).await;
+    statuses.sort_unstable();
+    let wrong = statuses.iter().filter(|&&s| s == 401).count();
+    let limited = statuses.iter().filter(|&&s| s == 429).count();
+    assert_eq!((wrong, limited), (10, 50), "{statuses:?}");
+}
+
+/// A room's own cap on wrong passwords holds across client addresses.
+#[tokio::test]
+async fn wrong_passwords_from_many_addresses_meet_the_rooms_cap() {
+    let app = spawn_with(|s| {
+        s.trusted_proxies = Some("127.0.0.1".into());
+        s.room_password_attempts_per_minute = 5;
+    })
+    .await;
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": "right"}))
+        .await;
+    let mut statuses = Vec::new();
+    for i in 0..8 {
+        let res = app
+            .http
+            .get(app.url(&format!("/rooms/{}", room.id)))
+            .header("x-forwarded-for", format!("198.51.100.{i}"))
+            .header("x-room-password", "wrong")
+            .send()
+            .await
+            .expect("req");
+        statuses.push(res.status().as_u16());
+    }
+    assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
+}

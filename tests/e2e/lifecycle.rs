@@ -114,14 +114,16 @@ async fn owner_offline_destroys_the_room_only_after_the_grace() {
 }
 
 #[tokio::test]
-async fn an_owner_who_leaves_gets_1000_and_everyone_else_4003() {
+async fn an_owner_who_leaves_gets_1000_and_everyone_else_4002_closed() {
     let app = spawn_app().await;
     let room = app.open_room().await;
     let (mut alice, _) = app.owner(&room).await;
     let (mut bob, _) = app.member(&room.id, "bob").await;
     alice.send_json(json!({"type": "leave"})).await;
     assert_eq!(alice.closed().await.0, 1000);
-    bob.closed_with_room_closed(4003, "owner_offline").await;
+    // The owner chose to end the room: members are told it was closed, not that the owner
+    // went offline.
+    bob.closed_with_room_closed(4002, "closed").await;
 }
 
 #[tokio::test]

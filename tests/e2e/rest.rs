@@ -482,3 +482,133 @@ async fn close_needs_the_owner_or_a_member_when_allowed() {
         404
     );
 }
+
+#[tokio::test]
+async fn no_answer_about_a_room_may_be_cached() {
+    let app = spawn_app().await;
+    let room = app.open_room().await;
+    let (_owner, welcome) = app.owner(&room).await;
+    let token = welcome["resume_token"].as_str().expect("token").to_owned();
+    let id = &room.id;
+    let asked = [
+        app.get(&format!("/rooms/{id}")).await,
+        app.get(&format!("/rooms/{id}/messages")).await,
+        app.get("/rooms/AAAAAAAAAAAAAAAAAAAAA").await,
+        app.post(&format!("/rooms/{id}/join"), json!({"display_name": "bob"}))
+            .await,
+        app.http
+            .get(app.url(&format!("/rooms/{id}/messages?password=x")))
+            .send()
+            .await
+            .expect("request"),
+        app.http
+            .post(app.url(&format!("/rooms/{id}/messages")))
+            .bearer_auth(&token)
+            .json(&json!({"text": "hi"}))
+            .send()
+            .await
+            .expect("request"),
+    ];
+    for res in asked {
+        assert_eq!(
+            res.headers()
+                .get("cache-control")
+                .and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{} {}",
+            res.url().path(),
+            res.status()
+        );
+    }
+}
+
+#[tokio::test]
+async fn bodies_must_be_sent_as_json() {
+    let app = spawn_app().await;
+    let body = r#"{"owner_name": "alice"}"#;
+    for kind in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        None,
+    ] {
+        let mut req = app.http.post(app.url("/rooms")).body(body);
+        if let Some(kind) = kind {
+            req = req.header("content-type", kind);
+        }
+        let res = req.send().await.expect("request");
+        assert_eq!(res.status(), 415, "{kind:?}");
+        let err: Value = res.json().await.expect("json");
+        assert_eq!(err["code"], "unsupported_media_type");
+    }
+    let res = app
+        .http
+        .post(app.url("/rooms"))
+        .header("content-type", "Application/JSON; charset=utf-8")
+        .body(body)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 201);
+}
+
+#[tokio::test]
+async fn an_id_of_another_shape_is_no_room_on_any_route() {
+    let app = spawn_app().await;
+    for path in [
+        "/rooms/short",
+        "/rooms/short/messages",
+        "/rooms/AAAAAAAAAAAAAAAAAAAAAA",
+        "/rooms/AAAAAAAAAAAAAAAAAAAA!/messages",
+    ] {
+        let res = app.get(path).await;
+        assert_eq!(res.status(), 404, "{path}");
+        let err: Value = res.json().await.expect("json");
+        assert_eq!(err["code"], "room_not_found", "{path}");
+    }
+    let res = app
+        .post("/rooms/short/join", json!({"display_name": "bob"}))
+        .await;
+    assert_eq!(res.status(), 404);
+    // The WebSocket path refuses before any upgrade.
+    let res = app
+        .http
+        .get(app.url("/rooms/not-a-room/ws?display_name=bob"))
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_password_may_be_any_text() {
+    let app = spawn_app().await;
+    let room = app
+        .create_room(json!({"owner_name": "alice", "password": "pässwörd ✓"}))
+        .await;
+    let header = |v: &[u8]| reqwest::header::HeaderValue::from_bytes(v).expect("header");
+    let res = app
+        .http
+        .get(app.url(&format!("/rooms/{}", room.id)))
+        .header("x-room-password", header("pässwörd ✓".as_bytes()))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(res.status(), 200, "a UTF-8 password is read as sent");
+    let res = app
+        .http
+        .get(app.url(&format!("/rooms/{}", room.id)))
+        .header("x-room-password", header(b"p\xe4ss"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(
+        res.status(),
+        422,
+        "bytes that are not UTF-8 are refused, not counted"
+    );
+}

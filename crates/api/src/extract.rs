@@ -14,9 +14,20 @@ use std::net::{IpAddr, SocketAddr};
 /// Largest request body accepted (every contract body is far smaller).
 const MAX_BODY_BYTES: usize = 64 * 1024;
 
-/// Reads a JSON body: malformed JSON is `400 invalid_json`, a wrong or missing field is
-/// `422 invalid_request` naming it. An empty body reads as `{}`.
-pub async fn json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, ApiError> {
+/// Reads a JSON body: one that is not `application/json` is `415 unsupported_media_type` (so
+/// a hostile page cannot send one with a "simple" cross-site form POST), malformed JSON is
+/// `400 invalid_json`, a wrong or missing field is `422 invalid_request` naming it. An empty
+/// body reads as `{}`, whatever its type.
+pub async fn json<T: DeserializeOwned>(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+) -> Result<T, ApiError> {
+    let is_json = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
         let chunk = chunk.map_err(|_| {
@@ -31,6 +42,11 @@ pub async fn json<T: DeserializeOwned>(mut payload: web::Payload) -> Result<T, A
     }
     let text: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
+    } else if !is_json {
+        return Err(ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "The request body must be sent as Content-Type: application/json",
+        ));
     } else {
         &body
     };
@@ -70,6 +86,18 @@ pub fn parse_json<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
         }
         _ => Err(ApiError::invalid("The request body must be a JSON object")),
     }
+}
+
+/// The `X-Room-Password` header, decoded as UTF-8 (a password may be any text); one that is
+/// not UTF-8 is `422 invalid_request`, never an empty password counted as wrong.
+pub fn room_password(req: &HttpRequest) -> Result<Option<&str>, ApiError> {
+    req.headers()
+        .get("x-room-password")
+        .map(|v| {
+            std::str::from_utf8(v.as_bytes())
+                .map_err(|_| ApiError::invalid("X-Room-Password must be UTF-8 text"))
+        })
+        .transpose()
 }
 
 /// The token of `Authorization: Bearer <token>`, if present.

@@ -158,8 +158,15 @@ impl Application {
                 .default_service(web::to(ops::fallback))
                 .wrap_fn(|mut req, srv| {
                     if password_in(req.query_string()) {
-                        let err = ApiError::password_in_url();
-                        return futures_util::future::ready(Err(err.into())).boxed_local();
+                        let res = req.error_response(ApiError::password_in_url());
+                        return futures_util::future::ready(Ok(res)).boxed_local();
+                    }
+                    // A room id of another shape names no room: 404 before any store call.
+                    if let Some(id) = req.path().strip_prefix("/rooms/")
+                        && !protocol::is_room_id(id.split('/').next().unwrap_or(id))
+                    {
+                        let res = req.error_response(ApiError::room_not_found());
+                        return futures_util::future::ready(Ok(res)).boxed_local();
                     }
                     // HEAD is GET without the body, which actix-http leaves out of a HEAD
                     // request's response by itself.
@@ -184,8 +191,19 @@ impl Application {
                     srv.call(req).map(move |mut res| {
                         let status = match &mut res {
                             Ok(res) => {
+                                let headers = res.headers_mut();
                                 if let Ok(value) = request_id.parse() {
-                                    res.headers_mut().insert(REQUEST_ID.clone(), value);
+                                    headers.insert(REQUEST_ID.clone(), value);
+                                }
+                                // A room's state changes by the second: no answer about a
+                                // room may be cached (a page restored by Back asks again).
+                                if path.starts_with("/rooms") {
+                                    headers.insert(
+                                        actix_web::http::header::CACHE_CONTROL,
+                                        actix_web::http::header::HeaderValue::from_static(
+                                            "no-store",
+                                        ),
+                                    );
                                 }
                                 res.status().as_u16()
                             }

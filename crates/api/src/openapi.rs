@@ -46,6 +46,11 @@ pub struct RoomPath {
 #[allow(dead_code)]
 pub struct BadRequest(ErrorBody);
 
+/// `unsupported_media_type`: a body not sent as `application/json`
+#[derive(ToResponse)]
+#[allow(dead_code)]
+pub struct NotJson(ErrorBody);
+
 /// `password_required`, `invalid_password`, `unauthorized`
 #[derive(ToResponse)]
 #[allow(dead_code)]

@@ -4,7 +4,8 @@ use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, bearer, client_ip};
 use crate::openapi::{
-    BadCredentials, BadRequest, BadToken, Invalid, RateLimited, RoomNotFound, RoomPath, Unavailable,
+    BadCredentials, BadRequest, BadToken, Invalid, NotJson, RateLimited, RoomNotFound, RoomPath,
+    Unavailable,
 };
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use protocol::frames::MessageFrame;
@@ -18,7 +19,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;
 use store::secret::{TokenHash, new_id, new_token};
-use store::{Credential, Limit, Member, Room, RoomView, Ticket};
+use store::{AttemptLimits, Credential, Limit, Member, Room, RoomView, Ticket};
 
 type Data = web::Data<AppState>;
 const MINUTE_MS: u64 = 60_000;
@@ -40,6 +41,7 @@ fn text_field(
     responses(
         (status = 201, description = "Created", body = CreateRoomResponse),
         (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
         (status = 422, response = inline(Invalid)),
         (status = 429, response = inline(RateLimited)),
         (status = 503, response = inline(Unavailable)),
@@ -62,7 +64,7 @@ pub async fn create_room(
         state.metrics.rejected("room_create");
         return Err(ApiError::rate_limited("Too many rooms created", ms));
     }
-    let body: CreateRoomRequest = extract::json(payload).await?;
+    let body: CreateRoomRequest = extract::json(&req, payload).await?;
     let max = limits::DISPLAY_NAME_MAX_CHARS;
     let owner_name = text_field(text::name(&body.owner_name, max), "owner_name", max)?;
     let name = match body
@@ -161,32 +163,42 @@ async fn check_password(
     let Some(hash) = &view.room.password_hash else {
         return Ok(());
     };
-    let store = state.hub.store();
-    let client = ip.to_string();
-    let limit = state.config.settings.password_attempts_per_minute;
-    if let Limit::Reached(ms) = store
-        .password_attempts_left(&view.room.id, &client, limit)
-        .await?
-    {
-        state.metrics.rejected("password");
-        return Err(ApiError::rate_limited("Too many wrong passwords", ms));
-    }
     let Some(password) = password else {
         return Err(ApiError::new(
             ErrorCode::PasswordRequired,
             "This room needs a password",
         ));
     };
-    if state
-        .passwords
-        .verify(password.to_owned(), hash.clone())
+    let store = state.hub.store();
+    let client = ip.to_string();
+    let s = &state.config.settings;
+    let limits = AttemptLimits {
+        per_client: s.password_attempts_per_minute,
+        per_room: s.room_password_attempts_per_minute,
+        window_ms: MINUTE_MS,
+    };
+    // The attempt is taken before argon2 runs, in one store step: parallel guesses each need
+    // one of their own, and a right password gives its back.
+    if let Limit::Reached(ms) = store
+        .reserve_password_attempt(&view.room.id, &client, limits)
         .await?
     {
-        return Ok(());
+        state.metrics.rejected("password");
+        return Err(ApiError::rate_limited("Too many wrong passwords", ms));
     }
-    store
-        .count_wrong_password(&view.room.id, &client, MINUTE_MS)
-        .await?;
+    match state
+        .passwords
+        .verify(password.to_owned(), hash.clone())
+        .await
+    {
+        Ok(false) => {}
+        right_or_unchecked => {
+            store
+                .refund_password_attempt(&view.room.id, &client)
+                .await?;
+            return right_or_unchecked.map(|_| ());
+        }
+    }
     Err(ApiError::new(ErrorCode::InvalidPassword, "Wrong password"))
 }
 
@@ -211,10 +223,7 @@ async fn authorize_read(
             None => Err(ApiError::unauthorized("Invalid or expired token")),
         };
     }
-    let password = req
-        .headers()
-        .get("x-room-password")
-        .map(|v| v.to_str().unwrap_or_default());
+    let password = extract::room_password(req)?;
     check_password(state, view, client_ip(req, &state.config), password).await
 }
 
@@ -306,6 +315,7 @@ pub async fn get_room(
     responses(
         (status = 200, description = "A ticket", body = JoinResponse),
         (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
         (status = 401, response = inline(BadCredentials)),
         (status = 403, description = "`room_full`", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
@@ -322,7 +332,7 @@ pub async fn join(
     payload: web::Payload,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    let body: JoinRequest = extract::json(payload).await?;
+    let body: JoinRequest = extract::json(&req, payload).await?;
     let view = load_room(&state, &path).await?;
     let (display_name, role) = match bearer(&req) {
         Some(token) => match state
@@ -469,6 +479,7 @@ pub async fn history(
     responses(
         (status = 201, description = "The message as broadcast (with `\"type\": \"message\"`)", body = MessageFrame),
         (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
         (status = 401, response = inline(BadToken)),
         (status = 403, description = "`forbidden`: the owner has not joined", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
@@ -486,7 +497,7 @@ pub async fn post_message(
 ) -> Result<HttpResponse, ApiError> {
     let view = load_room(&state, &path).await?;
     let member = acting_member(&req, &state, &view).await?;
-    let body: PostMessageRequest = extract::json(payload).await?;
+    let body: PostMessageRequest = extract::json(&req, payload).await?;
     let max = state.config.settings.max_message_chars;
     let text = text_field(text::message(&body.text, max), "text", max)?;
     let client_id = match body

@@ -137,6 +137,10 @@ fn admit(state: &AppState, req: &Request) -> Result<Admission, Box<HttpResponse>
         .ok_or_else(|| {
             Box::new(ApiError::new(ErrorCode::NotFound, "Not found").error_response())
         })?;
+    // No id of another shape is ever a room: nothing is subscribed or asked for it.
+    if !protocol::is_room_id(room_id) {
+        return Err(Box::new(ApiError::room_not_found().error_response()));
+    }
     if req.method() != Method::GET {
         return Err(Box::new(crate::ops::unrouted(req.path())));
     }

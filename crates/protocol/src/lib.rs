@@ -66,6 +66,8 @@ pub mod limits {
     pub const MESSAGE_BURST: u32 = 20;
     pub const ROOM_CREATE_PER_MINUTE: u32 = 30;
     pub const PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 10;
+    /// Wrong passwords per room per minute over every client together.
+    pub const ROOM_PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 100;
     pub const PING_INTERVAL_SECONDS: u64 = 20;
     /// Minimum time between two `typing` frames of one member.
     pub const TYPING_INTERVAL_MS: u64 = 2000;
@@ -124,6 +126,8 @@ pub enum ErrorCode {
     RoomNotFound,
     NotFound,
     MethodNotAllowed,
+    /// A request body that is not `application/json`.
+    UnsupportedMediaType,
     NameTaken,
     RoomFull,
     RateLimited,
@@ -145,6 +149,7 @@ impl ErrorCode {
             Forbidden | RoomFull => 403,
             RoomNotFound | NotFound => 404,
             MethodNotAllowed => 405,
+            UnsupportedMediaType => 415,
             NameTaken => 409,
             InvalidRequest | EmptyMessage | MessageTooLong => 422,
             RateLimited => 429,
@@ -164,9 +169,8 @@ impl ErrorCode {
             InvalidRequest | EmptyMessage | MessageTooLong => close::INVALID_NAME,
             RateLimited => close::RATE_LIMITED,
             Unavailable => close::TRY_AGAIN_LATER,
-            InvalidJson | PasswordInUrl | InvalidFrame | MethodNotAllowed | Internal => {
-                close::SERVER_ERROR
-            }
+            InvalidJson | PasswordInUrl | InvalidFrame | MethodNotAllowed
+            | UnsupportedMediaType | Internal => close::SERVER_ERROR,
         }
     }
 
@@ -198,6 +202,7 @@ impl ErrorCode {
             RoomNotFound => "room_not_found",
             NotFound => "not_found",
             MethodNotAllowed => "method_not_allowed",
+            UnsupportedMediaType => "unsupported_media_type",
             NameTaken => "name_taken",
             RoomFull => "room_full",
             RateLimited => "rate_limited",

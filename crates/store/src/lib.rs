@@ -221,7 +221,20 @@ pub struct Rate {
     pub burst: u32,
 }
 
-/// A fixed-window limit's answer (`rate_hit`, `password_attempts_left`).
+/// Password attempts allowed in a room per fixed window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttemptLimits {
+    /// Per client (its IP, or its IPv6 prefix).
+    pub per_client: u32,
+    /// Over every client together.
+    pub per_room: u32,
+    pub window_ms: Millis,
+}
+
+/// The key of the room-wide password-attempt count; no client address looks like it.
+pub const EVERY_CLIENT: &str = "*";
+
+/// A fixed-window limit's answer (`rate_hit`, `reserve_password_attempt`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
     /// Within the limit.
@@ -422,25 +435,24 @@ impl Store {
         dispatch!(self, rate_hit(key, limit, window_ms))
     }
 
-    /// Whether `client` may still try a password in this room (fewer than `limit` wrong ones in
-    /// the current window). The counters are the room's and end with it.
-    pub async fn password_attempts_left(
+    /// Takes one password attempt for `client` in this room before the password is checked, in
+    /// one atomic step, so parallel guesses cannot all pass a check made before any of them is
+    /// counted: `Within` when the client's count and the room's (over every client) are both
+    /// under their limits (each is then raised by one), else `Reached` with the time left of
+    /// the full window. The counters are the room's and end with it.
+    pub async fn reserve_password_attempt(
         &self,
         room_id: &str,
         client: &str,
-        limit: u32,
+        limits: AttemptLimits,
     ) -> Result<Limit> {
-        dispatch!(self, password_attempts_left(room_id, client, limit))
+        dispatch!(self, reserve_password_attempt(room_id, client, limits))
     }
 
-    /// Counts one wrong password of `client` in this room (fixed window of `window_ms`).
-    pub async fn count_wrong_password(
-        &self,
-        room_id: &str,
-        client: &str,
-        window_ms: Millis,
-    ) -> Result<()> {
-        dispatch!(self, count_wrong_password(room_id, client, window_ms))
+    /// Gives back an attempt [`Store::reserve_password_attempt`] took: the password was right,
+    /// and only wrong ones count.
+    pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
+        dispatch!(self, refund_password_attempt(room_id, client))
     }
 
     /// Starts delivering the room's events to this instance's [`Bus`]; returns once live.

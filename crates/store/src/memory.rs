@@ -5,8 +5,9 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live, MAX_TICKETS_PER_ROOM,
-    Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
+    AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
+    Live, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket,
+    Via,
 };
 use protocol::frames::{
     BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
@@ -288,7 +289,7 @@ impl MemoryStore {
         if state.live_room(room_id).is_none() {
             return refused(ErrorCode::RoomNotFound);
         }
-        state.remove_member(room_id, member_id, now_ms());
+        state.remove_member(room_id, member_id, CloseReason::Closed, now_ms());
         Ok(())
     }
 
@@ -408,7 +409,7 @@ impl MemoryStore {
                 .collect();
             gone.sort();
             for (_, member_id) in gone {
-                if state.remove_member(&room_id, &member_id, now) {
+                if state.remove_member(&room_id, &member_id, CloseReason::OwnerOffline, now) {
                     break;
                 }
             }
@@ -443,40 +444,45 @@ impl MemoryStore {
         })
     }
 
-    pub async fn password_attempts_left(
+    pub async fn reserve_password_attempt(
         &self,
         room_id: &str,
         client: &str,
-        limit: u32,
+        limits: AttemptLimits,
     ) -> Result<Limit> {
-        let now = now_ms();
-        let state = self.lock();
-        let Some(room) = state.live_room(room_id) else {
-            return refused(ErrorCode::RoomNotFound);
-        };
-        Ok(match room.attempts.get(client) {
-            Some((count, end)) if *end > now && *count >= limit => Limit::Reached(end - now),
-            _ => Limit::Within,
-        })
-    }
-
-    pub async fn count_wrong_password(
-        &self,
-        room_id: &str,
-        client: &str,
-        window_ms: Millis,
-    ) -> Result<()> {
         let now = now_ms();
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
         room.attempts.retain(|_, (_, end)| *end > now);
-        let entry = room
-            .attempts
-            .entry(client.to_owned())
-            .or_insert((0, now + window_ms));
-        entry.0 = entry.0.saturating_add(1);
+        for (key, limit) in [(client, limits.per_client), (EVERY_CLIENT, limits.per_room)] {
+            if let Some((count, end)) = room.attempts.get(key)
+                && *count >= limit
+            {
+                return Ok(Limit::Reached(end - now));
+            }
+        }
+        for key in [client, EVERY_CLIENT] {
+            let entry = room
+                .attempts
+                .entry(key.to_owned())
+                .or_insert((0, now + limits.window_ms));
+            entry.0 = entry.0.saturating_add(1);
+        }
+        Ok(Limit::Within)
+    }
+
+    pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        for key in [client, EVERY_CLIENT] {
+            if let Some(entry) = room.attempts.get_mut(key) {
+                entry.0 = entry.0.saturating_sub(1);
+            }
+        }
         Ok(())
     }
 
@@ -561,9 +567,15 @@ impl State {
             .filter(|m| m.session == live.session)
     }
 
-    /// Removes a member and publishes `user_offline`; destroys the room if the owner left a room
-    /// that says so. Returns whether the room was destroyed.
-    fn remove_member(&mut self, room_id: &str, member_id: &str, now: Millis) -> bool {
+    /// Removes a member and publishes `user_offline`; destroys the room, for `reason`, if the
+    /// owner left a room that says so. Returns whether the room was destroyed.
+    fn remove_member(
+        &mut self,
+        room_id: &str,
+        member_id: &str,
+        reason: CloseReason,
+        now: Millis,
+    ) -> bool {
         let Some(room) = self.rooms.get_mut(room_id) else {
             return false;
         };
@@ -577,7 +589,7 @@ impl State {
             .presence(room_id, PresenceEvent::UserOffline, count, now);
         self.publish(room_id, &BusEvent::Presence(offline));
         if destroy {
-            self.destroy(room_id, CloseReason::OwnerOffline, now);
+            self.destroy(room_id, reason, now);
         }
         destroy
     }

@@ -14,8 +14,8 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live, MAX_TICKETS_PER_ROOM,
-    Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
+    AttemptLimits, Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live,
+    MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
@@ -556,7 +556,7 @@ impl RedisStore {
         let now = now_ms();
         let args = vec![
             member_id.to_owned(),
-            closed_frame(room_id, CloseReason::OwnerOffline, now)?,
+            closed_frame(room_id, CloseReason::Closed, now)?,
         ];
         self.room_op(&self.scripts.release, room_id, now, args)
             .await?;
@@ -764,13 +764,19 @@ impl RedisStore {
         })
     }
 
-    pub async fn password_attempts_left(
+    pub async fn reserve_password_attempt(
         &self,
         room_id: &str,
         client: &str,
-        limit: u32,
+        limits: AttemptLimits,
     ) -> Result<Limit> {
-        let args = vec![client.to_owned(), "peek".into(), limit.to_string()];
+        let args = vec![
+            client.to_owned(),
+            "reserve".into(),
+            limits.per_client.to_string(),
+            limits.per_room.to_string(),
+            limits.window_ms.to_string(),
+        ];
         let reply = self
             .room_op(&self.scripts.attempts, room_id, now_ms(), args)
             .await?;
@@ -780,13 +786,8 @@ impl RedisStore {
         })
     }
 
-    pub async fn count_wrong_password(
-        &self,
-        room_id: &str,
-        client: &str,
-        window_ms: Millis,
-    ) -> Result<()> {
-        let args = vec![client.to_owned(), "count".into(), window_ms.to_string()];
+    pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
+        let args = vec![client.to_owned(), "refund".into()];
         self.room_op(&self.scripts.attempts, room_id, now_ms(), args)
             .await?;
         Ok(())

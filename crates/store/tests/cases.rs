@@ -5,7 +5,9 @@ use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use std::time::Duration;
 use store::secret::TokenHash;
-use store::{Bus, Credential, Error, Limit, Live, Member, Rate, Room, Stale, Store, Ticket};
+use store::{
+    AttemptLimits, Bus, Credential, Error, Limit, Live, Member, Rate, Room, Stale, Store, Ticket,
+};
 use tokio::time::{Instant, sleep_until};
 
 const RATE: Rate = Rate {
@@ -684,6 +686,37 @@ pub async fn the_owner_going_offline_destroys_a_room_that_says_so((store, mut bu
     assert!(store.room(&room.id).await.expect("read").is_none());
 }
 
+pub async fn the_owner_leaving_closes_a_room_that_ends_with_its_owner(
+    (store, mut bus): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    store
+        .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
+        .await
+        .expect("ticket");
+    let owner = store
+        .claim_membership(&room.id, by_ticket("t", 1).0)
+        .await
+        .expect("owner")
+        .member;
+    join(&store, &room.id, "bob", 2).await;
+    published(&mut bus).await;
+    store
+        .release_member(&room.id, &owner.id)
+        .await
+        .expect("release");
+    let events = published(&mut bus).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["event"], "user_offline");
+    assert_eq!(
+        events[1]["reason"], "closed",
+        "an owner who chose to leave closed the room: it did not go offline"
+    );
+    assert!(store.room(&room.id).await.expect("read").is_none());
+}
+
 pub async fn rooms_expire_at_their_deadline((store, mut bus): (Store, Bus)) {
     let (room, _) = room(10, 600);
     store.create_room(room.clone()).await.expect("create");
@@ -823,30 +856,67 @@ pub async fn rate_counters_use_fixed_windows((store, _): (Store, Bus)) {
 pub async fn wrong_passwords_are_counted_per_client_in_the_room((store, _): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
-    let peek = |client: &'static str| store.password_attempts_left(&room.id, client, 2);
+    let limits = AttemptLimits {
+        per_client: 2,
+        per_room: 3,
+        window_ms: 200,
+    };
+    let reserve = |client: &'static str| store.reserve_password_attempt(&room.id, client, limits);
     for _ in 0..2 {
-        assert_eq!(peek("1.1.1.1").await.expect("peek"), Limit::Within);
-        store
-            .count_wrong_password(&room.id, "1.1.1.1", 200)
-            .await
-            .expect("count");
+        assert_eq!(reserve("1.1.1.1").await.expect("reserve"), Limit::Within);
     }
-    let over = peek("1.1.1.1").await.expect("peek");
+    let over = reserve("1.1.1.1").await.expect("reserve");
     assert!(
         matches!(over, Limit::Reached(ms) if ms > 0 && ms <= 200),
         "no attempts left until the window ends: {over:?}"
     );
-    assert_eq!(peek("2.2.2.2").await.expect("peek"), Limit::Within);
+    // A right password gives its attempt back.
+    store
+        .refund_password_attempt(&room.id, "1.1.1.1")
+        .await
+        .expect("refund");
+    assert_eq!(reserve("1.1.1.1").await.expect("reserve"), Limit::Within);
+    // Every client together: the room's count is full at 3 (two of 1.1.1.1's, one other).
+    assert_eq!(reserve("2.2.2.2").await.expect("reserve"), Limit::Within);
+    assert!(
+        matches!(
+            reserve("3.3.3.3").await.expect("reserve"),
+            Limit::Reached(_)
+        ),
+        "the room's own limit holds across clients"
+    );
     sleep_ms(250).await;
     assert_eq!(
-        peek("1.1.1.1").await.expect("peek"),
+        reserve("1.1.1.1").await.expect("reserve"),
         Limit::Within,
         "a new window"
     );
     assert_eq!(
-        refused(store.password_attempts_left("nope", "1.1.1.1", 2).await),
+        refused(
+            store
+                .reserve_password_attempt("nope", "1.1.1.1", limits)
+                .await
+        ),
         ErrorCode::RoomNotFound
     );
+}
+
+/// Parallel reservations cannot overrun the limit: exactly `per_client` of them are let in.
+pub async fn parallel_password_attempts_never_exceed_the_limit((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let limits = AttemptLimits {
+        per_client: 10,
+        per_room: 100,
+        window_ms: 60_000,
+    };
+    let tries = (0..60).map(|_| store.reserve_password_attempt(&room.id, "1.1.1.1", limits));
+    let answers = futures_util::future::join_all(tries).await;
+    let within = answers
+        .iter()
+        .filter(|a| matches!(a, Ok(Limit::Within)))
+        .count();
+    assert_eq!(within, 10, "{answers:?}");
 }
 
 pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {

@@ -58,8 +58,10 @@ conformance!(
     rooms_expire_at_their_deadline,
     destroy_deletes_everything_and_publishes_room_closed_once,
     release_is_immediate,
+    the_owner_leaving_closes_a_room_that_ends_with_its_owner,
     rate_counters_use_fixed_windows,
     wrong_passwords_are_counted_per_client_in_the_room,
+    parallel_password_attempts_never_exceed_the_limit,
     outstanding_tickets_are_capped_per_room,
     the_bus_carries_only_subscribed_rooms_in_order,
 );
@@ -90,8 +92,13 @@ mod redis_keys {
             .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
             .await
             .expect("ticket");
+        let limits = store::AttemptLimits {
+            per_client: 10,
+            per_room: 100,
+            window_ms: 60_000,
+        };
         store
-            .count_wrong_password(&room.id, "1.2.3.4", 60_000)
+            .reserve_password_attempt(&room.id, "1.2.3.4", limits)
             .await
             .expect("attempt");
         room.id
@@ -346,6 +353,117 @@ mod redis_keys {
             subscribed[0].contains(" resp=3") && subscribed[0].contains(" cmd=evalsha "),
             "the subscribed connection ran the append: {list}"
         );
+    }
+
+    /// How a room may end.
+    #[derive(Clone, Copy, Debug)]
+    enum Ending {
+        Expiry,
+        Destroy,
+        OwnerOffline,
+    }
+
+    /// Every way into a room that writes keys (a lone member's resume, the owner's second
+    /// claim, a ticket, a message, a leave), then every way out: afterwards, and once the
+    /// room's time is past, a SCAN finds nothing of it, and the schedule does not name it.
+    #[tokio::test]
+    async fn every_way_in_and_every_ending_leave_no_key_behind() {
+        let (store, _bus, server) = redis().await;
+        for ending in [Ending::Expiry, Ending::Destroy, Ending::OwnerOffline] {
+            for way in ["resume", "owner reclaim", "ticket", "message", "leave"] {
+                let (room, _) = room(10, 600);
+                store.create_room(room.clone()).await.expect("create");
+                store
+                    .issue_ticket(&room.id, TokenHash::of("o1"), owner_ticket(60_000))
+                    .await
+                    .expect("ticket");
+                let owner = store
+                    .claim_membership(&room.id, by_ticket("o1", 1).0)
+                    .await
+                    .expect("owner")
+                    .member;
+                let (bob, token) = join_resumable(&store, &room.id, "bob", 2).await;
+                match way {
+                    "resume" => {
+                        // Bob alone in the liveness set: the resume empties and refills it.
+                        store.release_member(&room.id, &bob.id).await.ok();
+                        let (_, token) = join_resumable(&store, &room.id, "bobby", 3).await;
+                        server.cli(&[
+                            "zrem",
+                            &room_key(&room.id, "alive"),
+                            &format!(
+                                "{}
+1",
+                                owner.id
+                            ),
+                        ]);
+                        store
+                            .resume_member(&room.id, &TokenHash::of(&token), 4)
+                            .await
+                            .expect("resume");
+                    }
+                    "owner reclaim" => {
+                        store.release_member(&room.id, &bob.id).await.ok();
+                        store
+                            .issue_ticket(&room.id, TokenHash::of("o2"), owner_ticket(60_000))
+                            .await
+                            .expect("ticket");
+                        store
+                            .claim_membership(&room.id, by_ticket("o2", 5).0)
+                            .await
+                            .expect("the owner again");
+                    }
+                    "ticket" => {
+                        store
+                            .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
+                            .await
+                            .expect("ticket");
+                    }
+                    "message" => {
+                        store
+                            .append_message(&room.id, &bob, "secret text".into(), None, RATE)
+                            .await
+                            .expect("append");
+                    }
+                    _ => {
+                        store
+                            .release_member(&room.id, &bob.id)
+                            .await
+                            .expect("leave");
+                        let _ = token;
+                    }
+                }
+                match ending {
+                    Ending::Expiry => {}
+                    Ending::Destroy => {
+                        store
+                            .destroy_room(&room.id, CloseReason::Closed)
+                            .await
+                            .expect("destroy");
+                    }
+                    Ending::OwnerOffline => {
+                        let live = Live {
+                            room_id: room.id.as_str().into(),
+                            member_id: owner.id.as_str().into(),
+                            session: if way == "owner reclaim" { 5 } else { 1 },
+                        };
+                        store.disconnect_members(&[live]).await.expect("disconnect");
+                    }
+                }
+                sleep_ms(700).await;
+                store.sweep().await.expect("sweep");
+                assert_eq!(
+                    keys_of(&server, &room.id),
+                    Vec::<String>::new(),
+                    "{way}, then {ending:?}"
+                );
+                assert_eq!(
+                    server.cli(&["zscore", "eph:deadlines", &room.id]).trim(),
+                    "",
+                    "{way}, then {ending:?}"
+                );
+            }
+        }
     }
 
     #[tokio::test]

@@ -24,7 +24,9 @@ if role == 'owner' then
     redis.call('HDEL', RESUME, st[2])
     redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3])
     redis.call('HSET', RESUME, resume, owner)
-    move_alive(owner, st[1], session, deadline)
+    -- The HDEL may have emptied (so deleted) the resume key: the new one dies with the room.
+    expire_with_room(exp, RESUME)
+    move_alive(owner, st[1], session, deadline, exp)
     publish_replaced(owner, session)
     return {'ok', redis.call('HGET', MEMBERS, owner), view(), deadline}
   end

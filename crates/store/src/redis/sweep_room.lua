@@ -2,8 +2,9 @@
 -- owner-offline destruction. Returns {'gone'} or {'next', the room's next deadline}.
 local exp = redis.call('HGET', META, 'expires_at')
 if not exp then
-  -- Redis already expired the keys: still tell the room's connections.
-  redis.call('SPUBLISH', CHANNEL, ARGV[4])
+  -- Redis already expired the room: whatever of it is left goes now (nothing about a room
+  -- outlives it, even a key a write re-created), and its connections are told.
+  destroy(ARGV[4])
   return {'gone'}
 end
 if tonumber(exp) <= NOW then
