@@ -345,3 +345,31 @@ async fn wrong_passwords_from_many_addresses_meet_the_rooms_cap() {
     }
     assert_eq!(statuses, [401, 401, 401, 401, 401, 429, 429, 429]);
 }
+
+/// Every address of one IPv6 /64 is one client: rotating through them buys no fresh budget.
+#[tokio::test]
+async fn ipv6_clients_are_limited_on_their_prefix() {
+    let app = spawn_with(|s| {
+        s.room_create_per_minute = 3;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let create = |ip: String| {
+        let req = app
+            .http
+            .post(app.url("/rooms"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"owner_name": "alice"}));
+        async move { req.send().await.expect("req").status().as_u16() }
+    };
+    let mut statuses = Vec::new();
+    for i in 1..=5 {
+        statuses.push(create(format!("2001:db8:1:2::{i:x}")).await);
+    }
+    assert_eq!(statuses, [201, 201, 201, 429, 429]);
+    assert_eq!(
+        create("2001:db8:1:3::1".into()).await,
+        201,
+        "another /64 is another client"
+    );
+}

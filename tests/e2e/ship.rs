@@ -96,6 +96,18 @@ fn docker_compose_follows_the_compose_spec_and_scales() {
         1,
         "nginx is the only published port"
     );
+    // Connections relayed by Docker's userland proxy come from the network's gateway: only
+    // nginx's own fixed address may set the client's address.
+    let nginx = compose.split("\n  nginx:\n").nth(1).expect("nginx service");
+    let trusted = app
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("EPHEMERA_TRUSTED_PROXIES:"))
+        .map(str::trim)
+        .expect("the app trusts a proxy");
+    assert!(
+        nginx.contains(&format!("ipv4_address: {trusted}")),
+        "the app trusts exactly nginx's fixed address ({trusted}):\n{nginx}"
+    );
 }
 
 #[test]
@@ -126,6 +138,21 @@ fn the_kubernetes_manifests_validate_offline() {
         "\"--appendonly\", \"no\"",
     ] {
         assert!(manifests.contains(probe), "{probe}");
+    }
+    // Whoever is trusted may set the client's address: a narrow range, never a whole private
+    // block (every pod of the cluster could then forge it).
+    let trusted = manifests
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("EPHEMERA_TRUSTED_PROXIES:"))
+        .map(str::trim)
+        .expect("the manifest names the ingress's addresses");
+    for net in trusted.split(',') {
+        let bits: u8 = net
+            .trim()
+            .split_once('/')
+            .map_or(Some(32), |(_, bits)| bits.parse().ok())
+            .expect("a prefix length");
+        assert!(bits >= 20, "{net} is too wide to trust");
     }
 }
 

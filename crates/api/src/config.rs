@@ -34,6 +34,9 @@ pub struct Settings {
     /// Origins whose scripts may call the REST API (CORS); none by default.
     pub cors_origins: Option<String>,
     pub trusted_proxies: Option<String>,
+    /// IPv6 clients are one client per prefix of this many bits (48 to 128): a home connection
+    /// has a whole /64, so per-address limits would give it 2^64 budgets.
+    pub ipv6_prefix: u8,
     /// `text` or `json`.
     pub log_format: String,
     /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
@@ -85,6 +88,7 @@ impl Default for Settings {
             allowed_origins: None,
             cors_origins: None,
             trusted_proxies: None,
+            ipv6_prefix: 64,
             log_format: "text".into(),
             ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
             outbound_queue_bytes: 1 << 20,
@@ -251,6 +255,9 @@ impl Config {
         if s.max_frame_bytes < 1024 {
             return Err(bad("MAX_FRAME_BYTES", "must be at least 1024"));
         }
+        if !(48..=128).contains(&s.ipv6_prefix) {
+            return Err(bad("IPV6_PREFIX", "must be 48 to 128"));
+        }
         Ok(Config {
             bind_addr,
             public_url,
@@ -342,7 +349,7 @@ mod tests {
             .and_then(|t| t.split("\n## ").next())
             .expect("section");
         let documented: std::collections::BTreeSet<String> = table
-            .split(|c: char| !(c.is_ascii_uppercase() || c == '_'))
+            .split(|c: char| !(c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'))
             .filter(|w| w.starts_with("EPHEMERA_"))
             .map(str::to_owned)
             .collect();

@@ -108,8 +108,9 @@ pub fn bearer(req: &HttpRequest) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The client's IP: the peer, unless the peer is a trusted proxy, in which case the rightmost
-/// `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// The client, as every per-client limit keys it: the peer, unless the peer is a trusted proxy
+/// (see [`forwarded_client`]); an IPv6 client is its `EPHEMERA_IPV6_PREFIX` prefix (its other
+/// bits zero), since one home connection holds a whole /64.
 pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
     client_ip_of(req.peer_addr(), req.headers(), config)
 }
@@ -117,30 +118,47 @@ pub fn client_ip(req: &HttpRequest, config: &Config) -> IpAddr {
 /// [`client_ip`] from the parts a request has before actix-web sees it (the WebSocket upgrade).
 pub fn client_ip_of(peer: Option<SocketAddr>, headers: &HeaderMap, config: &Config) -> IpAddr {
     let peer = peer.map_or(IpAddr::from([0, 0, 0, 0]), |a| canonical(a.ip()));
-    forwarded_client(peer, forwarded_for(headers), &config.trusted_proxies)
-}
-
-fn forwarded_for(headers: &HeaderMap) -> Vec<IpAddr> {
-    headers
+    let entries = headers
         .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|ip| ip.trim().parse::<IpAddr>().ok().map(canonical))
-        .collect()
+        .map(|v| v.to_str().unwrap_or(","))
+        .flat_map(|v| v.split(','));
+    let client = forwarded_client(peer, entries, &config.trusted_proxies);
+    prefix_of(client, config.settings.ipv6_prefix)
 }
 
-fn forwarded_client(peer: IpAddr, chain: Vec<IpAddr>, trusted: &[IpNet]) -> IpAddr {
+/// Walks `X-Forwarded-For` from the right while each hop is a trusted proxy: the first address
+/// that is not one is the client. Each trusted hop vouches only for the entry to its left, so
+/// an entry that does not parse ends the walk, and so does the chain's end: then the client is
+/// the peer itself (never the leftmost entry, which anyone can write, trusted-looking or not).
+fn forwarded_client<'a>(
+    peer: IpAddr,
+    entries: impl DoubleEndedIterator<Item = &'a str>,
+    trusted: &[IpNet],
+) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    chain
-        .iter()
-        .rev()
-        .find(|ip| !is_trusted(ip))
-        .or(chain.first())
-        .copied()
-        .unwrap_or(peer)
+    for entry in entries.rev() {
+        let Ok(ip) = entry.trim().parse::<IpAddr>().map(canonical) else {
+            return peer;
+        };
+        if !is_trusted(&ip) {
+            return ip;
+        }
+    }
+    peer
+}
+
+/// An IPv6 address with all but its first `bits` zeroed; IPv4 as it is.
+fn prefix_of(ip: IpAddr, bits: u8) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) if bits < 128 => {
+            let mask = u128::MAX << (128 - u32::from(bits));
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+        other => other,
+    }
 }
 
 fn canonical(ip: IpAddr) -> IpAddr {
@@ -162,24 +180,39 @@ mod tests {
     #[test]
     fn forwarded_for_is_believed_only_from_trusted_proxies() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().expect("net")];
-        let chain = vec![ip("1.1.1.1"), ip("2.2.2.2"), ip("10.0.0.5")];
+        let walk = |peer: &str, chain: &str| {
+            forwarded_client(ip(peer), chain.split(','), &trusted).to_string()
+        };
+        assert_eq!(walk("10.0.0.1", "1.1.1.1, 2.2.2.2, 10.0.0.5"), "2.2.2.2");
         assert_eq!(
-            forwarded_client(ip("10.0.0.1"), chain.clone(), &trusted),
-            ip("2.2.2.2")
+            walk("3.3.3.3", "1.1.1.1, 2.2.2.2"),
+            "3.3.3.3",
+            "untrusted peer"
         );
-        assert_eq!(
-            forwarded_client(ip("3.3.3.3"), chain, &trusted),
-            ip("3.3.3.3")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.1"), vec![], &trusted),
-            ip("10.0.0.1")
-        );
-        assert_eq!(
-            forwarded_client(ip("10.0.0.1"), vec![ip("10.1.1.1")], &trusted),
-            ip("10.1.1.1")
-        );
+        assert_eq!(walk("10.0.0.1", ""), "10.0.0.1");
+        // Every entry trusted-looking: the leftmost is anyone's to write, so the peer it is.
+        assert_eq!(walk("10.0.0.1", "10.9.9.9, 10.1.1.1"), "10.0.0.1");
+        // An entry that does not parse ends the walk: nothing left of it is vouched for.
+        assert_eq!(walk("10.0.0.1", "1.1.1.1, junk, 10.0.0.5"), "10.0.0.1");
+        assert_eq!(walk("10.0.0.1", "1.1.1.1, junk, 2.2.2.2"), "2.2.2.2");
         assert_eq!(canonical(ip("::ffff:127.0.0.1")), ip("127.0.0.1"));
+    }
+
+    #[test]
+    fn ipv6_clients_are_their_prefix() {
+        assert_eq!(
+            prefix_of(ip("2001:db8:1:2:3:4:5:6"), 64),
+            ip("2001:db8:1:2::")
+        );
+        assert_eq!(
+            prefix_of(ip("2001:db8:1:2:3:4:5:6"), 48),
+            ip("2001:db8:1::")
+        );
+        assert_eq!(
+            prefix_of(ip("2001:db8:1:2:3:4:5:6"), 128),
+            ip("2001:db8:1:2:3:4:5:6")
+        );
+        assert_eq!(prefix_of(ip("1.2.3.4"), 64), ip("1.2.3.4"));
     }
 
     #[test]

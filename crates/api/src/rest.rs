@@ -66,7 +66,7 @@ pub async fn create_room(
     }
     let body: CreateRoomRequest = extract::json(&req, payload).await?;
     let max = limits::DISPLAY_NAME_MAX_CHARS;
-    let owner_name = text_field(text::name(&body.owner_name, max), "owner_name", max)?;
+    let owner_name = text_field(text::display_name(&body.owner_name, max), "owner_name", max)?;
     let name = match body
         .name
         .as_deref()
@@ -354,7 +354,7 @@ pub async fn join(
                 .display_name
                 .as_deref()
                 .ok_or_else(|| ApiError::invalid("display_name is required"))?;
-            let name = text_field(text::name(name, max), "display_name", max)?;
+            let name = text_field(text::display_name(name, max), "display_name", max)?;
             check_password(
                 &state,
                 &view,

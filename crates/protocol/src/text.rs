@@ -1,5 +1,14 @@
 //! The contract's text rules: lengths count Unicode scalar values after trimming surrounding
 //! whitespace; control characters are refused (message text may hold `\n` and `\t`).
+//!
+//! Names get more: they may not hold invisible or direction-changing characters, and are unique
+//! by [`fold`]: the UTS #39 confusable skeleton of the NFKC, case-folded name, so `pаypal`
+//! (Cyrillic `а`), `ALICE` or a full-width `ａｌｉｃｅ` cannot stand beside `paypal` or `alice`,
+//! and a composed and a decomposed `é` are one name. The crates are unicode-rs's own:
+//! `unicode-normalization` (NFKC) and `unicode-security` (the skeleton, from Unicode's
+//! confusables data).
+
+use unicode_normalization::UnicodeNormalization;
 
 /// Why a piece of text was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -7,6 +16,8 @@ pub enum TextError {
     Empty,
     TooLong,
     ControlCharacter,
+    /// An invisible or direction-changing character in a name.
+    Invisible,
 }
 
 impl TextError {
@@ -16,6 +27,9 @@ impl TextError {
             TextError::Empty => format!("{field} must not be empty"),
             TextError::TooLong => format!("{field} must be at most {max} characters"),
             TextError::ControlCharacter => format!("{field} must not contain control characters"),
+            TextError::Invisible => {
+                format!("{field} must not contain invisible or direction-changing characters")
+            }
         }
     }
 }
@@ -38,9 +52,58 @@ fn check(text: &str, min: usize, max: usize, allow: &[char]) -> Result<String, T
     Ok(trimmed.to_owned())
 }
 
-/// A display or owner name: 1..=`max` characters, trimmed.
+/// A short token of text (a `client_id`): 1..=`max` characters, trimmed.
 pub fn name(text: &str, max: usize) -> Result<String, TextError> {
     check(text, 1, max, &[])
+}
+
+/// A display or owner name: as [`name`], and with no invisible or direction-changing
+/// character (see [`INVISIBLE`]).
+pub fn display_name(text: &str, max: usize) -> Result<String, TextError> {
+    let name = name(text, max)?;
+    if name.chars().any(invisible) {
+        return Err(TextError::Invisible);
+    }
+    Ok(name)
+}
+
+/// What a name may not hold, because nobody sees it or it reorders what stands beside it: every
+/// format character (general category Cf, Unicode 16: the soft hyphen, zero-width spaces and
+/// joiners, bidirectional marks, embeddings, overrides and isolates, tags, ...) and the other
+/// default-ignorable code points but variation selectors (emoji need those; [`fold`] drops
+/// them). An explicit list, so the OpenAPI pattern of names states exactly the same set.
+pub const INVISIBLE: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'),
+    ('\u{034F}', '\u{034F}'),
+    ('\u{0600}', '\u{0605}'),
+    ('\u{061C}', '\u{061C}'),
+    ('\u{06DD}', '\u{06DD}'),
+    ('\u{070F}', '\u{070F}'),
+    ('\u{0890}', '\u{0891}'),
+    ('\u{08E2}', '\u{08E2}'),
+    ('\u{115F}', '\u{1160}'),
+    ('\u{17B4}', '\u{17B5}'),
+    ('\u{180B}', '\u{180F}'),
+    ('\u{200B}', '\u{200F}'),
+    ('\u{202A}', '\u{202E}'),
+    ('\u{2060}', '\u{206F}'),
+    ('\u{3164}', '\u{3164}'),
+    ('\u{FEFF}', '\u{FEFF}'),
+    ('\u{FFA0}', '\u{FFA0}'),
+    ('\u{FFF9}', '\u{FFFB}'),
+    ('\u{110BD}', '\u{110BD}'),
+    ('\u{110CD}', '\u{110CD}'),
+    ('\u{13430}', '\u{1343F}'),
+    ('\u{1BCA0}', '\u{1BCA3}'),
+    ('\u{1D173}', '\u{1D17A}'),
+    ('\u{E0000}', '\u{E0FFF}'),
+];
+
+/// Whether `c` is one of [`INVISIBLE`].
+pub fn invisible(c: char) -> bool {
+    INVISIBLE
+        .iter()
+        .any(|&(first, last)| (first..=last).contains(&c))
 }
 
 /// A room name: 0..=`max` characters; blank means none.
@@ -61,14 +124,61 @@ pub fn password(text: &str, max: usize) -> Result<Option<String>, TextError> {
     check(text, 1, max, &[]).map(|_| Some(text.to_owned()))
 }
 
-/// The key under which names are unique: case-insensitive.
+/// The key under which names are unique: the UTS #39 skeleton of the name case-folded. Case
+/// folding is full (`ß` is `ss`, final `ς` is `σ`: upper then lower case), after NFKC, so
+/// `Straße`, `STRASSE` and `strasse` are one name, as are `É` composed and decomposed; the
+/// skeleton then makes every confusable spelling of it the same key.
 pub fn fold(name: &str) -> String {
-    name.to_lowercase()
+    let nfkc: String = name.nfkc().collect();
+    let folded: String = nfkc.to_uppercase().to_lowercase().nfkc().collect();
+    unicode_security::skeleton(&folded).collect()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_that_look_alike_are_one_name() {
+        let same = |a: &str, b: &str| fold(a) == fold(b);
+        assert!(same("alice", "ALICE"));
+        assert!(same("Straße", "STRASSE"), "full case folding");
+        assert!(
+            same("\u{c9}mile", "E\u{301}MILE"),
+            "composed and decomposed"
+        );
+        assert!(same("paypal", "p\u{430}yp\u{430}l"), "Cyrillic a");
+        assert!(same("alice", "ａｌｉｃｅ"), "full-width");
+        assert!(
+            same("❤", "❤\u{fe0f}"),
+            "a variation selector is no other name"
+        );
+        assert!(!same("alice", "alicia"));
+        assert!(!same("bob", "bab"));
+    }
+
+    #[test]
+    fn names_hold_nothing_invisible() {
+        for hidden in [
+            "Ali\u{200b}ce",
+            "Ali\u{ad}ce",
+            "\u{202e}ecila",
+            "al\u{2066}ice\u{2069}",
+            "a\u{200d}b",
+            "\u{3164}",
+            "a\u{e0041}",
+        ] {
+            assert_eq!(
+                display_name(hidden, 32),
+                Err(TextError::Invisible),
+                "{hidden:?}"
+            );
+        }
+        assert_eq!(
+            display_name("❤\u{fe0f} Mia", 32),
+            Ok("❤\u{fe0f} Mia".into())
+        );
+    }
 
     #[test]
     fn names_are_trimmed_and_bounded_in_scalar_values() {

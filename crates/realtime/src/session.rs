@@ -158,7 +158,7 @@ impl Hub {
                 (store.claim_membership(room_id, claim).await, token, None)
             }
             Entry::Name(name) => {
-                let name = match text::name(&name, limits::DISPLAY_NAME_MAX_CHARS) {
+                let name = match text::display_name(&name, limits::DISPLAY_NAME_MAX_CHARS) {
                     Ok(name) => name,
                     Err(err) => {
                         let detail = err.describe("display_name", limits::DISPLAY_NAME_MAX_CHARS);
@@ -365,7 +365,7 @@ impl<T: Transport> Session<T> {
                         let detail = format!("message must be at most {max} characters");
                         return self.error(ErrorCode::MessageTooLong, &detail).await;
                     }
-                    Err(TextError::ControlCharacter) => {
+                    Err(TextError::ControlCharacter | TextError::Invisible) => {
                         return self
                             .error(
                                 ErrorCode::InvalidFrame,
