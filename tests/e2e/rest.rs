@@ -612,3 +612,43 @@ async fn a_password_may_be_any_text() {
         "bytes that are not UTF-8 are refused, not counted"
     );
 }
+
+#[tokio::test]
+async fn names_with_invisible_or_direction_changing_characters_are_refused() {
+    let app = spawn_app().await;
+    for name in [
+        "Ali\u{200b}ce",
+        "Ali\u{ad}ce",
+        "\u{202e}ecila",
+        "al\u{2066}ice",
+    ] {
+        let res = app.post("/rooms", json!({"owner_name": name})).await;
+        assert_eq!(res.status(), 422, "{name:?}");
+        let err: Value = res.json().await.expect("json");
+        assert!(
+            err["detail"]
+                .as_str()
+                .is_some_and(|d| d.contains("invisible or direction-changing")),
+            "{err}"
+        );
+    }
+    let room = app.open_room().await;
+    let res = app
+        .post(
+            &format!("/rooms/{}/join", room.id),
+            json!({"display_name": "\u{202e}ecila"}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let res = app
+        .post(
+            &format!("/rooms/{}/join", room.id),
+            json!({"display_name": "\u{430}lice"}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        409,
+        "a lookalike of the owner's name is taken"
+    );
+}

@@ -79,6 +79,43 @@ pub async fn names_are_unique_case_insensitively_and_the_owner_name_is_reserved(
     );
 }
 
+/// Unique beyond ASCII: full case folding, NFKC and the confusable skeleton, the owner's
+/// reserved name included (the helper rooms' owner is `alice`).
+pub async fn names_that_look_alike_are_one_name((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    for (first, second, session) in [
+        ("Straße", "STRASSE", 1),
+        ("\u{c9}mile", "E\u{301}MILE", 3),
+        ("paypal", "p\u{430}yp\u{430}l", 5),
+    ] {
+        store
+            .claim_membership(&room.id, by_name(first, session).0)
+            .await
+            .expect("the first spelling joins");
+        assert_eq!(
+            refused(
+                store
+                    .claim_membership(&room.id, by_name(second, session + 1).0)
+                    .await
+            ),
+            ErrorCode::NameTaken,
+            "{second:?} after {first:?}"
+        );
+    }
+    for owner_lookalike in ["\u{430}lice", "ＡＬＩＣＥ"] {
+        assert_eq!(
+            refused(
+                store
+                    .claim_membership(&room.id, by_name(owner_lookalike, 9).0)
+                    .await
+            ),
+            ErrorCode::NameTaken,
+            "{owner_lookalike:?} is the owner's"
+        );
+    }
+}
+
 pub async fn capacity_counts_members_and_always_keeps_the_owner_slot((store, _): (Store, Bus)) {
     let (room, _) = room(3, 60_000);
     store.create_room(room.clone()).await.expect("create");

@@ -40,6 +40,7 @@ macro_rules! conformance {
 conformance!(
     rooms_are_created_read_and_unknown_ones_are_absent,
     names_are_unique_case_insensitively_and_the_owner_name_is_reserved,
+    names_that_look_alike_are_one_name,
     capacity_counts_members_and_always_keeps_the_owner_slot,
     password_rooms_refuse_joins_by_name,
     tickets_are_single_use_and_expire,
