@@ -108,6 +108,7 @@ async fn invalid_bodies_get_422_naming_the_field_and_broken_json_400() {
         let res = app
             .http
             .post(app.url("/rooms"))
+            .header("content-type", "application/json")
             .body(raw)
             .send()
             .await
