@@ -723,6 +723,7 @@ function enterRoom() {
 
 function showDetails() {
   $("room-title").textContent = roomName();
+  $("room-title").title = roomName(); // a long name is cut at two lines; hovering shows it whole
   renderTitle();
   state.membersCanDestroy = details.members_can_destroy;
   $("destroy-btn").hidden = !(state.role === "owner" || state.membersCanDestroy);

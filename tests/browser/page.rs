@@ -52,8 +52,9 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
     let cluster = Cluster::start(
         1,
         &[
-            ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "1000"),
-            ("EPHEMERA_MESSAGE_BURST", "1000"),
+            ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "100000"),
+            ("EPHEMERA_MESSAGE_BURST", "100000"),
+            ("EPHEMERA_HISTORY_LIMIT", "1000"),
         ],
     );
     let app = cluster.app();
@@ -62,10 +63,20 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
         .create_room(json!({"owner_name": "alice", "name": "A long talk", "destroy_on_owner_offline": false}))
         .await;
     conversation(&app, &long, 40).await;
+    // One message, and a thousand under a title of 80 characters that has no space to wrap at.
+    let title =
+        "Quarterlyplanningandretrospectiveforthewholeengineeringorganisation-allteamsinvited";
+    let title = &title[..80];
     let short = app
         .create_room(json!({"owner_name": "alice", "destroy_on_owner_offline": false}))
         .await;
     conversation(&app, &short, 1).await;
+    let thousand = app
+        .create_room(
+            json!({"owner_name": "alice", "name": title, "destroy_on_owner_offline": false}),
+        )
+        .await;
+    conversation(&app, &thousand, 1000).await;
     let driver = Driver::start();
     // Each browser adds one message to the long conversation.
     for (shown, (size, width, height)) in (40..).zip([
@@ -105,6 +116,35 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
         let layout = browser.js(LAYOUT).await;
         assert_eq!(layout["page_scrolls"], json!(false), "{size}: {layout}");
         assert_eq!(layout["box"], json!(true), "{size}: {layout}");
+
+        join_as(&browser, &site, &thousand.id, &format!("bob-{size}"), None).await;
+        browser.wait_live().await;
+        browser
+            .until("document.querySelectorAll('#messages .message').length === 1000")
+            .await;
+        let layout = browser.js(LAYOUT).await;
+        assert_eq!(
+            layout,
+            json!({"page_scrolls": false, "box": true, "send": true, "pane_scrolls": true, "end_shown": true}),
+            "{size} with 1,000 messages"
+        );
+        // The long title wraps within its line, at most two lines high, and says itself whole
+        // on hover; the tab's title is the same name.
+        let heading = browser
+            .js("(() => { const h = document.getElementById('room-title'); const line = parseFloat(getComputedStyle(h).lineHeight); return {fits: h.scrollWidth <= h.clientWidth, lines: Math.round(h.getBoundingClientRect().height / line), title: h.title}; })()")
+            .await;
+        assert_eq!(heading["fits"], json!(true), "{size}: {heading}");
+        assert!(
+            heading["lines"]
+                .as_i64()
+                .is_some_and(|l| (1..=2).contains(&l)),
+            "{size}: {heading}"
+        );
+        assert_eq!(heading["title"], json!(title), "{size}");
+        assert_eq!(
+            browser.js("document.title").await,
+            json!(format!("{title} · Ephemera"))
+        );
         browser.close().await;
     }
 }
