@@ -373,3 +373,36 @@ async fn ipv6_clients_are_limited_on_their_prefix() {
         "another /64 is another client"
     );
 }
+
+/// Details and history reads are limited per client IP; another client reads on.
+#[tokio::test]
+async fn reads_are_limited_per_client_ip() {
+    let app = spawn_with(|s| {
+        s.reads_per_minute = 4;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app.open_room().await;
+    let read = |path: String, ip: &'static str| {
+        let req = app.http.get(app.url(&path)).header("x-forwarded-for", ip);
+        async move { req.send().await.expect("req") }
+    };
+    let mut statuses = Vec::new();
+    for i in 0..6 {
+        let path = if i % 2 == 0 {
+            format!("/rooms/{}", room.id)
+        } else {
+            format!("/rooms/{}/messages?after=0&limit=1", room.id)
+        };
+        statuses.push(read(path, "192.0.2.1").await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 429, 429]);
+    let res = read(format!("/rooms/{}", room.id), "192.0.2.1").await;
+    assert_retry_after(&res, 60);
+    assert_eq!(
+        read(format!("/rooms/{}", room.id), "192.0.2.2")
+            .await
+            .status(),
+        200
+    );
+}

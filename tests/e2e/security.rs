@@ -480,6 +480,8 @@ async fn schemathesis_finds_no_server_error_and_no_contract_violation() {
     let server = Process::start(&[
         ("EPHEMERA_ROOM_CREATE_PER_MINUTE", "1000000"),
         ("EPHEMERA_PASSWORD_ATTEMPTS_PER_MINUTE", "1000000"),
+        ("EPHEMERA_ROOM_PASSWORD_ATTEMPTS_PER_MINUTE", "1000000"),
+        ("EPHEMERA_READS_PER_MINUTE", "1000000"),
     ]);
     let app = TestApp::at(server.port);
     let room = app.open_room().await;

@@ -30,6 +30,8 @@ pub struct Settings {
     pub password_attempts_per_minute: u32,
     /// Wrong passwords per room per minute over every client IP.
     pub room_password_attempts_per_minute: u32,
+    /// Room details and history reads per client IP per minute.
+    pub reads_per_minute: u32,
     pub allowed_origins: Option<String>,
     /// Origins whose scripts may call the REST API (CORS); none by default.
     pub cors_origins: Option<String>,
@@ -85,6 +87,7 @@ impl Default for Settings {
             room_create_per_minute: limits::ROOM_CREATE_PER_MINUTE,
             password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
             room_password_attempts_per_minute: limits::ROOM_PASSWORD_ATTEMPTS_PER_MINUTE,
+            reads_per_minute: 600,
             allowed_origins: None,
             cors_origins: None,
             trusted_proxies: None,

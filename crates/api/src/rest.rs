@@ -298,9 +298,26 @@ pub async fn get_room(
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
+    within_read_limit(&req, &state).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, &state, &view).await?;
     Ok(HttpResponse::Ok().json(details(&view)))
+}
+
+/// Reads (details, history) per client IP per minute, across every instance.
+async fn within_read_limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
+    let ip = client_ip(req, &state.config);
+    let limit = state.config.settings.reads_per_minute;
+    if let Limit::Reached(ms) = state
+        .hub
+        .store()
+        .rate_hit(&format!("read:{ip}"), limit, MINUTE_MS)
+        .await?
+    {
+        state.metrics.rejected("read");
+        return Err(ApiError::rate_limited("Too many reads", ms));
+    }
+    Ok(())
 }
 
 /// Get a single-use ticket to connect.
@@ -455,6 +472,7 @@ pub async fn history(
         Some(n) => (n as u64).min(kept as u64) as usize,
         None => kept,
     };
+    within_read_limit(&req, &state).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, &state, &view).await?;
     let history = state

@@ -610,20 +610,19 @@ impl RedisStore {
     }
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
+        let limit = limit.min(self.config.history_limit);
+        let args = vec![
+            self.config.history_limit.to_string(),
+            after.to_string(),
+            limit.to_string(),
+        ];
         let reply = self
-            .room_op(
-                &self.scripts.history,
-                room_id,
-                now_ms(),
-                vec![self.config.history_limit.to_string()],
-            )
+            .room_op(&self.scripts.history, room_id, now_ms(), args)
             .await?;
         let mut reply = reply.into_iter();
-        let last_id = reply
-            .next()
-            .and_then(|v| v.as_u64())
-            .ok_or_else(malformed)?;
-        let kept = reply
+        let mut number = || reply.next().and_then(|v| v.as_u64()).ok_or_else(malformed);
+        let (last_id, first_kept) = (number()?, number()?);
+        let messages = reply
             .next()
             .ok_or_else(malformed)?
             .into_array()
@@ -633,19 +632,10 @@ impl RedisStore {
                 serde_json::from_str::<MessageFrame>(&json).map_err(unavailable)
             })
             .collect::<Result<Vec<_>>>()?;
-        let complete = match kept.first() {
-            Some(first) => first.id <= after.saturating_add(1) || last_id <= after,
-            None => last_id <= after,
-        };
-        let messages = kept
-            .into_iter()
-            .filter(|m| m.id > after)
-            .take(limit)
-            .collect();
         Ok(History {
             messages,
             last_id,
-            complete,
+            complete: first_kept <= after.saturating_add(1) || last_id <= after,
         })
     }
 

@@ -387,6 +387,48 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
     );
 }
 
+/// History reads the window asked for, wherever it lies against what is kept.
+pub async fn history_reads_exactly_the_window_asked_for((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let total = HISTORY as u64 + 7;
+    for i in 1..=total {
+        store
+            .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+            .await
+            .expect("append");
+    }
+    let first_kept = total - HISTORY as u64 + 1;
+    for (after, limit, ids, complete) in [
+        (0, 100, (first_kept..=total).collect::<Vec<_>>(), false),
+        (first_kept - 1, 2, vec![first_kept, first_kept + 1], true),
+        (first_kept + 1, 1, vec![first_kept + 2], true),
+        (
+            first_kept - 2,
+            3,
+            (first_kept..first_kept + 3).collect(),
+            false,
+        ),
+        (total - 1, 100, vec![total], true),
+        (total, 100, vec![], true),
+        (total + 50, 1, vec![], true),
+        (u64::MAX / 2, 1, vec![], true),
+    ] {
+        let history = store
+            .history_after(&room.id, after, limit)
+            .await
+            .expect("history");
+        let got: Vec<u64> = history.messages.iter().map(|m| m.id).collect();
+        assert_eq!(got, ids, "after {after}, at most {limit}");
+        assert_eq!(history.last_id, total);
+        assert_eq!(history.complete, complete, "after {after}, at most {limit}");
+        for m in &history.messages {
+            assert_eq!(m.text, format!("m{}", m.id));
+        }
+    }
+}
+
 pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus)) {
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");

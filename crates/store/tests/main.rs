@@ -49,6 +49,7 @@ conformance!(
     bearer_tokens_authenticate_owner_and_members,
     messages_get_sequential_ids_and_history_keeps_the_newest,
     history_says_when_it_no_longer_covers_a_gap,
+    history_reads_exactly_the_window_asked_for,
     messages_are_rate_limited_per_member,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
     a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace,
@@ -294,6 +295,31 @@ mod redis_keys {
         assert_eq!(
             history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
             (HISTORY as u64 * 2 + 2..=HISTORY as u64 * 3 + 1).collect::<Vec<_>>()
+        );
+    }
+
+    /// A read takes from Redis only the messages asked for, not the whole kept history: an
+    /// entry outside the window is never read (here it could not even be parsed).
+    #[tokio::test]
+    async fn a_history_read_takes_only_the_window_asked_for() {
+        let (store, _bus, server, room) = redis_with_room().await;
+        let bob = join(&store, &room.id, "bob", 1).await;
+        for i in 1..=4 {
+            store
+                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+                .await
+                .expect("append");
+        }
+        server.cli(&["lset", &room_key(&room.id, "history"), "0", "not a message"]);
+        let tail = store
+            .history_after(&room.id, 3, 1)
+            .await
+            .expect("the tail alone is read");
+        assert_eq!(tail.messages.len(), 1);
+        assert_eq!(tail.messages[0].text, "m4");
+        assert!(
+            store.history_after(&room.id, 0, 4).await.is_err(),
+            "reading the broken entry does fail, so the read above did not touch it"
         );
     }
 
