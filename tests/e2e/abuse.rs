@@ -406,3 +406,81 @@ async fn reads_are_limited_per_client_ip() {
         200
     );
 }
+
+/// One client opening sockets in a loop spends its own connect budget: past two seconds' worth
+/// it gets `rate_limited` and 1013, while another client is admitted at once.
+#[tokio::test]
+async fn connects_are_rate_limited_per_client_ip_first() {
+    let app = spawn_with(|s| {
+        s.connect_rate_per_ip_per_second = 2;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app.open_room().await;
+    let connect = |ip: &'static str, name: String| {
+        let url = format!("{}/rooms/{}/ws?display_name={name}", app.ws_base, room.id);
+        async move {
+            let mut ws = Ws::with_headers(&url, &[("x-forwarded-for", ip)])
+                .await
+                .expect("upgrade");
+            let first = ws.recv().await;
+            (ws, first)
+        }
+    };
+    let mut outcomes = Vec::new();
+    for i in 0..6 {
+        let (ws, first) = connect("198.51.100.7", format!("loop{i}")).await;
+        let welcomed = matches!(first, Frame::Json(ref v) if v["event"] == "welcome");
+        outcomes.push(welcomed);
+        if !welcomed {
+            assert!(
+                matches!(first, Frame::Json(ref v) if v["code"] == "rate_limited"),
+                "{first:?}"
+            );
+        }
+        ws.disconnect().await;
+    }
+    // A bucket of two seconds' worth: four in a burst, then refused.
+    assert_eq!(outcomes, [true, true, true, true, false, false]);
+    let (_other, first) = connect("198.51.100.8", "other".into()).await;
+    assert!(
+        matches!(first, Frame::Json(ref v) if v["event"] == "welcome"),
+        "another client is admitted: {first:?}"
+    );
+}
+
+/// New members and resumes are admitted from buckets of their own: a flood of joins that empties
+/// the instance's connect rate does not keep a member from coming back.
+#[tokio::test]
+async fn a_flood_of_joins_does_not_starve_resumes() {
+    let app = spawn_with(|s| {
+        s.connect_rate_per_second = 3;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app.open_room().await;
+    // An instance starts with empty buckets (a fresh instance takes a reconnect storm gently):
+    // a second fills both.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (bob, welcome) = app.member(&room.id, "bob").await;
+    let token = welcome["resume_token"].as_str().expect("token").to_owned();
+    // Joins until the instance refuses new ones.
+    let mut refused = false;
+    for i in 0..10 {
+        let mut ws = app.ws(&room.id, &format!("display_name=j{i}")).await;
+        if let Frame::Json(v) = ws.recv().await
+            && v["code"] == "unavailable"
+        {
+            refused = true;
+            break;
+        }
+    }
+    assert!(refused, "the instance's join bucket ran dry");
+    bob.kill();
+    let mut back = app.ws(&room.id, &format!("resume={token}&last_id=0")).await;
+    assert_eq!(
+        back.json().await["event"],
+        "welcome",
+        "a resume is still admitted"
+    );
+}

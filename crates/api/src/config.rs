@@ -53,6 +53,8 @@ pub struct Settings {
     pub max_connections_per_ip: usize,
     /// New WebSockets one instance accepts per second (burst: as many); more get 1013.
     pub connect_rate_per_second: u32,
+    /// WebSocket connects per client IP per second (a bucket of two seconds' worth).
+    pub connect_rate_per_ip_per_second: u32,
     /// On SIGTERM, how long readiness fails before connections are closed (lets load
     /// balancers stop routing here first).
     pub drain_delay_seconds: u64,
@@ -99,6 +101,7 @@ impl Default for Settings {
             max_connections: 50_000,
             max_connections_per_ip: 200,
             connect_rate_per_second: 1000,
+            connect_rate_per_ip_per_second: 20,
             drain_delay_seconds: 0,
             shutdown_timeout_seconds: 25,
         }

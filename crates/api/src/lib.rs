@@ -49,6 +49,8 @@ pub struct AppState {
     passwords: passwords::Passwords,
     /// Open WebSockets per client IP.
     sockets_per_ip: Arc<ws::IpSlots>,
+    /// WebSocket connects per client IP (a rate).
+    connects_per_ip: ws::IpRates,
     metrics: ApiMetrics,
     registry: Registry,
     /// The UI's page with this instance's limits (`ops::page`).
@@ -138,6 +140,7 @@ impl Application {
             hub: hub.clone(),
             passwords: passwords::Passwords::new(cores),
             sockets_per_ip: Arc::default(),
+            connects_per_ip: ws::IpRates::default(),
             metrics: api_metrics,
             registry,
         });

@@ -167,6 +167,19 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
     }
     actix_http::ws::verify_handshake(req.head()).map_err(|_| not_an_upgrade())?;
     let ip = client_ip_of(req.peer_addr(), req.headers(), &state.config);
+    // The client's own connect rate first: one client opening and closing sockets in a loop
+    // spends its own budget, not the instance's admissions everyone shares.
+    if !state
+        .connects_per_ip
+        .allow(ip, state.config.settings.connect_rate_per_ip_per_second)
+    {
+        state.metrics.rejected("connects_per_ip");
+        return Ok(Admission {
+            room_id: room_id.to_owned(),
+            entry: entry(&query),
+            slot: None,
+        });
+    }
     let slot = IpSlots::take(
         &state.sockets_per_ip,
         ip,
@@ -210,6 +223,39 @@ async fn refuse(
     framed.send(Message::Chunk(Some(body))).await?;
     framed.send(Message::Chunk(None)).await?;
     Ok(())
+}
+
+/// WebSocket connects per client IP on this instance: a token bucket each, refilled at the
+/// rate and holding two seconds of it.
+#[derive(Default)]
+pub struct IpRates(Mutex<HashMap<IpAddr, (f64, Instant)>>);
+
+/// Clients tracked before full buckets (idle clients) are dropped.
+const TRACKED_CLIENTS: usize = 10_000;
+
+impl IpRates {
+    /// Whether `ip` may connect now, at `per_second`.
+    fn allow(&self, ip: IpAddr, per_second: u32) -> bool {
+        let rate = f64::from(per_second);
+        let capacity = (2.0 * rate).max(1.0);
+        let now = Instant::now();
+        let mut buckets = self
+            .0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if buckets.len() >= TRACKED_CLIENTS {
+            let full = |&(tokens, at): &(f64, Instant)| {
+                tokens + now.duration_since(at).as_secs_f64() * rate >= capacity
+            };
+            buckets.retain(|_, bucket| !full(bucket));
+        }
+        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
+        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
+        let allowed = refilled >= 1.0;
+        *tokens = if allowed { refilled - 1.0 } else { refilled };
+        *at = now;
+        allowed
+    }
 }
 
 /// Open WebSockets per client IP on this instance.

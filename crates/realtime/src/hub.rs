@@ -78,8 +78,9 @@ pub(crate) struct Inner {
     pub(crate) writing: AtomicUsize,
     /// Set on shutdown: no new connections, readiness fails.
     draining: AtomicBool,
-    /// Admission token bucket: (tokens, last refill).
-    admissions: Mutex<(f64, std::time::Instant)>,
+    /// Admission token buckets, (tokens, last refill): new members' and resumes', each at the
+    /// connect rate, so a flood of joins never takes the admissions members coming back need.
+    admissions: Mutex<[(f64, std::time::Instant); 2]>,
 }
 
 struct LocalRoom {
@@ -352,7 +353,7 @@ impl Hub {
                 writing: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
-                admissions: Mutex::new((0.0, std::time::Instant::now())),
+                admissions: Mutex::new([(0.0, std::time::Instant::now()); 2]),
             }),
         };
         tokio::spawn(hub.clone().dispatch(bus));
@@ -389,17 +390,19 @@ impl Hub {
     }
 
     /// Whether a new connection may come in now: not draining, under the connection cap and
-    /// within the connect rate (a token bucket of `connect_rate` per second).
-    pub(crate) fn admit(&self) -> bool {
+    /// within the connect rate (a token bucket of `connect_rate` per second; resumes have a
+    /// bucket of their own).
+    pub(crate) fn admit(&self, resume: bool) -> bool {
         let config = &self.inner.config;
         if self.is_draining() || self.connections() >= config.max_connections {
             return false;
         }
-        let mut bucket = self
+        let mut buckets = self
             .inner
             .admissions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let bucket = &mut buckets[usize::from(resume)];
         let rate = f64::from(config.connect_rate);
         let (tokens, at) = *bucket;
         let now = std::time::Instant::now();

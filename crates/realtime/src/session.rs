@@ -71,7 +71,7 @@ impl Hub {
         T: Transport,
         S: Stream<Item = Inbound> + Unpin,
     {
-        if !self.admit() {
+        if !self.admit(matches!(entry, Entry::Resume { .. })) {
             refuse(transport, ErrorCode::Unavailable, close::TRY_AGAIN_LATER).await;
             return;
         }
