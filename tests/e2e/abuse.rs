@@ -484,3 +484,29 @@ async fn a_flood_of_joins_does_not_starve_resumes() {
         "a resume is still admitted"
     );
 }
+
+/// Join tickets are limited per client IP: one client cannot collect them by the thousand.
+#[tokio::test]
+async fn joins_are_limited_per_client_ip() {
+    let app = spawn_with(|s| {
+        s.joins_per_minute = 3;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    let room = app.open_room().await;
+    let join = |ip: &'static str, name: &'static str| {
+        let req = app
+            .http
+            .post(app.url(&format!("/rooms/{}/join", room.id)))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"display_name": name}));
+        async move { req.send().await.expect("req") }
+    };
+    let mut statuses = Vec::new();
+    for name in ["a", "b", "c", "d"] {
+        statuses.push(join("192.0.2.9", name).await.status().as_u16());
+    }
+    assert_eq!(statuses, [200, 200, 200, 429]);
+    assert_retry_after(&join("192.0.2.9", "e").await, 60);
+    assert_eq!(join("192.0.2.10", "f").await.status(), 200);
+}

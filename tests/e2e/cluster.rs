@@ -34,8 +34,10 @@ impl Cluster {
             ("EPHEMERA_TRUSTED_PROXIES", "127.0.0.1"),
             ("EPHEMERA_PRESENCE_GRACE_SECONDS", "1"),
             ("EPHEMERA_MIN_EXPIRY_SECONDS", "1"),
-            // Every test client is 127.0.0.1: the per-client connect rate has tests of its own.
+            // Every test client is 127.0.0.1: the per-client rates have tests of their own.
             ("EPHEMERA_CONNECT_RATE_PER_IP_PER_SECOND", "100000"),
+            ("EPHEMERA_JOINS_PER_MINUTE", "100000"),
+            ("EPHEMERA_READS_PER_MINUTE", "100000"),
         ];
         settings.extend_from_slice(env);
         let instances: Vec<Process> = (0..n).map(|_| Process::start(&settings)).collect();

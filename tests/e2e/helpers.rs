@@ -30,8 +30,10 @@ pub fn test_settings() -> Settings {
         public_url: "http://chat.test".into(),
         presence_grace_seconds: 1,
         min_expiry_seconds: 1,
-        // Every test client is 127.0.0.1: the per-client connect rate has tests of its own.
+        // Every test client is 127.0.0.1: the per-client rates have tests of their own.
         connect_rate_per_ip_per_second: 100_000,
+        joins_per_minute: 100_000,
+        reads_per_minute: 100_000,
         ..Settings::default()
     }
 }

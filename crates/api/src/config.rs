@@ -32,6 +32,8 @@ pub struct Settings {
     pub room_password_attempts_per_minute: u32,
     /// Room details and history reads per client IP per minute.
     pub reads_per_minute: u32,
+    /// Join tickets asked for per client IP per minute.
+    pub joins_per_minute: u32,
     pub allowed_origins: Option<String>,
     /// Origins whose scripts may call the REST API (CORS); none by default.
     pub cors_origins: Option<String>,
@@ -90,6 +92,7 @@ impl Default for Settings {
             password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
             room_password_attempts_per_minute: limits::ROOM_PASSWORD_ATTEMPTS_PER_MINUTE,
             reads_per_minute: 600,
+            joins_per_minute: 60,
             allowed_origins: None,
             cors_origins: None,
             trusted_proxies: None,

@@ -350,6 +350,20 @@ pub async fn join(
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
     let body: JoinRequest = extract::json(&req, payload).await?;
+    let ip = client_ip(&req, &state.config);
+    if let Limit::Reached(ms) = state
+        .hub
+        .store()
+        .rate_hit(
+            &format!("join:{ip}"),
+            state.config.settings.joins_per_minute,
+            MINUTE_MS,
+        )
+        .await?
+    {
+        state.metrics.rejected("join");
+        return Err(ApiError::rate_limited("Too many joins", ms));
+    }
     let view = load_room(&state, &path).await?;
     let (display_name, role) = match bearer(&req) {
         Some(token) => match state
@@ -372,13 +386,7 @@ pub async fn join(
                 .as_deref()
                 .ok_or_else(|| ApiError::invalid("display_name is required"))?;
             let name = text_field(text::display_name(name, max), "display_name", max)?;
-            check_password(
-                &state,
-                &view,
-                client_ip(&req, &state.config),
-                body.password.as_deref(),
-            )
-            .await?;
+            check_password(&state, &view, ip, body.password.as_deref()).await?;
             let folded = text::fold(&name);
             if text::fold(&view.room.owner_name) == folded
                 || view
@@ -404,6 +412,7 @@ pub async fn join(
         display_name: display_name.clone(),
         role,
         expires_at,
+        client: ip.to_string(),
     };
     state
         .hub

@@ -158,6 +158,9 @@ pub struct Ticket {
     pub display_name: String,
     pub role: Role,
     pub expires_at: Millis,
+    /// Who asked for it (the client key every per-client limit uses): a client holds at most
+    /// [`MAX_TICKETS_PER_CLIENT`] of a room's outstanding tickets.
+    pub client: String,
 }
 
 /// How a new connection becomes a member.
@@ -269,6 +272,9 @@ pub type Bus = mpsc::UnboundedReceiver<BusItem>;
 /// Most join tickets a room keeps outstanding (expired ones are pruned first).
 pub const MAX_TICKETS_PER_ROOM: usize = 1000;
 
+/// Outstanding (unexpired, unredeemed) tickets one client may hold in a room.
+pub const MAX_TICKETS_PER_CLIENT: usize = 20;
+
 /// Latency of every store operation, labelled by operation.
 pub type LatencyFamily = Family<[(&'static str, &'static str); 1], Histogram, fn() -> Histogram>;
 
@@ -354,7 +360,9 @@ impl Store {
     }
 
     /// Stores a join ticket (single use, until `ticket.expires_at`); refused with `rate_limited`
-    /// when the room already has [`MAX_TICKETS_PER_ROOM`] unexpired ones.
+    /// when the room already has [`MAX_TICKETS_PER_ROOM`] unexpired ones, or its client
+    /// [`MAX_TICKETS_PER_CLIENT`]. Issuing one prunes expired ones by expiry order, reading no
+    /// other (Redis: a sorted set by expiry beside the tickets).
     pub async fn issue_ticket(&self, room_id: &str, hash: TokenHash, ticket: Ticket) -> Result<()> {
         dispatch!(self, issue_ticket(room_id, hash, ticket))
     }

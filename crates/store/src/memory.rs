@@ -6,8 +6,8 @@
 use crate::secret::TokenHash;
 use crate::{
     AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
-    Live, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket,
-    Via,
+    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView,
+    Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
@@ -141,7 +141,12 @@ impl MemoryStore {
             return refused(ErrorCode::RoomNotFound);
         };
         room.tickets.retain(|_, t| t.expires_at > now);
-        if room.tickets.len() >= MAX_TICKETS_PER_ROOM {
+        let held = room
+            .tickets
+            .values()
+            .filter(|t| t.client == ticket.client)
+            .count();
+        if room.tickets.len() >= MAX_TICKETS_PER_ROOM || held >= MAX_TICKETS_PER_CLIENT {
             return refused(ErrorCode::RateLimited);
         }
         room.tickets.insert(hash, ticket);

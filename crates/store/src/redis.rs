@@ -15,7 +15,8 @@
 use crate::secret::TokenHash;
 use crate::{
     AttemptLimits, Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live,
-    MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale, StoreConfig, Ticket, Via,
+    MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale,
+    StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
@@ -159,8 +160,17 @@ fn room_keys(room_id: &str) -> Vec<String> {
     keys_of(
         room_id,
         &[
-            "meta", "members", "state", "names", "resume", "alive", "history", "rate", "tickets",
+            "meta",
+            "members",
+            "state",
+            "names",
+            "resume",
+            "alive",
+            "history",
+            "rate",
+            "tickets",
             "attempts",
+            "ticket_expiry",
         ],
     )
 }
@@ -384,8 +394,13 @@ impl RedisStore {
             role: ticket.role,
         };
         let grant = serde_json::to_string(&grant).map_err(unavailable)?;
-        let value = format!("{}\n{grant}", ticket.expires_at);
-        let args = vec![hash.to_hex(), value, MAX_TICKETS_PER_ROOM.to_string()];
+        let value = format!("{}\n{}\n{grant}", ticket.expires_at, ticket.client);
+        let args = vec![
+            hash.to_hex(),
+            value,
+            MAX_TICKETS_PER_ROOM.to_string(),
+            MAX_TICKETS_PER_CLIENT.to_string(),
+        ];
         self.room_op(&self.scripts.ticket, room_id, now_ms(), args)
             .await?;
         Ok(())

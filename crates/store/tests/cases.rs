@@ -164,6 +164,7 @@ pub async fn tickets_are_single_use_and_expire((store, _): (Store, Bus)) {
         display_name: "bob".into(),
         role: Role::Member,
         expires_at: protocol::now_ms() + 60_000,
+        client: "1.1.1.1".into(),
     };
     store
         .issue_ticket(&room.id, TokenHash::of(ticket), grant)
@@ -187,6 +188,7 @@ pub async fn tickets_are_single_use_and_expire((store, _): (Store, Bus)) {
         display_name: "carol".into(),
         role: Role::Member,
         expires_at: protocol::now_ms() + 50,
+        client: "1.1.1.1".into(),
     };
     store
         .issue_ticket(&room.id, TokenHash::of("ticket-2"), short)
@@ -1006,6 +1008,7 @@ pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {
             display_name: format!("u{i}"),
             role: Role::Member,
             expires_at: protocol::now_ms() + 60_000,
+            client: format!("client-{i}"),
         };
         store
             .issue_ticket(&room.id, TokenHash::of(&i.to_string()), grant)
@@ -1016,6 +1019,7 @@ pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {
         display_name: "late".into(),
         role: Role::Member,
         expires_at: protocol::now_ms() + 60_000,
+        client: "1.1.1.1".into(),
     };
     assert_eq!(
         refused(
@@ -1024,6 +1028,88 @@ pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {
                 .await
         ),
         ErrorCode::RateLimited
+    );
+}
+
+/// One client holds at most MAX_TICKETS_PER_CLIENT of a room's outstanding tickets; redeeming
+/// or outliving one gives its place back, and other clients are not affected.
+pub async fn outstanding_tickets_are_capped_per_client((store, _): (Store, Bus)) {
+    let (room, _) = room(100, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let grant = |name: String, client: &str, ttl: u64| Ticket {
+        display_name: name,
+        role: Role::Member,
+        expires_at: protocol::now_ms() + ttl,
+        client: client.into(),
+    };
+    let cap = store::MAX_TICKETS_PER_CLIENT;
+    for i in 0..cap - 1 {
+        store
+            .issue_ticket(
+                &room.id,
+                TokenHash::of(&format!("a{i}")),
+                grant(format!("a{i}"), "A", 60_000),
+            )
+            .await
+            .expect("issue");
+    }
+    // The last place goes to a ticket that expires at once.
+    store
+        .issue_ticket(
+            &room.id,
+            TokenHash::of("short"),
+            grant("short".into(), "A", 100),
+        )
+        .await
+        .expect("issue");
+    assert_eq!(
+        refused(
+            store
+                .issue_ticket(
+                    &room.id,
+                    TokenHash::of("over"),
+                    grant("over".into(), "A", 60_000)
+                )
+                .await
+        ),
+        ErrorCode::RateLimited,
+        "client A holds its cap"
+    );
+    store
+        .issue_ticket(&room.id, TokenHash::of("b"), grant("b".into(), "B", 60_000))
+        .await
+        .expect("another client is not affected");
+    // Redeeming one gives its place back.
+    store
+        .claim_membership(&room.id, by_ticket("a0", 1).0)
+        .await
+        .expect("redeemed");
+    store
+        .issue_ticket(
+            &room.id,
+            TokenHash::of("again"),
+            grant("again".into(), "A", 60_000),
+        )
+        .await
+        .expect("a redeemed ticket's place is free");
+    // So does one that expired.
+    sleep_ms(150).await;
+    store
+        .issue_ticket(
+            &room.id,
+            TokenHash::of("after"),
+            grant("after".into(), "A", 60_000),
+        )
+        .await
+        .expect("an expired ticket's place is free");
+    assert_eq!(
+        refused(
+            store
+                .claim_membership(&room.id, by_ticket("short", 2).0)
+                .await
+        ),
+        ErrorCode::Unauthorized,
+        "the expired ticket is gone"
     );
 }
 

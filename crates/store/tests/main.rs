@@ -65,6 +65,7 @@ conformance!(
     wrong_passwords_are_counted_per_client_in_the_room,
     parallel_password_attempts_never_exceed_the_limit,
     outstanding_tickets_are_capped_per_room,
+    outstanding_tickets_are_capped_per_client,
     the_bus_carries_only_subscribed_rooms_in_order,
 );
 
@@ -321,6 +322,33 @@ mod redis_keys {
             store.history_after(&room.id, 0, 4).await.is_err(),
             "reading the broken entry does fail, so the read above did not touch it"
         );
+    }
+
+    /// Issuing a ticket reads no live one (expired ones are found by expiry order): with many
+    /// outstanding tickets, one whose value could not even be parsed is never touched.
+    #[tokio::test]
+    async fn issuing_a_ticket_reads_no_live_ticket() {
+        let (store, _bus, server, room) = redis_with_room().await;
+        for i in 0..70 {
+            let grant = store::Ticket {
+                client: format!("c{i}"),
+                ..owner_ticket(60_000)
+            };
+            store
+                .issue_ticket(&room.id, TokenHash::of(&format!("t{i}")), grant)
+                .await
+                .expect("issue");
+        }
+        let tickets = room_key(&room.id, "tickets");
+        server.cli(&["hset", &tickets, &TokenHash::of("t0").to_hex(), "garbage"]);
+        let grant = store::Ticket {
+            client: "late".into(),
+            ..owner_ticket(60_000)
+        };
+        store
+            .issue_ticket(&room.id, TokenHash::of("late"), grant)
+            .await
+            .expect("the 71st is issued without reading the others");
     }
 
     #[tokio::test]

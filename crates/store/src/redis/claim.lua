@@ -5,12 +5,11 @@ local exp = alive_until()
 if not exp then return {'refused', 'room_not_found'} end
 local name, fold, role
 if ARGV[4] == 'ticket' then
-  local ticket = redis.call('HGET', TICKETS, ARGV[5])
-  redis.call('HDEL', TICKETS, ARGV[5])
+  local ticket = forget_ticket(ARGV[5])
   if not ticket then return {'refused', 'unauthorized'} end
   local parts = split(ticket)
   if tonumber(parts[1]) <= NOW then return {'refused', 'unauthorized'} end
-  local grant = cjson.decode(parts[2])
+  local grant = cjson.decode(parts[3])
   name, fold, role = grant.display_name, grant.fold, grant.role
 else
   if redis.call('HEXISTS', META, 'password_hash') == 1 then return {'refused', 'password_required'} end

@@ -1,7 +1,7 @@
 -- Shared by every room script. KEYS are the room's keys (see room_keys in redis.rs);
 -- ARGV[1] is the room id, ARGV[2] now (ms), ARGV[3] now as an RFC 3339 timestamp.
-local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS =
-  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS, TICKET_EXP =
+  KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
 local ROOM, NOW, TS = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local CHANNEL = 'eph:{' .. ROOM .. '}'
 
@@ -51,8 +51,22 @@ local function publish_replaced(member_id, session)
     '{"type":"replaced","member_id":"' .. member_id .. '","session":' .. session .. '}')
 end
 
+-- Tickets: TICKETS maps a ticket's hash to "expires_at\nclient\ngrant json" and 'c:' .. client
+-- to how many that client holds; TICKET_EXP orders the hashes by expiry, so expired ones are
+-- found without reading the others. Removes one ticket; returns its value, if it was there.
+local function forget_ticket(hash)
+  redis.call('ZREM', TICKET_EXP, hash)
+  local value = redis.call('HGET', TICKETS, hash)
+  if not value then return nil end
+  redis.call('HDEL', TICKETS, hash)
+  local field = 'c:' .. (split(value)[2] or '')
+  if redis.call('HINCRBY', TICKETS, field, -1) <= 0 then redis.call('HDEL', TICKETS, field) end
+  return value
+end
+
 local function destroy(closed_json)
-  redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS)
+  redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS,
+    TICKET_EXP)
   redis.call('SPUBLISH', CHANNEL, closed_json)
 end
 
