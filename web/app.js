@@ -204,6 +204,7 @@ const state = {
   lastTypingSent: 0,
   unread: 0,           // messages from others that arrived while the page was hidden
   pending: null,       // {client_id, text, sent}: the message in the box, until the server takes it
+  resuming: false,     // a resume ticket is being asked for
 };
 
 function setStatus(text, kind) {
@@ -486,7 +487,8 @@ function presence(p) {
 function welcome(w) {
   state.me = w.member_id;
   state.role = w.role;
-  state.resumeToken = w.resume_token;
+  // A resume by ticket does not repeat the token: this tab holds it already.
+  state.resumeToken = w.resume_token || state.resumeToken;
   state.attempt = 0;
   state.lostAt = 0;
   state.retryAt = 0;
@@ -499,7 +501,7 @@ function welcome(w) {
   if (details) showDetails();
   else {
     // A password room: its details are readable now, with this member's token.
-    api("GET", `/rooms/${roomId}`, { token: w.resume_token })
+    api("GET", `/rooms/${roomId}`, { token: state.resumeToken })
       .then((d) => { details = d; showDetails(); })
       .catch(() => { /* the title stays generic */ });
   }
@@ -657,33 +659,57 @@ function connect(query) {
     if (state.pending) renderBox();
     if (e.code === 4000) { replaced(); return; }
     if (TERMINAL[e.code]) { end(TERMINAL[e.code]); return; }
-    if (REJOIN.has(e.code)) {
-      session.del(sessionKey(roomId));
-      state.resumeToken = null;
-      // The owner's way back is the owner token, which this browser still holds.
-      if (local.get(ownerKey(roomId))) { join(null); return; }
-      askToJoin(REFUSED[state.refusal] || "Your session ended. Join again.");
-      return;
-    }
+    if (REJOIN.has(e.code)) { sessionEnded(REFUSED[state.refusal]); return; }
     // 1001 drain, 1006 lost, 1011/1013 server trouble, 4008 fell behind, 4029 too fast.
-    if (!state.lostAt) state.lostAt = performance.now();
-    const delay = retryDelay(e.code);
-    state.attempt += 1;
-    state.retryAt = performance.now() + delay;
-    $("retry-btn").hidden = false;
-    clearTimeout(state.retryTimer);
-    state.retryTimer = setTimeout(reconnect, delay);
-    renderAway();
+    retryLater(e.code);
   };
+}
+
+// This tab's membership is gone (its token no longer counts): the owner comes back with the
+// owner token this browser still holds; anyone else joins again.
+function sessionEnded(why) {
+  session.del(sessionKey(roomId));
+  state.resumeToken = null;
+  if (local.get(ownerKey(roomId))) { join(null); return; }
+  askToJoin(why || "Your session ended. Join again.");
+}
+
+// Tries again after a delay well within the presence grace (see retryDelay).
+function retryLater(code) {
+  if (!state.lostAt) state.lostAt = performance.now();
+  const delay = retryDelay(code);
+  state.attempt += 1;
+  state.retryAt = performance.now() + delay;
+  $("retry-btn").hidden = false;
+  clearTimeout(state.retryTimer);
+  state.retryTimer = setTimeout(reconnect, delay);
+  renderAway();
 }
 
 // Reconnects now: resuming this member, or joining again when there is nothing to resume.
 function reconnect() {
   clearTimeout(state.retryTimer);
-  if (state.ended || state.replaced) return;
+  if (state.ended || state.replaced || state.resuming) return;
   if (state.socket && state.socket.readyState <= WebSocket.OPEN) return;
-  if (state.resumeToken) connect(`resume=${encodeURIComponent(state.resumeToken)}&last_id=${state.lastId}`);
+  if (state.resumeToken) resume(state.lastId);
   else join(state.credentials);
+}
+
+// Resumes this member with a single-use resume ticket, asked for with the resume token over
+// POST: the long-lived token never travels in a URL (where proxies log URLs).
+async function resume(lastId) {
+  state.resuming = true;
+  try {
+    const res = await api("POST", `/rooms/${roomId}/resume`, { token: state.resumeToken });
+    if (state.ended || state.replaced) return;
+    connect(`resume_ticket=${encodeURIComponent(res.ticket)}&last_id=${lastId}`);
+  } catch (err) {
+    if (err.code === "room_not_found") { show("room"); end(local.get(ownerKey(roomId)) ? "owner_ended_while_away" : "ended_while_away"); return; }
+    if (err.status === 401) { sessionEnded(); return; }
+    retryLater(0);
+  } finally {
+    state.resuming = false;
+  }
 }
 
 // Gets a ticket (as the owner when this browser holds the owner token) and connects with it.
@@ -702,12 +728,7 @@ async function join(credentials) {
     if (err.status === 0 || err.status >= 500) {
       // The network or the server: keep trying, as a dropped socket would.
       enterRoom();
-      if (!state.lostAt) state.lostAt = performance.now();
-      const delay = retryDelay(0);
-      state.attempt += 1;
-      state.retryAt = performance.now() + delay;
-      $("retry-btn").hidden = false;
-      state.retryTimer = setTimeout(reconnect, delay);
+      retryLater(0);
       return;
     }
     askToJoin(err.code === "rate_limited" ? `${REFUSED.rate_limited} ${tryAgain(err)}` : REFUSED[err.code] || err.message);
@@ -783,7 +804,7 @@ async function room(ownedHere) {
     // A reload: resume this tab's membership and get the conversation again.
     state.resumeToken = saved.resume_token;
     enterRoom();
-    connect(`resume=${encodeURIComponent(saved.resume_token)}&last_id=0`);
+    resume(0);
   } else if (local.get(ownerKey(roomId))) {
     join(null);
   } else {

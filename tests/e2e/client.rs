@@ -151,15 +151,46 @@ impl Resilient {
             .push(format!("{at:.1}s {what} (last {})", self.last_id));
     }
 
-    /// Reconnects with `resume` and `last_id`, backing off with jitter while refused with a
-    /// resumable code, for up to `within`. False if it ended terminally or ran out of time.
+    /// Reconnects as the page does: a resume ticket over POST (the resume token never in a
+    /// URL), then the WebSocket with it and `last_id`, backing off with jitter while refused
+    /// with a resumable code, for up to `within`. False if it ended terminally or ran out of time.
     pub async fn resume(&mut self, within: Duration) -> bool {
         let deadline = Instant::now() + within;
         let mut backoff = Duration::from_millis(50);
         while Instant::now() < deadline && self.terminal.is_none() {
-            let query = format!("resume={}&last_id={}", self.token, self.last_id);
-            let url = format!("{}/rooms/{}/ws?{query}", self.app.ws_base, self.room);
-            if let Ok(mut ws) = Ws::try_connect(&url, None).await {
+            let ticket = self
+                .app
+                .http
+                .post(self.app.url(&format!("/rooms/{}/resume", self.room)))
+                .bearer_auth(&self.token)
+                .send()
+                .await;
+            let ticket = match ticket {
+                Ok(res) if res.status() == 200 => res
+                    .json::<serde_json::Value>()
+                    .await
+                    .ok()
+                    .and_then(|v| v["ticket"].as_str().map(str::to_owned)),
+                // The member or the room is gone: what the socket would say with 4401 or 4004.
+                Ok(res) if res.status() == 401 => {
+                    self.terminal = Some(4401);
+                    None
+                }
+                Ok(res) if res.status() == 404 => {
+                    self.terminal = Some(4004);
+                    None
+                }
+                _ => None,
+            };
+            let connected = match &ticket {
+                Some(ticket) => {
+                    let query = format!("resume_ticket={ticket}&last_id={}", self.last_id);
+                    let url = format!("{}/rooms/{}/ws?{query}", self.app.ws_base, self.room);
+                    Ws::try_connect(&url, None).await.ok()
+                }
+                None => None,
+            };
+            if let Some(mut ws) = connected {
                 match ws.recv_within(Duration::from_secs(5)).await {
                     Some(Frame::Json(v)) if v["event"] == "welcome" => {
                         self.note("resumed");

@@ -128,6 +128,7 @@ impl Nginx {
         let conf = dir.join("nginx.conf");
         std::fs::write(&conf, render_nginx_conf(port, instances, &dir)).expect("write nginx.conf");
         let log = std::fs::File::create(dir.join("access.log")).expect("access log");
+        let errors = std::fs::File::create(dir.join("error.log")).expect("error log");
         let mut child = Command::new(nginx_binary())
             .arg("-p")
             .arg(&dir)
@@ -138,7 +139,7 @@ impl Nginx {
                 &format!("daemon off; pid {};", dir.join("nginx.pid").display()),
             ])
             .stdout(Stdio::from(log))
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(errors))
             .spawn()
             .expect("nginx starts (scripts/test.sh installs it)");
         wait_for_port(&mut child, port, "nginx");
@@ -148,6 +149,11 @@ impl Nginx {
     /// What nginx logged of the requests it proxied.
     pub fn access_log(&self) -> String {
         std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default()
+    }
+
+    /// What nginx wrote to its error log.
+    pub fn error_log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
     }
 }
 

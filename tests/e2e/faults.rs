@@ -582,3 +582,48 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
         "nothing else changed: {seen:?}"
     );
 }
+
+/// Clients resume through nginx while an instance dies, as the page does (a resume ticket over
+/// POST): no line that nginx (access and error log) or any instance logged holds a resume token,
+/// an owner token or a room id.
+#[tokio::test]
+async fn resumes_through_nginx_across_an_instance_kill_log_no_secret_and_no_room_id() {
+    let mut cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "5")]);
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut a = Resilient::join(&cluster.instance(0), &via, &room.id, "a").await;
+    let mut b = Resilient::join(&cluster.instance(1), &via, &room.id, "b").await;
+    chat(&mut b, &mut [&mut a], 2).await;
+    cluster.instances[0].kill();
+    a.drop_connection();
+    assert!(a.resume(Duration::from_secs(10)).await, "a resumes through nginx");
+    b.drop_connection();
+    assert!(b.resume(Duration::from_secs(10)).await, "b resumes through nginx");
+    chat(&mut a, &mut [&mut b], 2).await;
+    let tokens = [a.token.clone(), b.token.clone()];
+    // nginx logs a WebSocket when it ends.
+    drop((a, b));
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while cluster.nginx.access_log().matches("\"GET /rooms/~/ws\" 101").count() < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "nginx logs both sockets:\n{}",
+            cluster.nginx.access_log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut logs = cluster.nginx.access_log();
+    logs.push_str(&cluster.nginx.error_log());
+    for instance in &cluster.instances {
+        logs.push_str(&instance.logs());
+    }
+    for (what, secret) in [
+        ("the room id", room.id.as_str()),
+        ("the owner token", room.owner_token.as_str()),
+        ("a's resume token", tokens[0].as_str()),
+        ("b's resume token", tokens[1].as_str()),
+    ] {
+        assert!(!logs.contains(secret), "a log holds {what}:\n{logs}");
+    }
+    assert!(!logs.contains("ticket="), "a log holds a query string:\n{logs}");
+}

@@ -421,6 +421,10 @@ async fn nothing_of_a_room_remains_in_redis_or_the_logs() {
     for secret in secrets {
         assert!(!logs.contains(secret), "the logs hold {secret}:\n{logs}");
     }
+    assert!(
+        !logs.contains(id.as_str()),
+        "the room id is logged only as its keyed hash:\n{logs}"
+    );
 }
 
 #[tokio::test]

@@ -330,3 +330,68 @@ async fn foreign_origins_are_refused_before_the_upgrade() {
     let mut script = Ws::connect(&url.replace("bob", "bot"), None).await;
     assert_eq!(script.next_of("system").await["event"], "welcome");
 }
+
+/// A resume ticket (POST with the resume token) resumes like the token itself, once; it joins
+/// no one, a join ticket resumes no one, and an owner token gets none.
+#[tokio::test]
+async fn resume_tickets_resume_once_and_only_resume() {
+    let app = spawn_app().await;
+    let room = app.open_room().await;
+    let (mut alice, _) = app.owner(&room).await;
+    let (bob, welcome) = app.member(&room.id, "bob").await;
+    let token = welcome["resume_token"].as_str().expect("token").to_owned();
+    alice.say("one", "1").await;
+    alice.next_of("message").await;
+    bob.kill();
+    alice.say("two", "2").await;
+    alice.next_of("message").await;
+    let ask = |bearer: String| {
+        let req = app
+            .http
+            .post(app.url(&format!("/rooms/{}/resume", room.id)))
+            .bearer_auth(bearer);
+        async move { req.send().await.expect("request") }
+    };
+    let res = ask(token.clone()).await;
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.expect("json");
+    let ticket = body["ticket"].as_str().expect("ticket").to_owned();
+    assert_eq!(
+        body["ws_url"],
+        format!("ws://chat.test/rooms/{}/ws?resume_ticket={ticket}", room.id)
+    );
+    assert_eq!(body["expires_in"], 60);
+    let mut bob = app
+        .ws(&room.id, &format!("resume_ticket={ticket}&last_id=1"))
+        .await;
+    let welcome = bob.next_of("system").await;
+    assert_eq!(welcome["event"], "welcome");
+    assert_eq!(welcome["display_name"], "bob");
+    assert_eq!(welcome["recovered"], true);
+    assert_eq!(welcome["history"][0]["text"], "two");
+    assert!(
+        welcome.get("resume_token").is_none(),
+        "the token is not repeated: {welcome}"
+    );
+    // Used up.
+    let mut again = app
+        .ws(&room.id, &format!("resume_ticket={ticket}&last_id=1"))
+        .await;
+    assert_eq!(again.next_of("error").await["code"], "unauthorized");
+    assert_eq!(again.closed().await.0, 4401);
+    // A resume ticket joins no one; a join ticket resumes no one.
+    let body: Value = ask(token.clone()).await.json().await.expect("json");
+    let resume_ticket = body["ticket"].as_str().expect("ticket").to_owned();
+    let mut joiner = app.ws(&room.id, &format!("ticket={resume_ticket}")).await;
+    assert_eq!(joiner.closed().await.0, 4401);
+    let join_ticket = app.ticket(&room.id, json!({"display_name": "carol"})).await;
+    let mut resumer = app
+        .ws(&room.id, &format!("resume_ticket={join_ticket}&last_id=0"))
+        .await;
+    assert_eq!(resumer.closed().await.0, 4401);
+    // Only a member's resume token gets one.
+    assert_eq!(ask(room.owner_token.clone()).await.status(), 401);
+    assert_eq!(ask("forged".into()).await.status(), 401);
+    bob.say("back", "b").await;
+    assert_eq!(bob.next_of("message").await["text"], "back");
+}

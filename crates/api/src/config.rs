@@ -43,6 +43,8 @@ pub struct Settings {
     pub ipv6_prefix: u8,
     /// `text` or `json`.
     pub log_format: String,
+    /// The key of the room-id hashes in logs; instances that share it log one room alike.
+    pub log_key: Option<String>,
     /// Seconds between WebSocket pings; a socket silent for two intervals is dropped.
     pub ping_interval_seconds: u64,
     /// Bytes queued per connection before it is dropped as a slow consumer (4008).
@@ -98,6 +100,7 @@ impl Default for Settings {
             trusted_proxies: None,
             ipv6_prefix: 64,
             log_format: "text".into(),
+            log_key: None,
             ping_interval_seconds: limits::PING_INTERVAL_SECONDS,
             outbound_queue_bytes: 1 << 20,
             stall_timeout_seconds: 10,

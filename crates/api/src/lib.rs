@@ -15,6 +15,7 @@ mod extract;
 mod openapi;
 mod ops;
 mod passwords;
+mod redact;
 mod rest;
 mod socket;
 mod ws;
@@ -85,6 +86,7 @@ impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
         let s = &config.settings;
+        redact::init(s.log_key.as_deref());
         let store_config = StoreConfig {
             presence_grace_ms: s.presence_grace_seconds * 1000,
             history_limit: s.history_limit,
@@ -325,9 +327,11 @@ fn password_in(query: &str) -> bool {
 static REQUEST_ID: actix_web::http::header::HeaderName =
     actix_web::http::header::HeaderName::from_static("x-request-id");
 
-/// One request's log line: method, path and status only, as query strings carry tickets.
+/// One request's log line: method, path and status only, as query strings carry tickets, and
+/// a room id in the path only as its keyed hash (`redact`).
 fn log_request(request_id: &str, method: &Method, path: &str, status: u16, started: Instant) {
     let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let path = redact::path(path);
     tracing::info!(%request_id, %method, %path, status, ms, "request");
 }
 
@@ -394,6 +398,7 @@ fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
         .service(rest::history)
         .service(rest::post_message)
         .service(rest::leave)
+        .service(rest::resume)
         .service(ws::upgrade)
         .service(ops::healthz)
         .service(ops::readyz)

@@ -12,7 +12,7 @@ use protocol::frames::MessageFrame;
 use protocol::frames::ServerFrame;
 use protocol::rest::{
     Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
-    JoinResponse, PostMessageRequest, RoomDetails,
+    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails,
 };
 use protocol::{ErrorCode, Millis, Role, limits, now_ms, rfc3339, seconds_until, text};
 use std::collections::HashMap;
@@ -126,7 +126,7 @@ pub async fn create_room(
         members_can_destroy: body.members_can_destroy.unwrap_or(false),
     };
     state.hub.store().create_room(room.clone()).await?;
-    tracing::info!(room_id = %room.id, expiry, max_users, "room created");
+    tracing::info!(room = %crate::redact::room(&room.id), expiry, max_users, "room created");
     Ok(HttpResponse::Created().json(CreateRoomResponse {
         ws_url: format!("{}/rooms/{}/ws", state.config.public_ws_url, room.id),
         join_url: format!("{}/r/{}", state.config.public_url, room.id),
@@ -413,6 +413,7 @@ pub async fn join(
         role,
         expires_at,
         client: ip.to_string(),
+        resume: None,
     };
     state
         .hub
@@ -557,6 +558,60 @@ pub async fn post_message(
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }
 
+/// A resume ticket: reconnect without a long-lived secret in the WebSocket URL.
+///
+/// With the member's resume token as bearer, a single-use ticket that expires with the join
+/// ticket lifetime; connect with `?resume_ticket=<ticket>&last_id=<n>`.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "A resume ticket", body = ResumeResponse),
+        (status = 401, response = inline(BadToken)),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/resume")]
+pub async fn resume(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let token = bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <resume_token> required"))?;
+    let store = state.hub.store();
+    let resume = TokenHash::of(token);
+    let Some(Credential::Member(member)) = store.authenticate(&path, &resume).await? else {
+        return Err(ApiError::unauthorized("Invalid or expired resume token"));
+    };
+    let ticket = new_token();
+    let ttl = state.config.settings.ticket_ttl_seconds;
+    let expires_at = now_ms() + ttl * 1000;
+    let grant = Ticket {
+        display_name: member.display_name,
+        role: member.role,
+        expires_at,
+        client: client_ip(&req, &state.config).to_string(),
+        resume: Some(resume),
+    };
+    store
+        .issue_ticket(&path, TokenHash::of(&ticket), grant)
+        .await?;
+    Ok(HttpResponse::Ok().json(ResumeResponse {
+        ws_url: format!(
+            "{}/rooms/{}/ws?resume_ticket={ticket}",
+            state.config.public_ws_url,
+            path.as_str()
+        ),
+        ticket,
+        expires_at: rfc3339(expires_at),
+        expires_in: ttl,
+    }))
+}
+
 /// Leave at once.
 ///
 /// No grace: the member is removed now and the others see `user_offline`.
@@ -667,7 +722,7 @@ async fn destroy(
     {
         return Err(ApiError::room_not_found());
     }
-    tracing::info!(room_id = %view.room.id, "room closed");
+    tracing::info!(room = %crate::redact::room(&view.room.id), "room closed");
     Ok(HttpResponse::Ok().json(Ack {
         message: "Room closed successfully".into(),
     }))

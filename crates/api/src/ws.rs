@@ -307,21 +307,27 @@ fn entry(query: &HashMap<String, String>) -> Result<Entry, &'static str> {
     if let Some(ticket) = query.get("ticket") {
         return Ok(Entry::Ticket(ticket.clone()));
     }
+    let last_id = || match query.get("last_id") {
+        None => Ok(0),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| "last_id must be a non-negative integer"),
+    };
+    if let Some(ticket) = query.get("resume_ticket") {
+        return Ok(Entry::ResumeTicket {
+            ticket: ticket.clone(),
+            last_id: last_id()?,
+        });
+    }
     if let Some(token) = query.get("resume") {
-        let last_id = match query.get("last_id") {
-            None => 0,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| "last_id must be a non-negative integer")?,
-        };
         return Ok(Entry::Resume {
             token: token.clone(),
-            last_id,
+            last_id: last_id()?,
         });
     }
     if let Some(name) = query.get("display_name") {
         return Ok(Entry::Name(name.clone()));
     }
-    Err("ticket, resume or display_name required")
+    Err("ticket, resume_ticket or display_name required")
 }

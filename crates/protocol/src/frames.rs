@@ -36,7 +36,10 @@ pub struct Welcome {
     pub connection_id: String,
     pub display_name: String,
     pub role: Role,
-    pub resume_token: String,
+    /// The member's resume token: absent after a resume by ticket (the client holds the token,
+    /// and the server keeps only its hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_token: Option<String>,
     pub expires_at: String,
     pub expires_in: u64,
     pub online_users: Vec<OnlineUser>,
@@ -218,7 +221,7 @@ mod tests {
             connection_id: "m".into(),
             display_name: "bob".into(),
             role: Role::Member,
-            resume_token: "secret".into(),
+            resume_token: Some("secret".into()),
             expires_at: "e".into(),
             expires_in: 3599,
             online_users: vec![OnlineUser {

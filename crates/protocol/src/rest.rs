@@ -151,6 +151,17 @@ pub struct JoinResponse {
     pub expires_in: u64,
 }
 
+/// `200` answer to `POST /rooms/{room_id}/resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct ResumeResponse {
+    /// Single use, short lived: `resume_ticket` on the WebSocket URL.
+    pub ticket: String,
+    /// The WebSocket URL with the ticket; add `&last_id=<n>`.
+    pub ws_url: String,
+    pub expires_at: String,
+    pub expires_in: u64,
+}
+
 /// `GET /rooms/{room_id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {

@@ -30,6 +30,8 @@ pub enum Entry {
     Name(String),
     /// Reconnect as an existing member; `last_id` is the last message the client has.
     Resume { token: String, last_id: u64 },
+    /// The same with a resume ticket (`POST .../resume`), so no long-lived secret is in a URL.
+    ResumeTicket { ticket: String, last_id: u64 },
 }
 
 /// Why a connection ends.
@@ -71,7 +73,8 @@ impl Hub {
         T: Transport,
         S: Stream<Item = Inbound> + Unpin,
     {
-        if !self.admit(matches!(entry, Entry::Resume { .. })) {
+        let resume = matches!(entry, Entry::Resume { .. } | Entry::ResumeTicket { .. });
+        if !self.admit(resume) {
             refuse(transport, ErrorCode::Unavailable, close::TRY_AGAIN_LATER).await;
             return;
         }
@@ -144,7 +147,14 @@ impl Hub {
                 store
                     .resume_member(room_id, &TokenHash::of(&token), session)
                     .await,
-                token,
+                Some(token),
+                Some(last_id),
+            ),
+            Entry::ResumeTicket { ticket, last_id } => (
+                store
+                    .resume_with_ticket(room_id, &TokenHash::of(&ticket), session)
+                    .await,
+                None,
                 Some(last_id),
             ),
             Entry::Ticket(ticket) => {
@@ -155,7 +165,11 @@ impl Hub {
                     resume: TokenHash::of(&token),
                     session,
                 };
-                (store.claim_membership(room_id, claim).await, token, None)
+                (
+                    store.claim_membership(room_id, claim).await,
+                    Some(token),
+                    None,
+                )
             }
             Entry::Name(name) => {
                 let name = match text::display_name(&name, limits::DISPLAY_NAME_MAX_CHARS) {
@@ -178,7 +192,11 @@ impl Hub {
                     resume: TokenHash::of(&token),
                     session,
                 };
-                (store.claim_membership(room_id, claim).await, token, None)
+                (
+                    store.claim_membership(room_id, claim).await,
+                    Some(token),
+                    None,
+                )
             }
         };
         let joined = match result {

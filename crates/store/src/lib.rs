@@ -161,6 +161,10 @@ pub struct Ticket {
     /// Who asked for it (the client key every per-client limit uses): a client holds at most
     /// [`MAX_TICKETS_PER_CLIENT`] of a room's outstanding tickets.
     pub client: String,
+    /// A resume ticket: the resume token (its hash) it stands for. Such a ticket joins no one;
+    /// it only resumes ([`Store::resume_with_ticket`]).
+    #[serde(skip)]
+    pub resume: Option<TokenHash>,
 }
 
 /// How a new connection becomes a member.
@@ -382,6 +386,17 @@ impl Store {
         session: u64,
     ) -> Result<Joined> {
         dispatch!(self, resume_member(room_id, resume, session))
+    }
+
+    /// As [`Store::resume_member`], for the resume token a resume ticket stands for; the ticket
+    /// is used up in the same step, whatever the outcome (a join ticket here is `unauthorized`).
+    pub async fn resume_with_ticket(
+        &self,
+        room_id: &str,
+        ticket: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        dispatch!(self, resume_with_ticket(room_id, ticket, session))
     }
 
     /// Keeps members with live connections online for another grace period. Returns, in order,

@@ -162,7 +162,7 @@ impl MemoryStore {
         };
         let (name, role) = match claim.via {
             Via::Ticket(hash) => match room.tickets.remove(&hash) {
-                Some(t) if t.expires_at > now => (t.display_name, t.role),
+                Some(t) if t.expires_at > now && t.resume.is_none() => (t.display_name, t.role),
                 _ => return refused(ErrorCode::Unauthorized),
             },
             Via::Name(_) if room.room.password_hash.is_some() => {
@@ -230,6 +230,29 @@ impl MemoryStore {
         state.publish(room_id, &BusEvent::Presence(online));
         state.schedule_at(room_id, deadline);
         Ok(Joined { member, view })
+    }
+
+    pub async fn resume_with_ticket(
+        &self,
+        room_id: &str,
+        ticket: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        let resume = {
+            let mut state = self.lock();
+            let Some(room) = state.live_room_mut(room_id) else {
+                return refused(ErrorCode::RoomNotFound);
+            };
+            match room.tickets.remove(ticket) {
+                Some(Ticket {
+                    resume: Some(resume),
+                    expires_at,
+                    ..
+                }) if expires_at > now_ms() => resume,
+                _ => return refused(ErrorCode::Unauthorized),
+            }
+        };
+        self.resume_member(room_id, &resume, session).await
     }
 
     pub async fn resume_member(

@@ -205,6 +205,9 @@ struct Grant {
     display_name: String,
     fold: String,
     role: Role,
+    /// A resume ticket's resume token hash (hex).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    resume: Option<String>,
 }
 
 /// A member as kept in the room's `members` hash (written by the scripts with cjson).
@@ -392,6 +395,7 @@ impl RedisStore {
             fold: text::fold(&ticket.display_name),
             display_name: ticket.display_name,
             role: ticket.role,
+            resume: ticket.resume.map(|r| r.to_hex()),
         };
         let grant = serde_json::to_string(&grant).map_err(unavailable)?;
         let value = format!("{}\n{}\n{grant}", ticket.expires_at, ticket.client);
@@ -432,10 +436,31 @@ impl RedisStore {
         resume: &TokenHash,
         session: u64,
     ) -> Result<Joined> {
+        self.resume(room_id, resume, "token", session).await
+    }
+
+    pub async fn resume_with_ticket(
+        &self,
+        room_id: &str,
+        ticket: &TokenHash,
+        session: u64,
+    ) -> Result<Joined> {
+        self.resume(room_id, ticket, "ticket", session).await
+    }
+
+    /// resume.lua, by a resume token's hash or a resume ticket's (`by`).
+    async fn resume(
+        &self,
+        room_id: &str,
+        hash: &TokenHash,
+        by: &str,
+        session: u64,
+    ) -> Result<Joined> {
         let args = vec![
-            resume.to_hex(),
+            hash.to_hex(),
             session.to_string(),
             self.config.live_ms().to_string(),
+            by.to_owned(),
         ];
         let reply = self
             .room_op(&self.scripts.resume, room_id, now_ms(), args)

@@ -165,6 +165,7 @@ pub async fn tickets_are_single_use_and_expire((store, _): (Store, Bus)) {
         role: Role::Member,
         expires_at: protocol::now_ms() + 60_000,
         client: "1.1.1.1".into(),
+        resume: None,
     };
     store
         .issue_ticket(&room.id, TokenHash::of(ticket), grant)
@@ -189,6 +190,7 @@ pub async fn tickets_are_single_use_and_expire((store, _): (Store, Bus)) {
         role: Role::Member,
         expires_at: protocol::now_ms() + 50,
         client: "1.1.1.1".into(),
+        resume: None,
     };
     store
         .issue_ticket(&room.id, TokenHash::of("ticket-2"), short)
@@ -1009,6 +1011,7 @@ pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {
             role: Role::Member,
             expires_at: protocol::now_ms() + 60_000,
             client: format!("client-{i}"),
+            resume: None,
         };
         store
             .issue_ticket(&room.id, TokenHash::of(&i.to_string()), grant)
@@ -1020,6 +1023,7 @@ pub async fn outstanding_tickets_are_capped_per_room((store, _): (Store, Bus)) {
         role: Role::Member,
         expires_at: protocol::now_ms() + 60_000,
         client: "1.1.1.1".into(),
+        resume: None,
     };
     assert_eq!(
         refused(
@@ -1041,6 +1045,7 @@ pub async fn outstanding_tickets_are_capped_per_client((store, _): (Store, Bus))
         role: Role::Member,
         expires_at: protocol::now_ms() + ttl,
         client: client.into(),
+        resume: None,
     };
     let cap = store::MAX_TICKETS_PER_CLIENT;
     for i in 0..cap - 1 {

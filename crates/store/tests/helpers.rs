@@ -106,6 +106,7 @@ pub fn owner_ticket(expires_in: Millis) -> store::Ticket {
         role: Role::Owner,
         expires_at: now_ms() + expires_in,
         client: "1.1.1.1".into(),
+        resume: None,
     }
 }
 

@@ -10,6 +10,7 @@ if ARGV[4] == 'ticket' then
   local parts = split(ticket)
   if tonumber(parts[1]) <= NOW then return {'refused', 'unauthorized'} end
   local grant = cjson.decode(parts[3])
+  if grant.resume then return {'refused', 'unauthorized'} end
   name, fold, role = grant.display_name, grant.fold, grant.role
 else
   if redis.call('HEXISTS', META, 'password_hash') == 1 then return {'refused', 'password_required'} end

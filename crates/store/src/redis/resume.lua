@@ -1,8 +1,18 @@
--- ARGV[4]: resume token hash; ARGV[5]: session; ARGV[6]: how far ahead a live member's deadline
--- lies (ms).
+-- ARGV[4]: resume token hash, or a resume ticket's hash; ARGV[5]: session; ARGV[6]: how far
+-- ahead a live member's deadline lies (ms); ARGV[7]: 'token' or 'ticket' (the ticket is used up
+-- here, and stands for the resume token hash in its grant).
 local exp = alive_until()
 if not exp then return {'refused', 'room_not_found'} end
-local id = redis.call('HGET', RESUME, ARGV[4])
+local token = ARGV[4]
+if ARGV[7] == 'ticket' then
+  local ticket = forget_ticket(ARGV[4])
+  if not ticket then return {'refused', 'unauthorized'} end
+  local parts = split(ticket)
+  local grant = cjson.decode(parts[3])
+  if tonumber(parts[1]) <= NOW or not grant.resume then return {'refused', 'unauthorized'} end
+  token = grant.resume
+end
+local id = redis.call('HGET', RESUME, token)
 local member = id and redis.call('HGET', MEMBERS, id)
 if not member then return {'refused', 'unauthorized'} end
 local st = split(redis.call('HGET', STATE, id))
