@@ -596,15 +596,27 @@ async fn resumes_through_nginx_across_an_instance_kill_log_no_secret_and_no_room
     chat(&mut b, &mut [&mut a], 2).await;
     cluster.instances[0].kill();
     a.drop_connection();
-    assert!(a.resume(Duration::from_secs(10)).await, "a resumes through nginx");
+    assert!(
+        a.resume(Duration::from_secs(10)).await,
+        "a resumes through nginx"
+    );
     b.drop_connection();
-    assert!(b.resume(Duration::from_secs(10)).await, "b resumes through nginx");
+    assert!(
+        b.resume(Duration::from_secs(10)).await,
+        "b resumes through nginx"
+    );
     chat(&mut a, &mut [&mut b], 2).await;
     let tokens = [a.token.clone(), b.token.clone()];
     // nginx logs a WebSocket when it ends.
     drop((a, b));
     let deadline = Instant::now() + Duration::from_secs(5);
-    while cluster.nginx.access_log().matches("\"GET /rooms/~/ws\" 101").count() < 2 {
+    while cluster
+        .nginx
+        .access_log()
+        .matches("\"GET /rooms/~/ws\" 101")
+        .count()
+        < 2
+    {
         assert!(
             Instant::now() < deadline,
             "nginx logs both sockets:\n{}",
@@ -625,5 +637,8 @@ async fn resumes_through_nginx_across_an_instance_kill_log_no_secret_and_no_room
     ] {
         assert!(!logs.contains(secret), "a log holds {what}:\n{logs}");
     }
-    assert!(!logs.contains("ticket="), "a log holds a query string:\n{logs}");
+    assert!(
+        !logs.contains("ticket="),
+        "a log holds a query string:\n{logs}"
+    );
 }

@@ -5,7 +5,7 @@ use crate::cluster::Cluster;
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Opens a connection to `app` and reports how it was answered: "welcome" or the close code.
 async fn try_join(app: TestApp, room: String, name: String) -> Result<Ws, u16> {
@@ -528,4 +528,93 @@ async fn an_acl_user_limited_to_ephemeras_keys_and_channels_is_enough() {
     let (mut bob, _) = app.member(&room.id, "bob").await;
     bob.say("least privilege", "c").await;
     assert_eq!(bob.next_of("message").await["text"], "least privilege");
+}
+
+/// Every way into a room through the real service (a join by name, an owner's second claim, a
+/// lone member's resume by ticket, a REST post, a leave, a ticket never redeemed), then each way
+/// it ends: once it has, a SCAN of Redis finds nothing of it, and the schedule does not name it.
+#[tokio::test]
+async fn every_way_in_then_every_ending_leaves_no_key_in_redis() {
+    let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "1")]);
+    let app = cluster.app();
+    for ending in ["expiry", "destroy", "owner offline"] {
+        let room = app
+            .create_room(json!({"owner_name": "alice", "expiry_seconds": 4}))
+            .await;
+        let (first, _) = app.owner(&room).await;
+        // The owner's second claim; kept open until the room ends unless its absence ends it.
+        let mut owner = Some(app.owner(&room).await.0);
+        drop(first);
+        let (dave, _) = app.member(&room.id, "dave").await;
+        let (bob, welcome) = app.member(&room.id, "bob").await;
+        let token = welcome["resume_token"].as_str().expect("token").to_owned();
+        let res = app
+            .http
+            .post(app.url(&format!("/rooms/{}/messages", room.id)))
+            .bearer_auth(&token)
+            .json(&json!({"text": "secret text"}))
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(res.status(), 201);
+        drop(dave);
+        let _unused = app.ticket(&room.id, json!({"display_name": "carol"})).await;
+        bob.kill();
+        let ticket: Value = app
+            .http
+            .post(app.url(&format!("/rooms/{}/resume", room.id)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("resume ticket")
+            .json()
+            .await
+            .expect("json");
+        let ticket = ticket["ticket"].as_str().expect("ticket");
+        let mut bob = app
+            .ws(&room.id, &format!("resume_ticket={ticket}&last_id=0"))
+            .await;
+        assert_eq!(bob.next_of("system").await["event"], "welcome");
+        let res = app
+            .http
+            .post(app.url(&format!("/rooms/{}/leave", room.id)))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("leave");
+        assert_eq!(res.status(), 200);
+        match ending {
+            "expiry" => {}
+            "destroy" => app.close_room(&room).await,
+            _ => owner.take().expect("the owner").kill(),
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.get(&format!("/rooms/{}", room.id)).await.status() != 404 {
+            assert!(Instant::now() < deadline, "{ending}: the room ends");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if ending == "owner offline" {
+            assert!(
+                protocol::now_ms()
+                    < protocol::parse_rfc3339(room.body["expires_at"].as_str().expect("ts"))
+                        .expect("ts"),
+                "the owner's absence ended it, not its time"
+            );
+        }
+        // Past its time too, so keys that expire with the room would be gone anyway.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let keys = cluster
+            .redis()
+            .cli(&["--scan", "--pattern", &format!("*{}*", room.id)]);
+        assert_eq!(keys.trim(), "", "{ending}: no key of the room is left");
+        assert_eq!(
+            cluster
+                .redis()
+                .cli(&["zscore", "eph:deadlines", &room.id])
+                .trim(),
+            "",
+            "{ending}"
+        );
+        drop(owner);
+    }
 }
