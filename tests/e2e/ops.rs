@@ -92,6 +92,7 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
         ("get", "/r/{room_id}"),
         ("get", "/r/{room_id}/qr.svg"),
         ("get", "/assets/{file}"),
+        ("post", "/rooms/{room_id}/resume"),
     ]
     .iter()
     .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
