@@ -4,6 +4,7 @@
 use crate::cluster::Cluster;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,10 +19,13 @@ pub(crate) struct Driver {
 impl Driver {
     pub(crate) fn start() -> Driver {
         let port = free_port();
+        // A process group of its own: the browsers it starts are killed with it, even when a
+        // test fails before closing them (they would otherwise outlive the test, busy).
         let mut child = Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
+            .process_group(0)
             .spawn()
             .expect("chromedriver starts (scripts/test.sh installs chromium-driver)");
         wait_for_port(&mut child, port, "chromedriver");
@@ -61,6 +65,10 @@ impl Driver {
 
 impl Drop for Driver {
     fn drop(&mut self) {
+        // The whole group: chromedriver and every browser it started.
+        let _ = Command::new("kill")
+            .args(["-KILL", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -152,7 +160,7 @@ impl Browser {
 }
 
 /// How many WebSocket connections each instance holds.
-async fn connections(cluster: &Cluster) -> Vec<u64> {
+pub(crate) async fn connections(cluster: &Cluster) -> Vec<u64> {
     let mut counts = Vec::new();
     for i in 0..cluster.instances.len() {
         let metrics = cluster

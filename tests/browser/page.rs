@@ -2,7 +2,7 @@
 //! and desktops, the message box, a second tab, reconnecting, endings, and accessibility
 //! (axe-core, installed by scripts/test.sh).
 
-use crate::browser::{Browser, Driver, banner_says, join_as, overlay_says};
+use crate::browser::{Browser, Driver, banner_says, connections, join_as, overlay_says};
 use crate::cluster::Cluster;
 use crate::helpers::{Room, TestApp};
 use fantoccini::key::Key;
@@ -880,4 +880,50 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
         browser.screenshot(&format!("ended-{size}")).await;
         browser.close().await;
     }
+}
+
+/// A message sent to an instance that never read it (the process stopped, then killed): the
+/// page reconnects to the other instance, finds in the resumed history that the message did not
+/// arrive, and sends it again with the same client_id; it is posted once.
+#[tokio::test]
+async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once() {
+    let mut cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "10")]);
+    let app = cluster.app();
+    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let room = app
+        .create_room(json!({"owner_name": "alice", "destroy_on_owner_offline": false}))
+        .await;
+    let driver = Driver::start();
+    let browser = driver.browser(1000, 700, false).await;
+    join_as(&browser, &site, &room.id, "bob", None).await;
+    browser.wait_live().await;
+    let on = connections(&cluster)
+        .await
+        .iter()
+        .position(|&n| n == 1)
+        .expect("bob's instance");
+    cluster.instances[on].pause();
+    browser.fill("#text", "lost in a frozen server\n").await;
+    browser
+        .until("document.getElementById('text-state').textContent === 'Sending…'")
+        .await;
+    cluster.instances[on].kill();
+    browser.wait_live().await;
+    browser
+        .until("document.getElementById('text').value === '' && document.querySelectorAll('#messages .message').length === 1")
+        .await;
+    let history: Value = app
+        .get(&format!("/rooms/{}/messages", room.id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let texts: Vec<&str> = history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    assert_eq!(texts, ["lost in a frozen server"], "posted exactly once");
+    browser.close().await;
 }

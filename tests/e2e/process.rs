@@ -104,6 +104,16 @@ impl Process {
         assert!(status.success());
     }
 
+    /// SIGSTOP: the process holds its sockets and reads nothing until killed.
+    #[allow(dead_code)] // The browser suite's; this file is shared with it.
+    pub fn pause(&self) {
+        let status = Command::new("kill")
+            .args(["-STOP", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
     /// SIGKILL: no drain, no goodbye.
     pub fn kill(&mut self) {
         let _ = self.child.kill();
