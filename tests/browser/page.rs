@@ -27,6 +27,67 @@ async fn conversation(app: &TestApp, room: &Room, n: usize) {
     owner.disconnect().await;
 }
 
+/// Creates a room in the lobby as `owner` (named `name`, if given) and waits until the page is
+/// live in it; returns the room's id.
+async fn create_in_lobby(browser: &Browser, site: &str, owner: &str, name: Option<&str>) -> String {
+    browser.goto(&format!("{site}/")).await;
+    browser
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+    browser.fill("#create-owner", owner).await;
+    if let Some(name) = name {
+        browser.fill("#create-name", name).await;
+    }
+    browser.click("#create button[type=submit]").await;
+    browser.wait_live().await;
+    let id = browser.js("location.pathname.split('/')[2]").await;
+    id.as_str().expect("room id").to_owned()
+}
+
+/// The owner token the page keeps for room `id`.
+async fn owner_token(browser: &Browser, id: &str) -> String {
+    let token = browser
+        .js(&format!(
+            "JSON.parse(localStorage.getItem('ephemera:owner:{id}')).token"
+        ))
+        .await;
+    token.as_str().expect("owner token").to_owned()
+}
+
+/// The texts the room's history holds (read with `token` where the room needs one).
+async fn posted(app: &TestApp, id: &str, token: Option<&str>) -> Vec<String> {
+    let mut req = app.http.get(app.url(&format!("/rooms/{id}/messages")));
+    if let Some(token) = token {
+        req = req.bearer_auth(token);
+    }
+    let history: Value = req
+        .send()
+        .await
+        .expect("history")
+        .json()
+        .await
+        .expect("json");
+    history["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Destroys room `id` with the owner token the page keeps.
+async fn destroy_as_owner(app: &TestApp, browser: &Browser, id: &str) {
+    let token = owner_token(browser, id).await;
+    let res = app
+        .http
+        .delete(app.url(&format!("/rooms/{id}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(res.status(), 200);
+}
+
 /// What a person sees of the layout: whether the page itself scrolls, whether the message box
 /// and the Send button are on screen and the topmost thing where a finger lands on them, and
 /// whether the conversation scrolls in its pane, shown from its end.
@@ -243,19 +304,11 @@ async fn a_refused_message_stays_in_the_box_and_goes_out_once_when_allowed() {
         .until("document.querySelectorAll('#messages .message').length === 2 && document.getElementById('text').value === ''")
         .await;
     assert_eq!(browser.messages().await, ["one", "two"]);
-    let history: Value = app
-        .get(&format!("/rooms/{}/messages", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["one", "two"], "posted once each");
+    assert_eq!(
+        posted(&app, &room.id, None).await,
+        ["one", "two"],
+        "posted once each"
+    );
     browser.close().await;
 }
 
@@ -266,15 +319,7 @@ async fn an_owner_offline_sees_what_is_at_stake_and_a_message_waits_for_the_conn
     let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
-    browser.goto(&format!("{site}/")).await;
-    browser
-        .until("!document.getElementById('lobby').hidden")
-        .await;
-    browser.fill("#create-owner", "alice").await;
-    browser.click("#create button[type=submit]").await;
-    browser.wait_live().await;
-    let id = browser.js("location.pathname.split('/')[2]").await;
-    let id = id.as_str().expect("room id").to_owned();
+    let id = create_in_lobby(&browser, &site, "alice", None).await;
 
     cluster.instances[0].kill();
     browser
@@ -325,28 +370,8 @@ async fn an_owner_offline_sees_what_is_at_stake_and_a_message_waits_for_the_conn
     browser
         .until("document.getElementById('text').value === '' && document.getElementById('away').hidden")
         .await;
-    let owner_token = browser
-        .js(&format!(
-            "JSON.parse(localStorage.getItem('ephemera:owner:{id}')).token"
-        ))
-        .await;
-    let history: Value = app
-        .http
-        .get(app.url(&format!("/rooms/{id}/messages")))
-        .bearer_auth(owner_token.as_str().expect("owner token"))
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["written offline"]);
+    let token = owner_token(&browser, &id).await;
+    assert_eq!(posted(&app, &id, Some(&token)).await, ["written offline"]);
     assert_eq!(browser.messages().await, ["written offline"]);
     browser.close().await;
 }
@@ -358,17 +383,8 @@ async fn a_second_tab_takes_the_room_over_and_gives_it_back() {
     let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
-    browser.goto(&format!("{site}/")).await;
-    browser
-        .until("!document.getElementById('lobby').hidden")
-        .await;
-    browser.fill("#create-owner", "alice").await;
-    browser.fill("#create-name", "Tabs").await;
-    browser.click("#create button[type=submit]").await;
-    browser.wait_live().await;
-    let link = browser.js("location.href").await;
-    let link = link.as_str().expect("link").to_owned();
-    let id = link.rsplit('/').next().expect("id").to_owned();
+    let id = create_in_lobby(&browser, &site, "alice", Some("Tabs")).await;
+    let link = format!("{site}/r/{id}");
 
     // A new owner lands on the invite view, which Esc closes, leaving the box focused.
     browser
@@ -519,24 +535,8 @@ async fn endings_say_what_happened_and_leave_the_conversation_readable() {
         json!(true),
         "the lobby starts clean"
     );
-    browser.fill("#create-owner", "olga").await;
-    browser.click("#create button[type=submit]").await;
-    browser.wait_live().await;
-    let id = browser.js("location.pathname.split('/')[2]").await;
-    let id = id.as_str().expect("id").to_owned();
-    let token = browser
-        .js(&format!(
-            "JSON.parse(localStorage.getItem('ephemera:owner:{id}')).token"
-        ))
-        .await;
-    let res = app
-        .http
-        .delete(app.url(&format!("/rooms/{id}")))
-        .bearer_auth(token.as_str().expect("token"))
-        .send()
-        .await
-        .expect("delete");
-    assert_eq!(res.status(), 200);
+    let id = create_in_lobby(&browser, &site, "olga", None).await;
+    destroy_as_owner(&app, &browser, &id).await;
     overlay_says(&browser, "This room was destroyed").await;
     browser.goto(&format!("{site}/r/{id}")).await;
     overlay_says(&browser, "Room not found").await;
@@ -561,18 +561,10 @@ async fn an_owner_who_comes_back_to_an_ended_room_is_told_it_ended() {
     let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
-    browser.goto(&format!("{site}/")).await;
-    browser
-        .until("!document.getElementById('lobby').hidden")
-        .await;
-    browser.fill("#create-owner", "olga").await;
-    browser.click("#create button[type=submit]").await;
-    browser.wait_live().await;
-    let link = browser.js("location.href").await;
-    let link = link.as_str().expect("link").to_owned();
+    let id = create_in_lobby(&browser, &site, "olga", None).await;
+    let link = format!("{site}/r/{id}");
     // The owner goes away (the tab navigates elsewhere) longer than the grace: the room ends.
     browser.goto(&format!("{site}/docs")).await;
-    let id = link.rsplit('/').next().expect("id");
     let app = cluster.app();
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.get(&format!("/rooms/{id}")).await.status() != 404 {
@@ -800,21 +792,12 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
     for (size, width, height) in [("phone", 360, 740), ("desktop", 1200, 760)] {
         // The owner creates a room in the page and lands on the invite view.
         let browser = driver.browser(width, height, false).await;
-        browser.goto(&format!("{site}/")).await;
-        browser
-            .until("!document.getElementById('lobby').hidden")
-            .await;
-        browser.fill("#create-owner", "Alice").await;
-        browser.fill("#create-name", "Friday standup").await;
-        browser.click("#create button[type=submit]").await;
-        browser.wait_live().await;
+        let id = create_in_lobby(&browser, &site, "Alice", Some("Friday standup")).await;
         browser
             .until("!document.getElementById('share').hidden && document.getElementById('qr').complete && document.getElementById('qr').naturalWidth > 0")
             .await;
         browser.screenshot(&format!("invite-{size}")).await;
         browser.click("#share-close").await;
-        let id = browser.js("location.pathname.split('/')[2]").await;
-        let id = id.as_str().expect("id").to_owned();
 
         // Forty messages from two people.
         let (mut bob, _) = app.member(&id, "Bob").await;
@@ -863,19 +846,7 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
 
         // The owner's link is shared; the room is destroyed: the end overlay.
         bob.kill();
-        let token = browser
-            .js(&format!(
-                "JSON.parse(localStorage.getItem('ephemera:owner:{id}')).token"
-            ))
-            .await;
-        let res = app
-            .http
-            .delete(app.url(&format!("/rooms/{id}")))
-            .bearer_auth(token.as_str().expect("token"))
-            .send()
-            .await
-            .expect("delete");
-        assert_eq!(res.status(), 200);
+        destroy_as_owner(&app, &browser, &id).await;
         overlay_says(&browser, "This room was destroyed").await;
         browser.screenshot(&format!("ended-{size}")).await;
         browser.close().await;
@@ -912,18 +883,10 @@ async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once(
     browser
         .until("document.getElementById('text').value === '' && document.querySelectorAll('#messages .message').length === 1")
         .await;
-    let history: Value = app
-        .get(&format!("/rooms/{}/messages", room.id))
-        .await
-        .json()
-        .await
-        .expect("json");
-    let texts: Vec<&str> = history["messages"]
-        .as_array()
-        .expect("messages")
-        .iter()
-        .filter_map(|m| m["text"].as_str())
-        .collect();
-    assert_eq!(texts, ["lost in a frozen server"], "posted exactly once");
+    assert_eq!(
+        posted(&app, &room.id, None).await,
+        ["lost in a frozen server"],
+        "posted exactly once"
+    );
     browser.close().await;
 }
