@@ -28,16 +28,18 @@ use tokio::net::TcpStream;
 
 /// The WebSocket: chat in real time.
 ///
-/// One way in: `ticket`, `display_name` (rooms without password) or `resume` with `last_id`.
+/// One way in: `ticket`, `display_name` (rooms without password) or `resume_ticket` (from
+/// `POST .../resume`) with `last_id`; `resume` with the token itself is kept for old scripts.
 /// Frames are `ClientFrame` and `ServerFrame` (see the schemas); a refusal after the upgrade is an
 /// `error` frame and a close code (API.md).
 #[utoipa::path(
     tag = "websocket",
-    params(RoomPath, ("ticket" = Option<String>, Query, description = "A ticket from join"), ("display_name" = Option<String>, Query, description = "Direct join of a room without password"), ("resume" = Option<String>, Query, description = "A member's resume_token"), ("last_id" = Option<u64>, Query, description = "With resume: the last message id seen")),
+    params(RoomPath, ("ticket" = Option<String>, Query, description = "A ticket from join"), ("display_name" = Option<String>, Query, description = "Direct join of a room without password"), ("resume_ticket" = Option<String>, Query, description = "A resume ticket from POST .../resume"), ("resume" = Option<String>, Query, description = "A member's resume_token (old scripts: a long-lived secret in the URL)"), ("last_id" = Option<u64>, Query, description = "With resume_ticket or resume: the last message id seen")),
     responses(
         (status = 101, description = "Switching protocols"),
         (status = 422, description = "`invalid_request`: not a WebSocket upgrade", body = ErrorBody),
         (status = 403, description = "`forbidden`: the Origin is not allowed", body = ErrorBody),
+        (status = 404, description = "`room_not_found`: not a room id", body = ErrorBody),
     )
 )]
 #[get("/rooms/{room_id}/ws")]
