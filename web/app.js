@@ -205,6 +205,8 @@ const state = {
   unread: 0,           // messages from others that arrived while the page was hidden
   pending: null,       // {client_id, text, sent}: the message in the box, until the server takes it
   resuming: false,     // a resume ticket is being asked for
+  ownerId: null,       // the owner's member_id, once seen online
+  stay: null,          // what the overlay's "stay" button does (another tab holds the room)
 };
 
 function setStatus(text, kind) {
@@ -269,15 +271,19 @@ if (tabs) {
   window.addEventListener("pagehide", () => { if (live()) tabs.postMessage("released"); });
 }
 
+// The countdown's warnings: seconds left, and what is said then.
+const WARNINGS = [[300, "This room self-destructs in 5 minutes."], [60, "This room self-destructs in 1 minute."]];
+
 // Countdown from the server's expires_in, measured on the monotonic clock.
 function setExpiry(seconds) {
   state.deadline = performance.now() + seconds * 1000;
   // Warnings already past are not given again (a reload at 0:45 says nothing of 5 minutes).
-  for (const at of [300, 60]) if (seconds <= at) state.warned.add(at);
+  for (const [at] of WARNINGS) if (seconds <= at) state.warned.add(at);
   tick();
 }
+const hms = (left) => [Math.floor(left / 3600), Math.floor((left % 3600) / 60), left % 60];
 const clock = (left) => {
-  const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+  const [h, m, s] = hms(left);
   const pad = (n) => String(n).padStart(2, "0");
   return h ? `${h}:${pad(m)}:${pad(s)}` : `${m}:${pad(s)}`;
 };
@@ -285,14 +291,14 @@ function tick() {
   renderAway();
   if (!state.deadline) return;
   const left = Math.max(0, Math.round((state.deadline - performance.now()) / 1000));
-  const h = Math.floor(left / 3600), m = Math.floor((left % 3600) / 60), s = left % 60;
+  const [h, m, s] = hms(left);
   const el = $("countdown");
   el.textContent = clock(left);
   el.setAttribute("aria-label", `Self-destructs in ${h ? `${h} h ` : ""}${m} min ${s} s`);
   el.classList.toggle("warning", left < 300 && left >= 60);
   el.classList.toggle("critical", left < 60);
   // Said in the conversation and to screen readers, once each, not by colour alone.
-  for (const [at, text] of [[300, "This room self-destructs in 5 minutes."], [60, "This room self-destructs in 1 minute."]]) {
+  for (const [at, text] of WARNINGS) {
     if (left <= at && left > 0 && !state.warned.has(at)) {
       state.warned.add(at);
       notice(text, "warning");

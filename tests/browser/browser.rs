@@ -168,6 +168,11 @@ impl Browser {
     }
 }
 
+/// The site as a browser sees it: nginx's base URL.
+pub(crate) fn site(cluster: &Cluster) -> String {
+    format!("http://127.0.0.1:{}", cluster.nginx.port)
+}
+
 /// How many WebSocket connections each instance holds.
 pub(crate) async fn connections(cluster: &Cluster) -> Vec<u64> {
     let mut counts = Vec::new();
@@ -196,7 +201,7 @@ const XSS_TEXT: &str = "<script>window.pwned=3</script><img src=x onerror=window
 #[tokio::test]
 async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
     let mut cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "10")]);
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let alice = driver.browser(1200, 800, false).await;
     let bob = driver.browser(1200, 800, false).await;
@@ -449,7 +454,7 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
 async fn screenshots_in_both_themes_and_at_phone_width() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app
         .create_room(json!({
             "owner_name": "alice",
@@ -597,7 +602,7 @@ pub(crate) async fn banner_says(browser: &Browser, start: &str) {
 async fn every_way_a_room_is_gone_or_refused_is_explained() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
 
@@ -710,7 +715,7 @@ async fn the_lobby_offers_the_operators_limits() {
         ],
     );
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     browser.goto(&format!("{site}/")).await;

@@ -2,7 +2,7 @@
 //! and desktops, the message box, a second tab, reconnecting, endings, and accessibility
 //! (axe-core, installed by scripts/test.sh).
 
-use crate::browser::{Browser, Driver, banner_says, connections, join_as, overlay_says};
+use crate::browser::{Browser, Driver, banner_says, connections, join_as, overlay_says, site};
 use crate::cluster::Cluster;
 use crate::helpers::{Room, TestApp};
 use fantoccini::key::Key;
@@ -25,6 +25,14 @@ async fn conversation(app: &TestApp, room: &Room, n: usize) {
         owner.next_of("message").await;
     }
     owner.disconnect().await;
+}
+
+/// A desktop browser that joined `room` as `name` and is live in it.
+async fn joined(driver: &Driver, site: &str, room: &str, name: &str) -> Browser {
+    let browser = driver.browser(1000, 700, false).await;
+    join_as(&browser, site, room, name, None).await;
+    browser.wait_live().await;
+    browser
 }
 
 /// Creates a room in the lobby as `owner` (named `name`, if given) and waits until the page is
@@ -119,7 +127,7 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
         ],
     );
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let long = app
         .create_room(json!({"owner_name": "alice", "name": "A long talk", "destroy_on_owner_offline": false}))
         .await;
@@ -214,7 +222,7 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
 async fn on_a_touch_screen_enter_is_a_new_line_and_the_button_sends() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app.open_room().await;
     let driver = Driver::start();
     let phone = driver.browser(360, 740, false).await;
@@ -279,12 +287,10 @@ async fn a_refused_message_stays_in_the_box_and_goes_out_once_when_allowed() {
         ],
     );
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app.open_room().await;
     let driver = Driver::start();
-    let browser = driver.browser(1000, 700, false).await;
-    join_as(&browser, &site, &room.id, "bob", None).await;
-    browser.wait_live().await;
+    let browser = joined(&driver, &site, &room.id, "bob").await;
     browser.fill("#text", "one\n").await;
     browser
         .until("document.querySelectorAll('#messages .message').length === 1 && document.getElementById('text').value === ''")
@@ -316,7 +322,7 @@ async fn a_refused_message_stays_in_the_box_and_goes_out_once_when_allowed() {
 async fn an_owner_offline_sees_what_is_at_stake_and_a_message_waits_for_the_connection() {
     let mut cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "10")]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     let id = create_in_lobby(&browser, &site, "alice", None).await;
@@ -380,7 +386,7 @@ async fn an_owner_offline_sees_what_is_at_stake_and_a_message_waits_for_the_conn
 async fn a_second_tab_takes_the_room_over_and_gives_it_back() {
     let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "3")]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     let id = create_in_lobby(&browser, &site, "alice", Some("Tabs")).await;
@@ -482,7 +488,7 @@ async fn a_second_tab_takes_the_room_over_and_gives_it_back() {
 async fn endings_say_what_happened_and_leave_the_conversation_readable() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
 
@@ -558,7 +564,7 @@ async fn endings_say_what_happened_and_leave_the_conversation_readable() {
 #[tokio::test]
 async fn an_owner_who_comes_back_to_an_ended_room_is_told_it_ended() {
     let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "1")]);
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     let id = create_in_lobby(&browser, &site, "olga", None).await;
@@ -580,7 +586,7 @@ async fn an_owner_who_comes_back_to_an_ended_room_is_told_it_ended() {
 async fn back_to_a_room_page_asks_the_server_again() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app.open_room().await;
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
@@ -617,12 +623,10 @@ async fn back_to_a_room_page_asks_the_server_again() {
 async fn links_leave_out_the_punctuation_around_them() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app.open_room().await;
     let driver = Driver::start();
-    let browser = driver.browser(1000, 700, false).await;
-    join_as(&browser, &site, &room.id, "bob", None).await;
-    browser.wait_live().await;
+    let browser = joined(&driver, &site, &room.id, "bob").await;
     let text = "See https://example.com/a. Or (https://example.com/b), https://en.wikipedia.org/wiki/Rust_(language)! And www.example.org?";
     browser.fill("#text", &format!("{text}\n")).await;
     browser
@@ -650,7 +654,7 @@ async fn links_leave_out_the_punctuation_around_them() {
 async fn the_countdown_warns_in_the_conversation_and_to_screen_readers() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     for (seconds, words) in [(302, "5 minutes"), (62, "1 minute")] {
@@ -680,12 +684,10 @@ async fn the_countdown_warns_in_the_conversation_and_to_screen_readers() {
 async fn repeated_notices_collapse_into_one() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app.open_room().await;
     let driver = Driver::start();
-    let browser = driver.browser(1000, 700, false).await;
-    join_as(&browser, &site, &room.id, "bob", None).await;
-    browser.wait_live().await;
+    let browser = joined(&driver, &site, &room.id, "bob").await;
     // Twenty refusals the server could send: one line, counted.
     browser
         .js("(() => { for (let i = 0; i < 20; i++) frame({type: 'error', code: 'forbidden', message: 'no'}); return true; })()")
@@ -729,7 +731,7 @@ async fn axe(browser: &Browser) -> Value {
 async fn axe_finds_nothing_serious_on_the_lobby_join_and_room_pages() {
     let cluster = Cluster::start(1, &[]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app
         .create_room(
             json!({"owner_name": "alice", "name": "Checked", "destroy_on_owner_offline": false}),
@@ -787,7 +789,7 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
         ],
     );
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let driver = Driver::start();
     for (size, width, height) in [("phone", 360, 740), ("desktop", 1200, 760)] {
         // The owner creates a room in the page and lands on the invite view.
@@ -860,14 +862,12 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
 async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once() {
     let mut cluster = Cluster::start(2, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "10")]);
     let app = cluster.app();
-    let site = format!("http://127.0.0.1:{}", cluster.nginx.port);
+    let site = site(&cluster);
     let room = app
         .create_room(json!({"owner_name": "alice", "destroy_on_owner_offline": false}))
         .await;
     let driver = Driver::start();
-    let browser = driver.browser(1000, 700, false).await;
-    join_as(&browser, &site, &room.id, "bob", None).await;
-    browser.wait_live().await;
+    let browser = joined(&driver, &site, &room.id, "bob").await;
     let on = connections(&cluster)
         .await
         .iter()

@@ -88,6 +88,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// A POST with no body, as the holder of `token` (leave, resume).
+    pub async fn post_as(&self, path: &str, token: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request")
+    }
+
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.http.get(self.url(path)).send().await.expect("request")
     }

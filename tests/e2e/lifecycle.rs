@@ -59,12 +59,8 @@ async fn leaving_is_immediate_over_websocket_and_rest() {
     let (mut carol, welcome) = app.member(&room.id, "carol").await;
     let token = welcome["resume_token"].as_str().expect("token").to_owned();
     let res = app
-        .http
-        .post(app.url(&format!("/rooms/{}/leave", room.id)))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .expect("req");
+        .post_as(&format!("/rooms/{}/leave", room.id), &token)
+        .await;
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.json::<Value>().await.expect("json")["message"],

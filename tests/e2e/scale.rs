@@ -561,12 +561,8 @@ async fn every_way_in_then_every_ending_leaves_no_key_in_redis() {
         let _unused = app.ticket(&room.id, json!({"display_name": "carol"})).await;
         bob.kill();
         let ticket: Value = app
-            .http
-            .post(app.url(&format!("/rooms/{}/resume", room.id)))
-            .bearer_auth(&token)
-            .send()
+            .post_as(&format!("/rooms/{}/resume", room.id), &token)
             .await
-            .expect("resume ticket")
             .json()
             .await
             .expect("json");
@@ -576,12 +572,8 @@ async fn every_way_in_then_every_ending_leaves_no_key_in_redis() {
             .await;
         assert_eq!(bob.next_of("system").await["event"], "welcome");
         let res = app
-            .http
-            .post(app.url(&format!("/rooms/{}/leave", room.id)))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .expect("leave");
+            .post_as(&format!("/rooms/{}/leave", room.id), &token)
+            .await;
         assert_eq!(res.status(), 200);
         match ending {
             "expiry" => {}

@@ -345,12 +345,10 @@ async fn resume_tickets_resume_once_and_only_resume() {
     bob.kill();
     alice.say("two", "2").await;
     alice.next_of("message").await;
+    let resume = format!("/rooms/{}/resume", room.id);
     let ask = |bearer: String| {
-        let req = app
-            .http
-            .post(app.url(&format!("/rooms/{}/resume", room.id)))
-            .bearer_auth(bearer);
-        async move { req.send().await.expect("request") }
+        let (app, resume) = (&app, &resume);
+        async move { app.post_as(resume, &bearer).await }
     };
     let res = ask(token.clone()).await;
     assert_eq!(res.status(), 200);

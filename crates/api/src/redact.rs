@@ -8,19 +8,20 @@ use std::sync::OnceLock;
 
 static KEY: OnceLock<Vec<u8>> = OnceLock::new();
 
-/// Sets the key once, at start-up; later calls change nothing.
+/// Sets the key once, at start-up (a random one without `EPHEMERA_LOG_KEY`); later calls, and
+/// tags made before any call (unit tests), keep the first.
 pub fn init(key: Option<&str>) {
-    let key = key.map_or_else(
-        || store::secret::new_token().into_bytes(),
-        |k| k.as_bytes().to_vec(),
-    );
-    let _ = KEY.set(key);
+    let _ = KEY.set(key.map_or_else(random_key, |k| k.as_bytes().to_vec()));
+}
+
+fn random_key() -> Vec<u8> {
+    store::secret::new_token().into_bytes()
 }
 
 /// The log tag of a room id.
 pub fn room(id: &str) -> String {
-    let key = KEY.get_or_init(|| store::secret::new_token().into_bytes());
-    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+    let mut mac = Hmac::<Sha256>::new_from_slice(KEY.get_or_init(random_key))
+        .expect("HMAC takes a key of any length");
     mac.update(id.as_bytes());
     mac.finalize().into_bytes()[..8]
         .iter()
@@ -30,14 +31,15 @@ pub fn room(id: &str) -> String {
 
 /// A request path as logged: a room id in it (`/rooms/{id}...`, `/r/{id}...`) becomes its tag.
 pub fn path(path: &str) -> String {
-    let mut parts: Vec<String> = path.split('/').map(str::to_owned).collect();
-    if parts.len() > 2
-        && matches!(parts[1].as_str(), "rooms" | "r")
-        && protocol::is_room_id(&parts[2])
-    {
-        parts[2] = format!("~{}", room(&parts[2]));
+    for prefix in ["/rooms/", "/r/"] {
+        if let Some(rest) = path.strip_prefix(prefix) {
+            let (id, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+            if protocol::is_room_id(id) {
+                return format!("{prefix}~{}{tail}", room(id));
+            }
+        }
     }
-    parts.join("/")
+    path.to_owned()
 }
 
 #[cfg(test)]

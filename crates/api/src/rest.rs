@@ -55,15 +55,7 @@ pub async fn create_room(
 ) -> Result<HttpResponse, ApiError> {
     let s = &state.config.settings;
     let ip = client_ip(&req, &state.config);
-    if let Limit::Reached(ms) = state
-        .hub
-        .store()
-        .rate_hit(&format!("create:{ip}"), s.room_create_per_minute, MINUTE_MS)
-        .await?
-    {
-        state.metrics.rejected("room_create");
-        return Err(ApiError::rate_limited("Too many rooms created", ms));
-    }
+    per_client_limit(&state, ip, CREATES, s.room_create_per_minute).await?;
     let body: CreateRoomRequest = extract::json(&req, payload).await?;
     let max = limits::DISPLAY_NAME_MAX_CHARS;
     let owner_name = text_field(text::display_name(&body.owner_name, max), "owner_name", max)?;
@@ -206,6 +198,7 @@ async fn check_password(
 /// owner or resume token.
 async fn authorize_read(
     req: &HttpRequest,
+    ip: IpAddr,
     state: &AppState,
     view: &RoomView,
 ) -> Result<(), ApiError> {
@@ -224,7 +217,7 @@ async fn authorize_read(
         };
     }
     let password = extract::room_password(req)?;
-    check_password(state, view, client_ip(req, &state.config), password).await
+    check_password(state, view, ip, password).await
 }
 
 /// The member a bearer token acts as (an owner token acts as the owner member once it joined).
@@ -298,24 +291,53 @@ pub async fn get_room(
     path: web::Path<String>,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    within_read_limit(&req, &state).await?;
+    let ip = client_ip(&req, &state.config);
+    per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
-    authorize_read(&req, &state, &view).await?;
+    authorize_read(&req, ip, &state, &view).await?;
     Ok(HttpResponse::Ok().json(details(&view)))
 }
 
-/// Reads (details, history) per client IP per minute, across every instance.
-async fn within_read_limit(req: &HttpRequest, state: &AppState) -> Result<(), ApiError> {
-    let ip = client_ip(req, &state.config);
-    let limit = state.config.settings.reads_per_minute;
+/// A per-client limit counted in the store, so every instance shares it.
+struct PerClient {
+    /// The counter's key, before `:<client>`.
+    key: &'static str,
+    /// The label of `ephemera_rejected_requests`.
+    metric: &'static str,
+    refusal: &'static str,
+}
+
+const CREATES: PerClient = PerClient {
+    key: "create",
+    metric: "room_create",
+    refusal: "Too many rooms created",
+};
+const JOINS: PerClient = PerClient {
+    key: "join",
+    metric: "join",
+    refusal: "Too many joins",
+};
+const READS: PerClient = PerClient {
+    key: "read",
+    metric: "read",
+    refusal: "Too many reads",
+};
+
+/// Counts one request of `ip` against `limit` a minute; past it, `429` with `Retry-After`.
+async fn per_client_limit(
+    state: &AppState,
+    ip: IpAddr,
+    which: PerClient,
+    limit: u32,
+) -> Result<(), ApiError> {
     if let Limit::Reached(ms) = state
         .hub
         .store()
-        .rate_hit(&format!("read:{ip}"), limit, MINUTE_MS)
+        .rate_hit(&format!("{}:{ip}", which.key), limit, MINUTE_MS)
         .await?
     {
-        state.metrics.rejected("read");
-        return Err(ApiError::rate_limited("Too many reads", ms));
+        state.metrics.rejected(which.metric);
+        return Err(ApiError::rate_limited(which.refusal, ms));
     }
     Ok(())
 }
@@ -351,19 +373,7 @@ pub async fn join(
 ) -> Result<HttpResponse, ApiError> {
     let body: JoinRequest = extract::json(&req, payload).await?;
     let ip = client_ip(&req, &state.config);
-    if let Limit::Reached(ms) = state
-        .hub
-        .store()
-        .rate_hit(
-            &format!("join:{ip}"),
-            state.config.settings.joins_per_minute,
-            MINUTE_MS,
-        )
-        .await?
-    {
-        state.metrics.rejected("join");
-        return Err(ApiError::rate_limited("Too many joins", ms));
-    }
+    per_client_limit(&state, ip, JOINS, state.config.settings.joins_per_minute).await?;
     let view = load_room(&state, &path).await?;
     let (display_name, role) = match bearer(&req) {
         Some(token) => match state
@@ -405,9 +415,7 @@ pub async fn join(
             (name, Role::Member)
         }
     };
-    let ticket = new_token();
-    let ttl = state.config.settings.ticket_ttl_seconds;
-    let expires_at = now_ms() + ttl * 1000;
+    let expires_at = ticket_expiry(&state);
     let grant = Ticket {
         display_name: display_name.clone(),
         role,
@@ -415,11 +423,7 @@ pub async fn join(
         client: ip.to_string(),
         resume: None,
     };
-    state
-        .hub
-        .store()
-        .issue_ticket(&view.room.id, TokenHash::of(&ticket), grant)
-        .await?;
+    let ticket = issue_ticket(&state, &view.room.id, grant).await?;
     Ok(HttpResponse::Ok().json(JoinResponse {
         ws_url: format!(
             "{}/rooms/{}/ws?ticket={ticket}",
@@ -429,8 +433,24 @@ pub async fn join(
         display_name,
         role,
         expires_at: rfc3339(expires_at),
-        expires_in: ttl,
+        expires_in: state.config.settings.ticket_ttl_seconds,
     }))
+}
+
+/// When a ticket issued now expires (the ticket lifetime).
+fn ticket_expiry(state: &AppState) -> Millis {
+    now_ms() + state.config.settings.ticket_ttl_seconds * 1000
+}
+
+/// Stores a fresh single-use ticket for `grant`; returns it.
+async fn issue_ticket(state: &AppState, room_id: &str, grant: Ticket) -> Result<String, ApiError> {
+    let ticket = new_token();
+    state
+        .hub
+        .store()
+        .issue_ticket(room_id, TokenHash::of(&ticket), grant)
+        .await?;
+    Ok(ticket)
 }
 
 /// An integer query parameter (an `i64`, as `/openapi.json` documents it).
@@ -482,9 +502,10 @@ pub async fn history(
         Some(n) => (n as u64).min(kept as u64) as usize,
         None => kept,
     };
-    within_read_limit(&req, &state).await?;
+    let ip = client_ip(&req, &state.config);
+    per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
-    authorize_read(&req, &state, &view).await?;
+    authorize_read(&req, ip, &state, &view).await?;
     let history = state
         .hub
         .store()
@@ -587,9 +608,7 @@ pub async fn resume(
     let Some(Credential::Member(member)) = store.authenticate(&path, &resume).await? else {
         return Err(ApiError::unauthorized("Invalid or expired resume token"));
     };
-    let ticket = new_token();
-    let ttl = state.config.settings.ticket_ttl_seconds;
-    let expires_at = now_ms() + ttl * 1000;
+    let expires_at = ticket_expiry(&state);
     let grant = Ticket {
         display_name: member.display_name,
         role: member.role,
@@ -597,9 +616,7 @@ pub async fn resume(
         client: client_ip(&req, &state.config).to_string(),
         resume: Some(resume),
     };
-    store
-        .issue_ticket(&path, TokenHash::of(&ticket), grant)
-        .await?;
+    let ticket = issue_ticket(&state, &path, grant).await?;
     Ok(HttpResponse::Ok().json(ResumeResponse {
         ws_url: format!(
             "{}/rooms/{}/ws?resume_ticket={ticket}",
@@ -608,7 +625,7 @@ pub async fn resume(
         ),
         ticket,
         expires_at: rfc3339(expires_at),
-        expires_in: ttl,
+        expires_in: state.config.settings.ticket_ttl_seconds,
     }))
 }
 

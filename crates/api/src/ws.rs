@@ -20,6 +20,7 @@ use futures_util::SinkExt;
 use protocol::rest::ErrorBody;
 use protocol::{ErrorCode, close};
 use realtime::Entry;
+use realtime::bucket::TokenBucket;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -230,7 +231,7 @@ async fn refuse(
 /// WebSocket connects per client IP on this instance: a token bucket each, refilled at the
 /// rate and holding two seconds of it.
 #[derive(Default)]
-pub struct IpRates(Mutex<HashMap<IpAddr, (f64, Instant)>>);
+pub struct IpRates(Mutex<HashMap<IpAddr, TokenBucket>>);
 
 /// Clients tracked before full buckets (idle clients) are dropped.
 const TRACKED_CLIENTS: usize = 10_000;
@@ -246,17 +247,12 @@ impl IpRates {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         if buckets.len() >= TRACKED_CLIENTS {
-            let full = |&(tokens, at): &(f64, Instant)| {
-                tokens + now.duration_since(at).as_secs_f64() * rate >= capacity
-            };
-            buckets.retain(|_, bucket| !full(bucket));
+            buckets.retain(|_, bucket| !bucket.full(rate, capacity, now));
         }
-        let (tokens, at) = buckets.entry(ip).or_insert((capacity, now));
-        let refilled = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(capacity);
-        let allowed = refilled >= 1.0;
-        *tokens = if allowed { refilled - 1.0 } else { refilled };
-        *at = now;
-        allowed
+        buckets
+            .entry(ip)
+            .or_insert_with(|| TokenBucket::new(capacity))
+            .take(rate, capacity, now)
     }
 }
 

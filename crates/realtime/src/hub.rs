@@ -1,5 +1,6 @@
 //! The hub: local connections by room, the bus dispatcher and the batched tickers.
 
+use crate::bucket::TokenBucket;
 use crate::metrics::Metrics;
 use crate::{Direct, Gone, Sent};
 use bytestring::ByteString;
@@ -80,7 +81,7 @@ pub(crate) struct Inner {
     draining: AtomicBool,
     /// Admission token buckets, (tokens, last refill): new members' and resumes', each at the
     /// connect rate, so a flood of joins never takes the admissions members coming back need.
-    admissions: Mutex<[(f64, std::time::Instant); 2]>,
+    admissions: Mutex<[TokenBucket; 2]>,
 }
 
 struct LocalRoom {
@@ -353,7 +354,7 @@ impl Hub {
                 writing: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
                 draining: AtomicBool::new(false),
-                admissions: Mutex::new([(0.0, std::time::Instant::now()); 2]),
+                admissions: Mutex::new([TokenBucket::new(0.0); 2]),
             }),
         };
         tokio::spawn(hub.clone().dispatch(bus));
@@ -402,14 +403,8 @@ impl Hub {
             .admissions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let bucket = &mut buckets[usize::from(resume)];
         let rate = f64::from(config.connect_rate);
-        let (tokens, at) = *bucket;
-        let now = std::time::Instant::now();
-        let tokens = (tokens + now.duration_since(at).as_secs_f64() * rate).min(rate);
-        let admitted = tokens >= 1.0;
-        *bucket = (if admitted { tokens - 1.0 } else { tokens }, now);
-        admitted
+        buckets[usize::from(resume)].take(rate, rate, std::time::Instant::now())
     }
 
     fn rooms(&self) -> MutexGuard<'_, Rooms> {

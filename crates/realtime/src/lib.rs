@@ -13,6 +13,7 @@
 //!
 //! Architecture invariant: independent of actix; never talks to Redis, only to `store`.
 
+pub mod bucket;
 mod hub;
 pub mod metrics;
 pub mod session;

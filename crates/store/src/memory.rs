@@ -238,21 +238,20 @@ impl MemoryStore {
         ticket: &TokenHash,
         session: u64,
     ) -> Result<Joined> {
-        let resume = {
-            let mut state = self.lock();
-            let Some(room) = state.live_room_mut(room_id) else {
-                return refused(ErrorCode::RoomNotFound);
-            };
-            match room.tickets.remove(ticket) {
-                Some(Ticket {
-                    resume: Some(resume),
-                    expires_at,
-                    ..
-                }) if expires_at > now_ms() => resume,
-                _ => return refused(ErrorCode::Unauthorized),
-            }
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
         };
-        self.resume_member(room_id, &resume, session).await
+        let resume = match room.tickets.remove(ticket) {
+            Some(Ticket {
+                resume: Some(resume),
+                expires_at,
+                ..
+            }) if expires_at > now => resume,
+            _ => return refused(ErrorCode::Unauthorized),
+        };
+        state.resume(room_id, &resume, session, now + self.config.live_ms())
     }
 
     pub async fn resume_member(
@@ -261,25 +260,8 @@ impl MemoryStore {
         resume: &TokenHash,
         session: u64,
     ) -> Result<Joined> {
-        let now = now_ms();
-        let deadline = now + self.config.live_ms();
-        let mut state = self.lock();
-        let Some(room) = state.live_room_mut(room_id) else {
-            return refused(ErrorCode::RoomNotFound);
-        };
-        let Some(member_id) = room.member_by_resume(resume).map(|m| m.member.id.clone()) else {
-            return refused(ErrorCode::Unauthorized);
-        };
-        let Some(m) = room.members.get_mut(&member_id) else {
-            return refused(ErrorCode::Unauthorized);
-        };
-        m.session = session;
-        m.deadline = deadline;
-        let member = m.member.clone();
-        let view = room.view();
-        state.publish(room_id, &BusEvent::Replaced { member_id, session });
-        state.schedule_at(room_id, deadline);
-        Ok(Joined { member, view })
+        let deadline = now_ms() + self.config.live_ms();
+        self.lock().resume(room_id, resume, session, deadline)
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
@@ -593,6 +575,32 @@ impl State {
             .members
             .get_mut(&*live.member_id)
             .filter(|m| m.session == live.session)
+    }
+
+    /// Attaches `session` to the member holding this resume token, live until `deadline`.
+    fn resume(
+        &mut self,
+        room_id: &str,
+        resume: &TokenHash,
+        session: u64,
+        deadline: Millis,
+    ) -> Result<Joined> {
+        let Some(room) = self.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let Some(member_id) = room.member_by_resume(resume).map(|m| m.member.id.clone()) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        let Some(m) = room.members.get_mut(&member_id) else {
+            return refused(ErrorCode::Unauthorized);
+        };
+        m.session = session;
+        m.deadline = deadline;
+        let member = m.member.clone();
+        let view = room.view();
+        self.publish(room_id, &BusEvent::Replaced { member_id, session });
+        self.schedule_at(room_id, deadline);
+        Ok(Joined { member, view })
     }
 
     /// Removes a member and publishes `user_offline`; destroys the room, for `reason`, if the

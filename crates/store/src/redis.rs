@@ -14,9 +14,9 @@
 
 use crate::secret::TokenHash;
 use crate::{
-    AttemptLimits, Bus, BusItem, Claim, Credential, Error, History, Joined, Limit, Live,
-    MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView, Stale,
-    StoreConfig, Ticket, Via,
+    AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
+    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView,
+    Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
@@ -802,6 +802,7 @@ impl RedisStore {
     ) -> Result<Limit> {
         let args = vec![
             client.to_owned(),
+            EVERY_CLIENT.into(),
             "reserve".into(),
             limits.per_client.to_string(),
             limits.per_room.to_string(),
@@ -817,7 +818,7 @@ impl RedisStore {
     }
 
     pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
-        let args = vec![client.to_owned(), "refund".into()];
+        let args = vec![client.to_owned(), EVERY_CLIENT.into(), "refund".into()];
         self.room_op(&self.scripts.attempts, room_id, now_ms(), args)
             .await?;
         Ok(())

@@ -735,15 +735,7 @@ pub async fn the_owner_going_offline_destroys_a_room_that_says_so((store, mut bu
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    store
-        .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
-        .await
-        .expect("ticket");
-    let owner = store
-        .claim_membership(&room.id, by_ticket("t", 1).0)
-        .await
-        .expect("owner")
-        .member;
+    let owner = claim_owner(&store, &room.id, "t", 1).await;
     let bob = join(&store, &room.id, "bob", 2).await;
     published(&mut bus).await;
     store
@@ -775,15 +767,7 @@ pub async fn the_owner_leaving_closes_a_room_that_ends_with_its_owner(
     let (room, _) = room(10, 60_000);
     store.create_room(room.clone()).await.expect("create");
     store.subscribe(&room.id).await.expect("subscribe");
-    store
-        .issue_ticket(&room.id, TokenHash::of("t"), owner_ticket(60_000))
-        .await
-        .expect("ticket");
-    let owner = store
-        .claim_membership(&room.id, by_ticket("t", 1).0)
-        .await
-        .expect("owner")
-        .member;
+    let owner = claim_owner(&store, &room.id, "t", 1).await;
     join(&store, &room.id, "bob", 2).await;
     published(&mut bus).await;
     store

@@ -100,6 +100,24 @@ pub fn by_ticket(ticket: &str, session: u64) -> (Claim, String) {
     (claim, resume)
 }
 
+/// The owner joins (ticket `ticket`, session `session`) and is returned.
+pub async fn claim_owner(
+    store: &Store,
+    room_id: &str,
+    ticket: &str,
+    session: u64,
+) -> store::Member {
+    store
+        .issue_ticket(room_id, TokenHash::of(ticket), owner_ticket(60_000))
+        .await
+        .expect("ticket");
+    store
+        .claim_membership(room_id, by_ticket(ticket, session).0)
+        .await
+        .expect("owner")
+        .member
+}
+
 pub fn owner_ticket(expires_in: Millis) -> store::Ticket {
     store::Ticket {
         display_name: "alice".into(),

@@ -428,15 +428,7 @@ mod redis_keys {
             for way in ["resume", "owner reclaim", "ticket", "message", "leave"] {
                 let (room, _) = room(10, 600);
                 store.create_room(room.clone()).await.expect("create");
-                store
-                    .issue_ticket(&room.id, TokenHash::of("o1"), owner_ticket(60_000))
-                    .await
-                    .expect("ticket");
-                let owner = store
-                    .claim_membership(&room.id, by_ticket("o1", 1).0)
-                    .await
-                    .expect("owner")
-                    .member;
+                let owner = claim_owner(&store, &room.id, "o1", 1).await;
                 let (bob, token) = join_resumable(&store, &room.id, "bob", 2).await;
                 match way {
                     "resume" => {
@@ -459,14 +451,7 @@ mod redis_keys {
                     }
                     "owner reclaim" => {
                         store.release_member(&room.id, &bob.id).await.ok();
-                        store
-                            .issue_ticket(&room.id, TokenHash::of("o2"), owner_ticket(60_000))
-                            .await
-                            .expect("ticket");
-                        store
-                            .claim_membership(&room.id, by_ticket("o2", 5).0)
-                            .await
-                            .expect("the owner again");
+                        claim_owner(&store, &room.id, "o2", 5).await;
                     }
                     "ticket" => {
                         store
