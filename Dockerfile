@@ -22,6 +22,8 @@ RUN touch crates/*/src/lib.rs crates/api/src/main.rs \
     && cargo build --release --locked -p ephemera-api --bin ephemera
 
 FROM debian:bookworm-slim
+# CA certificates, for rediss:// to a managed Redis whose certificate a public CA signed.
+COPY --from=build /etc/ssl/certs/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /src/target/release/ephemera /usr/local/bin/ephemera
 # An unprivileged user with no shell and no home.
 USER 10001:10001

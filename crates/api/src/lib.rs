@@ -134,6 +134,7 @@ impl Application {
         let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
         let drain_delay = Duration::from_secs(s.drain_delay_seconds);
         let bind_addr = config.bind_addr;
+        let metrics_bind_addr = config.metrics_bind_addr;
         let cors_origins = config.cors_origins.clone();
         let page = ops::page(&config.settings);
         let state = web::Data::new(AppState {
@@ -149,6 +150,13 @@ impl Application {
         let listener = listen(bind_addr)
             .with_context(|| format!("cannot listen on {bind_addr} (EPHEMERA_BIND_ADDR)"))?;
         let port = listener.local_addr()?.port();
+        let metrics_listener = match metrics_bind_addr {
+            Some(addr) => Some(listen(addr).with_context(|| {
+                format!("cannot listen on {addr} (EPHEMERA_METRICS_BIND_ADDR)")
+            })?),
+            None => None,
+        };
+        let metrics_state = state.clone();
         let app_state = state.clone();
         let app = move || {
             App::new()
@@ -220,6 +228,9 @@ impl Application {
                 })
                 .wrap(NormalizePath::trim())
         };
+        // A peer that acknowledges nothing for as long as a write may stall is gone, even
+        // while nothing is written to it (the kernel then drops the connection).
+        let user_timeout = hub.config().stall_timeout;
         // actix-web's HttpServer, but with an upgrade service: WebSocket upgrades reach
         // `ws::accept` with their socket instead of the app (see ws.rs).
         let server = Server::build()
@@ -231,9 +242,7 @@ impl Application {
                 HttpService::<TcpStream, _, _>::build()
                     .client_request_timeout(Duration::from_secs(5))
                     .client_disconnect_timeout(Duration::from_secs(1))
-                    .on_connect_ext(|io: &TcpStream, _| {
-                        let _ = io.set_nodelay(true);
-                    })
+                    .on_connect_ext(move |io: &TcpStream, _| tune(io, user_timeout))
                     .upgrade(fn_factory(move || {
                         let state = state.clone();
                         async move {
@@ -244,8 +253,23 @@ impl Application {
                     }))
                     .h1(map_config(app(), |_| AppConfig::default()))
                     .tcp()
-            })?
-            .run();
+            })?;
+        let server = match metrics_listener {
+            Some(listener) => server.listen("metrics", listener, move || {
+                let state = metrics_state.clone();
+                HttpService::<TcpStream, _, _>::build()
+                    .client_request_timeout(Duration::from_secs(5))
+                    .h1(map_config(
+                        App::new()
+                            .app_data(state)
+                            .route("/metrics", web::get().to(ops::scrape)),
+                        |_| AppConfig::default(),
+                    ))
+                    .tcp()
+            })?,
+            None => server,
+        }
+        .run();
         Ok(Application {
             server,
             port,
@@ -300,6 +324,12 @@ async fn shutdown_signal() {
     {
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+/// An accepted connection's options: no Nagle delay, and `TCP_USER_TIMEOUT`.
+fn tune(io: &TcpStream, user_timeout: Duration) {
+    let _ = io.set_nodelay(true);
+    let _ = socket2::SockRef::from(io).set_tcp_user_timeout(Some(user_timeout));
 }
 
 /// Connections the kernel may queue before they are accepted.
@@ -419,4 +449,29 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .configure(routes)
         .split_for_parts()
         .1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::tune;
+    use std::time::Duration;
+
+    /// A peer that stops acknowledging (a phone that lost its network) is dropped by the kernel
+    /// after the stall timeout, whether or not anything is being written to it.
+    #[tokio::test]
+    async fn accepted_sockets_give_up_on_a_silent_peer() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("listen");
+        let addr = listener.local_addr().expect("addr");
+        let _client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        let (accepted, _) = listener.accept().await.expect("accept");
+        tune(&accepted, Duration::from_secs(7));
+        let sock = socket2::SockRef::from(&accepted);
+        assert_eq!(
+            sock.tcp_user_timeout().expect("read"),
+            Some(Duration::from_secs(7))
+        );
+        assert!(sock.tcp_nodelay().expect("read"));
+    }
 }

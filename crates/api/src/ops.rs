@@ -51,21 +51,75 @@ async fn ready(state: &AppState) -> Result<(), ApiError> {
     Ok(state.hub.store().ping().await?)
 }
 
-/// Prometheus metrics (OpenMetrics text).
+/// Prometheus metrics: the Prometheus text format (0.0.4), or OpenMetrics when `Accept` asks
+/// for it (as Prometheus does when it prefers it).
 #[utoipa::path(
     tag = "operations",
-    responses((status = 200, description = "Metrics", content_type = "application/openmetrics-text", body = String))
+    responses((status = 200, description = "Metrics: `text/plain; version=0.0.4`, or `application/openmetrics-text` when asked for in `Accept`", content_type = "text/plain", body = String))
 )]
 #[get("/metrics")]
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.config.metrics_bind_addr.is_some() {
+        return Err(ApiError::new(ErrorCode::NotFound, "Not found"));
+    }
+    scrape(req, state).await
+}
+
+/// `/metrics` itself, on whichever listener serves it.
+pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let ready = ready(&state).await.is_ok();
     state.metrics.ready.set(i64::from(ready));
     let mut body = String::new();
     prometheus_client::encoding::text::encode(&mut body, &state.registry)
         .map_err(|_| ApiError::new(ErrorCode::Internal, "Cannot encode metrics"))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(body))
+    let openmetrics = req
+        .headers()
+        .get_all(header::ACCEPT)
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("application/openmetrics-text"));
+    Ok(if openmetrics {
+        HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(body)
+    } else {
+        HttpResponse::Ok()
+            .content_type("text/plain; version=0.0.4; charset=utf-8")
+            .body(prometheus_text(&body))
+    })
+}
+
+/// The Prometheus text format of an OpenMetrics exposition: no `# EOF` or `# UNIT` lines, and a
+/// counter's `HELP` and `TYPE` name its `_total` sample, as Prometheus's own clients write them.
+fn prometheus_text(openmetrics: &str) -> String {
+    let mut counters = std::collections::HashSet::new();
+    for line in openmetrics.lines() {
+        if let Some(name) = line
+            .strip_prefix("# TYPE ")
+            .and_then(|rest| rest.strip_suffix(" counter"))
+        {
+            counters.insert(name.to_owned());
+        }
+    }
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let comment = ["# HELP ", "# TYPE "]
+            .into_iter()
+            .find(|prefix| line.starts_with(prefix));
+        match comment {
+            Some(prefix) => {
+                let rest = &line[prefix.len()..];
+                let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
+                let total = if counters.contains(name) { "_total" } else { "" };
+                out.push_str(&format!("{prefix}{name}{total} {tail}"));
+            }
+            None => out.push_str(line),
+        }
+        out.push('\n');
+    }
+    out
 }
 
 /// The OpenAPI document, generated from the handlers and the protocol types once.
@@ -249,6 +303,19 @@ pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn prometheus_text_names_counters_by_their_samples_and_drops_openmetrics_lines() {
+        let openmetrics = "# HELP a_in Messages in.\n# TYPE a_in counter\na_in_total 3\n\
+            # HELP lag Lag.\n# TYPE lag histogram\n# UNIT lag seconds\nlag_bucket{le=\"1.0\"} 2\n\
+            # HELP n Open.\n# TYPE n gauge\nn 1\n# EOF\n";
+        assert_eq!(
+            prometheus_text(openmetrics),
+            "# HELP a_in_total Messages in.\n# TYPE a_in_total counter\na_in_total 3\n\
+            # HELP lag Lag.\n# TYPE lag histogram\nlag_bucket{le=\"1.0\"} 2\n\
+            # HELP n Open.\n# TYPE n gauge\nn 1\n"
+        );
+    }
+
     use super::*;
 
     #[test]
