@@ -194,6 +194,62 @@ async fn a_client_that_stops_reading_is_closed_with_4008_and_never_delays_the_ot
     );
 }
 
+/// A joiner whose socket never reads, not even its welcome, holds nothing for long: it is
+/// dropped within the stall timeout, goes offline after the grace, and its name is free again.
+/// Two sizes of welcome: one the kernel's buffers take whole (about 800 KB; only
+/// `TCP_USER_TIMEOUT` notices the peer's closed window), and one no buffer takes (about 4.8 MB;
+/// the welcome's own write times out after the stall timeout).
+#[tokio::test]
+async fn a_joiner_that_never_reads_its_welcome_pins_nothing() {
+    for history in [100, 600] {
+        never_reading_joiner(history).await;
+    }
+}
+
+async fn never_reading_joiner(history: usize) {
+    let app = spawn_with(|s| {
+        s.message_rate_per_second = 100_000;
+        s.message_burst = 100_000;
+        s.stall_timeout_seconds = 1;
+        s.history_limit = history;
+    })
+    .await;
+    let room = app.open_room().await;
+    let (mut writer, _) = app.member(&room.id, "writer").await;
+    // Messages of 2000 four-byte characters: 8 KB each.
+    let long = "😀".repeat(2000);
+    for i in 0..history {
+        writer.say(&long, &format!("c{i}")).await;
+        if i % 50 == 49 {
+            while writer.next_of("message").await["id"] != i as u64 + 1 {}
+        }
+    }
+    let joined = std::time::Instant::now();
+    let _stalled = Ws::connect_small_buffer(&format!(
+        "{}/rooms/{}/ws?display_name=stalled",
+        app.ws_base, room.id
+    ))
+    .await;
+    loop {
+        let presence = writer.next_of("presence").await;
+        if presence["event"] == "user_offline" {
+            assert_eq!(presence["display_name"], "stalled");
+            break;
+        }
+    }
+    // TCP_USER_TIMEOUT (twice the stall timeout) or the welcome's write timeout, then the
+    // grace (1 s) and its sweep.
+    assert!(
+        joined.elapsed() < Duration::from_secs(6),
+        "{history}: offline after {:?}",
+        joined.elapsed()
+    );
+    let (_again, welcome) = app.member(&room.id, "stalled").await;
+    assert_eq!(welcome["display_name"], "stalled", "the name is free again");
+    let details = app.details(&room.id).await;
+    assert_eq!(details["online_users_count"], 2, "{details}");
+}
+
 #[tokio::test]
 async fn sockets_that_never_answer_pings_are_dropped_and_live_ones_kept() {
     let app = spawn_with(|s| s.ping_interval_seconds = 1).await;

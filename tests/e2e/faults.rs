@@ -246,6 +246,86 @@ async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room
     assert_eq!(b.next_of("message").await["text"], "back");
 }
 
+/// How Redis fails, for [`an_instance_that_lost_redis_says_so_at_once`].
+#[derive(Debug, Clone, Copy)]
+enum Outage {
+    /// Killed: connections are refused.
+    Stopped,
+    /// SIGSTOP: connections stay open and hang.
+    Paused,
+    /// Every client connection closed (the server itself is fine).
+    ConnectionsKilled,
+}
+
+/// `/readyz` answers from what the instance knows, at once, whatever Redis does; while Redis is
+/// known down, REST and WebSocket operations fail at once (503 with `Retry-After`, an
+/// `unavailable` frame) instead of each waiting for a timeout; all recovers when Redis does.
+#[tokio::test]
+async fn an_instance_that_lost_redis_says_so_at_once() {
+    const PROMPT: Duration = Duration::from_millis(300);
+    for outage in [Outage::Stopped, Outage::Paused, Outage::ConnectionsKilled] {
+        let mut redis = store::testing::RedisServer::start();
+        let cluster = Cluster::on(&redis.url(), 1, &[]);
+        let app = cluster.instance(0);
+        let room = app.open_room().await;
+        let (mut member, _) = app.member(&room.id, "m").await;
+        match outage {
+            Outage::Stopped => redis.kill(),
+            Outage::Paused => redis.pause(),
+            Outage::ConnectionsKilled => redis.kill_clients(),
+        }
+        // Every readiness answer is prompt; it turns 503 once the loss is known.
+        let deadline = Instant::now() + Duration::from_secs(4);
+        let mut slowest = Duration::ZERO;
+        let mut saw_503 = false;
+        while Instant::now() < deadline && !saw_503 {
+            let asked = Instant::now();
+            let status = app.get("/readyz").await.status();
+            slowest = slowest.max(asked.elapsed());
+            saw_503 = status == 503;
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(slowest < PROMPT, "{outage:?}: /readyz took {slowest:?}");
+        if !matches!(outage, Outage::ConnectionsKilled) {
+            assert!(saw_503, "{outage:?}: /readyz turns 503");
+            let asked = Instant::now();
+            let res = app.post("/rooms", json!({"owner_name": "alice"})).await;
+            assert_eq!(res.status(), 503, "{outage:?}");
+            assert_eq!(res.headers()["retry-after"], "1", "{outage:?}");
+            assert!(
+                asked.elapsed() < PROMPT,
+                "{outage:?}: REST took {:?}",
+                asked.elapsed()
+            );
+            let asked = Instant::now();
+            member.say("anyone?", "c").await;
+            let refused = member.next_of("error").await;
+            assert_eq!(refused["code"], "unavailable", "{outage:?}");
+            assert!(
+                asked.elapsed() < PROMPT,
+                "{outage:?}: a message took {:?}",
+                asked.elapsed()
+            );
+        }
+        match outage {
+            Outage::Stopped => redis.restart(),
+            Outage::Paused => redis.unpause(),
+            Outage::ConnectionsKilled => {}
+        }
+        app.await_readyz(200, Instant::now() + Duration::from_secs(10))
+            .await;
+        app.open_room().await;
+        if !matches!(outage, Outage::Stopped) {
+            member.say("back", "c2").await;
+            assert_eq!(
+                member.next_of("message").await["text"],
+                "back",
+                "{outage:?}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_drained_instance_hands_its_members_over_without_losing_a_message() {
     let mut cluster = Cluster::start(
@@ -457,8 +537,11 @@ async fn a_stalled_client_is_dropped_after_the_stall_timeout_even_under_the_byte
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0);
     assert!(dropped >= 1, "{metrics}");
+    // The 4008 close queued behind what it never read; having read nothing for twice the
+    // stall timeout, its connection was reset by the kernel (TCP_USER_TIMEOUT) before it
+    // came to read: either way the client resumes.
     let (code, _) = stalled.closed().await;
-    assert_eq!(code, 4008);
+    assert!(code == 4008 || code == 1006, "{code}");
     assert_clean(&[&reader]);
 }
 

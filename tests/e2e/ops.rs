@@ -42,7 +42,12 @@ async fn metrics_stay_off_the_public_listener() {
     let scraper = TestApp::at(port);
     let res = scraper.get("/metrics").await;
     assert_eq!(res.status(), 200);
-    assert!(res.text().await.expect("text").contains("ephemera_connections"));
+    assert!(
+        res.text()
+            .await
+            .expect("text")
+            .contains("ephemera_connections")
+    );
     assert_eq!(scraper.get("/readyz").await.status(), 404, "metrics only");
 
     let cluster = crate::cluster::Cluster::start(1, &[]);
@@ -62,13 +67,22 @@ async fn metrics_answer_the_format_the_scraper_asks_for() {
         "text/plain; version=0.0.4; charset=utf-8"
     );
     let body = plain.text().await.expect("text");
-    assert!(!body.contains("# EOF") && !body.contains("# UNIT"), "{body}");
+    assert!(
+        !body.contains("# EOF") && !body.contains("# UNIT"),
+        "{body}"
+    );
     let parse = "import sys\n\
         from prometheus_client.parser import text_string_to_metric_families as parse\n\
         for f in parse(sys.stdin.read()):\n    print(f.name, f.type)";
     let families = crate::ship::run_with_stdin(crate::ship::tool("python"), &["-c", parse], &body);
-    for family in ["ephemera_messages_in counter", "ephemera_store_op_seconds histogram"] {
-        assert!(families.lines().any(|l| l == family), "{family}:\n{families}");
+    for family in [
+        "ephemera_messages_in counter",
+        "ephemera_store_op_seconds histogram",
+    ] {
+        assert!(
+            families.lines().any(|l| l == family),
+            "{family}:\n{families}"
+        );
     }
     let res = app
         .http

@@ -86,7 +86,10 @@ fn the_dockerfile_passes_hadolint() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).expect("Dockerfile");
     assert!(dockerfile.contains("USER 10001"), "runs as a non-root user");
     assert!(dockerfile.contains("HEALTHCHECK"), "has a healthcheck");
-    let runtime = dockerfile.rsplit("\nFROM ").next().expect("a runtime stage");
+    let runtime = dockerfile
+        .rsplit("\nFROM ")
+        .next()
+        .expect("a runtime stage");
     assert!(
         runtime.contains("/etc/ssl/certs/ca-certificates.crt"),
         "the runtime image carries CA certificates (rediss:// to a managed Redis)"

@@ -87,10 +87,13 @@ impl From<store::Error> for ApiError {
         match err {
             store::Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "Service temporarily unavailable, try again",
-                )
+                ApiError {
+                    retry_after: Some(1),
+                    ..ApiError::new(
+                        ErrorCode::Unavailable,
+                        "Service temporarily unavailable, try again",
+                    )
+                }
             }
             store::Error::Refused(code) => ApiError::new(code, code.sentence()),
         }

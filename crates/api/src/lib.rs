@@ -228,9 +228,11 @@ impl Application {
                 })
                 .wrap(NormalizePath::trim())
         };
-        // A peer that acknowledges nothing for as long as a write may stall is gone, even
-        // while nothing is written to it (the kernel then drops the connection).
-        let user_timeout = hub.config().stall_timeout;
+        // A peer that has acknowledged nothing, or kept its window closed, for twice the stall
+        // timeout is gone, even while nothing is being written to it (everything sent sits in
+        // the kernel's buffers): the kernel drops the connection. Twice, so that while the app
+        // writes, its own stall check (4008) comes first.
+        let user_timeout = hub.config().stall_timeout * 2;
         // actix-web's HttpServer, but with an upgrade service: WebSocket upgrades reach
         // `ws::accept` with their socket instead of the app (see ws.rs).
         let server = Server::build()

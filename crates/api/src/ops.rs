@@ -58,7 +58,10 @@ async fn ready(state: &AppState) -> Result<(), ApiError> {
     responses((status = 200, description = "Metrics: `text/plain; version=0.0.4`, or `application/openmetrics-text` when asked for in `Accept`", content_type = "text/plain", body = String))
 )]
 #[get("/metrics")]
-pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn metrics(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     if state.config.metrics_bind_addr.is_some() {
         return Err(ApiError::new(ErrorCode::NotFound, "Not found"));
     }
@@ -66,7 +69,10 @@ pub async fn metrics(req: HttpRequest, state: web::Data<AppState>) -> Result<Htt
 }
 
 /// `/metrics` itself, on whichever listener serves it.
-pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn scrape(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let ready = ready(&state).await.is_ok();
     state.metrics.ready.set(i64::from(ready));
     let mut body = String::new();
@@ -112,7 +118,11 @@ fn prometheus_text(openmetrics: &str) -> String {
             Some(prefix) => {
                 let rest = &line[prefix.len()..];
                 let (name, tail) = rest.split_once(' ').unwrap_or((rest, ""));
-                let total = if counters.contains(name) { "_total" } else { "" };
+                let total = if counters.contains(name) {
+                    "_total"
+                } else {
+                    ""
+                };
                 out.push_str(&format!("{prefix}{name}{total} {tail}"));
             }
             None => out.push_str(line),

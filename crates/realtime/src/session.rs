@@ -63,6 +63,10 @@ const QUEUE_FRAMES: usize = 4096;
 /// How long a close frame may wait behind unread frames before the socket is just dropped.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What a join's store calls may take (a claim and a history read, each bounded by the store's
+/// command timeout), on top of the stall timeout its welcome may take to be written.
+const JOIN_STORE_TIME: Duration = Duration::from_secs(5);
+
 /// A refused message: more than `MESSAGE_BURST` refusals within this window is abuse (4029).
 const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 
@@ -89,7 +93,13 @@ impl Hub {
             refuse(transport, err.code(), err.code().close_code()).await;
             return;
         }
-        let joined = Box::pin(self.join(&room_id, entry, session, &mut transport)).await;
+        // A client that never reads its welcome (or a store that hangs) must not hold the
+        // member, its name and this task: the whole join has a deadline.
+        let deadline = self.config().stall_timeout + JOIN_STORE_TIME;
+        let joined = Box::pin(self.join(&room_id, entry, session, &mut transport));
+        let joined = tokio::time::timeout(deadline, joined)
+            .await
+            .unwrap_or(Err(Exit::Gone));
         let exit = match joined {
             Ok((joined, last_id)) => {
                 let member_id: Arc<str> = Arc::from(joined.member.id.as_str());
@@ -240,7 +250,18 @@ impl Hub {
             recovered: after.is_none() || history.complete,
             timestamp: rfc3339(now),
         }));
-        send_frame(transport, &welcome).await?;
+        // Under the stall timeout like every write: a client that does not read its welcome is
+        // dropped, and its grace starts now.
+        let stall = self.config().stall_timeout;
+        let Ok(sent) = tokio::time::timeout(stall, send_frame(transport, &welcome)).await else {
+            self.leave(Live {
+                room_id: Arc::from(room_id),
+                member_id: Arc::from(joined.member.id.as_str()),
+                session,
+            });
+            return Err(Exit::Gone);
+        };
+        sent?;
         self.note_welcome(room_id, history.last_id, &joined.view.members);
         Ok((joined, history.last_id))
     }
@@ -546,9 +567,12 @@ async fn refusal<T: Transport>(
     detail: &str,
     close_code: u16,
 ) -> Exit {
-    match send_frame(transport, &ServerFrame::error(code, detail)).await {
-        Ok(()) => Exit::Close(close_code, code.as_str()),
-        Err(exit) => exit,
+    // A client that never reads must not hold the task that refuses it.
+    let frame = ServerFrame::error(code, detail);
+    match tokio::time::timeout(CLOSE_TIMEOUT, send_frame(transport, &frame)).await {
+        Ok(Ok(())) => Exit::Close(close_code, code.as_str()),
+        Ok(Err(exit)) => exit,
+        Err(_) => Exit::Gone,
     }
 }
 

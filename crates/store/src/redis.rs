@@ -44,6 +44,10 @@ const SWEEP_BATCH: usize = 512;
 const TOUCH_BATCH: usize = 500;
 /// A command that gets no answer within this fails (REST answers 503 promptly).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the link to Redis is probed, and how long a probe may take before the link counts
+/// as down (then readiness fails and every operation fails at once, until a probe answers).
+const PROBE_INTERVAL: Duration = Duration::from_millis(250);
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 /// Pub/sub messages buffered for the dispatcher before it counts as lagging (then: resync).
 const PUBSUB_BUFFER: usize = 1 << 16;
 
@@ -124,6 +128,8 @@ pub struct RedisStore {
     background: Client,
     /// False from a reconnect of `client` until every room is subscribed again.
     subscribed: Arc<AtomicBool>,
+    /// False while Redis is known to be unreachable: disconnected, or not answering a probe.
+    up: Arc<AtomicBool>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -132,27 +138,86 @@ fn unavailable(err: impl std::fmt::Display) -> Error {
     Error::Unavailable(err.to_string())
 }
 
-async fn run_on(
-    client: &Client,
-    script: &Script,
-    keys: Vec<String>,
-    args: Vec<String>,
-) -> Result<Value> {
-    script
-        .evalsha_with_reload(client, keys, args)
-        .await
-        .map_err(unavailable)
+/// The link to Redis as the instance knows it: operations fail at once while it is down,
+/// instead of each waiting for its own timeout.
+#[derive(Clone)]
+struct Link {
+    up: Arc<AtomicBool>,
 }
 
-/// A plain command routed by its first key.
-async fn command<R, T>(client: &Client, name: &'static str, args: Vec<T>) -> Result<R>
-where
-    R: FromValue,
-    T: TryInto<Value> + Send,
-    T::Error: Into<fred::error::Error> + Send,
-{
-    let cmd = CustomCommand::new_static(name, ClusterHash::FirstKey, false);
-    client.custom(cmd, args).await.map_err(unavailable)
+impl Link {
+    fn check(&self) -> Result<()> {
+        if self.up.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::Unavailable("Redis is unreachable".into()))
+        }
+    }
+
+    /// A failed command: a timeout or a broken connection means the link is down until the
+    /// next probe answers; a refusal by Redis (OOM, a script error) says nothing about it.
+    fn failed(&self, err: fred::error::Error) -> Error {
+        use fred::error::ErrorKind;
+        if matches!(
+            err.kind(),
+            ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled
+        ) {
+            self.up.store(false, Ordering::Release);
+        }
+        unavailable(err)
+    }
+}
+
+impl RedisStore {
+    fn link(&self) -> Link {
+        Link {
+            up: self.up.clone(),
+        }
+    }
+
+    async fn run_on(
+        &self,
+        client: &Client,
+        script: &Script,
+        keys: Vec<String>,
+        args: Vec<String>,
+    ) -> Result<Value> {
+        let link = self.link();
+        link.check()?;
+        script
+            .evalsha_with_reload(client, keys, args)
+            .await
+            .map_err(|err| link.failed(err))
+    }
+
+    /// A plain command routed by its first key.
+    async fn command<R, T>(&self, client: &Client, name: &'static str, args: Vec<T>) -> Result<R>
+    where
+        R: FromValue,
+        T: TryInto<Value> + Send,
+        T::Error: Into<fred::error::Error> + Send,
+    {
+        let link = self.link();
+        link.check()?;
+        let cmd = CustomCommand::new_static(name, ClusterHash::FirstKey, false);
+        client
+            .custom(cmd, args)
+            .await
+            .map_err(|err| link.failed(err))
+    }
+}
+
+/// Probes the link every [`PROBE_INTERVAL`]: up while the connection is established and a
+/// PING answers within [`PROBE_TIMEOUT`].
+async fn watch_link(client: Client, up: Arc<AtomicBool>) {
+    loop {
+        let answered = client.is_connected()
+            && tokio::time::timeout(PROBE_TIMEOUT, client.ping::<Value>(None))
+                .await
+                .is_ok_and(|reply| reply.is_ok());
+        up.store(answered, Ordering::Release);
+        tokio::time::sleep(PROBE_INTERVAL).await;
+    }
 }
 
 /// The room's keys, in the order the scripts' prelude names them.
@@ -251,6 +316,8 @@ impl RedisStore {
         }
         let (tx, bus) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(true));
+        let up = Arc::new(AtomicBool::new(true));
+        tokio::spawn(watch_link(client.clone(), up.clone()));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
@@ -258,6 +325,7 @@ impl RedisStore {
                 client,
                 background,
                 subscribed,
+                up,
                 scripts,
                 config: Arc::new(config),
             },
@@ -266,7 +334,7 @@ impl RedisStore {
     }
 
     async fn run(&self, script: &Script, keys: Vec<String>, args: Vec<String>) -> Result<Value> {
-        run_on(&self.client, script, keys, args).await
+        self.run_on(&self.client, script, keys, args).await
     }
 
     /// Runs a room script (with the prelude's keys and first arguments) whose reply is
@@ -296,12 +364,13 @@ impl RedisStore {
         for room_id in rooms {
             args.extend([at.as_str(), room_id]);
         }
-        command::<Value, _>(client, "ZADD", args).await?;
+        self.command::<Value, _>(client, "ZADD", args).await?;
         Ok(())
     }
 
+    /// Readiness, from what the instance knows: the link's last probe and the subscriptions.
     pub async fn ping(&self) -> Result<()> {
-        self.client.ping::<Value>(None).await.map_err(unavailable)?;
+        self.link().check()?;
         if !self.subscribed.load(Ordering::Acquire) {
             return Err(Error::Unavailable(
                 "the pub/sub subscriptions are down".into(),
@@ -565,17 +634,20 @@ impl RedisStore {
         for l in &members {
             zadd.extend([deadline.clone(), format!("{}\n{}", l.member_id, l.session)]);
         }
-        let moved: usize = command(client, "ZADD", zadd).await?;
+        let moved: usize = self.command(client, "ZADD", zadd).await?;
         if moved == members.len() {
             return Ok((true, Vec::new()));
         }
         // Some are stale (or already had this deadline, set in the same millisecond).
         let mut hmget = vec![key(room_id, "state")];
         hmget.extend(members.iter().map(|l| l.member_id.to_string()));
-        let states: Vec<Value> = command(client, "HMGET", hmget).await?;
+        let states: Vec<Value> = self.command(client, "HMGET", hmget).await?;
         // A missing state may mean the whole room is gone (its keys go together).
         if states.iter().any(Value::is_null)
-            && command::<u64, _>(client, "EXISTS", vec![key(room_id, "meta")]).await? == 0
+            && self
+                .command::<u64, _>(client, "EXISTS", vec![key(room_id, "meta")])
+                .await?
+                == 0
         {
             let gone = (0..members.len()).map(|j| (j, Stale::RoomGone));
             return Ok((false, gone.collect()));
@@ -720,15 +792,16 @@ impl RedisStore {
             LEASE_MS.to_string(),
             SWEEP_BATCH.to_string(),
         ];
-        let mut reply = run_on(
-            &self.background,
-            &self.scripts.claim_due,
-            vec![SCHEDULE.into()],
-            args,
-        )
-        .await?
-        .into_array()
-        .into_iter();
+        let mut reply = self
+            .run_on(
+                &self.background,
+                &self.scripts.claim_due,
+                vec![SCHEDULE.into()],
+                args,
+            )
+            .await?
+            .into_array()
+            .into_iter();
         let lease = reply
             .next()
             .and_then(|v| v.as_u64())
@@ -753,15 +826,16 @@ impl RedisStore {
         let mut args = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
         args.push(closed_frame(room_id, CloseReason::Expired, now)?);
         args.push(closed_frame(room_id, CloseReason::OwnerOffline, now)?);
-        let mut reply = run_on(
-            &self.background,
-            &self.scripts.sweep_room,
-            room_keys(room_id),
-            args,
-        )
-        .await?
-        .into_array()
-        .into_iter();
+        let mut reply = self
+            .run_on(
+                &self.background,
+                &self.scripts.sweep_room,
+                room_keys(room_id),
+                args,
+            )
+            .await?
+            .into_array()
+            .into_iter();
         let next = match reply.next().and_then(|v| v.as_string()).as_deref() {
             Some("next") => reply
                 .next()
@@ -771,7 +845,7 @@ impl RedisStore {
             _ => "gone".into(),
         };
         let args = vec![room_id.to_owned(), lease.to_string(), next];
-        run_on(
+        self.run_on(
             &self.background,
             &self.scripts.reschedule,
             vec![SCHEDULE.into()],
@@ -825,10 +899,12 @@ impl RedisStore {
     }
 
     pub async fn subscribe(&self, room_id: &str) -> Result<()> {
+        let link = self.link();
+        link.check()?;
         self.client
             .ssubscribe(channel(room_id))
             .await
-            .map_err(unavailable)
+            .map_err(|err| link.failed(err))
     }
 
     /// The hub subscribed every room it hosts again after a reconnect.

@@ -111,6 +111,32 @@ impl RedisServer {
         self.child = spawn(self.port, &self.dir, &self.extra);
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open and nothing answers.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server (SIGCONT).
+    pub fn unpause(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal}");
+    }
+
+    /// Closes every client connection (commands and subscriptions), as a proxy or a failover
+    /// would.
+    pub fn kill_clients(&self) {
+        for kind in ["normal", "pubsub"] {
+            self.cli(&["CLIENT", "KILL", "TYPE", kind]);
+        }
+    }
+
     /// Runs `redis-cli` against this server and returns its output.
     pub fn cli(&self, args: &[&str]) -> String {
         let out = Command::new("redis-cli")
