@@ -25,6 +25,8 @@ pub struct Settings {
     pub max_message_chars: usize,
     pub max_frame_bytes: usize,
     pub history_limit: usize,
+    /// Bytes of message frames kept per room (the newest messages that fit).
+    pub history_max_bytes: usize,
     pub ticket_ttl_seconds: u64,
     pub presence_grace_seconds: u64,
     pub message_rate_per_second: u32,
@@ -90,6 +92,7 @@ impl Default for Settings {
             max_message_chars: limits::MAX_MESSAGE_CHARS,
             max_frame_bytes: limits::MAX_FRAME_BYTES,
             history_limit: limits::HISTORY_LIMIT,
+            history_max_bytes: 256 * 1024,
             ticket_ttl_seconds: limits::TICKET_TTL_SECONDS,
             presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
             message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
@@ -255,10 +258,11 @@ impl Config {
                 "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
             ));
         }
-        let positive: [(&'static str, u64); 13] = [
+        let positive: [(&'static str, u64); 14] = [
             ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
             ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
             ("HISTORY_LIMIT", s.history_limit as u64),
+            ("HISTORY_MAX_BYTES", s.history_max_bytes as u64),
             ("TICKET_TTL_SECONDS", s.ticket_ttl_seconds),
             ("PRESENCE_GRACE_SECONDS", s.presence_grace_seconds),
             (

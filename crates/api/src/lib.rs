@@ -90,6 +90,7 @@ impl Application {
         let store_config = StoreConfig {
             presence_grace_ms: s.presence_grace_seconds * 1000,
             history_limit: s.history_limit,
+            history_max_bytes: s.history_max_bytes,
         };
         let refresh_interval = Duration::from_millis(store_config.refresh_ms());
         let (store, bus) = match &s.redis_url {

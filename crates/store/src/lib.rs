@@ -36,6 +36,9 @@ pub struct StoreConfig {
     pub presence_grace_ms: Millis,
     /// Messages kept per room.
     pub history_limit: usize,
+    /// Bytes of message frames (their JSON) kept per room: the newest messages that fit, and
+    /// always the newest one.
+    pub history_max_bytes: usize,
 }
 
 /// A refusal the client can act on, or a store that cannot answer.

@@ -10,7 +10,7 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
+    BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -37,7 +37,9 @@ struct State {
 struct RoomState {
     room: Room,
     members: HashMap<String, MemberState>,
-    history: VecDeque<MessageFrame>,
+    /// The newest messages, each with the size of its frame's JSON, and their total size.
+    history: VecDeque<(MessageFrame, usize)>,
+    history_bytes: usize,
     last_id: u64,
     tickets: HashMap<TokenHash, Ticket>,
     /// Wrong passwords by client: (count, window end).
@@ -103,6 +105,7 @@ impl MemoryStore {
                 room,
                 members: HashMap::new(),
                 history: VecDeque::new(),
+                history_bytes: 0,
                 last_id: 0,
                 tickets: HashMap::new(),
                 attempts: HashMap::new(),
@@ -312,7 +315,7 @@ impl MemoryStore {
         rate: Rate,
     ) -> Result<MessageFrame> {
         let now = now_ms();
-        let limit = self.config.history_limit;
+        let (limit, max_bytes) = (self.config.history_limit, self.config.history_max_bytes);
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
@@ -341,9 +344,17 @@ impl MemoryStore {
             client_id,
             timestamp: rfc3339(now),
         };
-        room.history.push_back(frame.clone());
-        while room.history.len() > limit {
-            room.history.pop_front();
+        // Sized as the Redis store sizes it: the frame's JSON.
+        let bytes = serde_json::to_string(&ServerFrame::Message(frame.clone()))
+            .map_or(0, |json| json.len());
+        room.history.push_back((frame.clone(), bytes));
+        room.history_bytes += bytes;
+        while room.history.len() > limit
+            || (room.history_bytes > max_bytes && room.history.len() > 1)
+        {
+            if let Some((_, bytes)) = room.history.pop_front() {
+                room.history_bytes -= bytes;
+            }
         }
         state.publish(room_id, &BusEvent::Message(frame.clone()));
         Ok(frame)
@@ -354,13 +365,14 @@ impl MemoryStore {
         let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
-        let complete = match room.history.front() {
+        let complete = match room.history.front().map(|(m, _)| m) {
             Some(first) => first.id <= after.saturating_add(1) || room.last_id <= after,
             None => room.last_id <= after,
         };
         let messages = room
             .history
             .iter()
+            .map(|(m, _)| m)
             .filter(|m| m.id > after)
             .take(limit)
             .cloned()

@@ -711,6 +711,7 @@ impl RedisStore {
             self.config.history_limit.to_string(),
             prefix.to_owned(),
             suffix.to_owned(),
+            self.config.history_max_bytes.to_string(),
         ];
         let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
         let reply = room_reply(self.run(&self.scripts.append, keys, args).await?)?;

@@ -1,6 +1,7 @@
 //! The conformance cases: the store's semantics, independent of the backend.
 
 use crate::helpers::*;
+use protocol::frames::ServerFrame;
 use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use std::time::Duration;
@@ -388,6 +389,81 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
                 .await
         ),
         ErrorCode::Unauthorized
+    );
+}
+
+/// History keeps the newest messages that fit in its bytes (their frames' JSON), fewer than
+/// its count when they are long, and always the newest one, however long.
+pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let mut sizes = Vec::new();
+    for i in 0..6 {
+        let m = store
+            .append_message(
+                &room.id,
+                &bob,
+                format!("{i}{}", "x".repeat(600)),
+                None,
+                RATE,
+            )
+            .await
+            .expect("append");
+        sizes.push(
+            serde_json::to_string(&ServerFrame::Message(m))
+                .expect("json")
+                .len(),
+        );
+    }
+    // The newest messages whose sizes add up to at most the bound.
+    let mut fit = 0;
+    let mut total = 0;
+    for size in sizes.iter().rev() {
+        total += size;
+        if total > HISTORY_BYTES {
+            break;
+        }
+        fit += 1;
+    }
+    assert!(
+        fit >= 1 && fit < HISTORY,
+        "the test's messages overflow the bytes first"
+    );
+    let ids = |h: store::History| h.messages.iter().map(|m| m.id).collect::<Vec<u64>>();
+    let history = store
+        .history_after(&room.id, 0, 100)
+        .await
+        .expect("history");
+    assert_eq!(ids(history), ((7 - fit as u64)..=6).collect::<Vec<_>>());
+    let gap = store
+        .history_after(&room.id, 0, 100)
+        .await
+        .expect("history");
+    assert!(!gap.complete, "what was dropped for its size is a gap");
+    store
+        .append_message(&room.id, &bob, "y".repeat(HISTORY_BYTES * 2), None, RATE)
+        .await
+        .expect("append");
+    let history = store
+        .history_after(&room.id, 0, 100)
+        .await
+        .expect("history");
+    assert_eq!(ids(history), vec![7], "the newest is kept, however long");
+    for i in 8..=12 {
+        store
+            .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+            .await
+            .expect("append");
+    }
+    let history = store
+        .history_after(&room.id, 0, 100)
+        .await
+        .expect("history");
+    assert_eq!(
+        ids(history),
+        vec![8, 9, 10, 11, 12],
+        "and short ones fill it again"
     );
 }
 

@@ -10,11 +10,14 @@ pub const GRACE_MS: Millis = 200;
 /// Refresh period of live connections that goes with it (`StoreConfig::refresh_ms`).
 pub const REFRESH_MS: Millis = GRACE_MS / 2;
 pub const HISTORY: usize = 5;
+pub const HISTORY_BYTES: usize = 2048;
 
 pub fn config() -> StoreConfig {
     StoreConfig {
         presence_grace_ms: GRACE_MS,
         history_limit: HISTORY,
+        // Five short messages fit; `history_is_bounded_in_bytes_too` fills it with long ones.
+        history_max_bytes: HISTORY_BYTES,
     }
 }
 

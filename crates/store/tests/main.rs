@@ -50,6 +50,7 @@ conformance!(
     messages_get_sequential_ids_and_history_keeps_the_newest,
     history_says_when_it_no_longer_covers_a_gap,
     history_reads_exactly_the_window_asked_for,
+    history_is_bounded_in_bytes_too,
     messages_are_rate_limited_per_member,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
     a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace,
@@ -126,6 +127,30 @@ mod redis_keys {
             .lines()
             .map(str::to_owned)
             .collect()
+    }
+
+    /// Redis keeps exactly the history it serves, no more (it kept up to twice the count
+    /// before trimming), and its byte count matches the list.
+    #[tokio::test]
+    async fn history_is_trimmed_to_its_limit_exactly() {
+        let (store, _bus, server, room) = redis_with_room().await;
+        let bob = join(&store, &room.id, "bob", 1).await;
+        for i in 0..(3 * HISTORY) {
+            store
+                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+                .await
+                .expect("append");
+            let key = room_key(&room.id, "history");
+            let kept: usize = server.cli(&["llen", &key]).trim().parse().expect("llen");
+            assert_eq!(kept, (i + 1).min(HISTORY));
+            let bytes: usize = server
+                .cli(&["lrange", &key, "0", "-1"])
+                .lines()
+                .map(str::len)
+                .sum();
+            let counted = server.cli(&["hget", &room_key(&room.id, "meta"), "history_bytes"]);
+            assert_eq!(counted.trim().parse::<usize>().expect("bytes"), bytes);
+        }
     }
 
     #[tokio::test]
@@ -276,27 +301,45 @@ mod redis_keys {
         );
     }
 
+    /// A Redis at its maxmemory refuses writes: each is `unavailable` and changes nothing (no
+    /// message id is used up), ending a room still works (it frees memory), and once there is
+    /// room again ids go on where they stopped.
     #[tokio::test]
-    async fn history_is_trimmed_to_at_most_twice_its_limit() {
+    async fn a_full_redis_refuses_writes_whole_and_still_ends_rooms() {
         let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
-        let key = room_key(&room.id, "history");
-        for i in 1..=3 * HISTORY as u64 + 1 {
-            store
-                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
-                .await
-                .expect("append");
-            let kept: usize = server.cli(&["llen", &key]).trim().parse().expect("llen");
-            assert!(kept < 2 * HISTORY, "{kept} kept after {i}");
+        let append = |text: &str| store.append_message(&room.id, &bob, text.to_owned(), None, RATE);
+        assert_eq!(append("before").await.expect("append").id, 1);
+        let (other, _) = crate::helpers::room(10, 60_000);
+        store.create_room(other.clone()).await.expect("create");
+        server.cli(&["config", "set", "maxmemory-policy", "noeviction"]);
+        server.cli(&["config", "set", "maxmemory", "1"]);
+        for _ in 0..3 {
+            assert!(matches!(
+                append("full").await,
+                Err(store::Error::Unavailable(_))
+            ));
         }
-        let history = store
-            .history_after(&room.id, 0, 100)
-            .await
-            .expect("history");
-        assert_eq!(
-            history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
-            (HISTORY as u64 * 2 + 2..=HISTORY as u64 * 3 + 1).collect::<Vec<_>>()
+        let (refused, _) = crate::helpers::room(10, 60_000);
+        assert!(matches!(
+            store.create_room(refused).await,
+            Err(store::Error::Unavailable(_))
+        ));
+        assert!(
+            store
+                .destroy_room(&other.id, CloseReason::Closed)
+                .await
+                .expect("ending a room frees memory, so it works when full")
         );
+        server.cli(&["config", "set", "maxmemory", "0"]);
+        assert_eq!(
+            append("after").await.expect("append").id,
+            2,
+            "no id was used up"
+        );
+        let history = store.history_after(&room.id, 0, 10).await.expect("history");
+        let texts: Vec<&str> = history.messages.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(texts, ["before", "after"]);
     }
 
     /// A read takes from Redis only the messages asked for, not the whole kept history: an

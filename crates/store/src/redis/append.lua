@@ -1,7 +1,7 @@
 -- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
 -- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[3]: member id;
 -- ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history limit; ARGV[7], ARGV[8]: the
--- message frame's JSON before and after its id.
+-- message frame's JSON before and after its id; ARGV[9]: most bytes of history kept.
 local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NOW, id = tonumber(ARGV[2]), ARGV[3]
 local exp = redis.call('HGET', META, 'expires_at')
@@ -19,9 +19,17 @@ if full_at - NOW > interval * tonumber(ARGV[5]) then return {'refused', 'rate_li
 if redis.call('HSET', RATE, id, full_at) == 1 then redis.call('PEXPIREAT', RATE, exp) end
 local seq = redis.call('HINCRBY', META, 'seq', 1)
 local message = ARGV[7] .. seq .. ARGV[8]
-local kept, limit = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6])
+local kept, limit, max_bytes = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6]), tonumber(ARGV[9])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
--- Trimmed once per `limit` messages, not on every one; history.lua reads the last `limit`.
-if kept >= 2 * limit then redis.call('LTRIM', HISTORY, -limit, -1) end
+-- History is the newest `limit` messages that fit in `max_bytes` (the newest always kept);
+-- META's history_bytes is the list's size. Nothing above can fail once a write is made (Redis
+-- refuses a script for memory only before its first write), so ids never skip.
+local bytes = redis.call('HINCRBY', META, 'history_bytes', #message)
+local freed = 0
+while kept > limit or (bytes - freed > max_bytes and kept > 1) do
+  freed = freed + #redis.call('LPOP', HISTORY)
+  kept = kept - 1
+end
+if freed > 0 then redis.call('HINCRBY', META, 'history_bytes', -freed) end
 redis.call('SPUBLISH', 'eph:{' .. ARGV[1] .. '}', message)
 return {'ok', seq}
