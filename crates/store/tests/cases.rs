@@ -427,7 +427,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
         fit += 1;
     }
     assert!(
-        fit >= 1 && fit < HISTORY,
+        (1..HISTORY).contains(&fit),
         "the test's messages overflow the bytes first"
     );
     let ids = |h: store::History| h.messages.iter().map(|m| m.id).collect::<Vec<u64>>();
