@@ -430,6 +430,77 @@ async fn ipv6_clients_are_limited_on_their_prefix() {
     );
 }
 
+/// A client holds at most `EPHEMERA_MAX_ROOMS_PER_CLIENT` open rooms (IPv6 on its /64), even
+/// when it asks in parallel; a room it closes stops counting; and the service holds at most
+/// `EPHEMERA_MAX_ROOMS` rooms. In memory, and on Redis through two instances at once.
+#[tokio::test]
+async fn open_rooms_are_capped_per_client_and_in_total() {
+    let memory = spawn_with(|s| {
+        s.max_rooms_per_client = 3;
+        s.max_rooms = 6;
+        s.trusted_proxies = Some("127.0.0.1".into());
+    })
+    .await;
+    rooms_capped(&[memory.clone(), memory]).await;
+    let cluster = crate::cluster::Cluster::start(
+        2,
+        &[
+            ("EPHEMERA_MAX_ROOMS_PER_CLIENT", "3"),
+            ("EPHEMERA_MAX_ROOMS", "6"),
+        ],
+    );
+    rooms_capped(&[cluster.instance(0), cluster.instance(1)]).await;
+}
+
+async fn rooms_capped(apps: &[TestApp]) {
+    let create = |i: usize, ip: String| {
+        let app = &apps[i % apps.len()];
+        let req = app
+            .http
+            .post(app.url("/rooms"))
+            .header("x-forwarded-for", ip)
+            .json(&json!({"owner_name": "alice"}));
+        async move { req.send().await.expect("req") }
+    };
+    let racing = (0..8).map(|i| create(i, format!("2001:db8:7:7::{:x}", i + 1)));
+    let answers = futures_util::future::join_all(racing).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|r| r.status().as_u16()).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [201, 201, 201, 429, 429, 429, 429, 429]);
+    let refused = answers
+        .iter()
+        .find(|r| r.status() == 429)
+        .expect("a refusal");
+    assert_retry_after(refused, 60);
+    let mut created = Vec::new();
+    for res in answers.into_iter().filter(|r| r.status() == 201) {
+        created.push(res.json::<Value>().await.expect("json"));
+    }
+    // Closing one frees its place.
+    let first = &created[0];
+    let res = apps[0]
+        .http
+        .delete(apps[0].url(&format!(
+            "/rooms/{}",
+            first["room_id"].as_str().expect("id")
+        )))
+        .bearer_auth(first["owner_token"].as_str().expect("token"))
+        .send()
+        .await
+        .expect("close");
+    assert_eq!(res.status(), 200);
+    assert_eq!(create(1, "2001:db8:7:7::99".into()).await.status(), 201);
+    // Three more from other clients fill the service; then everyone is refused.
+    for i in 0..3 {
+        assert_eq!(create(i, format!("192.0.2.{}", i + 1)).await.status(), 201);
+    }
+    let full = create(0, "192.0.2.50".into()).await;
+    assert_eq!(full.status(), 503);
+    assert_retry_after(&full, 60);
+    let body: Value = full.json().await.expect("json");
+    assert_eq!(body["code"], "unavailable");
+}
+
 /// Details and history reads are limited per client IP; another client reads on.
 #[tokio::test]
 async fn reads_are_limited_per_client_ip() {

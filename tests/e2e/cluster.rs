@@ -37,6 +37,7 @@ impl Cluster {
             // Every test client is 127.0.0.1: the per-client rates have tests of their own.
             ("EPHEMERA_CONNECT_RATE_PER_IP_PER_SECOND", "100000"),
             ("EPHEMERA_JOINS_PER_MINUTE", "100000"),
+            ("EPHEMERA_MAX_ROOMS_PER_CLIENT", "100000"),
             ("EPHEMERA_READS_PER_MINUTE", "100000"),
         ];
         settings.extend_from_slice(env);

@@ -246,6 +246,34 @@ async fn redis_down_is_unavailable_not_a_hang_and_an_empty_redis_ends_every_room
     assert_eq!(b.next_of("message").await["text"], "back");
 }
 
+/// A member the sweep removed while its socket still lived (its refreshes lost in a Redis
+/// brownout; here its deadline is moved into the past by hand) is told to join again (4401),
+/// not that it left (1000, which a client takes as final); others see why it went offline.
+#[tokio::test]
+async fn a_member_swept_while_its_socket_lives_is_told_to_join_again() {
+    let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "60")]);
+    let app = cluster.instance(0);
+    let room = app.open_room().await;
+    let (mut swept, welcome) = app.member(&room.id, "swept").await;
+    let (mut other, _) = app.member(&room.id, "other").await;
+    // Its liveness entry is "<member id>\n<session>" (redis-cli prints it on two lines).
+    let alive = format!("eph:{{{}}}:alive", room.id);
+    let listed = cluster.redis().cli(&["zrange", &alive, "0", "-1"]);
+    let lines: Vec<&str> = listed.lines().collect();
+    let id = welcome["member_id"].as_str().expect("member id");
+    let at = lines.iter().position(|l| *l == id).expect("its entry");
+    let entry = format!("{id}\n{}", lines[at + 1]);
+    cluster.redis().cli(&["zadd", &alive, "XX", "1", &entry]);
+    cluster
+        .redis()
+        .cli(&["zadd", "eph:deadlines", "1", &room.id]);
+    let (code, _) = swept.closed().await;
+    assert_eq!(code, 4401, "join again, not 'left'");
+    let offline = other.presence("user_offline").await;
+    assert_eq!(offline["display_name"], "swept");
+    assert_eq!(offline["reason"], "timeout");
+}
+
 /// How Redis fails, for [`an_instance_that_lost_redis_says_so_at_once`].
 #[derive(Debug, Clone, Copy)]
 enum Outage {

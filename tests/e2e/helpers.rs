@@ -33,6 +33,7 @@ pub fn test_settings() -> Settings {
         // Every test client is 127.0.0.1: the per-client rates have tests of their own.
         connect_rate_per_ip_per_second: 100_000,
         joins_per_minute: 100_000,
+        max_rooms_per_client: 100_000,
         reads_per_minute: 100_000,
         ..Settings::default()
     }

@@ -27,6 +27,10 @@ pub struct Settings {
     pub history_limit: usize,
     /// Bytes of message frames kept per room (the newest messages that fit).
     pub history_max_bytes: usize,
+    /// Rooms at once, in all (past it, creating answers 503).
+    pub max_rooms: usize,
+    /// Rooms one client address (IPv6 on its prefix) holds at once (past it, 429).
+    pub max_rooms_per_client: usize,
     pub ticket_ttl_seconds: u64,
     pub presence_grace_seconds: u64,
     pub message_rate_per_second: u32,
@@ -93,6 +97,8 @@ impl Default for Settings {
             max_frame_bytes: limits::MAX_FRAME_BYTES,
             history_limit: limits::HISTORY_LIMIT,
             history_max_bytes: 256 * 1024,
+            max_rooms: 100_000,
+            max_rooms_per_client: 20,
             ticket_ttl_seconds: limits::TICKET_TTL_SECONDS,
             presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
             message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
@@ -258,11 +264,13 @@ impl Config {
                 "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
             ));
         }
-        let positive: [(&'static str, u64); 14] = [
+        let positive: [(&'static str, u64); 16] = [
             ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
             ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
             ("HISTORY_LIMIT", s.history_limit as u64),
             ("HISTORY_MAX_BYTES", s.history_max_bytes as u64),
+            ("MAX_ROOMS", s.max_rooms as u64),
+            ("MAX_ROOMS_PER_CLIENT", s.max_rooms_per_client as u64),
             ("TICKET_TTL_SECONDS", s.ticket_ttl_seconds),
             ("PRESENCE_GRACE_SECONDS", s.presence_grace_seconds),
             (

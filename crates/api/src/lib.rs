@@ -91,6 +91,8 @@ impl Application {
             presence_grace_ms: s.presence_grace_seconds * 1000,
             history_limit: s.history_limit,
             history_max_bytes: s.history_max_bytes,
+            max_rooms: s.max_rooms,
+            max_rooms_per_client: s.max_rooms_per_client,
         };
         let refresh_interval = Duration::from_millis(store_config.refresh_ms());
         let (store, bus) = match &s.redis_url {

@@ -117,7 +117,38 @@ pub async fn create_room(
         destroy_on_owner_offline: body.destroy_on_owner_offline.unwrap_or(true),
         members_can_destroy: body.members_can_destroy.unwrap_or(false),
     };
-    state.hub.store().create_room(room.clone()).await?;
+    let client = ip.to_string();
+    match state
+        .hub
+        .store()
+        .create_room_by(room.clone(), &client)
+        .await
+    {
+        Ok(()) => {}
+        Err(store::Error::Refused(ErrorCode::RateLimited)) => {
+            state.metrics.rejected("rooms_held");
+            return Err(ApiError {
+                retry_after: Some(60),
+                ..ApiError::new(
+                    ErrorCode::RateLimited,
+                    format!(
+                        "This address holds {} open rooms, the most it may: close one first",
+                        s.max_rooms_per_client
+                    ),
+                )
+            });
+        }
+        Err(store::Error::Refused(ErrorCode::Unavailable)) => {
+            return Err(ApiError {
+                retry_after: Some(60),
+                ..ApiError::new(
+                    ErrorCode::Unavailable,
+                    "The service holds as many rooms as it may; try again later",
+                )
+            });
+        }
+        Err(err) => return Err(err.into()),
+    }
     tracing::info!(room = %crate::redact::room(&room.id), expiry, max_users, "room created");
     Ok(HttpResponse::Created().json(CreateRoomResponse {
         ws_url: format!("{}/rooms/{}/ws", state.config.public_ws_url, room.id),

@@ -86,9 +86,22 @@ pub enum PresenceEvent {
     UserOffline,
 }
 
+/// Why a member went offline, on `user_offline`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineReason {
+    /// It left (a `leave` frame, `POST .../leave`).
+    Left,
+    /// Its connection was gone for longer than the presence grace.
+    Timeout,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct PresenceFrame {
     pub event: PresenceEvent,
+    /// On `user_offline` from the store: why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<OfflineReason>,
     pub member_id: String,
     pub connection_id: String,
     pub display_name: String,
@@ -195,6 +208,7 @@ mod tests {
     fn presence() -> PresenceFrame {
         PresenceFrame {
             event: PresenceEvent::UserOnline,
+            reason: None,
             member_id: "m".into(),
             connection_id: "m".into(),
             display_name: "bob".into(),

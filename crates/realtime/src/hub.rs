@@ -4,7 +4,7 @@ use crate::bucket::TokenBucket;
 use crate::metrics::Metrics;
 use crate::{Direct, Gone, Sent};
 use bytestring::ByteString;
-use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
+use protocol::frames::{BusEvent, OfflineReason, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, Millis, close, now_ms};
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -281,6 +281,9 @@ pub(crate) enum Event {
     Presence {
         member_id: String,
         online: bool,
+        /// Offline because it left by choice (not: the grace passed, or a replayed event that
+        /// does not say).
+        left: bool,
         json: bytestring::ByteString,
     },
     Typing {
@@ -575,6 +578,7 @@ impl Hub {
             }
             BusEvent::Presence(p) => {
                 let online = p.event == PresenceEvent::UserOnline;
+                let left = p.reason == Some(OfflineReason::Left);
                 if let Some(seen) = self
                     .rooms()
                     .get_mut(room_id)
@@ -595,6 +599,7 @@ impl Hub {
                 Event::Presence {
                     member_id: p.member_id,
                     online,
+                    left,
                     json,
                 }
             }
@@ -732,7 +737,7 @@ impl Hub {
         };
         let now = now_ms();
         for (event, m) in changes {
-            let frame = BusEvent::Presence(m.presence(room_id, event, members.len(), now));
+            let frame = BusEvent::Presence(m.presence(room_id, event, None, members.len(), now));
             match serde_json::to_string(&frame) {
                 Ok(json) => self.on_event(room_id, frame, json.into()).await,
                 Err(err) => tracing::error!(%err, "cannot serialize a presence frame"),

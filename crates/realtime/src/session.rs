@@ -333,9 +333,16 @@ impl<T: Transport> Session<T> {
             Event::Presence {
                 member_id,
                 online,
+                left,
                 json,
             } => match (member_id == me, online) {
-                (true, false) => Err(Exit::Close(close::LEFT, "left the room")),
+                (true, false) if *left => Err(Exit::Close(close::LEFT, "left the room")),
+                // Removed after the grace while this socket lived (a Redis brownout, a skewed
+                // clock): not a leave the client chose; its membership is gone, so it joins again.
+                (true, false) => Err(Exit::Close(
+                    close::UNAUTHORIZED,
+                    "removed after the presence grace, join again",
+                )),
                 (true, true) => Ok(()),
                 (false, _) => self.write(json.clone()).await,
             },

@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use protocol::frames::{MessageFrame, PresenceEvent, PresenceFrame};
+use protocol::frames::{MessageFrame, OfflineReason, PresenceEvent, PresenceFrame};
 use protocol::rest::OnlineUser;
 use protocol::{CloseReason, ErrorCode, Millis, Role};
 use secret::TokenHash;
@@ -39,6 +39,10 @@ pub struct StoreConfig {
     /// Bytes of message frames (their JSON) kept per room: the newest messages that fit, and
     /// always the newest one.
     pub history_max_bytes: usize,
+    /// Rooms at once, in all.
+    pub max_rooms: usize,
+    /// Rooms one client (an address, IPv6 on its prefix) holds at once.
+    pub max_rooms_per_client: usize,
 }
 
 /// A refusal the client can act on, or a store that cannot answer.
@@ -118,11 +122,13 @@ impl Member {
         &self,
         room_id: &str,
         event: PresenceEvent,
+        reason: Option<OfflineReason>,
         online_count: usize,
         now: Millis,
     ) -> PresenceFrame {
         PresenceFrame {
             event,
+            reason,
             member_id: self.id.clone(),
             connection_id: self.id.clone(),
             display_name: self.display_name.clone(),
@@ -347,9 +353,16 @@ impl Store {
         dispatch!(self, ping())
     }
 
-    /// Creates a room; its id and credentials are made by the caller.
+    /// Creates a room; its id and credentials are made by the caller. Refused with
+    /// `unavailable` when `max_rooms` rooms exist.
     pub async fn create_room(&self, room: Room) -> Result<()> {
-        dispatch!(self, create_room(room))
+        dispatch!(self, create_room(room, None))
+    }
+
+    /// [`Store::create_room`] for a client, who holds at most `max_rooms_per_client` rooms at
+    /// once (refused with `rate_limited`); a room stops counting when it ends.
+    pub async fn create_room_by(&self, room: Room, client: &str) -> Result<()> {
+        dispatch!(self, create_room(room, Some(client)))
     }
 
     /// The room, its members and its latest message id; `None` once it has ended.

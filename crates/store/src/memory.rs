@@ -10,7 +10,8 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, PresenceEvent, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame,
+    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RoomClosedFrame, ServerFrame,
+    SystemFrame, TypingFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -37,6 +38,8 @@ struct State {
 struct RoomState {
     room: Room,
     members: HashMap<String, MemberState>,
+    /// The client that created the room (it counts against that client's cap).
+    creator: Option<String>,
     /// The newest messages, each with the size of its frame's JSON, and their total size.
     history: VecDeque<(MessageFrame, usize)>,
     history_bytes: usize,
@@ -95,14 +98,32 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn create_room(&self, room: Room) -> Result<()> {
+    pub async fn create_room(&self, room: Room, creator: Option<&str>) -> Result<()> {
         let mut state = self.lock();
+        let live = || {
+            state
+                .rooms
+                .values()
+                .filter(|r| r.room.expires_at > now_ms())
+        };
+        if live().count() >= self.config.max_rooms {
+            return refused(ErrorCode::Unavailable);
+        }
+        if let Some(client) = creator
+            && live()
+                .filter(|r| r.creator.as_deref() == Some(client))
+                .count()
+                >= self.config.max_rooms_per_client
+        {
+            return refused(ErrorCode::RateLimited);
+        }
         let id = room.id.clone();
         let expires_at = room.expires_at;
         state.rooms.insert(
             id.clone(),
             RoomState {
                 room,
+                creator: creator.map(str::to_owned),
                 members: HashMap::new(),
                 history: VecDeque::new(),
                 history_bytes: 0,
@@ -229,7 +250,13 @@ impl MemoryStore {
             },
         );
         let view = room.view();
-        let online = member.presence(room_id, PresenceEvent::UserOnline, view.members.len(), now);
+        let online = member.presence(
+            room_id,
+            PresenceEvent::UserOnline,
+            None,
+            view.members.len(),
+            now,
+        );
         state.publish(room_id, &BusEvent::Presence(online));
         state.schedule_at(room_id, deadline);
         Ok(Joined { member, view })
@@ -302,7 +329,13 @@ impl MemoryStore {
         if state.live_room(room_id).is_none() {
             return refused(ErrorCode::RoomNotFound);
         }
-        state.remove_member(room_id, member_id, CloseReason::Closed, now_ms());
+        state.remove_member(
+            room_id,
+            member_id,
+            OfflineReason::Left,
+            CloseReason::Closed,
+            now_ms(),
+        );
         Ok(())
     }
 
@@ -431,7 +464,8 @@ impl MemoryStore {
                 .collect();
             gone.sort();
             for (_, member_id) in gone {
-                if state.remove_member(&room_id, &member_id, CloseReason::OwnerOffline, now) {
+                let why = OfflineReason::Timeout;
+                if state.remove_member(&room_id, &member_id, why, CloseReason::OwnerOffline, now) {
                     break;
                 }
             }
@@ -621,6 +655,7 @@ impl State {
         &mut self,
         room_id: &str,
         member_id: &str,
+        why: OfflineReason,
         reason: CloseReason,
         now: Millis,
     ) -> bool {
@@ -632,9 +667,9 @@ impl State {
         };
         let count = room.members.len();
         let destroy = gone.member.role == Role::Owner && room.room.destroy_on_owner_offline;
-        let offline = gone
-            .member
-            .presence(room_id, PresenceEvent::UserOffline, count, now);
+        let offline =
+            gone.member
+                .presence(room_id, PresenceEvent::UserOffline, Some(why), count, now);
         self.publish(room_id, &BusEvent::Presence(offline));
         if destroy {
             self.destroy(room_id, reason, now);

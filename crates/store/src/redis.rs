@@ -71,6 +71,8 @@ struct Scripts {
     rate: Script,
     claim_due: Script,
     reschedule: Script,
+    hold: Script,
+    admit: Script,
 }
 
 impl Scripts {
@@ -93,10 +95,12 @@ impl Scripts {
             rate: Script::from_lua(include_str!("redis/rate.lua")),
             claim_due: Script::from_lua(include_str!("redis/claim_due.lua")),
             reschedule: Script::from_lua(include_str!("redis/reschedule.lua")),
+            hold: Script::from_lua(include_str!("redis/hold.lua")),
+            admit: Script::from_lua(include_str!("redis/admit.lua")),
         }
     }
 
-    fn all(&self) -> [&Script; 16] {
+    fn all(&self) -> [&Script; 18] {
         [
             &self.create,
             &self.room,
@@ -114,6 +118,8 @@ impl Scripts {
             &self.rate,
             &self.claim_due,
             &self.reschedule,
+            &self.hold,
+            &self.admit,
         ]
     }
 }
@@ -207,12 +213,13 @@ impl RedisStore {
     }
 }
 
-/// Probes the link every [`PROBE_INTERVAL`]: up while the connection is established and a
-/// PING answers within [`PROBE_TIMEOUT`].
-async fn watch_link(client: Client, up: Arc<AtomicBool>) {
+/// Probes the link every [`PROBE_INTERVAL`]: up while the chat connection is established and a
+/// PING (on the background connection, so chat commands never queue behind one) answers
+/// within [`PROBE_TIMEOUT`].
+async fn watch_link(client: Client, background: Client, up: Arc<AtomicBool>) {
     loop {
         let answered = client.is_connected()
-            && tokio::time::timeout(PROBE_TIMEOUT, client.ping::<Value>(None))
+            && tokio::time::timeout(PROBE_TIMEOUT, background.ping::<Value>(None))
                 .await
                 .is_ok_and(|reply| reply.is_ok());
         up.store(answered, Ordering::Release);
@@ -317,7 +324,7 @@ impl RedisStore {
         let (tx, bus) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(true));
         let up = Arc::new(AtomicBool::new(true));
-        tokio::spawn(watch_link(client.clone(), up.clone()));
+        tokio::spawn(watch_link(client.clone(), background.clone(), up.clone()));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
@@ -379,7 +386,91 @@ impl RedisStore {
         Ok(())
     }
 
-    pub async fn create_room(&self, room: Room) -> Result<()> {
+    /// Creates a room within the caps: rooms held by its creator (when given), then rooms in
+    /// all. A refused or failed creation gives its hold back.
+    pub async fn create_room(&self, room: Room, creator: Option<&str>) -> Result<()> {
+        let hold = match creator {
+            Some(client) => Some(self.hold(client, &room).await?),
+            None => None,
+        };
+        let hold_field = hold
+            .as_ref()
+            .map(|(holds, entry)| format!("{holds}\n{entry}"));
+        let created = self.admit_and_create(room, hold_field).await;
+        if created.is_err()
+            && let Some((holds, entry)) = hold
+        {
+            // Best effort: a hold left behind is dropped once seen without its room.
+            let _ = self
+                .command::<Value, _>(&self.client, "ZREM", vec![holds, entry])
+                .await;
+        }
+        created
+    }
+
+    /// Holds a place for the room among its creator's, within `max_rooms_per_client`; returns
+    /// the holds' key and this hold's entry (random: the holds never name a room). The room
+    /// gives it back when it ends ([`RedisStore::give_back`]), or at its expiry.
+    async fn hold(&self, client: &str, room: &Room) -> Result<(String, String)> {
+        let holds = format!("eph:held:{client}");
+        let entry = crate::secret::new_id();
+        let args = vec![
+            now_ms().to_string(),
+            entry.clone(),
+            room.expires_at.to_string(),
+            self.config.max_rooms_per_client.to_string(),
+        ];
+        let held = self
+            .run(&self.scripts.hold, vec![holds.clone()], args)
+            .await?;
+        if held.as_u64() == Some(1) {
+            Ok((holds, entry))
+        } else {
+            Err(Error::Refused(ErrorCode::RateLimited))
+        }
+    }
+
+    /// Gives back the creator's hold of a room that ended: `hold` is what a script that
+    /// destroyed it returned (empty for none).
+    async fn give_back(&self, client: &Client, hold: Option<Value>) -> Result<()> {
+        if let Some((holds, entry)) = hold
+            .and_then(|v| v.as_string())
+            .as_deref()
+            .and_then(|hold| hold.split_once('\n'))
+        {
+            self.command::<Value, _>(client, "ZREM", vec![holds, entry])
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Enters the room in the schedule within `max_rooms`, then creates it.
+    async fn admit_and_create(&self, room: Room, hold: Option<String>) -> Result<()> {
+        let args = vec![
+            room.id.clone(),
+            room.expires_at.to_string(),
+            self.config.max_rooms.to_string(),
+        ];
+        let admitted = self
+            .run(&self.scripts.admit, vec![SCHEDULE.into()], args)
+            .await?;
+        if admitted.as_u64() != Some(1) {
+            return Err(Error::Refused(ErrorCode::Unavailable));
+        }
+        let id = room.id.clone();
+        let created = self.write_room(room, hold).await;
+        if created.is_err() {
+            let args = vec![id, "0".into(), "gone".into()];
+            let _ = self
+                .run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
+                .await;
+        }
+        created
+    }
+
+    /// create.lua; `hold` (the creator's holds key and entry) is kept in the meta, so that
+    /// destroying the room gives the hold back at once.
+    async fn write_room(&self, room: Room, hold: Option<String>) -> Result<()> {
         let mut args = vec![room.expires_at.to_string()];
         let mut field = |name: &str, value: String| {
             args.push(name.to_owned());
@@ -404,12 +495,14 @@ impl RedisStore {
         );
         field("members_can_destroy", flag(room.members_can_destroy));
         field("seq", "0".into());
+        if let Some(hold) = hold {
+            field("hold", hold);
+        }
         let mut all = vec![room.id.clone(), now_ms().to_string(), String::new()];
         all.extend(args);
         self.run(&self.scripts.create, room_keys(&room.id), all)
             .await?;
-        self.schedule_at(&self.client, [room.id.as_str()], room.expires_at)
-            .await
+        Ok(())
     }
 
     pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
@@ -670,9 +763,10 @@ impl RedisStore {
             member_id.to_owned(),
             closed_frame(room_id, CloseReason::Closed, now)?,
         ];
-        self.room_op(&self.scripts.release, room_id, now, args)
+        let reply = self
+            .room_op(&self.scripts.release, room_id, now, args)
             .await?;
-        Ok(())
+        self.give_back(&self.client, reply.into_iter().next()).await
     }
 
     pub async fn append_message(
@@ -774,12 +868,15 @@ impl RedisStore {
         let now = now_ms();
         let mut args = vec![room_id.to_owned(), now.to_string(), String::new()];
         args.push(closed_frame(room_id, reason, now)?);
-        let existed = self
+        let mut reply = self
             .run(&self.scripts.destroy, room_keys(room_id), args)
-            .await?;
-        if existed.as_u64() != Some(1) {
+            .await?
+            .into_array()
+            .into_iter();
+        if reply.next().and_then(|v| v.as_u64()) != Some(1) {
             return Ok(false);
         }
+        self.give_back(&self.client, reply.next()).await?;
         let args = vec![room_id.to_owned(), "0".into(), "gone".into()];
         self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
             .await?;
@@ -843,7 +940,10 @@ impl RedisStore {
                 .and_then(|v| v.as_u64())
                 .ok_or_else(malformed)?
                 .to_string(),
-            _ => "gone".into(),
+            _ => {
+                self.give_back(&self.background, reply.next()).await?;
+                "gone".into()
+            }
         };
         let args = vec![room_id.to_owned(), lease.to_string(), next];
         self.run_on(

@@ -18,6 +18,8 @@ pub fn config() -> StoreConfig {
         history_limit: HISTORY,
         // Five short messages fit; `history_is_bounded_in_bytes_too` fills it with long ones.
         history_max_bytes: HISTORY_BYTES,
+        max_rooms: 100_000,
+        max_rooms_per_client: 3,
     }
 }
 

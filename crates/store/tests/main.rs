@@ -301,6 +301,51 @@ mod redis_keys {
         );
     }
 
+    /// A client's places for rooms: at most `max_rooms_per_client`, given back by every ending
+    /// (here the owner leaving), and the holds name no room.
+    #[tokio::test]
+    async fn a_clients_rooms_are_capped_and_each_ending_gives_its_place_back() {
+        let (store, _bus, server) = redis().await;
+        let mut rooms = Vec::new();
+        for _ in 0..3 {
+            let (room, _) = crate::helpers::room(10, 60_000);
+            store
+                .create_room_by(room.clone(), "192.0.2.7")
+                .await
+                .expect("create");
+            rooms.push(room);
+        }
+        let (fourth, _) = crate::helpers::room(10, 60_000);
+        assert!(matches!(
+            store.create_room_by(fourth.clone(), "192.0.2.7").await,
+            Err(store::Error::Refused(protocol::ErrorCode::RateLimited))
+        ));
+        assert_eq!(
+            keys_of(&server, &fourth.id),
+            Vec::<String>::new(),
+            "not created"
+        );
+        let held = server.cli(&["zrange", "eph:held:192.0.2.7", "0", "-1"]);
+        for room in &rooms {
+            assert!(!held.contains(&room.id), "the holds name no room: {held}");
+        }
+        // The owner leaves a room that ends with its owner.
+        let owner = claim_owner(&store, &rooms[0].id, "o", 1).await;
+        store
+            .release_member(&rooms[0].id, &owner.id)
+            .await
+            .expect("leave");
+        assert_eq!(server.cli(&["zcard", "eph:held:192.0.2.7"]).trim(), "2");
+        store
+            .create_room_by(fourth, "192.0.2.7")
+            .await
+            .expect("its place is free");
+        store
+            .create_room(crate::helpers::room(10, 60_000).0)
+            .await
+            .expect("other clients are not held back");
+    }
+
     /// A Redis at its maxmemory refuses writes: each is `unavailable` and changes nothing (no
     /// message id is used up), ending a room still works (it frees memory), and once there is
     /// room again ids go on where they stopped.
@@ -470,7 +515,10 @@ mod redis_keys {
         for ending in [Ending::Expiry, Ending::Destroy, Ending::OwnerOffline] {
             for way in ["resume", "owner reclaim", "ticket", "message", "leave"] {
                 let (room, _) = room(10, 600);
-                store.create_room(room.clone()).await.expect("create");
+                store
+                    .create_room_by(room.clone(), "192.0.2.9")
+                    .await
+                    .expect("create");
                 let owner = claim_owner(&store, &room.id, "o1", 1).await;
                 let (bob, token) = join_resumable(&store, &room.id, "bob", 2).await;
                 match way {
@@ -544,6 +592,11 @@ mod redis_keys {
                     server.cli(&["zscore", "eph:deadlines", &room.id]).trim(),
                     "",
                     "{way}, then {ending:?}"
+                );
+                assert_eq!(
+                    server.cli(&["zcard", "eph:held:192.0.2.9"]).trim(),
+                    "0",
+                    "{way}, then {ending:?}: its creator's hold is given back"
                 );
             }
         }

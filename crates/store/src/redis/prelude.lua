@@ -38,10 +38,11 @@ local function move_alive(id, old_session, session, deadline, exp)
   expire_with_room(exp, ALIVE)
 end
 
-local function publish_presence(member_json, event)
+-- reason: on user_offline, 'left' or 'timeout' (nil on user_online).
+local function publish_presence(member_json, event, reason)
   local m = cjson.decode(member_json)
   redis.call('SPUBLISH', CHANNEL, cjson.encode({
-    type = 'presence', event = event, member_id = m.id, connection_id = m.id,
+    type = 'presence', event = event, reason = reason, member_id = m.id, connection_id = m.id,
     display_name = m.display_name, role = m.role, room_id = ROOM,
     online_count = redis.call('HLEN', MEMBERS), timestamp = TS }))
 end
@@ -64,15 +65,19 @@ local function forget_ticket(hash)
   return value
 end
 
+-- Returns the creator's hold of the room ('' if none), for the caller to give back.
 local function destroy(closed_json)
+  local hold = redis.call('HGET', META, 'hold') or ''
   redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS,
     TICKET_EXP)
   redis.call('SPUBLISH', CHANNEL, closed_json)
+  return hold
 end
 
 -- Removes a member and publishes user_offline; destroys the room (publishing closed_json) if
--- the member was its owner and the room says so. Returns true if the room was destroyed.
-local function remove_member(id, closed_json)
+-- the member was its owner and the room says so. Returns the creator's hold if the room was
+-- destroyed (see destroy), else false.
+local function remove_member(id, closed_json, reason)
   local member = redis.call('HGET', MEMBERS, id)
   if not member then return false end
   local st = split(redis.call('HGET', STATE, id))
@@ -82,12 +87,11 @@ local function remove_member(id, closed_json)
   if st[1] then redis.call('ZREM', ALIVE, alive_entry(id, st[1])) end
   if st[2] then redis.call('HDEL', RESUME, st[2]) end
   if st[3] then redis.call('HDEL', NAMES, st[3]) end
-  publish_presence(member, 'user_offline')
+  publish_presence(member, 'user_offline', reason)
   if redis.call('HGET', META, 'owner_member') == id then
     redis.call('HDEL', META, 'owner_member')
     if redis.call('HGET', META, 'destroy_on_owner_offline') == '1' then
-      destroy(closed_json)
-      return true
+      return destroy(closed_json)
     end
   end
   return false

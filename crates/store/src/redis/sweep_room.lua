@@ -1,15 +1,14 @@
 -- Runs the room's due deadlines. ARGV[4]: room_closed frame for expiry; ARGV[5]: for an
--- owner-offline destruction. Returns {'gone'} or {'next', the room's next deadline}.
+-- owner-offline destruction. Returns {'gone', the creator's hold (see destroy)} or {'next', the
+-- room's next deadline}.
 local exp = redis.call('HGET', META, 'expires_at')
 if not exp then
   -- Redis already expired the room: whatever of it is left goes now (nothing about a room
   -- outlives it, even a key a write re-created), and its connections are told.
-  destroy(ARGV[4])
-  return {'gone'}
+  return {'gone', destroy(ARGV[4])}
 end
 if tonumber(exp) <= NOW then
-  destroy(ARGV[4])
-  return {'gone'}
+  return {'gone', destroy(ARGV[4])}
 end
 -- Every due entry goes. Its member goes too unless the member's current connection still has
 -- an entry: one naming its session, or its bare id (written by versions before 2026-12-05,
@@ -20,7 +19,8 @@ for _, entry in ipairs(redis.call('ZRANGEBYSCORE', ALIVE, '-inf', NOW)) do
   local session = split(redis.call('HGET', STATE, id))[1]
   local current = session and redis.call('ZSCORE', ALIVE, alive_entry(id, session))
   if not current and not redis.call('ZSCORE', ALIVE, id) then
-    if remove_member(id, ARGV[5]) then return {'gone'} end
+    local hold = remove_member(id, ARGV[5], 'timeout')
+    if hold then return {'gone', hold} end
   end
 end
 local next = tonumber(exp)
