@@ -10,7 +10,8 @@
 //! The deadline schedule `eph:deadlines` is a sorted set of rooms by their next deadline; any
 //! instance leases due rooms from it, so deadlines fire even when the instance that hosted the
 //! member is gone. Room scripts cannot touch it (another slot), so the caller moves a room's
-//! entry earlier (`ZADD LT`) after each script that sets an earlier deadline.
+//! entry earlier (`ZADD LT`) before each script that sets an earlier deadline (after it, a lost
+//! reply would leave a member no sweep comes for).
 
 use crate::secret::TokenHash;
 use crate::{
@@ -586,10 +587,11 @@ impl RedisStore {
             claim.session.to_string(),
             self.config.live_ms().to_string(),
         ];
+        let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
         let reply = self
-            .room_op(&self.scripts.claim, room_id, now_ms(), args)
+            .room_op(&self.scripts.claim, room_id, now, args)
             .await?;
-        self.joined(room_id, reply).await
+        joined(reply)
     }
 
     pub async fn resume_member(
@@ -624,31 +626,23 @@ impl RedisStore {
             self.config.live_ms().to_string(),
             by.to_owned(),
         ];
+        let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
         let reply = self
-            .room_op(&self.scripts.resume, room_id, now_ms(), args)
+            .room_op(&self.scripts.resume, room_id, now, args)
             .await?;
-        self.joined(room_id, reply).await
+        joined(reply)
     }
 
-    /// Reads `{member, view, deadline}` and schedules the member's deadline.
-    async fn joined(&self, room_id: &str, reply: Vec<Value>) -> Result<Joined> {
-        let mut reply = reply.into_iter();
-        let member = reply
-            .next()
-            .and_then(|v| v.as_string())
-            .ok_or_else(malformed)?;
-        let view = reply.next().ok_or_else(malformed)?;
-        let deadline = reply
-            .next()
-            .and_then(|v| v.as_u64())
-            .ok_or_else(malformed)?;
-        let member = parse_member(&member)?;
-        let mut parts = view.into_array().into_iter();
-        let meta = parts.next().ok_or_else(malformed)?;
-        let members = parts.next().ok_or_else(malformed)?;
-        let view = view_from(meta, members, None)?;
-        self.schedule_at(&self.client, [room_id], deadline).await?;
-        Ok(Joined { member, view })
+    /// Moves the room's schedule entry to the deadline a claim or resume made now will set,
+    /// before the script runs: if the script's reply is lost, or Redis fails right after it,
+    /// the member it made is still swept in time (a schedule moved after the script could be
+    /// missed, leaving a ghost holding a name and a slot until the room expired). A script that
+    /// did not run costs one sweep that finds nothing due. Returns the `now` it used.
+    async fn schedule_deadline_of_a_new_connection(&self, room_id: &str) -> Result<Millis> {
+        let now = now_ms();
+        self.schedule_at(&self.client, [room_id], now + self.config.live_ms())
+            .await?;
+        Ok(now)
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
@@ -656,13 +650,15 @@ impl RedisStore {
         Ok(self.touch_all(live, deadline).await?.1)
     }
 
+    /// Starts the grace of each connection's member. Each room's schedule entry moves first,
+    /// for the same reason as before a claim.
     pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
         let deadline = now_ms() + self.config.presence_grace_ms;
-        let (refreshed, _) = self.touch_all(live, deadline).await?;
-        if !refreshed.is_empty() {
-            self.schedule_at(&self.background, refreshed, deadline)
-                .await?;
-        }
+        let mut rooms: Vec<&str> = live.iter().map(|l| &*l.room_id).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
+        self.schedule_at(&self.background, rooms, deadline).await?;
+        self.touch_all(live, deadline).await?;
         Ok(())
     }
 
@@ -1052,6 +1048,21 @@ fn parse_member(json: &str) -> Result<Member> {
         role: record.role,
         connected_at: record.connected_at as Millis,
     })
+}
+
+/// A claim's or resume's `{member, view, deadline}` (the schedule was moved before it ran).
+fn joined(reply: Vec<Value>) -> Result<Joined> {
+    let mut reply = reply.into_iter();
+    let member = reply
+        .next()
+        .and_then(|v| v.as_string())
+        .ok_or_else(malformed)?;
+    let member = parse_member(&member)?;
+    let mut parts = reply.next().ok_or_else(malformed)?.into_array().into_iter();
+    let meta = parts.next().ok_or_else(malformed)?;
+    let members = parts.next().ok_or_else(malformed)?;
+    let view = view_from(meta, members, None)?;
+    Ok(Joined { member, view })
 }
 
 /// `{meta pairs, member records}` and the latest id into a [`RoomView`].

@@ -346,6 +346,55 @@ mod redis_keys {
             .expect("other clients are not held back");
     }
 
+    /// A claim never leaves a member that no sweep comes for: the room's schedule entry moves
+    /// before the claim runs, so when it cannot (here an ACL forbids writing the schedule, as a
+    /// failure between the two steps would) there is no claim, rather than a ghost holding a
+    /// name and a slot until the room expires.
+    #[tokio::test]
+    async fn a_claim_is_never_left_without_its_schedule() {
+        let (store, _bus, server, room) = redis_with_room().await;
+        server.cli(&[
+            "acl",
+            "setuser",
+            "noschedule",
+            "on",
+            ">pw",
+            "~eph:{*",
+            "%R~eph:deadlines",
+            "&*",
+            "+@all",
+        ]);
+        let url = format!("redis://noschedule:pw@127.0.0.1:{}", server.port);
+        let (limited, _) = Store::redis(&url, config()).await.expect("connects");
+        let (claim, _) = by_name("bob", 1);
+        assert!(matches!(
+            limited.claim_membership(&room.id, claim).await,
+            Err(store::Error::Unavailable(_))
+        ));
+        let members = server.cli(&["hlen", &room_key(&room.id, "members")]);
+        assert_eq!(
+            members.trim(),
+            "0",
+            "no member without its deadline scheduled"
+        );
+        // The same claim with the schedule writable: the entry is due by the member's deadline.
+        let before = protocol::now_ms();
+        let (claim, _) = by_name("bob", 1);
+        store
+            .claim_membership(&room.id, claim)
+            .await
+            .expect("claim");
+        let due: u64 = server
+            .cli(&["zscore", "eph:deadlines", &room.id])
+            .trim()
+            .parse()
+            .expect("scheduled");
+        assert!(
+            due <= protocol::now_ms() + config().live_ms() && due >= before,
+            "{due}"
+        );
+    }
+
     /// A Redis at its maxmemory refuses writes: each is `unavailable` and changes nothing (no
     /// message id is used up), ending a room still works (it frees memory), and once there is
     /// room again ids go on where they stopped.
