@@ -274,6 +274,74 @@ async fn a_member_swept_while_its_socket_lives_is_told_to_join_again() {
     assert_eq!(offline["reason"], "timeout");
 }
 
+/// libfaketime (scripts/test.sh installs it), which shifts a process's wall clock.
+fn libfaketime() -> String {
+    [
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+        "/usr/lib",
+    ]
+    .iter()
+    .map(|dir| format!("{dir}/faketime/libfaketime.so.1"))
+    .find(|path| std::path::Path::new(path).exists())
+    .expect("libfaketime is installed (scripts/test.sh installs faketime)")
+}
+
+/// Instances whose clocks are an hour ahead and an hour behind share Redis with one on time:
+/// every deadline is on Redis's clock, so the one ahead neither expires the room early nor
+/// sweeps anyone, the one behind keeps its members alive, and a room created through the one
+/// ahead lives as long as it asked.
+#[tokio::test]
+async fn instances_with_wrong_clocks_end_nothing_early() {
+    let redis = store::testing::RedisServer::start();
+    let url = redis.url();
+    let lib = libfaketime();
+    let base = [
+        ("EPHEMERA_REDIS_URL", url.as_str()),
+        ("EPHEMERA_PRESENCE_GRACE_SECONDS", "2"),
+        ("EPHEMERA_MIN_EXPIRY_SECONDS", "1"),
+    ];
+    let start = |offset: Option<&str>| {
+        let mut env = base.to_vec();
+        if let Some(offset) = offset {
+            env.extend([
+                ("LD_PRELOAD", lib.as_str()),
+                ("FAKETIME", offset),
+                // Timers run on the monotonic clock, which stays true.
+                ("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+            ]);
+        }
+        crate::process::Process::start(&env)
+    };
+    let (on_time, ahead, behind) = (start(None), start(Some("+3600")), start(Some("-3600")));
+    let [on_time, ahead, behind] = [&on_time, &ahead, &behind].map(|p| TestApp::at(p.port));
+    let room = on_time
+        .create_room(json!({"owner_name": "alice", "expiry_seconds": 60}))
+        .await;
+    let (mut a, _) = on_time.member(&room.id, "a").await;
+    let (mut b, _) = ahead.member(&room.id, "b").await;
+    let (mut c, _) = behind.member(&room.id, "c").await;
+    // Two graces: every instance has refreshed and swept many times.
+    let frames = a.drain(Duration::from_secs(5)).await;
+    assert!(
+        frames.iter().all(|f| f["event"] != "user_offline"),
+        "nobody was swept: {frames:?}"
+    );
+    let details = on_time.details(&room.id).await;
+    assert_eq!(details["online_users_count"], 3, "{details}");
+    c.say("still here", "c1").await;
+    for ws in [&mut a, &mut b, &mut c] {
+        assert_eq!(ws.next_of("message").await["text"], "still here");
+    }
+    let created = ahead
+        .create_room(json!({"owner_name": "alice", "expiry_seconds": 60}))
+        .await;
+    let expires_in = on_time.details(&created.id).await["expires_in"]
+        .as_u64()
+        .expect("expires_in");
+    assert!((55..=60).contains(&expires_in), "{expires_in}");
+}
+
 /// How Redis fails, for [`an_instance_that_lost_redis_says_so_at_once`].
 #[derive(Debug, Clone, Copy)]
 enum Outage {

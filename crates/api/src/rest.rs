@@ -14,7 +14,7 @@ use protocol::rest::{
     Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
     JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails,
 };
-use protocol::{ErrorCode, Millis, Role, limits, now_ms, rfc3339, seconds_until, text};
+use protocol::{ErrorCode, Millis, Role, limits, rfc3339, seconds_until, text};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;
@@ -104,7 +104,7 @@ pub async fn create_room(
         None => None,
     };
     let owner_token = new_token();
-    let now = now_ms();
+    let now = state.hub.store().now();
     let room = Room {
         id: new_id(),
         name,
@@ -281,7 +281,7 @@ async fn acting_member(
     }
 }
 
-fn details(view: &RoomView) -> RoomDetails {
+fn details(view: &RoomView, now: Millis) -> RoomDetails {
     let room = &view.room;
     RoomDetails {
         room_id: room.id.clone(),
@@ -289,7 +289,7 @@ fn details(view: &RoomView) -> RoomDetails {
         owner_name: room.owner_name.clone(),
         created_at: rfc3339(room.created_at),
         expires_at: rfc3339(room.expires_at),
-        expires_in: seconds_until(room.expires_at, now_ms()),
+        expires_in: seconds_until(room.expires_at, now),
         max_users: room.max_users,
         online_users_count: view.members.len(),
         online_users: view.members.iter().map(Member::online_user).collect(),
@@ -326,7 +326,7 @@ pub async fn get_room(
     per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, ip, &state, &view).await?;
-    Ok(HttpResponse::Ok().json(details(&view)))
+    Ok(HttpResponse::Ok().json(details(&view, state.hub.store().now())))
 }
 
 /// A per-client limit counted in the store, so every instance shares it.
@@ -470,7 +470,7 @@ pub async fn join(
 
 /// When a ticket issued now expires (the ticket lifetime).
 fn ticket_expiry(state: &AppState) -> Millis {
-    now_ms() + state.config.settings.ticket_ttl_seconds * 1000
+    state.hub.store().now() + state.config.settings.ticket_ttl_seconds * 1000
 }
 
 /// Stores a fresh single-use ticket for `grant`; returns it.

@@ -227,7 +227,7 @@ impl Hub {
                 return Err(refusal(transport, code, code.sentence(), code.close_code()).await);
             }
         };
-        let now = now_ms();
+        let now = store.now();
         let online_users: Vec<_> = joined
             .view
             .members

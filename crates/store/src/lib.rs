@@ -348,6 +348,15 @@ impl Store {
         );
     }
 
+    /// Now (ms) on the store's clock: Redis's, which expires its keys, for deadlines and expiry
+    /// times that every instance must agree on.
+    pub fn now(&self) -> Millis {
+        match &self.backend {
+            Backend::Memory(_) => protocol::now_ms(),
+            Backend::Redis(store) => store.now(),
+        }
+    }
+
     /// Whether the backend answers (readiness).
     pub async fn ping(&self) -> Result<()> {
         dispatch!(self, ping())

@@ -31,7 +31,7 @@ use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
@@ -137,6 +137,10 @@ pub struct RedisStore {
     subscribed: Arc<AtomicBool>,
     /// False while Redis is known to be unreachable: disconnected, or not answering a probe.
     up: Arc<AtomicBool>,
+    /// Redis's clock minus this machine's (ms), measured by every probe: every deadline and
+    /// every `now` a script gets is on Redis's clock, which also expires the keys, so an
+    /// instance whose clock is off neither ends rooms early nor sweeps live members.
+    skew: Arc<AtomicI64>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -176,6 +180,11 @@ impl Link {
 }
 
 impl RedisStore {
+    /// Now on Redis's clock (ms).
+    pub fn now(&self) -> Millis {
+        now_ms().saturating_add_signed(self.skew.load(Ordering::Relaxed))
+    }
+
     fn link(&self) -> Link {
         Link {
             up: self.up.clone(),
@@ -214,17 +223,29 @@ impl RedisStore {
     }
 }
 
-/// Probes the link every [`PROBE_INTERVAL`]: up while the chat connection is established and a
-/// PING (on the background connection, so chat commands never queue behind one) answers
-/// within [`PROBE_TIMEOUT`].
-async fn watch_link(client: Client, background: Client, up: Arc<AtomicBool>) {
+/// Probes the link every [`PROBE_INTERVAL`] (see [`probe`]).
+async fn watch_link(client: Client, background: Client, up: Arc<AtomicBool>, skew: Arc<AtomicI64>) {
     loop {
-        let answered = client.is_connected()
-            && tokio::time::timeout(PROBE_TIMEOUT, background.ping::<Value>(None))
-                .await
-                .is_ok_and(|reply| reply.is_ok());
-        up.store(answered, Ordering::Release);
         tokio::time::sleep(PROBE_INTERVAL).await;
+        let answered = client.is_connected() && probe(&background, &skew).await;
+        up.store(answered, Ordering::Release);
+    }
+}
+
+/// Asks Redis its `TIME` (on the background connection, so chat commands never queue behind
+/// it) and sets `skew` from the answer; false if none came within [`PROBE_TIMEOUT`].
+async fn probe(background: &Client, skew: &AtomicI64) -> bool {
+    let asked = now_ms();
+    let cmd = CustomCommand::new_static("TIME", ClusterHash::Random, false);
+    let time = background.custom::<Vec<u64>, Value>(cmd, vec![]);
+    match tokio::time::timeout(PROBE_TIMEOUT, time).await {
+        Ok(Ok(time)) if time.len() == 2 => {
+            let redis = time[0] * 1000 + time[1] / 1000;
+            let here = asked + now_ms().saturating_sub(asked) / 2;
+            skew.store(redis as i64 - here as i64, Ordering::Relaxed);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -325,7 +346,16 @@ impl RedisStore {
         let (tx, bus) = mpsc::unbounded_channel();
         let subscribed = Arc::new(AtomicBool::new(true));
         let up = Arc::new(AtomicBool::new(true));
-        tokio::spawn(watch_link(client.clone(), background.clone(), up.clone()));
+        let skew = Arc::new(AtomicI64::new(0));
+        if !probe(&background, &skew).await {
+            return Err(Error::Unavailable("Redis does not answer TIME".into()));
+        }
+        tokio::spawn(watch_link(
+            client.clone(),
+            background.clone(),
+            up.clone(),
+            skew.clone(),
+        ));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
@@ -334,6 +364,7 @@ impl RedisStore {
                 background,
                 subscribed,
                 up,
+                skew,
                 scripts,
                 config: Arc::new(config),
             },
@@ -359,8 +390,9 @@ impl RedisStore {
         room_reply(self.run(script, room_keys(room_id), all).await?)
     }
 
-    /// Moves each room's schedule entry to `at` if that is earlier (`ZADD LT`, which adds a
-    /// missing entry; a late entry just finds nothing due).
+    /// Moves each room's schedule entry to `at` if that is earlier (`ZADD XX LT`). Every room
+    /// has an entry from its creation until it is gone, so a room that is gone gets none back
+    /// (`XX`); a late entry just finds nothing due.
     async fn schedule_at<'a>(
         &self,
         client: &Client,
@@ -368,7 +400,7 @@ impl RedisStore {
         at: Millis,
     ) -> Result<()> {
         let at = at.to_string();
-        let mut args = vec![SCHEDULE, "LT"];
+        let mut args = vec![SCHEDULE, "XX", "LT"];
         for room_id in rooms {
             args.extend([at.as_str(), room_id]);
         }
@@ -416,7 +448,7 @@ impl RedisStore {
         let holds = format!("eph:held:{client}");
         let entry = crate::secret::new_id();
         let args = vec![
-            now_ms().to_string(),
+            self.now().to_string(),
             entry.clone(),
             room.expires_at.to_string(),
             self.config.max_rooms_per_client.to_string(),
@@ -499,7 +531,7 @@ impl RedisStore {
         if let Some(hold) = hold {
             field("hold", hold);
         }
-        let mut all = vec![room.id.clone(), now_ms().to_string(), String::new()];
+        let mut all = vec![room.id.clone(), self.now().to_string(), String::new()];
         all.extend(args);
         self.run(&self.scripts.create, room_keys(&room.id), all)
             .await?;
@@ -508,7 +540,7 @@ impl RedisStore {
 
     pub async fn room(&self, room_id: &str) -> Result<Option<RoomView>> {
         match self
-            .room_op(&self.scripts.room, room_id, now_ms(), vec![])
+            .room_op(&self.scripts.room, room_id, self.now(), vec![])
             .await
         {
             Ok(reply) => {
@@ -531,7 +563,7 @@ impl RedisStore {
             .room_op(
                 &self.scripts.authenticate,
                 room_id,
-                now_ms(),
+                self.now(),
                 vec![token.to_hex()],
             )
             .await?;
@@ -568,7 +600,7 @@ impl RedisStore {
             MAX_TICKETS_PER_ROOM.to_string(),
             MAX_TICKETS_PER_CLIENT.to_string(),
         ];
-        self.room_op(&self.scripts.ticket, room_id, now_ms(), args)
+        self.room_op(&self.scripts.ticket, room_id, self.now(), args)
             .await?;
         Ok(())
     }
@@ -639,21 +671,21 @@ impl RedisStore {
     /// missed, leaving a ghost holding a name and a slot until the room expired). A script that
     /// did not run costs one sweep that finds nothing due. Returns the `now` it used.
     async fn schedule_deadline_of_a_new_connection(&self, room_id: &str) -> Result<Millis> {
-        let now = now_ms();
+        let now = self.now();
         self.schedule_at(&self.client, [room_id], now + self.config.live_ms())
             .await?;
         Ok(now)
     }
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
-        let deadline = now_ms() + self.config.live_ms();
+        let deadline = self.now() + self.config.live_ms();
         Ok(self.touch_all(live, deadline).await?.1)
     }
 
     /// Starts the grace of each connection's member. Each room's schedule entry moves first,
     /// for the same reason as before a claim.
     pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
-        let deadline = now_ms() + self.config.presence_grace_ms;
+        let deadline = self.now() + self.config.presence_grace_ms;
         let mut rooms: Vec<&str> = live.iter().map(|l| &*l.room_id).collect();
         rooms.sort_unstable();
         rooms.dedup();
@@ -754,7 +786,7 @@ impl RedisStore {
     }
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
-        let now = now_ms();
+        let now = self.now();
         let args = vec![
             member_id.to_owned(),
             closed_frame(room_id, CloseReason::Closed, now)?,
@@ -773,7 +805,7 @@ impl RedisStore {
         client_id: Option<String>,
         rate: Rate,
     ) -> Result<MessageFrame> {
-        let now = now_ms();
+        let now = self.now();
         let mut frame = MessageFrame {
             id: 0,
             room_id: room_id.to_owned(),
@@ -820,7 +852,7 @@ impl RedisStore {
             limit.to_string(),
         ];
         let reply = self
-            .room_op(&self.scripts.history, room_id, now_ms(), args)
+            .room_op(&self.scripts.history, room_id, self.now(), args)
             .await?;
         let mut reply = reply.into_iter();
         let mut number = || reply.next().and_then(|v| v.as_u64()).ok_or_else(malformed);
@@ -843,7 +875,7 @@ impl RedisStore {
     }
 
     pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
-        let now = now_ms();
+        let now = self.now();
         let frame = ServerFrame::Typing(TypingFrame {
             member_id: author.id.clone(),
             display_name: author.display_name.clone(),
@@ -861,7 +893,7 @@ impl RedisStore {
     }
 
     pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {
-        let now = now_ms();
+        let now = self.now();
         let mut args = vec![room_id.to_owned(), now.to_string(), String::new()];
         args.push(closed_frame(room_id, reason, now)?);
         let mut reply = self
@@ -880,7 +912,7 @@ impl RedisStore {
     }
 
     pub async fn sweep(&self) -> Result<usize> {
-        let now = now_ms();
+        let now = self.now();
         let args = vec![
             now.to_string(),
             LEASE_MS.to_string(),
@@ -980,7 +1012,7 @@ impl RedisStore {
             limits.window_ms.to_string(),
         ];
         let reply = self
-            .room_op(&self.scripts.attempts, room_id, now_ms(), args)
+            .room_op(&self.scripts.attempts, room_id, self.now(), args)
             .await?;
         Ok(match reply.first().and_then(Value::as_u64) {
             Some(0) => Limit::Reached(reply.get(1).and_then(Value::as_u64).unwrap_or(0)),
@@ -990,7 +1022,7 @@ impl RedisStore {
 
     pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
         let args = vec![client.to_owned(), EVERY_CLIENT.into(), "refund".into()];
-        self.room_op(&self.scripts.attempts, room_id, now_ms(), args)
+        self.room_op(&self.scripts.attempts, room_id, self.now(), args)
             .await?;
         Ok(())
     }
