@@ -173,7 +173,8 @@ function lobby() {
       local.set(ownerKey(room.room_id), { token: room.owner_token, expires_at: room.expires_at, invite: true });
       location.assign(`/r/${room.room_id}`);
     } catch (err) {
-      banner(err.code === "rate_limited" ? `You created many rooms just now. ${tryAgain(err)}` : err.message);
+      // The server says why (the creation rate, or the rooms this address holds open) and when.
+      banner(err.message);
       button.disabled = false;
     }
   });
@@ -619,6 +620,7 @@ function frame(f) {
   else if (f.type === "error") {
     const why = {
       rate_limited: "you are sending too fast. Wait a moment and send it again.",
+      room_busy: "the room is very busy. Wait a moment and send it again.",
       message_too_long: "that message is too long.",
       empty_message: "that message is empty.",
       unavailable: "the server is busy. Send it again in a moment.",

@@ -501,6 +501,114 @@ async fn rooms_capped(apps: &[TestApp]) {
     assert_eq!(body["code"], "unavailable");
 }
 
+/// A room takes at most its room-wide rates of messages and of new members, every member
+/// together, so a room full of flooders costs its instances a bounded fan-out: the rest get
+/// `room_busy` (429 over REST; an error frame, with no strike, over the socket; 1013 for a join).
+/// In memory and on Redis.
+#[tokio::test]
+async fn a_room_takes_messages_and_joins_at_its_own_rate() {
+    let memory = spawn_with(|s| {
+        s.room_message_rate_per_second = 5;
+        s.room_join_rate_per_second = 2;
+        s.message_rate_per_second = 1000;
+        s.message_burst = 1000;
+    })
+    .await;
+    room_rates(&memory).await;
+    let cluster = crate::cluster::Cluster::start(
+        1,
+        &[
+            ("EPHEMERA_ROOM_MESSAGE_RATE_PER_SECOND", "5"),
+            ("EPHEMERA_ROOM_JOIN_RATE_PER_SECOND", "2"),
+            ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "1000"),
+            ("EPHEMERA_MESSAGE_BURST", "1000"),
+        ],
+    );
+    room_rates(&cluster.instance(0)).await;
+}
+
+async fn room_rates(app: &TestApp) {
+    let room = app.open_room().await;
+    // Joins: a burst of twice the rate (4), then one each half second.
+    let started = std::time::Instant::now();
+    let mut joined = Vec::new();
+    let mut busy = 0;
+    for i in 0..8 {
+        let mut ws = app.ws(&room.id, &format!("display_name=m{i}")).await;
+        match ws.recv().await {
+            Frame::Json(v) if v["event"] == "welcome" => joined.push((ws, v)),
+            Frame::Json(v) => {
+                assert_eq!(v["code"], "room_busy", "{v}");
+                let (code, _) = ws.closed().await;
+                assert_eq!(code, 1013);
+                busy += 1;
+            }
+            Frame::Closed(code) => panic!("closed with {code}"),
+        }
+    }
+    let refill = (started.elapsed().as_millis() / 500) as usize + 1;
+    assert!(
+        joined.len() >= 4 && joined.len() <= 4 + refill && busy == 8 - joined.len(),
+        "{} joined",
+        joined.len()
+    );
+    // Messages: a burst of twice the rate (10), every member together.
+    let token = joined[0].1["resume_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let post = app.url(&format!("/rooms/{}/messages", room.id));
+    let started = std::time::Instant::now();
+    let mut statuses = Vec::new();
+    for i in 0..20 {
+        let res = app
+            .http
+            .post(&post)
+            .bearer_auth(&token)
+            .json(&json!({"text": format!("m{i}")}))
+            .send()
+            .await
+            .expect("post");
+        if res.status() == 429 {
+            let body: Value = res.json().await.expect("json");
+            assert_eq!(body["code"], "room_busy");
+            statuses.push(429);
+        } else {
+            statuses.push(res.status().as_u16());
+        }
+    }
+    let accepted = statuses.iter().filter(|s| **s == 201).count();
+    let refill = (started.elapsed().as_millis() / 200) as usize + 1;
+    assert!(
+        accepted >= 10
+            && accepted <= 10 + refill
+            && accepted + statuses.iter().filter(|s| **s == 429).count() == 20,
+        "{statuses:?}"
+    );
+    // Over the socket: refused with an error frame, and the socket stays (no 4029 strike).
+    let (ws, _) = &mut joined[1];
+    for i in 0..40 {
+        ws.say(&format!("w{i}"), &format!("w{i}")).await;
+    }
+    let mut refused = 0;
+    let frames = ws.drain(Duration::from_millis(500)).await;
+    for f in &frames {
+        if f["type"] == "error" {
+            assert_eq!(f["code"], "room_busy", "{f}");
+            refused += 1;
+        }
+    }
+    assert!(refused >= 30, "{refused} refused: {frames:?}");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    ws.say("after", "after").await;
+    loop {
+        let m = ws.next_of("message").await;
+        if m["text"] == "after" {
+            break;
+        }
+    }
+}
+
 /// Details and history reads are limited per client IP; another client reads on.
 #[tokio::test]
 async fn reads_are_limited_per_client_ip() {

@@ -38,6 +38,8 @@ impl Cluster {
             ("EPHEMERA_CONNECT_RATE_PER_IP_PER_SECOND", "100000"),
             ("EPHEMERA_JOINS_PER_MINUTE", "100000"),
             ("EPHEMERA_MAX_ROOMS_PER_CLIENT", "100000"),
+            ("EPHEMERA_ROOM_MESSAGE_RATE_PER_SECOND", "100000"),
+            ("EPHEMERA_ROOM_JOIN_RATE_PER_SECOND", "100000"),
             ("EPHEMERA_READS_PER_MINUTE", "100000"),
         ];
         settings.extend_from_slice(env);

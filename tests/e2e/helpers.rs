@@ -34,6 +34,8 @@ pub fn test_settings() -> Settings {
         connect_rate_per_ip_per_second: 100_000,
         joins_per_minute: 100_000,
         max_rooms_per_client: 100_000,
+        room_message_rate_per_second: 100_000,
+        room_join_rate_per_second: 100_000,
         reads_per_minute: 100_000,
         ..Settings::default()
     }

@@ -35,6 +35,10 @@ pub struct Settings {
     pub presence_grace_seconds: u64,
     pub message_rate_per_second: u32,
     pub message_burst: u32,
+    /// Messages a room accepts per second, every member together (burst: twice).
+    pub room_message_rate_per_second: u32,
+    /// New members a room takes per second (burst: twice).
+    pub room_join_rate_per_second: u32,
     pub room_create_per_minute: u32,
     pub password_attempts_per_minute: u32,
     /// Wrong passwords per room per minute over every client IP.
@@ -103,6 +107,8 @@ impl Default for Settings {
             presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
             message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
             message_burst: limits::MESSAGE_BURST,
+            room_message_rate_per_second: 100,
+            room_join_rate_per_second: 50,
             room_create_per_minute: limits::ROOM_CREATE_PER_MINUTE,
             password_attempts_per_minute: limits::PASSWORD_ATTEMPTS_PER_MINUTE,
             room_password_attempts_per_minute: limits::ROOM_PASSWORD_ATTEMPTS_PER_MINUTE,
@@ -264,7 +270,7 @@ impl Config {
                 "must lie between 1 and EPHEMERA_MAX_USERS_LIMIT",
             ));
         }
-        let positive: [(&'static str, u64); 16] = [
+        let positive: [(&'static str, u64); 18] = [
             ("MAX_MESSAGE_CHARS", s.max_message_chars as u64),
             ("MAX_FRAME_BYTES", s.max_frame_bytes as u64),
             ("HISTORY_LIMIT", s.history_limit as u64),
@@ -278,6 +284,14 @@ impl Config {
                 u64::from(s.message_rate_per_second),
             ),
             ("MESSAGE_BURST", u64::from(s.message_burst)),
+            (
+                "ROOM_MESSAGE_RATE_PER_SECOND",
+                u64::from(s.room_message_rate_per_second),
+            ),
+            (
+                "ROOM_JOIN_RATE_PER_SECOND",
+                u64::from(s.room_join_rate_per_second),
+            ),
             ("PING_INTERVAL_SECONDS", s.ping_interval_seconds),
             ("OUTBOUND_QUEUE_BYTES", s.outbound_queue_bytes as u64),
             ("STALL_TIMEOUT_SECONDS", s.stall_timeout_seconds),

@@ -93,6 +93,14 @@ impl Application {
             history_max_bytes: s.history_max_bytes,
             max_rooms: s.max_rooms,
             max_rooms_per_client: s.max_rooms_per_client,
+            room_messages: Rate {
+                per_second: s.room_message_rate_per_second,
+                burst: s.room_message_rate_per_second.saturating_mul(2),
+            },
+            room_joins: Rate {
+                per_second: s.room_join_rate_per_second,
+                burst: s.room_join_rate_per_second.saturating_mul(2),
+            },
         };
         let refresh_interval = Duration::from_millis(store_config.refresh_ms());
         let (store, bus) = match &s.redis_url {

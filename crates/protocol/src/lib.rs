@@ -131,6 +131,8 @@ pub enum ErrorCode {
     NameTaken,
     RoomFull,
     RateLimited,
+    /// A room over its room-wide message or join rate (not the sender's fault: no strike).
+    RoomBusy,
     Unavailable,
     Internal,
     // WebSocket-only codes.
@@ -152,7 +154,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             NameTaken => 409,
             InvalidRequest | EmptyMessage | MessageTooLong => 422,
-            RateLimited => 429,
+            RateLimited | RoomBusy => 429,
             Internal => 500,
             Unavailable => 503,
         }
@@ -168,7 +170,7 @@ impl ErrorCode {
             NameTaken => close::NAME_TAKEN,
             InvalidRequest | EmptyMessage | MessageTooLong => close::INVALID_NAME,
             RateLimited => close::RATE_LIMITED,
-            Unavailable => close::TRY_AGAIN_LATER,
+            Unavailable | RoomBusy => close::TRY_AGAIN_LATER,
             InvalidJson | PasswordInUrl | InvalidFrame | MethodNotAllowed
             | UnsupportedMediaType | Internal => close::SERVER_ERROR,
         }
@@ -182,6 +184,7 @@ impl ErrorCode {
             NameTaken => "That display name is taken in this room",
             RoomFull => "Room is full",
             RateLimited => "Too many requests, slow down",
+            RoomBusy => "This room is busy, try again in a moment",
             Unauthorized => "Invalid or expired credentials",
             PasswordRequired => "This room needs a password: join with a ticket",
             Unavailable => "Service temporarily unavailable, try again",
@@ -206,6 +209,7 @@ impl ErrorCode {
             NameTaken => "name_taken",
             RoomFull => "room_full",
             RateLimited => "rate_limited",
+            RoomBusy => "room_busy",
             Unavailable => "unavailable",
             Internal => "internal",
             InvalidFrame => "invalid_frame",

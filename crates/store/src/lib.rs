@@ -41,6 +41,11 @@ pub struct StoreConfig {
     pub history_max_bytes: usize,
     /// Rooms at once, in all.
     pub max_rooms: usize,
+    /// Messages a room accepts, every member together (refused beyond: `room_busy`), so a room
+    /// costs its instances at most this many fan-outs.
+    pub room_messages: Rate,
+    /// New members a room takes (refused beyond: `room_busy`); resumes are not counted.
+    pub room_joins: Rate,
     /// Rooms one client (an address, IPv6 on its prefix) holds at once.
     pub max_rooms_per_client: usize,
 }

@@ -49,6 +49,17 @@ struct RoomState {
     attempts: HashMap<String, (u32, Millis)>,
     /// This room's entry in `State::schedule`.
     scheduled: Millis,
+    /// When the room's message and join buckets are full again (GCRA, as the Redis scripts).
+    messages_full_at: f64,
+    joins_full_at: f64,
+}
+
+/// A GCRA bucket that is full again at `full_at` (ms): the value after one more event now, or
+/// `None` if the bucket is empty.
+fn gcra(full_at: f64, now: Millis, rate: Rate) -> Option<f64> {
+    let interval = 1000.0 / f64::from(rate.per_second);
+    let next = full_at.max(now as f64) + interval;
+    (next - now as f64 <= interval * f64::from(rate.burst)).then_some(next)
 }
 
 struct MemberState {
@@ -131,6 +142,8 @@ impl MemoryStore {
                 tickets: HashMap::new(),
                 attempts: HashMap::new(),
                 scheduled: Millis::MAX,
+                messages_full_at: 0.0,
+                joins_full_at: 0.0,
             },
         );
         state.schedule_at(&id, expires_at);
@@ -183,6 +196,9 @@ impl MemoryStore {
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
+        };
+        let Some(joins_full_at) = gcra(room.joins_full_at, now, self.config.room_joins) else {
+            return refused(ErrorCode::RoomBusy);
         };
         let (name, role) = match claim.via {
             Via::Ticket(hash) => match room.tickets.remove(&hash) {
@@ -249,6 +265,7 @@ impl MemoryStore {
                 refilled_at: now,
             },
         );
+        room.joins_full_at = joins_full_at;
         let view = room.view();
         let online = member.presence(
             room_id,
@@ -364,7 +381,12 @@ impl MemoryStore {
         if m.tokens < 1.0 {
             return refused(ErrorCode::RateLimited);
         }
+        let Some(messages_full_at) = gcra(room.messages_full_at, now, self.config.room_messages)
+        else {
+            return refused(ErrorCode::RoomBusy);
+        };
         m.tokens -= 1.0;
+        room.messages_full_at = messages_full_at;
         let display_name = author.display_name.clone();
         room.last_id += 1;
         let frame = MessageFrame {

@@ -618,6 +618,8 @@ impl RedisStore {
             claim.resume.to_hex(),
             claim.session.to_string(),
             self.config.live_ms().to_string(),
+            self.config.room_joins.per_second.to_string(),
+            self.config.room_joins.burst.to_string(),
         ];
         let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
         let reply = self
@@ -834,6 +836,8 @@ impl RedisStore {
             prefix.to_owned(),
             suffix.to_owned(),
             self.config.history_max_bytes.to_string(),
+            self.config.room_messages.per_second.to_string(),
+            self.config.room_messages.burst.to_string(),
         ];
         let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
         let reply = room_reply(self.run(&self.scripts.append, keys, args).await?)?;

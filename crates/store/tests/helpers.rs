@@ -19,6 +19,14 @@ pub fn config() -> StoreConfig {
         // Five short messages fit; `history_is_bounded_in_bytes_too` fills it with long ones.
         history_max_bytes: HISTORY_BYTES,
         max_rooms: 100_000,
+        room_messages: store::Rate {
+            per_second: 100_000,
+            burst: 100_000,
+        },
+        room_joins: store::Rate {
+            per_second: 100_000,
+            burst: 100_000,
+        },
         max_rooms_per_client: 3,
     }
 }

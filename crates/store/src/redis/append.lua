@@ -1,10 +1,12 @@
 -- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
 -- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[3]: member id;
 -- ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history limit; ARGV[7], ARGV[8]: the
--- message frame's JSON before and after its id; ARGV[9]: most bytes of history kept.
+-- message frame's JSON before and after its id; ARGV[9]: most bytes of history kept;
+-- ARGV[10], ARGV[11]: the room's rate per second and burst, every member together.
 local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NOW, id = tonumber(ARGV[2]), ARGV[3]
-local exp = redis.call('HGET', META, 'expires_at')
+local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate')
+local exp = meta[1]
 if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
 -- A member's rate field exists only while they are a member (remove_member deletes it), so
 -- only their first message needs the members hash.
@@ -15,6 +17,11 @@ if not bucket and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused'
 local interval = 1000 / tonumber(ARGV[4])
 local full_at = math.max(tonumber(bucket) or 0, NOW) + interval
 if full_at - NOW > interval * tonumber(ARGV[5]) then return {'refused', 'rate_limited'} end
+-- The room's own bucket, the same way: a room costs at most its rate in fan-outs.
+local room_interval = 1000 / tonumber(ARGV[10])
+local room_full_at = math.max(tonumber(meta[2]) or 0, NOW) + room_interval
+if room_full_at - NOW > room_interval * tonumber(ARGV[11]) then return {'refused', 'room_busy'} end
+redis.call('HSET', META, 'msg_rate', room_full_at)
 -- A room's expiry never changes: keys get it once, when created (a new field, or a list's first item).
 if redis.call('HSET', RATE, id, full_at) == 1 then redis.call('PEXPIREAT', RATE, exp) end
 local seq = redis.call('HINCRBY', META, 'seq', 1)

@@ -1,8 +1,14 @@
 -- ARGV[4]: 'ticket' or 'name'; ARGV[5]: ticket hash or display name; ARGV[6]: folded name;
 -- ARGV[7]: new member id; ARGV[8]: resume token hash; ARGV[9]: session;
--- ARGV[10]: how far ahead a live member's deadline lies (ms).
+-- ARGV[10]: how far ahead a live member's deadline lies (ms); ARGV[11], ARGV[12]: new members
+-- the room takes per second, and its burst.
 local exp = alive_until()
 if not exp then return {'refused', 'room_not_found'} end
+-- The room's join bucket (GCRA, as append.lua's), checked before a ticket is spent and
+-- counted only for a new member.
+local join_interval = 1000 / tonumber(ARGV[11])
+local join_full_at = math.max(tonumber(redis.call('HGET', META, 'join_rate')) or 0, NOW) + join_interval
+if join_full_at - NOW > join_interval * tonumber(ARGV[12]) then return {'refused', 'room_busy'} end
 local name, fold, role
 if ARGV[4] == 'ticket' then
   local ticket = forget_ticket(ARGV[5])
@@ -46,6 +52,7 @@ redis.call('HSET', RESUME, resume, id)
 redis.call('HSET', NAMES, fold, id)
 redis.call('ZADD', ALIVE, deadline, alive_entry(id, session))
 if role == 'owner' then redis.call('HSET', META, 'owner_member', id) end
+redis.call('HSET', META, 'join_rate', join_full_at)
 expire_with_room(exp, MEMBERS, STATE, RESUME, NAMES, ALIVE)
 publish_presence(member, 'user_online')
 return {'ok', member, view(), deadline}
