@@ -274,6 +274,180 @@ async fn a_member_swept_while_its_socket_lives_is_told_to_join_again() {
     assert_eq!(offline["reason"], "timeout");
 }
 
+/// Moves a hash slot from the node that serves it to another, as `redis-cli --cluster
+/// reshard` does: IMPORTING, MIGRATING, MIGRATE of its keys, then NODE on every node.
+fn move_slot(redis: &store::testing::RedisCluster, slot: &str) {
+    let from = redis
+        .nodes
+        .iter()
+        .position(|n| n.cli(&["cluster", "countkeysinslot", slot]).trim() != "0")
+        .expect("a node holds the slot's keys");
+    let to = (from + 1) % redis.nodes.len();
+    let (source, target) = (&redis.nodes[from], &redis.nodes[to]);
+    let id = |n: &store::testing::RedisServer| n.cli(&["cluster", "myid"]).trim().to_owned();
+    let (source_id, target_id) = (id(source), id(target));
+    target.cli(&["cluster", "setslot", slot, "importing", &source_id]);
+    source.cli(&["cluster", "setslot", slot, "migrating", &target_id]);
+    let keys = source.cli(&["cluster", "getkeysinslot", slot, "1000"]);
+    let port = target.port.to_string();
+    let mut migrate = vec!["migrate", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
+    migrate.extend(keys.lines());
+    let said = source.cli(&migrate);
+    assert!(said.contains("OK"), "migrate: {said}");
+    for node in &redis.nodes {
+        node.cli(&["cluster", "setslot", slot, "node", &target_id]);
+    }
+}
+
+/// Redis Cluster moves the slot of a room while its members chat: the old shard unsubscribes
+/// the room's channel (a notice fred drops), so the instances hear nothing more from it. The
+/// liveness check sees the room's latest id run ahead of what was delivered, subscribes the
+/// room again and repairs it from history: every message arrives, once, in order.
+#[tokio::test]
+async fn a_rooms_slot_moving_to_another_shard_loses_nothing() {
+    let redis = store::testing::RedisCluster::start();
+    let cluster = Cluster::on(
+        &redis.url(),
+        2,
+        &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "2"), FAST[0], FAST[1]],
+    );
+    let via = cluster.app();
+    let room = via.open_room().await;
+    let mut a = Resilient::join(&cluster.instance(0), &via, &room.id, "a").await;
+    let mut b = Resilient::join(&cluster.instance(1), &via, &room.id, "b").await;
+    chat(&mut a, &mut [&mut b], 3).await;
+    let slot = redis.nodes[0].cli(&["cluster", "keyslot", &format!("eph:{{{}}}", room.id)]);
+    move_slot(&redis, slot.trim());
+    let mut sent = 0;
+    for i in 0..10 {
+        // The move may refuse a message or two (unavailable) while the cluster settles.
+        if a.say(&format!("after the move {i}")).await {
+            sent += 1;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(sent, 10);
+    // Accepted messages are in the room's history; each member gets every one of them. (A
+    // read too may be refused while the cluster settles: clients try again.)
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let last = loop {
+        let history: Value = via
+            .http
+            .get(via.url(&format!("/rooms/{}/messages?after=0&limit=100", room.id)))
+            .bearer_auth(&a.token)
+            .send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json");
+        if let Some(last) = history["messages"]
+            .as_array()
+            .and_then(|m| m.last())
+            .and_then(|m| m["id"].as_u64())
+        {
+            break last;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "history readable again: {history}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(last > 3, "messages were accepted after the move");
+    for c in [&mut a, &mut b] {
+        assert!(
+            c.until_id(last, Duration::from_secs(15)).await,
+            "{} got everything up to {last} (has {})",
+            c.name,
+            c.last_id
+        );
+    }
+    a.say("and on").await;
+    assert!(
+        b.until_id(last + 1, Duration::from_secs(5)).await,
+        "delivery goes on"
+    );
+    assert_clean(&[&a, &b]);
+}
+
+/// One shard of a Redis Cluster freezes (SIGSTOP) just as the instance's subscriptions are
+/// cut: the rooms on the frozen shard cannot be subscribed again or repaired, and their
+/// members are told to resume (4008) after a few attempts, while a room on a healthy shard
+/// chats on as before; none waits for another room's repair. Readiness says a shard is down.
+#[tokio::test]
+async fn a_frozen_shard_holds_up_only_its_own_rooms() {
+    let redis = store::testing::RedisCluster::start();
+    let cluster = Cluster::on(
+        &redis.url(),
+        1,
+        &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "30")],
+    );
+    let app = cluster.instance(0);
+    let node_of = |room: &str| {
+        redis
+            .nodes
+            .iter()
+            .position(|n| {
+                !n.cli(&["--scan", "--pattern", &format!("eph:{{{room}}}:meta")])
+                    .trim()
+                    .is_empty()
+            })
+            .expect("a node holds the room")
+    };
+    let frozen_room = app.open_room().await;
+    let frozen = node_of(&frozen_room.id);
+    let healthy_room = loop {
+        let room = app.open_room().await;
+        if node_of(&room.id) != frozen {
+            break room;
+        }
+    };
+    let (mut stuck, _) = app.member(&frozen_room.id, "stuck").await;
+    let (mut a, _) = app.member(&healthy_room.id, "a").await;
+    let (mut b, _) = app.member(&healthy_room.id, "b").await;
+    a.say("before", "c0").await;
+    assert_eq!(b.next_of("message").await["text"], "before");
+
+    redis.nodes[frozen].pause();
+    for (i, node) in redis.nodes.iter().enumerate() {
+        if i != frozen {
+            node.kill_clients();
+        }
+    }
+    // The healthy room flows while the frozen shard's room is still being retried.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for i in 1..=5 {
+        let sent = Instant::now();
+        a.say(&format!("during {i}"), &format!("c{i}")).await;
+        loop {
+            let m = b.next_of("message").await;
+            if m["text"] == format!("during {i}") {
+                break;
+            }
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(1),
+            "message {i} took {:?}",
+            sent.elapsed()
+        );
+    }
+    app.await_readyz(503, Instant::now() + Duration::from_secs(5))
+        .await;
+    // Eight attempts, each waiting out the store's 2 s timeout, with backoff between.
+    let code = loop {
+        match stuck.recv_within(Duration::from_secs(40)).await {
+            Some(Frame::Closed(code)) => break code,
+            Some(Frame::Json(_)) => continue,
+            None => panic!("the frozen room's members are never told"),
+        }
+    };
+    assert_eq!(code, 4008, "the frozen room's members resume");
+    redis.nodes[frozen].unpause();
+    app.await_readyz(200, Instant::now() + Duration::from_secs(10))
+        .await;
+}
+
 /// libfaketime (scripts/test.sh installs it), which shifts a process's wall clock.
 fn libfaketime() -> String {
     [
@@ -593,6 +767,7 @@ async fn a_stalled_client_is_dropped_after_the_stall_timeout_even_under_the_byte
             ("EPHEMERA_OUTBOUND_QUEUE_BYTES", "67108864"),
             ("EPHEMERA_MAX_MESSAGE_CHARS", "15000"),
             ("EPHEMERA_HISTORY_LIMIT", "600"),
+            ("EPHEMERA_HISTORY_MAX_BYTES", "16777216"),
             ("EPHEMERA_PRESENCE_GRACE_SECONDS", "60"),
             FAST[0],
             FAST[1],

@@ -3,15 +3,13 @@
 use crate::bucket::TokenBucket;
 use crate::metrics::Metrics;
 use crate::{Direct, Gone, Sent};
-use bytestring::ByteString;
-use protocol::frames::{BusEvent, OfflineReason, PresenceEvent, ServerFrame, SystemFrame};
-use protocol::{ErrorCode, Millis, close, now_ms};
-use std::collections::{HashMap, HashSet};
+use protocol::{Millis, close, now_ms};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
-use store::{Bus, BusItem, Live, Member, Rate, Stale, Store};
+use store::{Bus, Live, Member, Rate, Stale, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
 use tokio::time::{MissedTickBehavior, interval, sleep};
 
@@ -69,7 +67,9 @@ pub(crate) struct Inner {
     rooms: Mutex<Rooms>,
     /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
     /// subscription of the same room.
-    subscriptions: tokio::sync::Mutex<()>,
+    pub(crate) subscriptions: tokio::sync::Mutex<()>,
+    /// Store calls of repairs and resubscriptions running at once (`dispatch.rs`).
+    pub(crate) repairs: tokio::sync::Semaphore,
     /// Members whose connection closed, for `Hub::leaver`; and how many of them it has not
     /// finished yet.
     leaving: mpsc::UnboundedSender<Live>,
@@ -84,16 +84,22 @@ pub(crate) struct Inner {
     admissions: Mutex<[TokenBucket; 2]>,
 }
 
-struct LocalRoom {
-    conns: HashMap<u64, Arc<Conn>>,
+pub(crate) struct LocalRoom {
+    pub(crate) conns: HashMap<u64, Arc<Conn>>,
     /// The last message id fanned out here; a larger jump is repaired from history.
-    last_id: Option<u64>,
+    pub(crate) last_id: Option<u64>,
     /// Who the room's local clients see online: the first welcome's list, then every presence
     /// event fanned out (`connected_at` is not kept). A resync compares it with the store to
     /// replay presence that was lost.
-    online: Option<HashMap<String, Member>>,
+    pub(crate) online: Option<HashMap<String, Member>>,
     /// Completed once the store delivers this room's events to us.
-    subscribed: Arc<OnceCell<()>>,
+    pub(crate) subscribed: Arc<OnceCell<()>>,
+    /// While the room is repaired from history (`dispatch.rs`): its bus events, waiting in
+    /// order; the rest of the rooms flow meanwhile.
+    pub(crate) repair: Option<crate::dispatch::Repair>,
+    /// A latest id the store had at the last liveness check that the bus had not delivered
+    /// yet (`Hub::check_latest`).
+    pub(crate) behind: Option<u64>,
     /// Which ticks of the liveness ticker's cycles handle this room (from a hash of its id:
     /// spreads the work, and names the room's slice).
     slot: u64,
@@ -101,7 +107,7 @@ struct LocalRoom {
 
 /// The hosted rooms in `SLICES` slices by their `slot`, so that each liveness tick visits only
 /// the slice that is due, not every room.
-struct Rooms {
+pub(crate) struct Rooms {
     slices: Vec<HashMap<Arc<str>, LocalRoom>>,
     hasher: RandomState,
 }
@@ -127,11 +133,11 @@ impl Rooms {
         (self.slot(room_id) % SLICES) as usize
     }
 
-    fn get(&self, room_id: &str) -> Option<&LocalRoom> {
+    pub(crate) fn get(&self, room_id: &str) -> Option<&LocalRoom> {
         self.slices[self.index(room_id)].get(room_id)
     }
 
-    fn get_mut(&mut self, room_id: &str) -> Option<&mut LocalRoom> {
+    pub(crate) fn get_mut(&mut self, room_id: &str) -> Option<&mut LocalRoom> {
         self.slice_mut(room_id).get_mut(room_id)
     }
 
@@ -151,7 +157,7 @@ impl Rooms {
         self.slice_mut(room_id).remove(room_id)
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &LocalRoom)> {
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&Arc<str>, &LocalRoom)> {
         self.slices.iter().flatten()
     }
 
@@ -356,6 +362,7 @@ impl Hub {
                 leaving_count: AtomicUsize::new(0),
                 writing: AtomicUsize::new(0),
                 subscriptions: tokio::sync::Mutex::new(()),
+                repairs: tokio::sync::Semaphore::new(crate::dispatch::REPAIRS_AT_ONCE),
                 draining: AtomicBool::new(false),
                 admissions: Mutex::new([TokenBucket::new(0.0); 2]),
             }),
@@ -410,7 +417,7 @@ impl Hub {
         buckets[usize::from(resume)].take(rate, rate, std::time::Instant::now())
     }
 
-    fn rooms(&self) -> MutexGuard<'_, Rooms> {
+    pub(crate) fn rooms(&self) -> MutexGuard<'_, Rooms> {
         self.inner
             .rooms
             .lock()
@@ -428,6 +435,8 @@ impl Hub {
                     last_id: None,
                     online: None,
                     subscribed: Arc::new(OnceCell::new()),
+                    repair: None,
+                    behind: None,
                     slot,
                 }
             });
@@ -486,7 +495,7 @@ impl Hub {
 
     /// Hands one event to every local connection of the room without ever waiting: a
     /// connection whose queue is full is closed as a slow consumer.
-    fn fan_out(&self, room_id: &str, event: Arc<Event>) {
+    pub(crate) fn fan_out(&self, room_id: &str, event: Arc<Event>) {
         let rooms = self.rooms();
         let Some(room) = rooms.get(room_id) else {
             return;
@@ -499,7 +508,7 @@ impl Hub {
     /// Writes the client's next message straight to its socket when it can (`Fast`); anything
     /// else, a message it already has or one after a gap included, goes through the queue,
     /// where the session applies its rules.
-    fn deliver(&self, conn: &Conn, event: Arc<Event>) {
+    pub(crate) fn deliver(&self, conn: &Conn, event: Arc<Event>) {
         let mut fast = conn.fast();
         let mut event = event;
         if let (Event::Message { id, json }, 0, Some(direct)) =
@@ -546,223 +555,6 @@ impl Hub {
             self.inner.metrics.slow_consumers.inc();
         }
         conn.close(close::FELL_BEHIND);
-    }
-
-    /// Turns bus items into queued events, parsing each event once.
-    async fn dispatch(self, mut bus: Bus) {
-        while let Some(item) = bus.recv().await {
-            match item {
-                BusItem::Event(room_id, json) => self.on_bus_event(&room_id, json).await,
-                BusItem::Resync => self.resync().await,
-            }
-        }
-    }
-
-    async fn on_bus_event(&self, room_id: &str, json: ByteString) {
-        match serde_json::from_str::<BusEvent>(&json) {
-            Ok(event) => self.on_event(room_id, event, json).await,
-            Err(err) => tracing::error!(%err, "unreadable bus event"),
-        }
-    }
-
-    /// Handles one of the room's events, `json` being its frame as clients get it.
-    async fn on_event(&self, room_id: &str, event: BusEvent, json: ByteString) {
-        let event = match event {
-            BusEvent::Message(m) => {
-                self.inner.metrics.messages_out.inc();
-                if let Some(at) = protocol::parse_rfc3339(&m.timestamp) {
-                    let lag = now_ms().saturating_sub(at) as f64 / 1000.0;
-                    self.inner.metrics.pubsub_lag.observe(lag);
-                }
-                return self.on_message(room_id, m.id, json).await;
-            }
-            BusEvent::Presence(p) => {
-                let online = p.event == PresenceEvent::UserOnline;
-                let left = p.reason == Some(OfflineReason::Left);
-                if let Some(seen) = self
-                    .rooms()
-                    .get_mut(room_id)
-                    .and_then(|r| r.online.as_mut())
-                {
-                    if online {
-                        let member = Member {
-                            id: p.member_id.clone(),
-                            display_name: p.display_name,
-                            role: p.role,
-                            connected_at: 0,
-                        };
-                        seen.insert(p.member_id.clone(), member);
-                    } else {
-                        seen.remove(&p.member_id);
-                    }
-                }
-                Event::Presence {
-                    member_id: p.member_id,
-                    online,
-                    left,
-                    json,
-                }
-            }
-            BusEvent::Typing(t) => Event::Typing {
-                member_id: t.member_id,
-                json,
-            },
-            BusEvent::System(SystemFrame::RoomClosed(c)) => Event::Closed {
-                code: c.reason.close_code(),
-                json,
-            },
-            BusEvent::System(SystemFrame::Welcome(_)) => return,
-            BusEvent::Replaced { member_id, session } => Event::Replaced { member_id, session },
-        };
-        self.fan_out(room_id, Arc::new(event));
-    }
-
-    /// Delivers message `id` in order: ids this instance skipped are first fetched from history.
-    async fn on_message(&self, room_id: &str, id: u64, json: ByteString) {
-        let last = match self.rooms().get(room_id) {
-            Some(room) => room.last_id,
-            None => return,
-        };
-        if let Some(last) = last {
-            if id <= last {
-                return;
-            }
-            if id > last + 1 {
-                self.repair(room_id, last).await;
-            }
-        }
-        self.deliver_message(room_id, id, json);
-    }
-
-    /// Fans message `id` out unless the room already had it; records it as the room's last.
-    fn deliver_message(&self, room_id: &str, id: u64, json: ByteString) {
-        let mut rooms = self.rooms();
-        let Some(room) = rooms.get_mut(room_id) else {
-            return;
-        };
-        if room.last_id.is_some_and(|last| id <= last) {
-            return;
-        }
-        room.last_id = Some(id);
-        let event = Arc::new(Event::Message { id, json });
-        for conn in room.conns.values() {
-            self.deliver(conn, event.clone());
-        }
-    }
-
-    /// Delivers what the room has after `after` from its history. If the history no longer
-    /// reaches back that far, the room's connections close with 4008 and resume on their own.
-    async fn repair(&self, room_id: &str, after: u64) {
-        let limit = self.inner.config.history_limit;
-        match self.inner.store.history_after(room_id, after, limit).await {
-            Ok(history) => {
-                if !history.complete {
-                    self.close_room(room_id, close::FELL_BEHIND);
-                    return;
-                }
-                for message in history.messages {
-                    let id = message.id;
-                    match serde_json::to_string(&ServerFrame::Message(message)) {
-                        Ok(json) => self.deliver_message(room_id, id, json.into()),
-                        Err(err) => tracing::error!(%err, "cannot serialize a message"),
-                    }
-                }
-            }
-            Err(store::Error::Refused(ErrorCode::RoomNotFound)) => {
-                self.close_room(room_id, close::NOT_FOUND)
-            }
-            Err(err) => {
-                tracing::warn!(%err, "cannot repair a room from history");
-                self.close_room(room_id, close::FELL_BEHIND);
-            }
-        }
-    }
-
-    /// Events may have been lost: bring every hosted room up to date from the store.
-    async fn resync(&self) {
-        let rooms: Vec<(Arc<str>, u64)> = self
-            .rooms()
-            .iter()
-            .map(|(id, r)| (id.clone(), r.last_id.unwrap_or(0)))
-            .collect();
-        tracing::info!(rooms = rooms.len(), "resynchronizing hosted rooms");
-        // Subscribe again to exactly the rooms hosted here (in order with any subscription
-        // change the hub makes), until the store takes it.
-        let order = self.inner.subscriptions.lock().await;
-        for (room_id, _) in &rooms {
-            while let Err(err) = self.inner.store.subscribe(room_id).await {
-                tracing::warn!(%err, "resubscribing failed; retrying");
-                sleep(Duration::from_millis(250)).await;
-            }
-        }
-        if let Err(err) = self.inner.store.subscriptions_restored().await {
-            tracing::warn!(%err, "cannot mark subscriptions restored");
-        }
-        drop(order);
-        for (room_id, last) in rooms {
-            self.repair(&room_id, last).await;
-            self.replay_presence(&room_id).await;
-        }
-    }
-
-    /// Handles, as if they came from the bus, the presence events the room's local clients
-    /// missed: `user_online` for whoever the store lists and they do not, `user_offline` for
-    /// the reverse (a member's own `user_offline` closes its socket with 1000, as the lost
-    /// event would have).
-    async fn replay_presence(&self, room_id: &str) {
-        let members = match self.inner.store.room(room_id).await {
-            Ok(Some(view)) => view.members,
-            // Gone: the repair has closed the room's connections.
-            Ok(None) => return,
-            Err(err) => {
-                tracing::warn!(%err, "cannot read a room's presence; its clients resume");
-                return self.close_room(room_id, close::FELL_BEHIND);
-            }
-        };
-        let changes: Vec<(PresenceEvent, Member)> = {
-            let rooms = self.rooms();
-            let Some(seen) = rooms.get(room_id).and_then(|r| r.online.as_ref()) else {
-                return;
-            };
-            let current: HashSet<&str> = members.iter().map(|m| m.id.as_str()).collect();
-            let gone = seen
-                .values()
-                .filter(|m| !current.contains(m.id.as_str()))
-                .map(|m| (PresenceEvent::UserOffline, m.clone()));
-            let came = members
-                .iter()
-                .filter(|m| !seen.contains_key(&m.id))
-                .map(|m| (PresenceEvent::UserOnline, m.clone()));
-            gone.chain(came).collect()
-        };
-        let now = now_ms();
-        for (event, m) in changes {
-            let frame = BusEvent::Presence(m.presence(room_id, event, None, members.len(), now));
-            match serde_json::to_string(&frame) {
-                Ok(json) => self.on_event(room_id, frame, json.into()).await,
-                Err(err) => tracing::error!(%err, "cannot serialize a presence frame"),
-            }
-        }
-    }
-
-    /// Records what a new connection's welcome gave it, unless the room already tracks it
-    /// (events still in flight on the bus must not be skipped): the last message id, and who
-    /// is online.
-    pub(crate) fn note_welcome(&self, room_id: &str, id: u64, online: &[Member]) {
-        if let Some(room) = self.rooms().get_mut(room_id) {
-            room.last_id.get_or_insert(id);
-            room.online
-                .get_or_insert_with(|| online.iter().map(|m| (m.id.clone(), m.clone())).collect());
-        }
-    }
-
-    /// Closes every local connection of the room with `code`.
-    fn close_room(&self, room_id: &str, code: u16) {
-        if let Some(room) = self.rooms().get(room_id) {
-            for conn in room.conns.values() {
-                conn.close(code);
-            }
-        }
     }
 
     async fn sweep_ticker(self) {
@@ -832,12 +624,23 @@ impl Hub {
             }
             // Not awaited here: a slow Redis must not hold up the next slices' refreshes (nor
             // pings and stall checks) until live members outlast their grace.
-            let store = self.inner.store.clone();
+            let hub = self.clone();
             tokio::spawn(async move {
-                match store.touch_members(&live).await {
+                match hub.inner.store.touch_members(&live).await {
                     Ok(stale) if !stale.is_empty() => close_stale(&conns, stale),
                     Ok(_) => {}
                     Err(err) => tracing::warn!(%err, "liveness refresh failed"),
+                }
+                let mut rooms: Vec<Arc<str>> = live.iter().map(|l| l.room_id.clone()).collect();
+                rooms.sort_unstable();
+                rooms.dedup();
+                match hub.inner.store.latest_ids(&rooms).await {
+                    Ok(latest) => {
+                        for (room_id, latest) in rooms.iter().zip(latest) {
+                            hub.check_latest(room_id, latest);
+                        }
+                    }
+                    Err(err) => tracing::warn!(%err, "cannot read rooms' latest ids"),
                 }
             });
         }
@@ -936,10 +739,12 @@ mod tests {
                 last_id: None,
                 online: None,
                 subscribed: Arc::new(OnceCell::new()),
+                repair: None,
+                behind: None,
                 slot,
             });
         }
-        let mut visited = HashSet::new();
+        let mut visited = std::collections::HashSet::new();
         for n in 1..=SLICES {
             for room in rooms.due(n) {
                 assert_eq!((n + room.slot) % SLICES, 0);

@@ -14,6 +14,7 @@
 //! Architecture invariant: independent of actix; never talks to Redis, only to `store`.
 
 pub mod bucket;
+mod dispatch;
 mod hub;
 pub mod metrics;
 pub mod session;

@@ -285,7 +285,11 @@ pub enum BusItem {
 }
 
 /// Receives the events of every room this instance subscribed to, in publish order per room.
-pub type Bus = mpsc::UnboundedReceiver<BusItem>;
+pub type Bus = mpsc::Receiver<BusItem>;
+
+/// Bus items waiting for the hub's dispatcher. Bounded: a dispatcher that falls this far behind
+/// gets a `Resync` (events were dropped) instead of the store's memory growing.
+pub const BUS_CAPACITY: usize = 1 << 16;
 
 /// Most join tickets a room keeps outstanding (expired ones are pruned first).
 pub const MAX_TICKETS_PER_ROOM: usize = 1000;
@@ -434,6 +438,12 @@ impl Store {
     /// connection (their bus event is lost if it came while the subscription was down).
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         dispatch!(self, touch_members(live))
+    }
+
+    /// Each room's latest message id (`None` for a room that is gone): the liveness check
+    /// compares it with what the bus delivered, which catches a subscription lost unannounced.
+    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
+        dispatch!(self, latest_ids(rooms))
     }
 
     /// Connections dropped: each one's member stays online for the grace period, unless a newer

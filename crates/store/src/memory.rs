@@ -32,7 +32,9 @@ struct State {
     counters: HashMap<String, (u32, Millis)>,
     /// Rooms whose events this instance receives.
     subscribed: HashSet<String>,
-    bus: mpsc::UnboundedSender<BusItem>,
+    bus: mpsc::Sender<BusItem>,
+    /// Set when an event found the bus full: a `Resync` goes ahead of the next one.
+    lost: std::sync::atomic::AtomicBool,
 }
 
 struct RoomState {
@@ -80,13 +82,14 @@ fn refused<T>(code: ErrorCode) -> Result<T> {
 
 impl MemoryStore {
     pub fn new(config: StoreConfig) -> (MemoryStore, Bus) {
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(crate::BUS_CAPACITY);
         let state = State {
             rooms: HashMap::new(),
             schedule: BTreeSet::new(),
             counters: HashMap::new(),
             subscribed: HashSet::new(),
             bus: tx,
+            lost: std::sync::atomic::AtomicBool::new(false),
         };
         (
             MemoryStore {
@@ -327,6 +330,14 @@ impl MemoryStore {
             }
         }
         Ok(stale)
+    }
+
+    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
+        let state = self.lock();
+        Ok(rooms
+            .iter()
+            .map(|id| state.live_room(id).map(|r| r.last_id))
+            .collect())
     }
 
     pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {
@@ -615,10 +626,19 @@ impl State {
         }
         match serde_json::to_string(event) {
             Ok(json) => {
-                // The receiver is gone only while the instance shuts down.
-                let _ = self
-                    .bus
-                    .send(BusItem::Event(Arc::from(room_id), json.into()));
+                use std::sync::atomic::Ordering;
+                // A full bus drops the event and owes the dispatcher a Resync, sent ahead of
+                // the next event that fits (the receiver is gone only at shutdown).
+                if self.lost.load(Ordering::Acquire) {
+                    if self.bus.try_send(BusItem::Resync).is_err() {
+                        return;
+                    }
+                    self.lost.store(false, Ordering::Release);
+                }
+                let item = BusItem::Event(Arc::from(room_id), json.into());
+                if let Err(mpsc::error::TrySendError::Full(_)) = self.bus.try_send(item) {
+                    self.lost.store(true, Ordering::Release);
+                }
             }
             Err(err) => tracing::error!(%err, "cannot serialize a bus event"),
         }

@@ -20,8 +20,8 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, EventInterface, FromValue, PubsubInterface,
-    ReconnectPolicy, Value,
+    Builder, Client, ClientLike, ClusterInterface, Config, EventInterface, FromValue,
+    PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand, RespVersion};
@@ -135,12 +135,8 @@ pub struct RedisStore {
     background: Client,
     /// False from a reconnect of `client` until every room is subscribed again.
     subscribed: Arc<AtomicBool>,
-    /// False while Redis is known to be unreachable: disconnected, or not answering a probe.
-    up: Arc<AtomicBool>,
-    /// Redis's clock minus this machine's (ms), measured by every probe: every deadline and
-    /// every `now` a script gets is on Redis's clock, which also expires the keys, so an
-    /// instance whose clock is off neither ends rooms early nor sweeps live members.
-    skew: Arc<AtomicI64>,
+    /// What the link probes found (see [`Health`]).
+    health: Arc<Health>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -150,15 +146,18 @@ fn unavailable(err: impl std::fmt::Display) -> Error {
 }
 
 /// The link to Redis as the instance knows it: operations fail at once while it is down,
-/// instead of each waiting for its own timeout.
+/// instead of each waiting for its own timeout. On a Cluster the link is down only while no
+/// primary answers (one shard's trouble must not fail the rooms of the others), and a single
+/// command's timeout says nothing about it.
 #[derive(Clone)]
 struct Link {
-    up: Arc<AtomicBool>,
+    health: Arc<Health>,
+    clustered: bool,
 }
 
 impl Link {
     fn check(&self) -> Result<()> {
-        if self.up.load(Ordering::Acquire) {
+        if self.health.up.load(Ordering::Acquire) {
             Ok(())
         } else {
             Err(Error::Unavailable("Redis is unreachable".into()))
@@ -169,11 +168,13 @@ impl Link {
     /// next probe answers; a refusal by Redis (OOM, a script error) says nothing about it.
     fn failed(&self, err: fred::error::Error) -> Error {
         use fred::error::ErrorKind;
-        if matches!(
-            err.kind(),
-            ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled
-        ) {
-            self.up.store(false, Ordering::Release);
+        if !self.clustered
+            && matches!(
+                err.kind(),
+                ErrorKind::Timeout | ErrorKind::IO | ErrorKind::Canceled
+            )
+        {
+            self.health.up.store(false, Ordering::Release);
         }
         unavailable(err)
     }
@@ -182,12 +183,13 @@ impl Link {
 impl RedisStore {
     /// Now on Redis's clock (ms).
     pub fn now(&self) -> Millis {
-        now_ms().saturating_add_signed(self.skew.load(Ordering::Relaxed))
+        now_ms().saturating_add_signed(self.health.skew.load(Ordering::Relaxed))
     }
 
     fn link(&self) -> Link {
         Link {
-            up: self.up.clone(),
+            health: self.health.clone(),
+            clustered: self.client.is_clustered(),
         }
     }
 
@@ -224,29 +226,73 @@ impl RedisStore {
 }
 
 /// Probes the link every [`PROBE_INTERVAL`] (see [`probe`]).
-async fn watch_link(client: Client, background: Client, up: Arc<AtomicBool>, skew: Arc<AtomicI64>) {
+async fn watch_link(client: Client, background: Client, health: Arc<Health>) {
     loop {
         tokio::time::sleep(PROBE_INTERVAL).await;
-        let answered = client.is_connected() && probe(&background, &skew).await;
-        up.store(answered, Ordering::Release);
+        let (any, all) = probe(&background, &health.skew).await;
+        let connected = client.is_connected();
+        health.up.store(connected && any, Ordering::Release);
+        health.ready.store(connected && all, Ordering::Release);
     }
 }
 
-/// Asks Redis its `TIME` (on the background connection, so chat commands never queue behind
-/// it) and sets `skew` from the answer; false if none came within [`PROBE_TIMEOUT`].
-async fn probe(background: &Client, skew: &AtomicI64) -> bool {
+/// What the link probes found.
+struct Health {
+    /// False while Redis is known to be unreachable: disconnected, or no primary answering a
+    /// probe (then every operation fails at once).
+    up: AtomicBool,
+    /// Every primary answered the last probe (readiness).
+    ready: AtomicBool,
+    /// Redis's clock minus this machine's (ms), measured by every probe: every deadline and
+    /// every `now` a script gets is on Redis's clock, which also expires the keys, so an
+    /// instance whose clock is off neither ends rooms early nor sweeps live members.
+    skew: AtomicI64,
+}
+
+/// Asks every primary its `TIME` (on the background connection, so chat commands never queue
+/// behind it) within [`PROBE_TIMEOUT`], and sets `skew` from the first answer. Returns whether
+/// any answered and whether all did.
+async fn probe(background: &Client, skew: &AtomicI64) -> (bool, bool) {
     let asked = now_ms();
-    let cmd = CustomCommand::new_static("TIME", ClusterHash::Random, false);
-    let time = background.custom::<Vec<u64>, Value>(cmd, vec![]);
-    match tokio::time::timeout(PROBE_TIMEOUT, time).await {
-        Ok(Ok(time)) if time.len() == 2 => {
-            let redis = time[0] * 1000 + time[1] / 1000;
-            let here = asked + now_ms().saturating_sub(asked) / 2;
-            skew.store(redis as i64 - here as i64, Ordering::Relaxed);
-            true
+    let time = |client: &Client, node: Option<fred::types::config::Server>| {
+        let cmd = CustomCommand::new_static("TIME", ClusterHash::Random, false);
+        let client = client.clone();
+        async move {
+            let call = async {
+                match node {
+                    Some(node) => {
+                        client
+                            .with_cluster_node(node)
+                            .custom::<Vec<u64>, Value>(cmd, vec![])
+                            .await
+                    }
+                    None => client.custom::<Vec<u64>, Value>(cmd, vec![]).await,
+                }
+            };
+            match tokio::time::timeout(PROBE_TIMEOUT, call).await {
+                Ok(Ok(time)) if time.len() == 2 => Some(time[0] * 1000 + time[1] / 1000),
+                _ => None,
+            }
         }
-        _ => false,
+    };
+    let answers: Vec<Option<u64>> = match background
+        .cached_cluster_state()
+        .map(|state| state.unique_primary_nodes())
+    {
+        Some(nodes) if background.is_clustered() && !nodes.is_empty() => {
+            futures_util::future::join_all(nodes.into_iter().map(|n| time(background, Some(n))))
+                .await
+        }
+        _ => vec![time(background, None).await],
+    };
+    if let Some(redis) = answers.iter().flatten().next() {
+        let here = asked + now_ms().saturating_sub(asked) / 2;
+        skew.store(*redis as i64 - here as i64, Ordering::Relaxed);
     }
+    (
+        answers.iter().any(Option::is_some),
+        answers.iter().all(Option::is_some),
+    )
 }
 
 /// The room's keys, in the order the scripts' prelude names them.
@@ -343,18 +389,20 @@ impl RedisStore {
         for script in scripts.all() {
             script.load(&client).await.map_err(unavailable)?;
         }
-        let (tx, bus) = mpsc::unbounded_channel();
+        let (tx, bus) = mpsc::channel(crate::BUS_CAPACITY);
         let subscribed = Arc::new(AtomicBool::new(true));
-        let up = Arc::new(AtomicBool::new(true));
-        let skew = Arc::new(AtomicI64::new(0));
-        if !probe(&background, &skew).await {
+        let health = Arc::new(Health {
+            up: AtomicBool::new(true),
+            ready: AtomicBool::new(true),
+            skew: AtomicI64::new(0),
+        });
+        if !probe(&background, &health.skew).await.0 {
             return Err(Error::Unavailable("Redis does not answer TIME".into()));
         }
         tokio::spawn(watch_link(
             client.clone(),
             background.clone(),
-            up.clone(),
-            skew.clone(),
+            health.clone(),
         ));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
@@ -363,8 +411,7 @@ impl RedisStore {
                 client,
                 background,
                 subscribed,
-                up,
-                skew,
+                health,
                 scripts,
                 config: Arc::new(config),
             },
@@ -411,6 +458,9 @@ impl RedisStore {
     /// Readiness, from what the instance knows: the link's last probe and the subscriptions.
     pub async fn ping(&self) -> Result<()> {
         self.link().check()?;
+        if !self.health.ready.load(Ordering::Acquire) {
+            return Err(Error::Unavailable("a Redis primary does not answer".into()));
+        }
         if !self.subscribed.load(Ordering::Acquire) {
             return Err(Error::Unavailable(
                 "the pub/sub subscriptions are down".into(),
@@ -682,6 +732,21 @@ impl RedisStore {
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         let deadline = self.now() + self.config.live_ms();
         Ok(self.touch_all(live, deadline).await?.1)
+    }
+
+    /// HGET of each room's `seq`, all at once on the background connection.
+    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
+        try_join_all(rooms.iter().map(|room_id| async move {
+            let seq: Option<String> = self
+                .command(
+                    &self.background,
+                    "HGET",
+                    vec![key(room_id, "meta"), "seq".into()],
+                )
+                .await?;
+            Ok::<_, Error>(seq.and_then(|s| s.parse().ok()))
+        }))
+        .await
     }
 
     /// Starts the grace of each connection's member. Each room's schedule entry moves first,
@@ -1157,7 +1222,7 @@ fn view_from(meta: Value, members: Value, seq: Option<u64>) -> Result<RoomView> 
 /// Forwards pub/sub messages to the bus; a lagging buffer means lost events: resync.
 async fn forward_events(
     mut messages: broadcast::Receiver<fred::types::Message>,
-    tx: mpsc::UnboundedSender<BusItem>,
+    tx: mpsc::Sender<BusItem>,
 ) {
     loop {
         let item = match messages.recv().await {
@@ -1178,7 +1243,9 @@ async fn forward_events(
             }
             Err(broadcast::error::RecvError::Closed) => return,
         };
-        if tx.send(item).is_err() {
+        // A full bus waits here; fred's buffer then overflows, which reads as Lagged: a
+        // Resync, not lost events nobody notices.
+        if tx.send(item).await.is_err() {
             return;
         }
     }
@@ -1192,7 +1259,7 @@ async fn forward_events(
 async fn resync_on_reconnect(
     client: Client,
     subscribed: Arc<AtomicBool>,
-    tx: mpsc::UnboundedSender<BusItem>,
+    tx: mpsc::Sender<BusItem>,
 ) {
     let mut reconnects = client.reconnect_rx();
     loop {
@@ -1201,7 +1268,7 @@ async fn resync_on_reconnect(
             Err(broadcast::error::RecvError::Closed) => return,
         }
         subscribed.store(false, Ordering::Release);
-        if tx.send(BusItem::Resync).is_err() {
+        if tx.send(BusItem::Resync).await.is_err() {
             return;
         }
     }
