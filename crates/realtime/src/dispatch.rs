@@ -13,7 +13,7 @@
 use crate::hub::{Event, Hub};
 use bytestring::ByteString;
 use protocol::frames::{BusEvent, OfflineReason, PresenceEvent, ServerFrame, SystemFrame};
-use protocol::{ErrorCode, close, now_ms};
+use protocol::{ErrorCode, close};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -99,7 +99,7 @@ impl Hub {
         let event = match event {
             BusEvent::Message(m) => {
                 if let Some(at) = protocol::parse_rfc3339(&m.timestamp) {
-                    let lag = now_ms().saturating_sub(at) as f64 / 1000.0;
+                    let lag = self.inner.store.now().saturating_sub(at) as f64 / 1000.0;
                     self.inner.metrics.pubsub_lag.observe(lag);
                 }
                 return self.deliver_message(room_id, m.id, json);
@@ -448,7 +448,7 @@ impl Hub {
                 .map(|m| (PresenceEvent::UserOnline, m.clone()));
             gone.chain(came).collect()
         };
-        let now = now_ms();
+        let now = self.inner.store.now();
         for (event, m) in changes {
             let frame = BusEvent::Presence(m.presence(room_id, event, None, members.len(), now));
             match serde_json::to_string(&frame) {

@@ -626,21 +626,16 @@ impl Hub {
             // pings and stall checks) until live members outlast their grace.
             let hub = self.clone();
             tokio::spawn(async move {
-                match hub.inner.store.touch_members(&live).await {
-                    Ok(stale) if !stale.is_empty() => close_stale(&conns, stale),
-                    Ok(_) => {}
-                    Err(err) => tracing::warn!(%err, "liveness refresh failed"),
-                }
-                let mut rooms: Vec<Arc<str>> = live.iter().map(|l| l.room_id.clone()).collect();
-                rooms.sort_unstable();
-                rooms.dedup();
-                match hub.inner.store.latest_ids(&rooms).await {
-                    Ok(latest) => {
-                        for (room_id, latest) in rooms.iter().zip(latest) {
-                            hub.check_latest(room_id, latest);
+                match hub.inner.store.touch_members_and_latest(&live).await {
+                    Ok((stale, latest)) => {
+                        if !stale.is_empty() {
+                            close_stale(&conns, stale);
+                        }
+                        for (room_id, latest) in latest {
+                            hub.check_latest(&room_id, latest);
                         }
                     }
-                    Err(err) => tracing::warn!(%err, "cannot read rooms' latest ids"),
+                    Err(err) => tracing::warn!(%err, "liveness refresh failed"),
                 }
             });
         }

@@ -440,10 +440,14 @@ impl Store {
         dispatch!(self, touch_members(live))
     }
 
-    /// Each room's latest message id (`None` for a room that is gone): the liveness check
-    /// compares it with what the bus delivered, which catches a subscription lost unannounced.
-    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
-        dispatch!(self, latest_ids(rooms))
+    /// [`Store::touch_members`], and the latest message id of each of their rooms (`None` for a
+    /// room that is gone): the liveness check compares it with what the bus delivered, which
+    /// catches a subscription lost unannounced.
+    pub async fn touch_members_and_latest(
+        &self,
+        live: &[Live],
+    ) -> Result<(Vec<(usize, Stale)>, Vec<(Arc<str>, Option<u64>)>)> {
+        dispatch!(self, touch_members_and_latest(live))
     }
 
     /// Connections dropped: each one's member stays online for the grace period, unless a newer

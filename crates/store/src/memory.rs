@@ -332,12 +332,23 @@ impl MemoryStore {
         Ok(stale)
     }
 
-    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
+    pub async fn touch_members_and_latest(
+        &self,
+        live: &[Live],
+    ) -> Result<(Vec<(usize, Stale)>, Vec<(Arc<str>, Option<u64>)>)> {
+        let stale = self.touch_members(live).await?;
+        let mut rooms: Vec<Arc<str>> = live.iter().map(|l| l.room_id.clone()).collect();
+        rooms.sort_unstable();
+        rooms.dedup();
         let state = self.lock();
-        Ok(rooms
-            .iter()
-            .map(|id| state.live_room(id).map(|r| r.last_id))
-            .collect())
+        let latest = rooms
+            .into_iter()
+            .map(|id| {
+                let last = state.live_room(&id).map(|r| r.last_id);
+                (id, last)
+            })
+            .collect();
+        Ok((stale, latest))
     }
 
     pub async fn disconnect_members(&self, live: &[Live]) -> Result<()> {

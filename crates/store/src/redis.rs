@@ -25,7 +25,6 @@ use fred::prelude::{
 };
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand, RespVersion};
-use futures_util::future::try_join_all;
 use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
@@ -234,6 +233,12 @@ async fn watch_link(client: Client, background: Client, health: Arc<Health>) {
         health.up.store(connected && any, Ordering::Release);
         health.ready.store(connected && all, Ordering::Release);
     }
+}
+
+/// What a refresh found (`RedisStore::touch_all`).
+struct Touched<'a> {
+    stale: Vec<(usize, Stale)>,
+    latest: Vec<(&'a str, Option<u64>)>,
 }
 
 /// What the link probes found.
@@ -731,22 +736,22 @@ impl RedisStore {
 
     pub async fn touch_members(&self, live: &[Live]) -> Result<Vec<(usize, Stale)>> {
         let deadline = self.now() + self.config.live_ms();
-        Ok(self.touch_all(live, deadline).await?.1)
+        Ok(self.touch_all(live, deadline, false).await?.stale)
     }
 
-    /// HGET of each room's `seq`, all at once on the background connection.
-    pub async fn latest_ids(&self, rooms: &[Arc<str>]) -> Result<Vec<Option<u64>>> {
-        try_join_all(rooms.iter().map(|room_id| async move {
-            let seq: Option<String> = self
-                .command(
-                    &self.background,
-                    "HGET",
-                    vec![key(room_id, "meta"), "seq".into()],
-                )
-                .await?;
-            Ok::<_, Error>(seq.and_then(|s| s.parse().ok()))
-        }))
-        .await
+    /// [`RedisStore::touch_members`], and each room's latest message id, in one pipeline.
+    pub async fn touch_members_and_latest(
+        &self,
+        live: &[Live],
+    ) -> Result<(Vec<(usize, Stale)>, Vec<(Arc<str>, Option<u64>)>)> {
+        let deadline = self.now() + self.config.live_ms();
+        let touched = self.touch_all(live, deadline, true).await?;
+        let latest = touched
+            .latest
+            .into_iter()
+            .map(|(room_id, seq)| (Arc::from(room_id), seq))
+            .collect();
+        Ok((touched.stale, latest))
     }
 
     /// Starts the grace of each connection's member. Each room's schedule entry moves first,
@@ -757,76 +762,105 @@ impl RedisStore {
         rooms.sort_unstable();
         rooms.dedup();
         self.schedule_at(&self.background, rooms, deadline).await?;
-        self.touch_all(live, deadline).await?;
+        self.touch_all(live, deadline, false).await?;
         Ok(())
     }
 
-    /// Moves the deadline of each member whose current connection is the given one, all rooms'
-    /// commands at once on the background connection, none waiting for another's reply (fred
-    /// still writes each on its own: it flushes after every custom command), and Redis runs
-    /// them back to back. Returns the rooms where any deadline moved, and the
-    /// positions in `live` of the stale connections, in order. The first failure fails the
-    /// whole (Redis is then failing for every room alike).
+    /// Moves the deadline of each member whose current connection is the given one: one
+    /// `ZADD XX CH` per room (per `TOUCH_BATCH` members), pipelined on the background
+    /// connection, so a refresh of thousands of rooms is a few writes each way. A member's entry
+    /// in the room's `alive` set names its current session, so the ZADD moves exactly the current
+    /// ones; only where it moves fewer than all does a read find out why. Plain commands, not a
+    /// script: a Lua call costs Redis four times its commands, and this runs for every hosted
+    /// room every refresh period. With `latest`, each room's latest message id is read in the
+    /// same pipeline. Returns the positions in `live` of the stale connections, in order, and the
+    /// latest ids. The first failure fails the whole (Redis
+    /// is then failing for every room alike).
     async fn touch_all<'a>(
         &self,
         live: &'a [Live],
         deadline: Millis,
-    ) -> Result<(Vec<&'a str>, Vec<(usize, Stale)>)> {
+        latest: bool,
+    ) -> Result<Touched<'a>> {
         let mut by_room: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, l) in live.iter().enumerate() {
             by_room.entry(&l.room_id).or_default().push(i);
         }
-        let batches = by_room.iter().flat_map(|(room_id, indices)| {
-            indices
-                .chunks(TOUCH_BATCH)
-                .map(move |batch| (*room_id, batch))
-        });
-        let per_batch = try_join_all(batches.map(|(room_id, batch)| async move {
-            let members = batch.iter().map(|&i| &live[i]);
-            let (refreshed, found) = self
-                .touch(&self.background, room_id, deadline, members)
-                .await?;
-            let found: Vec<_> = found
-                .into_iter()
-                .filter_map(|(j, why)| Some((*batch.get(j)?, why)))
-                .collect();
-            Ok::<_, Error>((refreshed.then_some(room_id), found))
-        }))
-        .await?;
-        let mut rooms = Vec::new();
+        let batches: Vec<(&'a str, Vec<usize>)> = by_room
+            .iter()
+            .flat_map(|(room_id, indices)| {
+                indices
+                    .chunks(TOUCH_BATCH)
+                    .map(move |batch| (*room_id, batch.to_vec()))
+            })
+            .collect();
+        let rooms: Vec<&'a str> = if latest {
+            by_room.keys().copied().collect()
+        } else {
+            Vec::new()
+        };
+        let link = self.link();
+        link.check()?;
+        let deadline = deadline.to_string();
+        let pipeline = self.background.pipeline();
+        for (room_id, batch) in &batches {
+            let mut zadd: Vec<Value> = vec![key(room_id, "alive").into(), "XX".into(), "CH".into()];
+            for &i in batch {
+                let l = &live[i];
+                zadd.push(deadline.as_str().into());
+                zadd.push(format!("{}\n{}", l.member_id, l.session).into());
+            }
+            let cmd = CustomCommand::new_static("ZADD", ClusterHash::FirstKey, false);
+            pipeline
+                .custom::<(), Value>(cmd, zadd)
+                .await
+                .map_err(|err| link.failed(err))?;
+        }
+        for room_id in &rooms {
+            let cmd = CustomCommand::new_static("HGET", ClusterHash::FirstKey, false);
+            let args: Vec<Value> = vec![key(room_id, "meta").into(), "seq".into()];
+            pipeline
+                .custom::<(), Value>(cmd, args)
+                .await
+                .map_err(|err| link.failed(err))?;
+        }
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let mut next = || -> Result<Value> {
+            replies
+                .next()
+                .ok_or_else(malformed)?
+                .map_err(|err| link.failed(err))
+        };
+        let mut moved = Vec::with_capacity(batches.len());
+        for _ in &batches {
+            moved.push(next()?.as_u64().ok_or_else(malformed)? as usize);
+        }
+        let mut latest = Vec::with_capacity(rooms.len());
+        for room_id in &rooms {
+            let seq = next()?;
+            latest.push((*room_id, seq.as_string().and_then(|s| s.parse().ok())));
+        }
         let mut stale = Vec::new();
-        for (refreshed, found) in per_batch {
-            rooms.extend(refreshed);
-            stale.extend(found);
+        for ((room_id, batch), moved) in batches.iter().zip(moved) {
+            if moved == batch.len() {
+                continue;
+            }
+            let members: Vec<&Live> = batch.iter().map(|&i| &live[i]).collect();
+            let found = self.why_not_moved(room_id, &members).await?;
+            stale.extend(
+                found
+                    .into_iter()
+                    .filter_map(|(j, why)| Some((*batch.get(j)?, why))),
+            );
         }
         stale.sort_unstable_by_key(|&(i, _)| i);
-        Ok((rooms, stale))
+        Ok(Touched { stale, latest })
     }
 
-    /// Moves the deadline of each member whose current connection is the given session. Returns
-    /// whether any was moved, and the positions of the stale ones. A member's entry in the
-    /// room's `alive` set names its current session, so one `ZADD XX CH` moves exactly the
-    /// current ones; only when it moves fewer than all does a read find out why. Plain commands,
-    /// not a script: a Lua call costs Redis four times its commands, and this runs for every
-    /// hosted room every refresh period.
-    async fn touch<'a>(
-        &self,
-        client: &Client,
-        room_id: &str,
-        deadline: Millis,
-        members: impl IntoIterator<Item = &'a Live>,
-    ) -> Result<(bool, Vec<(usize, Stale)>)> {
-        let members: Vec<&Live> = members.into_iter().collect();
-        let deadline = deadline.to_string();
-        let mut zadd = vec![key(room_id, "alive"), "XX".into(), "CH".into()];
-        for l in &members {
-            zadd.extend([deadline.clone(), format!("{}\n{}", l.member_id, l.session)]);
-        }
-        let moved: usize = self.command(client, "ZADD", zadd).await?;
-        if moved == members.len() {
-            return Ok((true, Vec::new()));
-        }
-        // Some are stale (or already had this deadline, set in the same millisecond).
+    /// For a room where a refresh moved fewer deadlines than it had members: which of them are
+    /// stale (the others just had this deadline already, set in the same millisecond).
+    async fn why_not_moved(&self, room_id: &str, members: &[&Live]) -> Result<Vec<(usize, Stale)>> {
+        let client = &self.background;
         let mut hmget = vec![key(room_id, "state")];
         hmget.extend(members.iter().map(|l| l.member_id.to_string()));
         let states: Vec<Value> = self.command(client, "HMGET", hmget).await?;
@@ -837,8 +871,7 @@ impl RedisStore {
                 .await?
                 == 0
         {
-            let gone = (0..members.len()).map(|j| (j, Stale::RoomGone));
-            return Ok((false, gone.collect()));
+            return Ok((0..members.len()).map(|j| (j, Stale::RoomGone)).collect());
         }
         let mut stale = Vec::new();
         for (j, (l, st)) in members.iter().zip(states).enumerate() {
@@ -849,7 +882,7 @@ impl RedisStore {
                 Some(_) => stale.push((j, Stale::Replaced)),
             }
         }
-        Ok((moved > 0 || stale.len() < members.len(), stale))
+        Ok(stale)
     }
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
