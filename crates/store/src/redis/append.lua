@@ -5,7 +5,8 @@
 -- ARGV[10], ARGV[11]: the room's rate per second and burst, every member together.
 local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local NOW, id = tonumber(ARGV[2]), ARGV[3]
-local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate')
+-- Every META field this script reads, in one call; those it changes go back in one HSET.
+local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate', 'seq', 'history_bytes')
 local exp = meta[1]
 if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
 -- A member's rate field exists only while they are a member (remove_member deletes it), so
@@ -21,22 +22,20 @@ if full_at - NOW > interval * tonumber(ARGV[5]) then return {'refused', 'rate_li
 local room_interval = 1000 / tonumber(ARGV[10])
 local room_full_at = math.max(tonumber(meta[2]) or 0, NOW) + room_interval
 if room_full_at - NOW > room_interval * tonumber(ARGV[11]) then return {'refused', 'room_busy'} end
-redis.call('HSET', META, 'msg_rate', room_full_at)
 -- A room's expiry never changes: keys get it once, when created (a new field, or a list's first item).
 if redis.call('HSET', RATE, id, full_at) == 1 then redis.call('PEXPIREAT', RATE, exp) end
-local seq = redis.call('HINCRBY', META, 'seq', 1)
+local seq = (tonumber(meta[3]) or 0) + 1
 local message = ARGV[7] .. seq .. ARGV[8]
 local kept, limit, max_bytes = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6]), tonumber(ARGV[9])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
 -- History is the newest `limit` messages that fit in `max_bytes` (the newest always kept);
--- META's history_bytes is the list's size. Nothing above can fail once a write is made (Redis
+-- META's history_bytes is the list's size. Nothing here can fail once a write is made (Redis
 -- refuses a script for memory only before its first write), so ids never skip.
-local bytes = redis.call('HINCRBY', META, 'history_bytes', #message)
-local freed = 0
-while kept > limit or (bytes - freed > max_bytes and kept > 1) do
-  freed = freed + #redis.call('LPOP', HISTORY)
+local bytes = (tonumber(meta[4]) or 0) + #message
+while kept > limit or (bytes > max_bytes and kept > 1) do
+  bytes = bytes - #redis.call('LPOP', HISTORY)
   kept = kept - 1
 end
-if freed > 0 then redis.call('HINCRBY', META, 'history_bytes', -freed) end
+redis.call('HSET', META, 'seq', seq, 'msg_rate', room_full_at, 'history_bytes', bytes)
 redis.call('SPUBLISH', 'eph:{' .. ARGV[1] .. '}', message)
 return {'ok', seq}
