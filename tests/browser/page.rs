@@ -124,6 +124,8 @@ async fn a_long_conversation_scrolls_in_its_pane_and_the_box_stays_tappable() {
             ("EPHEMERA_MESSAGE_RATE_PER_SECOND", "100000"),
             ("EPHEMERA_MESSAGE_BURST", "100000"),
             ("EPHEMERA_HISTORY_LIMIT", "1000"),
+            // A thousand messages take more than the default 256 KiB of history.
+            ("EPHEMERA_HISTORY_MAX_BYTES", "4194304"),
         ],
     );
     let app = cluster.app();

@@ -212,6 +212,7 @@ async fn never_reading_joiner(history: usize) {
         s.message_burst = 100_000;
         s.stall_timeout_seconds = 1;
         s.history_limit = history;
+        s.history_max_bytes = 16 << 20;
     })
     .await;
     let room = app.open_room().await;

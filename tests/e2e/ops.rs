@@ -345,8 +345,10 @@ async fn every_metric_the_grafana_dashboard_queries_is_exported() {
             let base = ["_total", "_bucket", "_sum", "_count"]
                 .iter()
                 .fold(name, |n, suffix| n.strip_suffix(suffix).unwrap_or(n));
+            // The Prometheus text format names a counter's TYPE by its `_total` sample.
             assert!(
-                metrics.contains(&format!("# TYPE {base} ")),
+                metrics.contains(&format!("# TYPE {base} "))
+                    || metrics.contains(&format!("# TYPE {base}_total counter")),
                 "{name} (panel {}) is not exported",
                 panel["title"]
             );

@@ -159,6 +159,7 @@ impl Hub {
             _ => {}
         }
         room.last_id = Some(id);
+        self.inner.metrics.messages_out.inc();
         let event = Arc::new(Event::Message { id, json });
         for conn in room.conns.values() {
             self.deliver(conn, event.clone());
@@ -396,7 +397,7 @@ impl Hub {
         for attempt in 1..=ATTEMPTS {
             let permit = self.inner.repairs.acquire().await;
             let done = {
-                let _order = self.inner.subscriptions.lock().await;
+                let _order = self.subscription_order(room_id).lock_owned().await;
                 // A room no longer hosted here (its unsubscribe came first) stays unsubscribed.
                 if self.rooms().get(room_id).is_none() {
                     return true;

@@ -7,7 +7,7 @@ use protocol::{Millis, close, now_ms};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Duration;
 use store::{Bus, Live, Member, Rate, Stale, Store};
 use tokio::sync::{Notify, OnceCell, mpsc};
@@ -24,6 +24,14 @@ const SLICES: u64 = 10;
 /// Most members one batch of `Hub::leaver` starts the grace of. Small, so that in a mass close
 /// the backlog waits in the leaver's queue rather than timing out in Redis's.
 const LEAVE_BATCH: usize = 256;
+
+/// The per-room locks of `Hub::subscription_order`.
+#[derive(Default)]
+struct SubscriptionLocks {
+    by_room: HashMap<Arc<str>, Weak<tokio::sync::Mutex<()>>>,
+    /// Entries when unheld locks were last forgotten.
+    pruned_at: usize,
+}
 
 /// How long a connection found stale waits for the bus event that would close it (`close_stale`).
 const STALE_CLOSE_DELAY: Duration = Duration::from_secs(1);
@@ -65,9 +73,10 @@ pub(crate) struct Inner {
     runtime: tokio::runtime::Handle,
     /// Rooms with at least one local connection (or waiting out their unsubscribe delay).
     rooms: Mutex<Rooms>,
-    /// Serializes subscribe and unsubscribe calls, so a late unsubscribe cannot undo a newer
-    /// subscription of the same room.
-    pub(crate) subscriptions: tokio::sync::Mutex<()>,
+    /// Serializes the subscribe and unsubscribe calls of each room (a lock per room, alive
+    /// while anyone holds it), so a late unsubscribe cannot undo a newer subscription of the
+    /// same room, and a room whose subscribing hangs (its shard frozen) holds up no other room.
+    subscriptions: Mutex<SubscriptionLocks>,
     /// Store calls of repairs and resubscriptions running at once (`dispatch.rs`).
     pub(crate) repairs: tokio::sync::Semaphore,
     /// Members whose connection closed, for `Hub::leaver`; and how many of them it has not
@@ -361,7 +370,7 @@ impl Hub {
                 leaving,
                 leaving_count: AtomicUsize::new(0),
                 writing: AtomicUsize::new(0),
-                subscriptions: tokio::sync::Mutex::new(()),
+                subscriptions: Mutex::default(),
                 repairs: tokio::sync::Semaphore::new(crate::dispatch::REPAIRS_AT_ONCE),
                 draining: AtomicBool::new(false),
                 admissions: Mutex::new([TokenBucket::new(0.0); 2]),
@@ -417,6 +426,27 @@ impl Hub {
         buckets[usize::from(resume)].take(rate, rate, std::time::Instant::now())
     }
 
+    /// The lock that orders the room's subscribe and unsubscribe calls: the one a call in
+    /// flight holds, or a new one when none is.
+    pub(crate) fn subscription_order(&self, room_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .subscriptions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(lock) = locks.by_room.get(room_id).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        locks.by_room.insert(room_id.into(), Arc::downgrade(&lock));
+        // Forget the locks nobody holds, once the map has doubled since the last time.
+        if locks.by_room.len() > locks.pruned_at * 2 {
+            locks.by_room.retain(|_, lock| lock.strong_count() > 0);
+            locks.pruned_at = locks.by_room.len().max(64);
+        }
+        lock
+    }
+
     pub(crate) fn rooms(&self) -> MutexGuard<'_, Rooms> {
         self.inner
             .rooms
@@ -446,7 +476,7 @@ impl Hub {
         self.inner.metrics.connections.inc();
         subscribed
             .get_or_try_init(|| async {
-                let _order = self.inner.subscriptions.lock().await;
+                let _order = self.subscription_order(room_id).lock_owned().await;
                 self.inner.store.subscribe(room_id).await
             })
             .await
@@ -474,7 +504,7 @@ impl Hub {
             let room_id = room_id.clone();
             tokio::spawn(async move {
                 sleep(hub.inner.config.unsubscribe_delay).await;
-                let _order = hub.inner.subscriptions.lock().await;
+                let _order = hub.subscription_order(&room_id).lock_owned().await;
                 let idle = {
                     let mut rooms = hub.rooms();
                     let idle = rooms.get(&room_id).is_some_and(|r| r.conns.is_empty());
