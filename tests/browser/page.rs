@@ -64,18 +64,7 @@ async fn owner_token(browser: &Browser, id: &str) -> String {
 
 /// The texts the room's history holds (read with `token` where the room needs one).
 async fn posted(app: &TestApp, id: &str, token: Option<&str>) -> Vec<String> {
-    let mut req = app.http.get(app.url(&format!("/rooms/{id}/messages")));
-    if let Some(token) = token {
-        req = req.bearer_auth(token);
-    }
-    let history: Value = req
-        .send()
-        .await
-        .expect("history")
-        .json()
-        .await
-        .expect("json");
-    history["messages"]
+    app.messages(id, token).await["messages"]
         .as_array()
         .expect("messages")
         .iter()

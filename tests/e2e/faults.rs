@@ -331,16 +331,7 @@ async fn a_rooms_slot_moving_to_another_shard_loses_nothing() {
     // read too may be refused while the cluster settles: clients try again.)
     let deadline = Instant::now() + Duration::from_secs(10);
     let last = loop {
-        let history: Value = via
-            .http
-            .get(via.url(&format!("/rooms/{}/messages?after=0&limit=100", room.id)))
-            .bearer_auth(&a.token)
-            .send()
-            .await
-            .expect("history")
-            .json()
-            .await
-            .expect("json");
+        let history = via.messages(&room.id, Some(&a.token)).await;
         if let Some(last) = history["messages"]
             .as_array()
             .and_then(|m| m.last())

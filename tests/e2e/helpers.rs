@@ -117,6 +117,23 @@ impl TestApp {
         }
     }
 
+    /// `GET /rooms/{id}/messages` (with `token` as bearer when given), the body as JSON whatever
+    /// the status.
+    pub async fn messages(&self, room_id: &str, token: Option<&str>) -> Value {
+        let mut req = self
+            .http
+            .get(self.url(&format!("/rooms/{room_id}/messages")));
+        if let Some(token) = token {
+            req = req.bearer_auth(token);
+        }
+        req.send()
+            .await
+            .expect("history")
+            .json()
+            .await
+            .expect("json")
+    }
+
     /// `GET /rooms/{id}` of an open room, as JSON.
     pub async fn details(&self, room_id: &str) -> Value {
         self.get(&format!("/rooms/{room_id}"))

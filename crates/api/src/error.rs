@@ -27,12 +27,18 @@ impl ApiError {
     /// detail and in `Retry-After`.
     pub fn rate_limited(what: &str, ms: Millis) -> ApiError {
         let seconds = ms.div_ceil(1000).max(1);
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!("{what}, try again in {seconds} s"),
+        )
+        .retry_after(seconds)
+    }
+
+    /// The same error, telling the client when to try again (`Retry-After`, in seconds).
+    pub fn retry_after(self, seconds: u64) -> ApiError {
         ApiError {
             retry_after: Some(seconds),
-            ..ApiError::new(
-                ErrorCode::RateLimited,
-                format!("{what}, try again in {seconds} s"),
-            )
+            ..self
         }
     }
 
@@ -87,13 +93,11 @@ impl From<store::Error> for ApiError {
         match err {
             store::Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable");
-                ApiError {
-                    retry_after: Some(1),
-                    ..ApiError::new(
-                        ErrorCode::Unavailable,
-                        "Service temporarily unavailable, try again",
-                    )
-                }
+                ApiError::new(
+                    ErrorCode::Unavailable,
+                    "Service temporarily unavailable, try again",
+                )
+                .retry_after(1)
             }
             store::Error::Refused(code) => ApiError::new(code, code.sentence()),
         }

@@ -25,12 +25,11 @@ pub struct Passwords {
 }
 
 fn busy() -> ApiError {
-    let mut err = ApiError::new(
+    ApiError::new(
         ErrorCode::Unavailable,
         "Too many password checks at once; try again in 1 s",
-    );
-    err.retry_after = Some(1);
-    err
+    )
+    .retry_after(1)
 }
 
 /// One place in the queue, given back however the wait ends (a client that hangs up too).

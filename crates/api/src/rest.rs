@@ -127,25 +127,15 @@ pub async fn create_room(
         Ok(()) => {}
         Err(store::Error::Refused(ErrorCode::RateLimited)) => {
             state.metrics.rejected("rooms_held");
-            return Err(ApiError {
-                retry_after: Some(60),
-                ..ApiError::new(
-                    ErrorCode::RateLimited,
-                    format!(
-                        "This address holds {} open rooms, the most it may: close one first",
-                        s.max_rooms_per_client
-                    ),
-                )
-            });
+            let detail = format!(
+                "This address holds {} open rooms, the most it may: close one first",
+                s.max_rooms_per_client
+            );
+            return Err(ApiError::new(ErrorCode::RateLimited, detail).retry_after(60));
         }
         Err(store::Error::Refused(ErrorCode::Unavailable)) => {
-            return Err(ApiError {
-                retry_after: Some(60),
-                ..ApiError::new(
-                    ErrorCode::Unavailable,
-                    "The service holds as many rooms as it may; try again later",
-                )
-            });
+            let detail = "The service holds as many rooms as it may; try again later";
+            return Err(ApiError::new(ErrorCode::Unavailable, detail).retry_after(60));
         }
         Err(err) => return Err(err.into()),
     }

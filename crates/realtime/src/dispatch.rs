@@ -82,7 +82,7 @@ impl Hub {
             }
         }
         if let Handled::Gap = self.handle(room_id, &json) {
-            self.start_repair(room_id, Some(json), false);
+            self.start_repair(room_id, json);
         }
     }
 
@@ -167,30 +167,39 @@ impl Hub {
         Handled::Done
     }
 
-    /// Puts the room under repair (its events queue, `first` at their head) and starts the
-    /// task that repairs it; a room already under repair keeps its task, which checks the room
-    /// once more when asked to by a resync.
-    fn start_repair(&self, room_id: &Arc<str>, first: Option<ByteString>, resync: bool) {
-        {
-            let mut rooms = self.rooms();
-            let Some(room) = rooms.get_mut(room_id) else {
-                return;
-            };
-            if let Some(repair) = room.repair.as_mut() {
-                repair.resync |= resync;
-                if let Some(first) = first {
-                    repair.queue.push_back(first);
-                }
-                return;
-            }
-            room.repair = Some(Repair {
-                queue: first.into_iter().collect(),
-                resync,
-            });
+    /// Puts the room under repair (its events queue, `first` at their head) and starts the task
+    /// that repairs it, unless one already runs.
+    fn start_repair(&self, room_id: &Arc<str>, first: ByteString) {
+        if self.enter_repair(room_id, Some(first), false) {
+            let hub = self.clone();
+            let room_id = room_id.clone();
+            tokio::spawn(async move { hub.repair(&room_id, false).await });
         }
-        let hub = self.clone();
-        let room_id = room_id.clone();
-        tokio::spawn(async move { hub.repair(&room_id, resync).await });
+    }
+
+    /// Puts the room under repair: its events queue from now on (`first` at their end), and
+    /// `resync` asks for its history and presence to be checked once more. True if no repair
+    /// task runs for it yet (the caller starts one); a running one makes the extra pass when
+    /// its own is done.
+    fn enter_repair(&self, room_id: &Arc<str>, first: Option<ByteString>, resync: bool) -> bool {
+        let mut rooms = self.rooms();
+        let Some(room) = rooms.get_mut(room_id) else {
+            return false;
+        };
+        match room.repair.as_mut() {
+            Some(repair) => {
+                repair.resync |= resync;
+                repair.queue.extend(first);
+                false
+            }
+            None => {
+                room.repair = Some(Repair {
+                    queue: first.into_iter().collect(),
+                    resync: false,
+                });
+                true
+            }
+        }
     }
 
     /// Repairs the room: delivers what its history has after the last message fanned out
@@ -248,37 +257,32 @@ impl Hub {
     /// with 4008 (they resume on their own) and the room starts again from its next message.
     async fn fill_from_history(&self, room_id: &str, after: u64) {
         let limit = self.inner.config.history_limit;
-        let mut wait = FIRST_RETRY;
-        for attempt in 1..=ATTEMPTS {
-            let permit = self.inner.repairs.acquire().await;
-            let read = self.inner.store.history_after(room_id, after, limit).await;
-            drop(permit);
-            match read {
-                Ok(history) if history.complete => {
-                    for message in history.messages {
-                        let id = message.id;
-                        match serde_json::to_string(&ServerFrame::Message(message)) {
-                            Ok(json) => {
-                                self.deliver_message(room_id, id, json.into());
-                            }
-                            Err(err) => tracing::error!(%err, "cannot serialize a message"),
+        let read = self
+            .with_retries("repairing a room from history", || {
+                self.inner.store.history_after(room_id, after, limit)
+            })
+            .await;
+        match read {
+            Ok(history) if history.complete => {
+                for message in history.messages {
+                    let id = message.id;
+                    match serde_json::to_string(&ServerFrame::Message(message)) {
+                        Ok(json) => {
+                            self.deliver_message(room_id, id, json.into());
                         }
+                        Err(err) => tracing::error!(%err, "cannot serialize a message"),
                     }
-                    return;
                 }
-                Ok(_) => break,
-                Err(store::Error::Refused(ErrorCode::RoomNotFound)) => {
-                    return self.close_room(room_id, close::NOT_FOUND);
-                }
-                Err(err) if attempt < ATTEMPTS => {
-                    tracing::warn!(%err, attempt, "cannot repair a room from history; retrying");
-                    sleep(wait).await;
-                    wait = (wait * 2).min(LAST_RETRY);
-                }
-                Err(err) => tracing::warn!(%err, "cannot repair a room from history"),
+            }
+            Err(store::Error::Refused(ErrorCode::RoomNotFound)) => {
+                self.close_room(room_id, close::NOT_FOUND)
+            }
+            Ok(_) => self.restart_room(room_id),
+            Err(err) => {
+                tracing::warn!(%err, "cannot repair a room from history");
+                self.restart_room(room_id);
             }
         }
-        self.restart_room(room_id);
     }
 
     /// Gives up on a room's order: its connections close with 4008 and resume from history,
@@ -299,23 +303,14 @@ impl Hub {
         let held: Vec<(Arc<str>, bool)> = rooms
             .into_iter()
             .map(|room_id| {
-                let idle = self.hold(&room_id);
+                let idle = self.enter_repair(&room_id, None, true);
                 (room_id, idle)
             })
             .collect();
         // Each room is repaired as soon as it is subscribed again, not after every other.
-        futures_util::future::join_all(held.into_iter().map(|(room_id, idle)| async move {
-            if !self.resubscribe(&room_id).await {
-                // Its clients resume (maybe here: a new connection subscribes it again).
-                if let Some(room) = self.rooms().get_mut(&room_id) {
-                    room.subscribed = Arc::new(OnceCell::new());
-                }
-                self.restart_room(&room_id);
-            }
-            if idle {
-                let hub = self.clone();
-                tokio::spawn(async move { hub.repair(&room_id, true).await });
-            }
+        futures_util::future::join_all(held.into_iter().map(|(room_id, idle)| {
+            let hub = self.clone();
+            async move { hub.resubscribe_and_repair(room_id, idle).await }
         }))
         .await;
         if let Err(err) = self.inner.store.subscriptions_restored().await {
@@ -355,68 +350,68 @@ impl Hub {
         if lost {
             // No room id: logs never name rooms (api's redact module keys them).
             tracing::warn!("a room's events stopped arriving: subscribing it again");
-            let hub = self.clone();
-            let room_id = room_id.clone();
-            tokio::spawn(async move {
-                if hub.hold(&room_id) {
-                    if !hub.resubscribe(&room_id).await {
-                        hub.restart_room(&room_id);
-                    }
-                    hub.repair(&room_id, true).await;
-                }
-            });
+            if self.enter_repair(room_id, None, true) {
+                let hub = self.clone();
+                let room_id = room_id.clone();
+                tokio::spawn(async move { hub.resubscribe_and_repair(room_id, true).await });
+            }
         }
     }
 
-    /// Puts a room under repair for a resync. True if no repair task runs for it (the caller
-    /// starts one); a running one makes the resync's pass when its own is done.
-    fn hold(&self, room_id: &Arc<str>) -> bool {
-        let mut rooms = self.rooms();
-        let Some(room) = rooms.get_mut(room_id) else {
-            return false;
-        };
-        match room.repair.as_mut() {
-            Some(repair) => {
-                repair.resync = true;
-                false
+    /// Subscribes a room under repair again, then (when `idle`: no repair task runs for it)
+    /// repairs it as a resync does. A room that cannot be subscribed has its clients resume
+    /// (maybe here: a new connection subscribes it again).
+    async fn resubscribe_and_repair(self, room_id: Arc<str>, idle: bool) {
+        if !self.resubscribe(&room_id).await {
+            if let Some(room) = self.rooms().get_mut(&room_id) {
+                room.subscribed = Arc::new(OnceCell::new());
             }
-            None => {
-                room.repair = Some(Repair {
-                    queue: VecDeque::new(),
-                    resync: false,
-                });
-                true
-            }
+            self.restart_room(&room_id);
+        }
+        if idle {
+            self.repair(&room_id, true).await;
         }
     }
 
     /// Subscribes the room again, in order with any subscription change the hub makes;
-    /// false after `ATTEMPTS` failures.
+    /// false if the store keeps failing.
     async fn resubscribe(&self, room_id: &str) -> bool {
+        self.with_retries("resubscribing", || async {
+            let _order = self.subscription_order(room_id).lock_owned().await;
+            // A room no longer hosted here (its unsubscribe came first) stays unsubscribed.
+            if self.rooms().get(room_id).is_none() {
+                return Ok(());
+            }
+            self.inner.store.subscribe(room_id).await
+        })
+        .await
+        .is_ok()
+    }
+
+    /// Runs a store call of a repair or a resubscription, at most `REPAIRS_AT_ONCE` at a time,
+    /// again while the store is unavailable, `ATTEMPTS` times in all with backoff; a refusal is
+    /// final at once.
+    async fn with_retries<T, F, Fut>(&self, what: &'static str, mut call: F) -> store::Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = store::Result<T>>,
+    {
         let mut wait = FIRST_RETRY;
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 1;
+        loop {
             let permit = self.inner.repairs.acquire().await;
-            let done = {
-                let _order = self.subscription_order(room_id).lock_owned().await;
-                // A room no longer hosted here (its unsubscribe came first) stays unsubscribed.
-                if self.rooms().get(room_id).is_none() {
-                    return true;
-                }
-                self.inner.store.subscribe(room_id).await
-            };
+            let result = call().await;
             drop(permit);
-            match done {
-                Ok(()) => return true,
-                Err(err) => {
-                    tracing::warn!(%err, attempt, "resubscribing failed");
-                    if attempt < ATTEMPTS {
-                        sleep(wait).await;
-                        wait = (wait * 2).min(LAST_RETRY);
-                    }
+            match result {
+                Err(store::Error::Unavailable(err)) if attempt < ATTEMPTS => {
+                    tracing::warn!(%err, attempt, "{what} failed; retrying");
+                    sleep(wait).await;
+                    wait = (wait * 2).min(LAST_RETRY);
+                    attempt += 1;
                 }
+                result => return result,
             }
         }
-        false
     }
 
     /// Handles, as if they came from the bus, the presence events the room's local clients

@@ -10,8 +10,7 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RoomClosedFrame, ServerFrame,
-    SystemFrame, TypingFrame,
+    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -421,9 +420,10 @@ impl MemoryStore {
             client_id,
             timestamp: rfc3339(now),
         };
-        // Sized as the Redis store sizes it: the frame's JSON.
-        let bytes = serde_json::to_string(&ServerFrame::Message(frame.clone()))
-            .map_or(0, |json| json.len());
+        // Serialized once: sized as the Redis store sizes it (the frame's JSON), and published.
+        let event = BusEvent::Message(frame.clone());
+        let json = serde_json::to_string(&event).map_err(|e| Error::Unavailable(e.to_string()))?;
+        let bytes = json.len();
         room.history.push_back((frame.clone(), bytes));
         room.history_bytes += bytes;
         while room.history.len() > limit
@@ -433,7 +433,7 @@ impl MemoryStore {
                 room.history_bytes -= bytes;
             }
         }
-        state.publish(room_id, &BusEvent::Message(frame.clone()));
+        state.send(room_id, json);
         Ok(frame)
     }
 
@@ -632,26 +632,29 @@ impl State {
     }
 
     fn publish(&self, room_id: &str, event: &BusEvent) {
+        match serde_json::to_string(event) {
+            Ok(json) => self.send(room_id, json),
+            Err(err) => tracing::error!(%err, "cannot serialize a bus event"),
+        }
+    }
+
+    /// Puts an event's JSON on the bus, if the room is subscribed. A full bus drops it and owes
+    /// the dispatcher a Resync, sent ahead of the next event that fits (the receiver is gone
+    /// only at shutdown).
+    fn send(&self, room_id: &str, json: String) {
+        use std::sync::atomic::Ordering;
         if !self.subscribed.contains(room_id) {
             return;
         }
-        match serde_json::to_string(event) {
-            Ok(json) => {
-                use std::sync::atomic::Ordering;
-                // A full bus drops the event and owes the dispatcher a Resync, sent ahead of
-                // the next event that fits (the receiver is gone only at shutdown).
-                if self.lost.load(Ordering::Acquire) {
-                    if self.bus.try_send(BusItem::Resync).is_err() {
-                        return;
-                    }
-                    self.lost.store(false, Ordering::Release);
-                }
-                let item = BusItem::Event(Arc::from(room_id), json.into());
-                if let Err(mpsc::error::TrySendError::Full(_)) = self.bus.try_send(item) {
-                    self.lost.store(true, Ordering::Release);
-                }
+        if self.lost.load(Ordering::Acquire) {
+            if self.bus.try_send(BusItem::Resync).is_err() {
+                return;
             }
-            Err(err) => tracing::error!(%err, "cannot serialize a bus event"),
+            self.lost.store(false, Ordering::Release);
+        }
+        let item = BusItem::Event(Arc::from(room_id), json.into());
+        if let Err(mpsc::error::TrySendError::Full(_)) = self.bus.try_send(item) {
+            self.lost.store(true, Ordering::Release);
         }
     }
 

@@ -136,6 +136,8 @@ pub struct RedisStore {
     subscribed: Arc<AtomicBool>,
     /// What the link probes found (see [`Health`]).
     health: Arc<Health>,
+    /// A Redis Cluster (see `RedisStore::failed`).
+    clustered: bool,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -144,17 +146,15 @@ fn unavailable(err: impl std::fmt::Display) -> Error {
     Error::Unavailable(err.to_string())
 }
 
-/// The link to Redis as the instance knows it: operations fail at once while it is down,
-/// instead of each waiting for its own timeout. On a Cluster the link is down only while no
-/// primary answers (one shard's trouble must not fail the rooms of the others), and a single
-/// command's timeout says nothing about it.
-#[derive(Clone)]
-struct Link {
-    health: Arc<Health>,
-    clustered: bool,
-}
+impl RedisStore {
+    /// Now on Redis's clock (ms).
+    pub fn now(&self) -> Millis {
+        now_ms().saturating_add_signed(self.health.skew.load(Ordering::Relaxed))
+    }
 
-impl Link {
+    /// Fails at once while the link to Redis is known to be down, instead of each operation
+    /// waiting for its own timeout. On a Cluster the link is down only while no primary answers
+    /// (one shard's trouble must not fail the rooms of the others).
     fn check(&self) -> Result<()> {
         if self.health.up.load(Ordering::Acquire) {
             Ok(())
@@ -164,7 +164,8 @@ impl Link {
     }
 
     /// A failed command: a timeout or a broken connection means the link is down until the
-    /// next probe answers; a refusal by Redis (OOM, a script error) says nothing about it.
+    /// next probe answers (on a Cluster, one command says nothing about the other shards); a
+    /// refusal by Redis (OOM, a script error) says nothing about it.
     fn failed(&self, err: fred::error::Error) -> Error {
         use fred::error::ErrorKind;
         if !self.clustered
@@ -177,20 +178,6 @@ impl Link {
         }
         unavailable(err)
     }
-}
-
-impl RedisStore {
-    /// Now on Redis's clock (ms).
-    pub fn now(&self) -> Millis {
-        now_ms().saturating_add_signed(self.health.skew.load(Ordering::Relaxed))
-    }
-
-    fn link(&self) -> Link {
-        Link {
-            health: self.health.clone(),
-            clustered: self.client.is_clustered(),
-        }
-    }
 
     async fn run_on(
         &self,
@@ -199,12 +186,11 @@ impl RedisStore {
         keys: Vec<String>,
         args: Vec<String>,
     ) -> Result<Value> {
-        let link = self.link();
-        link.check()?;
+        self.check()?;
         script
             .evalsha_with_reload(client, keys, args)
             .await
-            .map_err(|err| link.failed(err))
+            .map_err(|err| self.failed(err))
     }
 
     /// A plain command routed by its first key.
@@ -214,13 +200,12 @@ impl RedisStore {
         T: TryInto<Value> + Send,
         T::Error: Into<fred::error::Error> + Send,
     {
-        let link = self.link();
-        link.check()?;
+        self.check()?;
         let cmd = CustomCommand::new_static(name, ClusterHash::FirstKey, false);
         client
             .custom(cmd, args)
             .await
-            .map_err(|err| link.failed(err))
+            .map_err(|err| self.failed(err))
     }
 }
 
@@ -395,6 +380,7 @@ impl RedisStore {
             script.load(&client).await.map_err(unavailable)?;
         }
         let (tx, bus) = mpsc::channel(crate::BUS_CAPACITY);
+        let clustered = client.is_clustered();
         let subscribed = Arc::new(AtomicBool::new(true));
         let health = Arc::new(Health {
             up: AtomicBool::new(true),
@@ -417,6 +403,7 @@ impl RedisStore {
                 background,
                 subscribed,
                 health,
+                clustered,
                 scripts,
                 config: Arc::new(config),
             },
@@ -462,7 +449,7 @@ impl RedisStore {
 
     /// Readiness, from what the instance knows: the link's last probe and the subscriptions.
     pub async fn ping(&self) -> Result<()> {
-        self.link().check()?;
+        self.check()?;
         if !self.health.ready.load(Ordering::Acquire) {
             return Err(Error::Unavailable("a Redis primary does not answer".into()));
         }
@@ -488,7 +475,7 @@ impl RedisStore {
         if created.is_err()
             && let Some((holds, entry)) = hold
         {
-            // Best effort: a hold left behind is dropped once seen without its room.
+            // Best effort: a hold left behind ends at the room's expiry (its score).
             let _ = self
                 .command::<Value, _>(&self.client, "ZREM", vec![holds, entry])
                 .await;
@@ -799,8 +786,7 @@ impl RedisStore {
         } else {
             Vec::new()
         };
-        let link = self.link();
-        link.check()?;
+        self.check()?;
         let deadline = deadline.to_string();
         let pipeline = self.background.pipeline();
         for (room_id, batch) in &batches {
@@ -814,7 +800,7 @@ impl RedisStore {
             pipeline
                 .custom::<(), Value>(cmd, zadd)
                 .await
-                .map_err(|err| link.failed(err))?;
+                .map_err(|err| self.failed(err))?;
         }
         for room_id in &rooms {
             let cmd = CustomCommand::new_static("HGET", ClusterHash::FirstKey, false);
@@ -822,14 +808,14 @@ impl RedisStore {
             pipeline
                 .custom::<(), Value>(cmd, args)
                 .await
-                .map_err(|err| link.failed(err))?;
+                .map_err(|err| self.failed(err))?;
         }
         let mut replies = pipeline.try_all::<Value>().await.into_iter();
         let mut next = || -> Result<Value> {
             replies
                 .next()
                 .ok_or_else(malformed)?
-                .map_err(|err| link.failed(err))
+                .map_err(|err| self.failed(err))
         };
         let mut moved = Vec::with_capacity(batches.len());
         for _ in &batches {
@@ -1130,12 +1116,11 @@ impl RedisStore {
     }
 
     pub async fn subscribe(&self, room_id: &str) -> Result<()> {
-        let link = self.link();
-        link.check()?;
+        self.check()?;
         self.client
             .ssubscribe(channel(room_id))
             .await
-            .map_err(|err| link.failed(err))
+            .map_err(|err| self.failed(err))
     }
 
     /// The hub subscribed every room it hosts again after a reconnect.
