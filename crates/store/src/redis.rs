@@ -44,6 +44,12 @@ const SWEEP_BATCH: usize = 512;
 const TOUCH_BATCH: usize = 500;
 /// A command that gets no answer within this fails (REST answers 503 promptly).
 const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long fred waits on a connection's handshake and on `CLUSTER SLOTS`. While fred learns a
+/// Cluster's layout again (after any of its connections is cut, or a slot moves), every command
+/// of the client waits; if the node it asks is frozen (accepts connections, answers nothing)
+/// each such step waits this out, so it is short: a healthy Redis answers these in a
+/// millisecond. With the command timeout here, one frozen shard held every room up for 2 s.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(500);
 /// How often the link to Redis is probed, and how long a probe may take before the link counts
 /// as down (then readiness fails and every operation fails at once, until a probe answers).
 const PROBE_INTERVAL: Duration = Duration::from_millis(250);
@@ -361,7 +367,7 @@ impl RedisStore {
             })
             .with_connection_config(|c| {
                 c.connection_timeout = COMMAND_TIMEOUT;
-                c.internal_command_timeout = COMMAND_TIMEOUT;
+                c.internal_command_timeout = HANDSHAKE_TIMEOUT;
                 // A script whose reply was lost must not run twice (a message would repeat).
                 c.max_command_attempts = 1;
             })
