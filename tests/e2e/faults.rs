@@ -350,8 +350,9 @@ async fn a_rooms_slot_moving_to_another_shard_loses_nothing() {
         if !c.until_id(last, Duration::from_secs(15)).await {
             let logs: Vec<String> = cluster.instances.iter().map(|p| p.logs()).collect();
             panic!(
-                "{} got everything up to {last} (has {}); logs: {logs:#?}",
-                c.name, c.last_id
+                "{} got everything up to {last} (has {}, closed for good with {:?}; \
+                 connection: {:?}; others: {:?}); logs: {logs:#?}",
+                c.name, c.last_id, c.terminal, c.trace, c.others
             );
         }
     }
