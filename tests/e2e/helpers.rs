@@ -52,7 +52,8 @@ pub async fn spawn_with(adjust: impl FnOnce(&mut Settings)) -> TestApp {
     let app = Application::build(config).await.expect("app builds");
     let port = app.port();
     let hub = app.hub().clone();
-    tokio::spawn(app.run_until_stopped());
+    // Tests stop instances by dropping their runtime, or drain the hub directly.
+    tokio::spawn(app.run(std::future::pending()));
     let mut test_app = TestApp::at(port);
     test_app.hub = Some(hub);
     test_app

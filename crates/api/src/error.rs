@@ -103,3 +103,19 @@ impl From<store::Error> for ApiError {
         }
     }
 }
+
+impl From<realtime::Refusal> for ApiError {
+    fn from(refusal: realtime::Refusal) -> ApiError {
+        match (refusal.code, refusal.retry_after_ms) {
+            // Over REST, every malformed input is one code (API.md).
+            (ErrorCode::EmptyMessage | ErrorCode::MessageTooLong | ErrorCode::InvalidFrame, _) => {
+                ApiError::invalid(refusal.detail)
+            }
+            (ErrorCode::RateLimited, Some(ms)) => ApiError::rate_limited(&refusal.detail, ms),
+            (ErrorCode::Unavailable, _) => {
+                ApiError::new(ErrorCode::Unavailable, refusal.detail).retry_after(1)
+            }
+            (code, _) => ApiError::new(code, refusal.detail),
+        }
+    }
+}

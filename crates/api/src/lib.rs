@@ -2,8 +2,9 @@
 //! the embedded UI and docs.
 //!
 //! - [`config`]: `EPHEMERA_*` settings, read once and validated.
-//! - [`Application`]: builds the store, the hub and the HTTP server; `run_until_stopped` drains
-//!   gracefully on SIGTERM/SIGINT. Tests build it on port 0.
+//! - [`Application`]: builds the store, the hub and the HTTP server; `run` serves until the
+//!   shutdown future it is given completes (SIGTERM/SIGINT for the binary), then drains
+//!   gracefully. Tests build it on port 0.
 //! - `rest` and `ws`: the contract's endpoints; `ops`: health, readiness, metrics, docs, UI.
 //! - `error`: the one error type, answered as `{"detail", "code"}`.
 //!
@@ -34,7 +35,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use realtime::metrics::Metrics;
-use realtime::{Hub, HubConfig};
+use realtime::{Commands, Hub, HubConfig};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,6 +47,9 @@ use utoipa_actix_web::AppExt;
 /// What every handler shares.
 pub struct AppState {
     pub config: Config,
+    pub store: Store,
+    /// What members do, shared with the WebSocket sessions.
+    pub commands: Commands,
     pub hub: Hub,
     passwords: passwords::Passwords,
     /// Open WebSockets per client IP.
@@ -140,7 +144,7 @@ impl Application {
             "1 while the instance is ready (store and pub/sub up, not draining)",
             api_metrics.ready.clone(),
         );
-        let hub = Hub::start(store, bus, hub_config, metrics);
+        let hub = Hub::start(store.clone(), bus, hub_config, metrics);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
         let drain_delay = Duration::from_secs(s.drain_delay_seconds);
@@ -151,6 +155,8 @@ impl Application {
         let state = web::Data::new(AppState {
             page,
             config,
+            store,
+            commands: hub.commands().clone(),
             hub: hub.clone(),
             passwords: passwords::Passwords::new(cores),
             sockets_per_ip: Arc::default(),
@@ -301,14 +307,18 @@ impl Application {
         &self.hub
     }
 
-    /// Serves until SIGTERM or SIGINT, then drains: readiness fails at once, connections close
-    /// with 1001 in batches (members keep their grace), and the server stops.
-    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+    /// Serves until `shutdown` completes (the binary passes [`shutdown_signal`]), then drains:
+    /// readiness fails at once, connections close with 1001 in batches (members keep their
+    /// grace), and the server stops.
+    pub async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let handle = self.server.handle();
         let hub = self.hub.clone();
         let (delay, timeout) = (self.drain_delay, self.shutdown_timeout);
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown.await;
             tracing::info!("shutting down: draining connections");
             hub.drain(delay, timeout).await;
             handle.stop(true).await;
@@ -317,7 +327,8 @@ impl Application {
     }
 }
 
-async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -26,7 +26,7 @@ async fn main() -> anyhow::Result<()> {
     }
     let app = Application::build(config).await?;
     tracing::info!(port = app.port(), "ephemera listening");
-    app.run_until_stopped().await?;
+    app.run(ephemera_api::shutdown_signal()).await?;
     Ok(())
 }
 

@@ -48,7 +48,7 @@ async fn ready(state: &AppState) -> Result<(), ApiError> {
             "Draining for shutdown",
         ));
     }
-    Ok(state.hub.store().ping().await?)
+    Ok(state.store.ping().await?)
 }
 
 /// Prometheus metrics: the Prometheus text format (0.0.4), or OpenMetrics when `Accept` asks

@@ -1,4 +1,5 @@
-//! REST handlers (API.md, "REST"): each validates, authorizes, and calls one store operation.
+//! REST handlers (API.md, "REST"): each parses and authorizes its request, then calls the store
+//! (through `AppState`) or, for what a member does, the command the WebSocket session calls too.
 
 use crate::AppState;
 use crate::error::ApiError;
@@ -104,7 +105,7 @@ pub async fn create_room(
         None => None,
     };
     let owner_token = new_token();
-    let now = state.hub.store().now();
+    let now = state.store.now();
     let room = Room {
         id: new_id(),
         name,
@@ -118,12 +119,7 @@ pub async fn create_room(
         members_can_destroy: body.members_can_destroy.unwrap_or(false),
     };
     let client = ip.to_string();
-    match state
-        .hub
-        .store()
-        .create_room_by(room.clone(), &client)
-        .await
-    {
+    match state.store.create_room_by(room.clone(), &client).await {
         Ok(()) => {}
         Err(store::Error::Refused(ErrorCode::RateLimited)) => {
             state.metrics.rejected("rooms_held");
@@ -159,8 +155,7 @@ pub async fn create_room(
 
 async fn load_room(state: &AppState, room_id: &str) -> Result<RoomView, ApiError> {
     state
-        .hub
-        .store()
+        .store
         .room(room_id)
         .await?
         .ok_or_else(ApiError::room_not_found)
@@ -182,7 +177,7 @@ async fn check_password(
             "This room needs a password",
         ));
     };
-    let store = state.hub.store();
+    let store = &state.store;
     let client = ip.to_string();
     let s = &state.config.settings;
     let limits = AttemptLimits {
@@ -228,8 +223,7 @@ async fn authorize_read(
     }
     if let Some(token) = bearer(req) {
         return match state
-            .hub
-            .store()
+            .store
             .authenticate(&view.room.id, &TokenHash::of(token))
             .await?
         {
@@ -250,8 +244,7 @@ async fn acting_member(
     let token = bearer(req)
         .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <resume_token> required"))?;
     match state
-        .hub
-        .store()
+        .store
         .authenticate(&view.room.id, &TokenHash::of(token))
         .await?
     {
@@ -316,7 +309,7 @@ pub async fn get_room(
     per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, ip, &state, &view).await?;
-    Ok(HttpResponse::Ok().json(details(&view, state.hub.store().now())))
+    Ok(HttpResponse::Ok().json(details(&view, state.store.now())))
 }
 
 /// A per-client limit counted in the store, so every instance shares it.
@@ -352,8 +345,7 @@ async fn per_client_limit(
     limit: u32,
 ) -> Result<(), ApiError> {
     if let Limit::Reached(ms) = state
-        .hub
-        .store()
+        .store
         .rate_hit(&format!("{}:{ip}", which.key), limit, MINUTE_MS)
         .await?
     {
@@ -398,8 +390,7 @@ pub async fn join(
     let view = load_room(&state, &path).await?;
     let (display_name, role) = match bearer(&req) {
         Some(token) => match state
-            .hub
-            .store()
+            .store
             .authenticate(&view.room.id, &TokenHash::of(token))
             .await?
         {
@@ -411,12 +402,11 @@ pub async fn join(
             }
         },
         None => {
-            let max = limits::DISPLAY_NAME_MAX_CHARS;
             let name = body
                 .display_name
                 .as_deref()
                 .ok_or_else(|| ApiError::invalid("display_name is required"))?;
-            let name = text_field(text::display_name(name, max), "display_name", max)?;
+            let name = realtime::commands::display_name(name)?;
             check_password(&state, &view, ip, body.password.as_deref()).await?;
             let folded = text::fold(&name);
             if text::fold(&view.room.owner_name) == folded
@@ -460,15 +450,14 @@ pub async fn join(
 
 /// When a ticket issued now expires (the ticket lifetime).
 fn ticket_expiry(state: &AppState) -> Millis {
-    state.hub.store().now() + state.config.settings.ticket_ttl_seconds * 1000
+    state.store.now() + state.config.settings.ticket_ttl_seconds * 1000
 }
 
 /// Stores a fresh single-use ticket for `grant`; returns it.
 async fn issue_ticket(state: &AppState, room_id: &str, grant: Ticket) -> Result<String, ApiError> {
     let ticket = new_token();
     state
-        .hub
-        .store()
+        .store
         .issue_ticket(room_id, TokenHash::of(&ticket), grant)
         .await?;
     Ok(ticket)
@@ -528,8 +517,7 @@ pub async fn history(
     let view = load_room(&state, &path).await?;
     authorize_read(&req, ip, &state, &view).await?;
     let history = state
-        .hub
-        .store()
+        .store
         .history_after(&view.room.id, after as u64, limit)
         .await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
@@ -568,35 +556,15 @@ pub async fn post_message(
     let view = load_room(&state, &path).await?;
     let member = acting_member(&req, &state, &view).await?;
     let body: PostMessageRequest = extract::json(&req, payload).await?;
-    let max = state.config.settings.max_message_chars;
-    let text = text_field(text::message(&body.text, max), "text", max)?;
-    let client_id = match body
-        .client_id
-        .as_deref()
-        .map(|id| text::name(id, limits::CLIENT_ID_MAX_CHARS))
-    {
-        Some(Err(e)) => {
-            return Err(ApiError::invalid(
-                e.describe("client_id", limits::CLIENT_ID_MAX_CHARS),
-            ));
-        }
-        Some(Ok(id)) => Some(id),
-        None => None,
-    };
-    let rate = state.hub.config().rate;
     let frame = state
-        .hub
-        .store()
-        .append_message(&view.room.id, &member, text, client_id, rate)
-        .await
-        .map_err(|err| match err {
-            // The token bucket refills one message per interval: the next is due within one.
-            store::Error::Refused(ErrorCode::RateLimited) => ApiError::rate_limited(
-                "Too many messages",
-                1000 / Millis::from(rate.per_second.max(1)),
-            ),
-            err => err.into(),
-        })?;
+        .commands
+        .post_message(
+            &view.room.id,
+            &member,
+            &body.text,
+            body.client_id.as_deref(),
+        )
+        .await?;
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }
 
@@ -624,7 +592,7 @@ pub async fn resume(
 ) -> Result<HttpResponse, ApiError> {
     let token = bearer(&req)
         .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <resume_token> required"))?;
-    let store = state.hub.store();
+    let store = &state.store;
     let resume = TokenHash::of(token);
     let Some(Credential::Member(member)) = store.authenticate(&path, &resume).await? else {
         return Err(ApiError::unauthorized("Invalid or expired resume token"));
@@ -672,11 +640,7 @@ pub async fn leave(
 ) -> Result<HttpResponse, ApiError> {
     let view = load_room(&state, &path).await?;
     let member = acting_member(&req, &state, &view).await?;
-    state
-        .hub
-        .store()
-        .release_member(&view.room.id, &member.id)
-        .await?;
+    state.commands.leave(&view.room.id, &member.id).await?;
     Ok(HttpResponse::Ok().json(Ack {
         message: "Left the room".into(),
     }))
@@ -736,30 +700,19 @@ async fn destroy(
     let view = load_room(&state, &path).await?;
     let token = bearer(&req)
         .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <owner_token> required"))?;
-    match state
-        .hub
-        .store()
+    let role = match state
+        .store
         .authenticate(&view.room.id, &TokenHash::of(token))
         .await?
     {
-        Some(Credential::Owner) => {}
-        Some(Credential::Member(_)) if view.room.members_can_destroy => {}
-        Some(Credential::Member(_)) => {
-            return Err(ApiError::new(
-                ErrorCode::Forbidden,
-                "Only the owner may close this room",
-            ));
-        }
+        Some(Credential::Owner) => Role::Owner,
+        Some(Credential::Member(_)) => Role::Member,
         None => return Err(ApiError::unauthorized("Invalid or expired token")),
-    }
-    if !state
-        .hub
-        .store()
-        .destroy_room(&view.room.id, protocol::CloseReason::Closed)
-        .await?
-    {
-        return Err(ApiError::room_not_found());
-    }
+    };
+    state
+        .commands
+        .destroy(&view.room.id, role, view.room.members_can_destroy)
+        .await?;
     tracing::info!(room = %crate::redact::room(&view.room.id), "room closed");
     Ok(HttpResponse::Ok().json(Ack {
         message: "Room closed successfully".into(),

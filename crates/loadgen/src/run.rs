@@ -1,6 +1,7 @@
 //! One process's share of a scenario: connect its members, send on schedule, check and time
-//! every delivery. Speaks only the open-room subset of the API (any server that does can be
-//! driven): `display_name` joins, `{"type":"message","text":...}` out, `message` frames in.
+//! every delivery. Speaks only the open-room subset of the API: `display_name` joins answered by
+//! a `welcome` frame, `{"type":"message","text":...}` out, `message` frames in. Every wait has
+//! a deadline, so a server that speaks less fails the run's counts instead of hanging it.
 
 use crate::Plan;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -274,13 +275,27 @@ fn ended(frame: Option<Result<Message, tokio_tungstenite::tungstenite::Error>>) 
     }
 }
 
+/// The longest a join may take, from the connect to the `welcome`: a server that never sends
+/// one (or never answers) has the join counted as refused with 1006 instead of holding the
+/// run. Long, since a join storm queues joins at the server.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// The longest a sender waits for one message to be taken by a server that stopped reading.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Connects and reads up to the `welcome`; returns the socket's halves and the welcome, or the
-/// close code that came instead (1006: none, or no connection at all).
+/// close code that came instead (1006: none, no connection at all, or nothing within
+/// `JOIN_TIMEOUT`).
 async fn join(url: &str, source: IpAddr) -> Result<(Sink, SplitStream<Socket>, Value), u16> {
-    let socket = connect(url, source).await.map_err(|_| CLOSED_ABNORMALLY)?;
-    let (tx, mut rx) = socket.split();
-    let hello = welcome(&mut rx).await?;
-    Ok((tx, rx, hello))
+    let joined = async {
+        let socket = connect(url, source).await.map_err(|_| CLOSED_ABNORMALLY)?;
+        let (tx, mut rx) = socket.split();
+        let hello = welcome(&mut rx).await?;
+        Ok((tx, rx, hello))
+    };
+    tokio::time::timeout(JOIN_TIMEOUT, joined)
+        .await
+        .unwrap_or(Err(CLOSED_ABNORMALLY))
 }
 
 /// Reads frames up to the `welcome`.
@@ -386,7 +401,8 @@ async fn member_task(
                     "{{\"type\":\"message\",\"text\":\"{seq} {} {room}\"}}",
                     now_us()
                 );
-                if tx.send(Message::text(text)).await.is_err() {
+                let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text))).await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
                 shared.tally.lock().expect("tally").sent += 1;
@@ -543,7 +559,10 @@ pub fn merge(into: &mut Histogram<u64>, pairs: &[(u64, u64)]) {
 
 /// The rooms a scenario runs in, created over REST with the open-room subset.
 pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
-    let client = reqwest::Client::new();
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .map_err(|e| e.to_string())?;
     let mut ids = Vec::with_capacity(plan.rooms);
     for i in 0..plan.rooms {
         let res = client

@@ -15,8 +15,37 @@ pub enum ServerFrame {
     System(SystemFrame),
     Message(MessageFrame),
     Presence(PresenceFrame),
-    Typing(TypingFrame),
     Error(ErrorFrame),
+    /// Frames the server only relays (`RelayFrame`), spelled as their own `type`.
+    #[serde(untagged)]
+    Relay(RelayFrame),
+}
+
+/// Frames the server relays without behaviour of its own: it checks the author is a member of
+/// the room, publishes the frame, and every instance hands it to the room's connections (the
+/// author's own ones only if `to_author`). A new frame of this kind is a variant here, the
+/// client command that makes it, and a line in the session: no store operation, script, bus
+/// event or hub event of its own.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RelayFrame {
+    Typing(TypingFrame),
+}
+
+impl RelayFrame {
+    /// The member who sent it.
+    pub fn author(&self) -> &str {
+        match self {
+            RelayFrame::Typing(t) => &t.member_id,
+        }
+    }
+
+    /// Whether the author's own connections get it too.
+    pub fn to_author(&self) -> bool {
+        match self {
+            RelayFrame::Typing(_) => false,
+        }
+    }
 }
 
 /// `{"type": "system", "event": ...}`.
@@ -176,7 +205,6 @@ impl ClientFrame {
 pub enum BusEvent {
     Message(MessageFrame),
     Presence(PresenceFrame),
-    Typing(TypingFrame),
     /// Only `room_closed` travels on the bus.
     System(SystemFrame),
     /// A member attached a newer connection: every other connection of it closes with 4000.
@@ -184,6 +212,8 @@ pub enum BusEvent {
         member_id: String,
         session: u64,
     },
+    #[serde(untagged)]
+    Relay(RelayFrame),
 }
 
 #[cfg(test)]
@@ -264,12 +294,15 @@ mod tests {
         let p = round_trip(ServerFrame::Presence(presence()));
         assert_eq!(p["type"], "presence");
         assert_eq!(p["event"], "user_online");
-        let t = round_trip(ServerFrame::Typing(TypingFrame {
+        let t = round_trip(ServerFrame::Relay(RelayFrame::Typing(TypingFrame {
             member_id: "m".into(),
             display_name: "bob".into(),
             timestamp: "t".into(),
-        }));
-        assert_eq!(t["type"], "typing");
+        })));
+        assert_eq!(
+            t,
+            json!({"type": "typing", "member_id": "m", "display_name": "bob", "timestamp": "t"})
+        );
         let closed = round_trip(ServerFrame::System(SystemFrame::RoomClosed(
             RoomClosedFrame {
                 reason: CloseReason::OwnerOffline,
@@ -295,6 +328,19 @@ mod tests {
         let bus = serde_json::to_string(&BusEvent::Presence(presence())).expect("serializes");
         let client = serde_json::to_string(&ServerFrame::Presence(presence())).expect("serializes");
         assert_eq!(bus, client);
+        let typing = RelayFrame::Typing(TypingFrame {
+            member_id: "m".into(),
+            display_name: "bob".into(),
+            timestamp: "t".into(),
+        });
+        let bus = serde_json::to_string(&BusEvent::Relay(typing.clone())).expect("serializes");
+        let client =
+            serde_json::to_string(&ServerFrame::Relay(typing.clone())).expect("serializes");
+        assert_eq!(bus, client);
+        assert_eq!(
+            serde_json::from_str::<BusEvent>(&bus).expect("parses"),
+            BusEvent::Relay(typing)
+        );
         let replaced = BusEvent::Replaced {
             member_id: "m".into(),
             session: 7,

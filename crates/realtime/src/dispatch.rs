@@ -10,7 +10,8 @@
 //! at a time; a room that cannot be subscribed or repaired within a few attempts has its
 //! connections closed with 4008, and its clients resume.
 
-use crate::hub::{Event, Hub};
+use crate::conn::Event;
+use crate::hub::Hub;
 use bytestring::ByteString;
 use protocol::frames::{BusEvent, OfflineReason, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, close};
@@ -131,8 +132,9 @@ impl Hub {
                     json,
                 }
             }
-            BusEvent::Typing(t) => Event::Typing {
-                member_id: t.member_id,
+            BusEvent::Relay(frame) => Event::Relay {
+                author: frame.author().to_owned(),
+                to_author: frame.to_author(),
                 json,
             },
             BusEvent::System(SystemFrame::RoomClosed(c)) => Event::Closed {
@@ -475,7 +477,7 @@ impl Hub {
     }
 }
 
-fn close_all(room: &crate::hub::LocalRoom, code: u16) {
+fn close_all(room: &crate::rooms::LocalRoom, code: u16) {
     for conn in room.conns.values() {
         conn.close(code);
     }

@@ -5,6 +5,8 @@
 //!   local member of the room. Two tickers (not one timer per connection) run the store's
 //!   deadline sweep, and refresh the liveness of live members and ping every socket, a slice of
 //!   the rooms at a time.
+//! - [`commands`]: what a member does (post, leave, destroy), written once for the session
+//!   and the REST handlers.
 //! - [`session`]: one task per connection: join, welcome, then frames in and out. `api` spawns
 //!   it on [`Hub::runtime`], so the dispatcher reaches it without waking another thread.
 //! - [`Transport`], [`Direct`] and [`Inbound`]: what a connection is to this crate; `api`
@@ -14,11 +16,16 @@
 //! Architecture invariant: independent of actix; never talks to Redis, only to `store`.
 
 pub mod bucket;
+pub mod commands;
+mod conn;
 mod dispatch;
 mod hub;
 pub mod metrics;
+mod rooms;
 pub mod session;
+mod tickers;
 
+pub use commands::{Commands, Refusal};
 pub use hub::{Hub, HubConfig};
 pub use session::Entry;
 

@@ -8,17 +8,17 @@
 //! messages to the socket itself while nothing is queued (`Conn::fast`); the session writes
 //! everything else.
 
-use crate::hub::{Conn, Event, Hub};
-use crate::{Gone, Inbound, Transport};
+use crate::conn::{Conn, Event, Writing};
+use crate::hub::Hub;
+use crate::{Gone, Inbound, Refusal, Transport};
 use futures_util::{Stream, StreamExt};
-use protocol::frames::{ClientFrame, ServerFrame, SystemFrame, Welcome};
-use protocol::text::{self, TextError};
-use protocol::{CloseReason, ErrorCode, Role, close, limits, now_ms, rfc3339, seconds_until};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use protocol::frames::{ClientFrame, RelayFrame, ServerFrame, SystemFrame, TypingFrame, Welcome};
+use protocol::{ErrorCode, close, limits, now_ms, rfc3339, seconds_until};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use store::secret::{TokenHash, new_id, new_token};
-use store::{Claim, Error, Joined, Live, Member, Via};
+use store::{Claim, Joined, Live, Member, Via};
 use tokio::sync::mpsc;
 
 /// How a connection enters its room (the WebSocket URL's query).
@@ -113,8 +113,7 @@ impl Hub {
                 conn.start_direct(transport.direct(), last_id);
                 let mut s = Session {
                     hub: self.clone(),
-                    can_destroy: joined.member.role == Role::Owner
-                        || joined.view.room.members_can_destroy,
+                    members_can_destroy: joined.view.room.members_can_destroy,
                     live,
                     conn: conn.clone(),
                     transport,
@@ -182,14 +181,13 @@ impl Hub {
                 )
             }
             Entry::Name(name) => {
-                let name = match text::display_name(&name, limits::DISPLAY_NAME_MAX_CHARS) {
+                let name = match crate::commands::display_name(&name) {
                     Ok(name) => name,
-                    Err(err) => {
-                        let detail = err.describe("display_name", limits::DISPLAY_NAME_MAX_CHARS);
+                    Err(refused) => {
                         return Err(refusal(
                             transport,
-                            ErrorCode::InvalidRequest,
-                            &detail,
+                            refused.code,
+                            &refused.detail,
                             close::INVALID_NAME,
                         )
                         .await);
@@ -273,7 +271,8 @@ struct Session<T> {
     live: Live,
     conn: Arc<Conn>,
     transport: T,
-    can_destroy: bool,
+    /// The room lets members destroy it (the owner always may).
+    members_can_destroy: bool,
     /// When recent messages were refused by the rate limit.
     strikes: Vec<Instant>,
     typed_at: Option<Instant>,
@@ -290,7 +289,7 @@ impl<T: Transport> Session<T> {
                 _ = self.conn.wake.notified() => Err(requested_close(&self.conn)),
                 event = rx.recv() => match event {
                     Some(event) => {
-                        self.conn.queued_bytes.fetch_sub(event.size(), Ordering::AcqRel);
+                        self.conn.taken(&event);
                         let handled = self.on_event(&event).await;
                         self.conn.handled();
                         handled
@@ -346,8 +345,12 @@ impl<T: Transport> Session<T> {
                 (true, true) => Ok(()),
                 (false, _) => self.write(json.clone()).await,
             },
-            Event::Typing { member_id, json } if member_id != me => self.write(json.clone()).await,
-            Event::Typing { .. } => Ok(()),
+            Event::Relay {
+                author,
+                to_author,
+                json,
+            } if *to_author || author != me => self.write(json.clone()).await,
+            Event::Relay { .. } => Ok(()),
             Event::Closed { code, json } => {
                 self.write(json.clone()).await?;
                 Err(Exit::Close(*code, "room closed"))
@@ -399,48 +402,13 @@ impl<T: Transport> Session<T> {
         let member_id = &*self.live.member_id;
         match frame {
             ClientFrame::Message { text, client_id } => {
-                let max = self.hub.config().max_message_chars;
-                let text = match text::message(&text, max) {
-                    Ok(text) => text,
-                    Err(TextError::Empty) => {
-                        return self
-                            .error(ErrorCode::EmptyMessage, "message is empty")
-                            .await;
-                    }
-                    Err(TextError::TooLong) => {
-                        let detail = format!("message must be at most {max} characters");
-                        return self.error(ErrorCode::MessageTooLong, &detail).await;
-                    }
-                    Err(TextError::ControlCharacter | TextError::Invisible) => {
-                        return self
-                            .error(
-                                ErrorCode::InvalidFrame,
-                                "text must not contain control characters",
-                            )
-                            .await;
-                    }
-                };
-                let client_id = match client_id
-                    .map(|id| text::name(&id, limits::CLIENT_ID_MAX_CHARS))
-                    .transpose()
-                {
-                    Ok(id) => id,
-                    Err(err) => {
-                        let detail = err.describe("client_id", limits::CLIENT_ID_MAX_CHARS);
-                        return self.error(ErrorCode::InvalidFrame, &detail).await;
-                    }
-                };
-                let rate = self.hub.config().rate;
-                match store
-                    .append_message(room_id, &self.member, text, client_id, rate)
+                let commands = self.hub.commands();
+                match commands
+                    .post_message(room_id, &self.member, &text, client_id.as_deref())
                     .await
                 {
-                    Ok(_) => {
-                        self.hub.metrics().messages_in.inc();
-                        Ok(())
-                    }
-                    Err(Error::Refused(ErrorCode::RateLimited)) => self.strike().await,
-                    Err(err) => self.store_error(err).await,
+                    Ok(_) => Ok(()),
+                    Err(refusal) => self.refused(refusal).await,
                 }
             }
             ClientFrame::Typing => {
@@ -449,55 +417,51 @@ impl<T: Transport> Session<T> {
                 });
                 if due {
                     self.typed_at = Some(Instant::now());
-                    if let Err(err) = store.publish_typing(room_id, &self.member).await {
-                        return self.store_error(err).await;
+                    let frame = RelayFrame::Typing(TypingFrame {
+                        member_id: self.member.id.clone(),
+                        display_name: self.member.display_name.clone(),
+                        timestamp: rfc3339(store.now()),
+                    });
+                    if let Err(err) = store.relay(room_id, &frame).await {
+                        return self.refused(err.into()).await;
                     }
                 }
                 Ok(())
             }
-            ClientFrame::Leave => match store.release_member(room_id, member_id).await {
+            ClientFrame::Leave => match self.hub.commands().leave(room_id, member_id).await {
                 Ok(()) => Err(Exit::Close(close::LEFT, "left the room")),
-                Err(err) => self.store_error(err).await,
+                Err(refusal) => self.refused(refusal).await,
             },
-            ClientFrame::CloseRoom if self.can_destroy => {
-                match store.destroy_room(room_id, CloseReason::Closed).await {
+            ClientFrame::CloseRoom => {
+                let commands = self.hub.commands();
+                match commands
+                    .destroy(room_id, self.member.role, self.members_can_destroy)
+                    .await
+                {
                     // The room_closed event closes this connection too.
-                    Ok(_) => Ok(()),
-                    Err(err) => self.store_error(err).await,
+                    Ok(()) => Ok(()),
+                    Err(refusal) => self.refused(refusal).await,
                 }
             }
-            ClientFrame::CloseRoom => {
-                self.error(ErrorCode::Forbidden, "only the owner may close this room")
-                    .await
-            }
         }
     }
 
-    /// One more rate-limited message; too many within the window is abuse.
-    async fn strike(&mut self) -> Result<(), Exit> {
-        self.hub.metrics().rate_limited.inc();
-        self.strikes.retain(|at| at.elapsed() < ABUSE_WINDOW);
-        self.strikes.push(Instant::now());
-        if self.strikes.len() > self.hub.config().rate.burst as usize {
-            return Err(Exit::Close(close::RATE_LIMITED, "rate limit abused"));
-        }
-        self.error(ErrorCode::RateLimited, "too many messages, slow down")
-            .await
-    }
-
-    async fn store_error(&mut self, err: Error) -> Result<(), Exit> {
-        match err.code() {
+    /// A refused command: the room or the membership gone closes the connection; a rate limit
+    /// counts a strike (too many within the window is abuse: 4029); anything else is an
+    /// `error` frame and the connection stays.
+    async fn refused(&mut self, refusal: Refusal) -> Result<(), Exit> {
+        match refusal.code {
             ErrorCode::RoomNotFound => Err(Exit::Close(close::NOT_FOUND, "room not found")),
             ErrorCode::Unauthorized => Err(Exit::Close(close::UNAUTHORIZED, "no longer a member")),
-            ErrorCode::Unavailable => {
-                tracing::warn!(%err, "store unavailable during a session");
-                self.error(
-                    ErrorCode::Unavailable,
-                    "service temporarily unavailable, try again",
-                )
-                .await
+            ErrorCode::RateLimited => {
+                self.strikes.retain(|at| at.elapsed() < ABUSE_WINDOW);
+                self.strikes.push(Instant::now());
+                if self.strikes.len() > self.hub.config().rate.burst as usize {
+                    return Err(Exit::Close(close::RATE_LIMITED, "rate limit abused"));
+                }
+                self.error(refusal.code, &refusal.detail).await
             }
-            code => self.error(code, code.sentence()).await,
+            code => self.error(code, &refusal.detail).await,
         }
     }
 
@@ -522,28 +486,6 @@ async fn guarded(
         biased;
         _ = conn.wake.notified() => Err(requested_close(conn)),
         sent = write => sent.map_err(Exit::from),
-    }
-}
-
-/// A write in progress, as the stall check sees it; over when dropped, even if cancelled.
-struct Writing<'a> {
-    count: &'a AtomicUsize,
-    since: &'a AtomicU64,
-}
-
-impl<'a> Writing<'a> {
-    fn start(count: &'a AtomicUsize, conn: &'a Conn) -> Writing<'a> {
-        let since = &conn.writing_since;
-        since.store(now_ms(), Ordering::Release);
-        count.fetch_add(1, Ordering::AcqRel);
-        Writing { count, since }
-    }
-}
-
-impl Drop for Writing<'_> {
-    fn drop(&mut self) {
-        self.since.store(0, Ordering::Release);
-        self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -606,38 +548,8 @@ async fn close_with<T: Transport>(
 
 #[cfg(test)]
 mod tests {
-    use super::{Conn, Writing, new_session};
+    use super::new_session;
     use std::collections::HashSet;
-    use std::future::pending;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::time::Duration;
-    use tokio::sync::mpsc;
-
-    /// The ticker checks for stalled writes only while this count is above zero, so a write
-    /// must leave it, whether it finishes or is cancelled (a close request wins the select).
-    #[tokio::test]
-    async fn a_write_counts_as_in_progress_until_it_ends_even_when_cancelled() {
-        let count = AtomicUsize::new(0);
-        let conn = Conn::new(1, mpsc::channel(1).0);
-        let state = || {
-            (
-                count.load(Ordering::Acquire),
-                conn.writing_since.load(Ordering::Acquire),
-            )
-        };
-        {
-            let _writing = Writing::start(&count, &conn);
-            let (n, since) = state();
-            assert!(n == 1 && since > 0);
-        }
-        assert_eq!(state(), (0, 0));
-        let stuck = async {
-            let _writing = Writing::start(&count, &conn);
-            pending::<()>().await;
-        };
-        let _ = tokio::time::timeout(Duration::from_millis(5), stuck).await;
-        assert_eq!(state(), (0, 0));
-    }
 
     /// Many sessions start in the same millisecond during a join storm; 20 random bits tied
     /// there (two connections of one room shared a key in the hub, and one lost its pings).

@@ -1,7 +1,7 @@
 //! All shared state of Ephemera, and the per-room bus that carries events between instances.
 //!
 //! [`Store`] exposes domain operations, never backend commands. Each operation is atomic on its
-//! own (one lock on the memory backend; one script or MULTI on Redis) and publishes the events it
+//! own (one lock on the memory backend; one Lua script, or one command, on Redis) and publishes the events it
 //! causes on the room's bus channel inside that same atomic step, so every instance sees them in
 //! the order the store applied them.
 //!
@@ -22,7 +22,7 @@ use bytestring::ByteString;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use protocol::frames::{MessageFrame, OfflineReason, PresenceEvent, PresenceFrame};
+use protocol::frames::{MessageFrame, OfflineReason, PresenceEvent, PresenceFrame, RelayFrame};
 use protocol::rest::OnlineUser;
 use protocol::{CloseReason, ErrorCode, Millis, Role};
 use secret::TokenHash;
@@ -273,6 +273,26 @@ pub struct History {
     pub complete: bool,
 }
 
+impl History {
+    /// A read of what follows `after`, given the room's last id and the oldest id still kept:
+    /// complete when nothing follows, or when the oldest kept comes right after `after` or
+    /// earlier (ids in history are contiguous).
+    fn read(
+        after: u64,
+        messages: Vec<MessageFrame>,
+        last_id: u64,
+        first_kept: Option<u64>,
+    ) -> Self {
+        let complete =
+            last_id <= after || first_kept.is_some_and(|first| first <= after.saturating_add(1));
+        History {
+            messages,
+            last_id,
+            complete,
+        }
+    }
+}
+
 /// What the bus delivers.
 #[derive(Debug, Clone)]
 pub enum BusItem {
@@ -480,9 +500,9 @@ impl Store {
         dispatch!(self, history_after(room_id, after, limit))
     }
 
-    /// Publishes a `typing` frame for this member.
-    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
-        dispatch!(self, publish_typing(room_id, author))
+    /// Publishes a frame the server only relays, if its author is a member of the live room.
+    pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {
+        dispatch!(self, relay(room_id, frame))
     }
 
     /// Deletes every piece of the room and publishes `room_closed`. False if it had already ended.

@@ -10,7 +10,7 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RoomClosedFrame, SystemFrame, TypingFrame,
+    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame, SystemFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -442,10 +442,7 @@ impl MemoryStore {
         let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
-        let complete = match room.history.front().map(|(m, _)| m) {
-            Some(first) => first.id <= after.saturating_add(1) || room.last_id <= after,
-            None => room.last_id <= after,
-        };
+        let first_kept = room.history.front().map(|(m, _)| m.id);
         let messages = room
             .history
             .iter()
@@ -454,27 +451,18 @@ impl MemoryStore {
             .take(limit)
             .cloned()
             .collect();
-        Ok(History {
-            messages,
-            last_id: room.last_id,
-            complete,
-        })
+        Ok(History::read(after, messages, room.last_id, first_kept))
     }
 
-    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
+    pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {
         let state = self.lock();
         let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
-        if !room.members.contains_key(&author.id) {
+        if !room.members.contains_key(frame.author()) {
             return refused(ErrorCode::Unauthorized);
         }
-        let event = BusEvent::Typing(TypingFrame {
-            member_id: author.id.clone(),
-            display_name: author.display_name.clone(),
-            timestamp: rfc3339(now_ms()),
-        });
-        state.publish(room_id, &event);
+        state.publish(room_id, &BusEvent::Relay(frame.clone()));
         Ok(())
     }
 

@@ -25,7 +25,7 @@ use fred::prelude::{
 };
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, CustomCommand, RespVersion};
-use protocol::frames::{MessageFrame, RoomClosedFrame, ServerFrame, SystemFrame, TypingFrame};
+use protocol::frames::{MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -59,75 +59,60 @@ const PUBSUB_BUFFER: usize = 1 << 16;
 
 const PRELUDE: &str = include_str!("redis/prelude.lua");
 
-/// Every script, loaded on every primary at start-up and again on NOSCRIPT.
-struct Scripts {
-    create: Script,
-    room: Script,
-    authenticate: Script,
-    ticket: Script,
-    claim: Script,
-    resume: Script,
-    release: Script,
-    append: Script,
-    history: Script,
-    typing: Script,
-    destroy: Script,
-    sweep_room: Script,
-    attempts: Script,
-    rate: Script,
-    claim_due: Script,
-    reschedule: Script,
-    hold: Script,
-    admit: Script,
+/// Declares every script once: `room` ones run after the shared prelude (`prelude.lua`: a
+/// room's keys and helpers), `alone` ones stand by themselves. Each becomes a field of
+/// `Scripts`, and `Scripts::all` lists them for loading.
+macro_rules! scripts {
+    ($($name:ident: $kind:ident($file:literal),)*) => {
+        /// Every script, loaded on every primary at start-up and again on NOSCRIPT.
+        struct Scripts {
+            $($name: Script,)*
+        }
+
+        impl Scripts {
+            fn new() -> Scripts {
+                Scripts {
+                    $($name: $kind(include_str!(concat!("redis/", $file))),)*
+                }
+            }
+
+            fn all(&self) -> Vec<&Script> {
+                vec![$(&self.$name),*]
+            }
+        }
+    };
 }
 
-impl Scripts {
-    fn new() -> Scripts {
-        let room = |body: &str| Script::from_lua(format!("{PRELUDE}\n{body}"));
-        Scripts {
-            create: room(include_str!("redis/create.lua")),
-            room: room(include_str!("redis/room.lua")),
-            authenticate: room(include_str!("redis/authenticate.lua")),
-            ticket: room(include_str!("redis/ticket.lua")),
-            claim: room(include_str!("redis/claim.lua")),
-            resume: room(include_str!("redis/resume.lua")),
-            release: room(include_str!("redis/release.lua")),
-            append: Script::from_lua(include_str!("redis/append.lua")),
-            history: room(include_str!("redis/history.lua")),
-            typing: room(include_str!("redis/typing.lua")),
-            destroy: room(include_str!("redis/destroy.lua")),
-            sweep_room: room(include_str!("redis/sweep_room.lua")),
-            attempts: room(include_str!("redis/attempts.lua")),
-            rate: Script::from_lua(include_str!("redis/rate.lua")),
-            claim_due: Script::from_lua(include_str!("redis/claim_due.lua")),
-            reschedule: Script::from_lua(include_str!("redis/reschedule.lua")),
-            hold: Script::from_lua(include_str!("redis/hold.lua")),
-            admit: Script::from_lua(include_str!("redis/admit.lua")),
-        }
-    }
+/// A room script: the prelude, then `body`.
+fn room(body: &str) -> Script {
+    Script::from_lua(format!("{PRELUDE}\n{body}"))
+}
 
-    fn all(&self) -> [&Script; 18] {
-        [
-            &self.create,
-            &self.room,
-            &self.authenticate,
-            &self.ticket,
-            &self.claim,
-            &self.resume,
-            &self.release,
-            &self.append,
-            &self.history,
-            &self.typing,
-            &self.destroy,
-            &self.sweep_room,
-            &self.attempts,
-            &self.rate,
-            &self.claim_due,
-            &self.reschedule,
-            &self.hold,
-            &self.admit,
-        ]
-    }
+/// A script that stands alone (no prelude).
+fn alone(body: &str) -> Script {
+    Script::from_lua(body)
+}
+
+scripts! {
+    create: room("create.lua"),
+    room: room("room.lua"),
+    authenticate: room("authenticate.lua"),
+    ticket: room("ticket.lua"),
+    claim: room("claim.lua"),
+    resume: room("resume.lua"),
+    release: room("release.lua"),
+    // Each message: alone, with only the keys it touches.
+    append: alone("append.lua"),
+    history: room("history.lua"),
+    relay: room("relay.lua"),
+    destroy: room("destroy.lua"),
+    sweep_room: room("sweep_room.lua"),
+    attempts: room("attempts.lua"),
+    rate: alone("rate.lua"),
+    claim_due: alone("claim_due.lua"),
+    reschedule: alone("reschedule.lua"),
+    hold: alone("hold.lua"),
+    admit: alone("admit.lua"),
 }
 
 #[derive(Clone)]
@@ -961,28 +946,14 @@ impl RedisStore {
                 serde_json::from_str::<MessageFrame>(&json).map_err(unavailable)
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(History {
-            messages,
-            last_id,
-            complete: first_kept <= after.saturating_add(1) || last_id <= after,
-        })
+        Ok(History::read(after, messages, last_id, Some(first_kept)))
     }
 
-    pub async fn publish_typing(&self, room_id: &str, author: &Member) -> Result<()> {
-        let now = self.now();
-        let frame = ServerFrame::Typing(TypingFrame {
-            member_id: author.id.clone(),
-            display_name: author.display_name.clone(),
-            timestamp: rfc3339(now),
-        });
-        let json = serde_json::to_string(&frame).map_err(unavailable)?;
-        self.room_op(
-            &self.scripts.typing,
-            room_id,
-            now,
-            vec![author.id.clone(), json],
-        )
-        .await?;
+    pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {
+        let json = serde_json::to_string(frame).map_err(unavailable)?;
+        let args = vec![frame.author().to_owned(), json];
+        self.room_op(&self.scripts.relay, room_id, self.now(), args)
+            .await?;
         Ok(())
     }
 

@@ -1,7 +1,7 @@
 //! The conformance cases: the store's semantics, independent of the backend.
 
 use crate::helpers::*;
-use protocol::frames::ServerFrame;
+use protocol::frames::{RelayFrame, ServerFrame, TypingFrame};
 use protocol::{CloseReason, ErrorCode, Role};
 use std::sync::Arc;
 use std::time::Duration;
@@ -1189,7 +1189,12 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
         .append_message(&a.id, &bob, "seen".into(), None, RATE)
         .await
         .expect("append");
-    store.publish_typing(&a.id, &bob).await.expect("typing");
+    let typing = RelayFrame::Typing(TypingFrame {
+        member_id: bob.id.clone(),
+        display_name: bob.display_name.clone(),
+        timestamp: "t".into(),
+    });
+    store.relay(&a.id, &typing).await.expect("typing");
     let events = delivered(&mut bus).await;
     assert!(events.iter().all(|(room, _)| *room == a.id), "{events:?}");
     let kinds: Vec<&str> = events

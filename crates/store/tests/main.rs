@@ -214,18 +214,19 @@ mod redis_keys {
 
     /// Every due liveness entry goes, even one naming no current connection, so none keeps its
     /// room due forever; a member goes only when its current connection has no entry left.
-    /// Entries written before 2026-12-05 are bare member ids (a rolling upgrade mixes them).
     #[tokio::test]
     async fn a_sweep_drops_due_entries_and_only_members_left_without_one() {
         let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
         let carol = join(&store, &room.id, "carol", 2).await;
         let alive = room_key(&room.id, "alive");
-        // Bob resumed here after an older version's join; carol joined there and left.
+        // Due entries of connections no longer current: bob's current one (session 1) is
+        // still ahead; carol's (session 2) is gone.
         let carol_now = format!("{}\n2", carol.id);
         server.cli(&["zrem", &alive, &carol_now]);
+        let (bob_old, carol_old) = (format!("{}\n0", bob.id), format!("{}\n1", carol.id));
         server.cli(&[
-            "zadd", &alive, "1", &bob.id, "1", &carol.id, "1", "ghost\n9",
+            "zadd", &alive, "1", &bob_old, "1", &carol_old, "1", "ghost\n9",
         ]);
         server.cli(&["zadd", "eph:deadlines", "1", &room.id]);
         assert_eq!(store.sweep().await.expect("sweep"), 1);
@@ -281,24 +282,6 @@ mod redis_keys {
         assert_eq!(keys_of(&server, &ended.id), Vec::<String>::new());
         let view = store.room(&stale.id).await.expect("read").expect("exists");
         assert!(view.members.iter().all(|m| m.id != bob.id), "bob went");
-    }
-
-    /// A resume drops the bare member id that versions before 2026-12-05 wrote: during a
-    /// rolling upgrade, their sweep would take it for the new connection once it fell due.
-    #[tokio::test]
-    async fn a_resume_drops_the_bare_entry_of_older_versions() {
-        let (store, _bus, server, room) = redis_with_room().await;
-        let (bob, token) = join_resumable(&store, &room.id, "bob", 1).await;
-        let alive = room_key(&room.id, "alive");
-        server.cli(&["zadd", &alive, "1", &bob.id]);
-        store
-            .resume_member(&room.id, &TokenHash::of(&token), 2)
-            .await
-            .expect("resume");
-        assert_eq!(
-            server.cli(&["zrange", &alive, "0", "-1"]).trim(),
-            format!("{}\n2", bob.id)
-        );
     }
 
     /// A client's places for rooms: at most `max_rooms_per_client`, given back by every ending

@@ -28,12 +28,10 @@ end
 -- ZADD XX in redis.rs) moves only the deadlines of connections still current.
 local function alive_entry(id, session) return id .. '\n' .. session end
 
--- Moves a member's liveness to its new connection. It drops the bare id too: versions before
--- 2026-12-05 wrote that, and their sweep, during a rolling upgrade, would take it for this one.
--- The ZREM may empty the set, which deletes the key: the ZADD then makes a new one, which must
--- die with the room like the old.
+-- Moves a member's liveness to its new connection. The ZREM may empty the set, which deletes
+-- the key: the ZADD then makes a new one, which must die with the room like the old.
 local function move_alive(id, old_session, session, deadline, exp)
-  redis.call('ZREM', ALIVE, id, alive_entry(id, old_session))
+  redis.call('ZREM', ALIVE, alive_entry(id, old_session))
   redis.call('ZADD', ALIVE, deadline, alive_entry(id, session))
   expire_with_room(exp, ALIVE)
 end

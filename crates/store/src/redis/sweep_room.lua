@@ -11,14 +11,13 @@ if tonumber(exp) <= NOW then
   return {'gone', destroy(ARGV[4])}
 end
 -- Every due entry goes. Its member goes too unless the member's current connection still has
--- an entry: one naming its session, or its bare id (written by versions before 2026-12-05,
--- which may still run during a rolling upgrade).
+-- an entry (one naming its session).
 for _, entry in ipairs(redis.call('ZRANGEBYSCORE', ALIVE, '-inf', NOW)) do
   redis.call('ZREM', ALIVE, entry)
   local id = split(entry)[1]
   local session = split(redis.call('HGET', STATE, id))[1]
   local current = session and redis.call('ZSCORE', ALIVE, alive_entry(id, session))
-  if not current and not redis.call('ZSCORE', ALIVE, id) then
+  if not current then
     local hold = remove_member(id, ARGV[5], 'timeout')
     if hold then return {'gone', hold} end
   end

@@ -1,0 +1,148 @@
+//! What a member does, each action written once for both front doors: the WebSocket session
+//! and the REST handlers call the same command, and each only maps a [`Refusal`] to its own
+//! shape (an `error` frame or a close code; an HTTP status and `Retry-After`).
+
+use crate::metrics::Metrics;
+use protocol::frames::MessageFrame;
+use protocol::text::{self, TextError};
+use protocol::{CloseReason, ErrorCode, Millis, Role, limits};
+use std::sync::Arc;
+use store::{Member, Rate, Store};
+
+/// Why a command was refused: the contract's code and a sentence for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: ErrorCode,
+    pub detail: String,
+    /// For a rate limit: when the client may try again.
+    pub retry_after_ms: Option<Millis>,
+}
+
+impl Refusal {
+    fn new(code: ErrorCode, detail: impl Into<String>) -> Refusal {
+        Refusal {
+            code,
+            detail: detail.into(),
+            retry_after_ms: None,
+        }
+    }
+}
+
+impl From<store::Error> for Refusal {
+    fn from(err: store::Error) -> Refusal {
+        if let store::Error::Unavailable(cause) = &err {
+            tracing::warn!(%cause, "store unavailable");
+        }
+        let code = err.code();
+        Refusal::new(code, code.sentence())
+    }
+}
+
+/// The actions, with what they need to apply the contract's rules; cheap to clone.
+#[derive(Clone)]
+pub struct Commands {
+    store: Store,
+    metrics: Arc<Metrics>,
+    max_message_chars: usize,
+    rate: Rate,
+}
+
+impl Commands {
+    pub fn new(store: Store, metrics: Arc<Metrics>, max_message_chars: usize, rate: Rate) -> Self {
+        Commands {
+            store,
+            metrics,
+            max_message_chars,
+            rate,
+        }
+    }
+
+    /// Posts a message as `author`: its text checked and normalized, its `client_id` checked,
+    /// then the member's and the room's rates, an id and the broadcast, all in the store.
+    pub async fn post_message(
+        &self,
+        room_id: &str,
+        author: &Member,
+        text: &str,
+        client_id: Option<&str>,
+    ) -> Result<MessageFrame, Refusal> {
+        let max = self.max_message_chars;
+        let text = text::message(text, max).map_err(|err| {
+            let code = match err {
+                TextError::Empty => ErrorCode::EmptyMessage,
+                TextError::TooLong => ErrorCode::MessageTooLong,
+                TextError::ControlCharacter | TextError::Invisible => ErrorCode::InvalidFrame,
+            };
+            Refusal::new(code, err.describe("text", max))
+        })?;
+        let client_id = client_id
+            .map(|id| text::name(id, limits::CLIENT_ID_MAX_CHARS))
+            .transpose()
+            .map_err(|err| {
+                let detail = err.describe("client_id", limits::CLIENT_ID_MAX_CHARS);
+                Refusal::new(ErrorCode::InvalidFrame, detail)
+            })?;
+        match self
+            .store
+            .append_message(room_id, author, text, client_id, self.rate)
+            .await
+        {
+            Ok(frame) => {
+                self.metrics.messages_in.inc();
+                Ok(frame)
+            }
+            Err(store::Error::Refused(ErrorCode::RateLimited)) => {
+                self.metrics.rate_limited.inc();
+                // The bucket refills one message per interval: the next is due within one.
+                Err(Refusal {
+                    retry_after_ms: Some(1000 / Millis::from(self.rate.per_second.max(1))),
+                    ..Refusal::new(ErrorCode::RateLimited, "Too many messages")
+                })
+            }
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// The member leaves at once: `user_offline` for the others (and the room's end if it was
+    /// the owner of a room that ends with its owner).
+    pub async fn leave(&self, room_id: &str, member_id: &str) -> Result<(), Refusal> {
+        Ok(self.store.release_member(room_id, member_id).await?)
+    }
+
+    /// Ends the room for everyone (`room_closed`, reason `closed`): the owner may, a member
+    /// only where `members_can_destroy`.
+    pub async fn destroy(
+        &self,
+        room_id: &str,
+        role: Role,
+        members_can_destroy: bool,
+    ) -> Result<(), Refusal> {
+        if role != Role::Owner && !members_can_destroy {
+            return Err(Refusal::new(
+                ErrorCode::Forbidden,
+                "only the owner may close this room",
+            ));
+        }
+        if !self
+            .store
+            .destroy_room(room_id, CloseReason::Closed)
+            .await?
+        {
+            return Err(ErrorCode::RoomNotFound.into());
+        }
+        Ok(())
+    }
+}
+
+impl From<ErrorCode> for Refusal {
+    fn from(code: ErrorCode) -> Refusal {
+        Refusal::new(code, code.sentence())
+    }
+}
+
+/// A display name as typed: trimmed and checked; the refusal names the field.
+pub fn display_name(raw: &str) -> Result<String, Refusal> {
+    let max = limits::DISPLAY_NAME_MAX_CHARS;
+    text::display_name(raw, max)
+        .map_err(|err| Refusal::new(ErrorCode::InvalidRequest, err.describe("display_name", max)))
+}
