@@ -36,6 +36,8 @@ pub struct Process {
     child: Child,
     pub port: u16,
     lines: Receiver<String>,
+    /// Where the process's stderr goes (a panic's message, for one).
+    stderr: std::path::PathBuf,
     env: Vec<(String, String)>,
 }
 
@@ -61,12 +63,17 @@ impl Process {
     }
 
     fn spawn(env: Vec<(String, String)>, bind: &str) -> Process {
+        static SPAWNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = SPAWNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stderr =
+            std::env::temp_dir().join(format!("ephemera-e2e-{}-{n}.stderr", std::process::id()));
+        let errors = std::fs::File::create(&stderr).expect("a file for stderr");
         let mut command = Command::new(binary());
         command
             .env("EPHEMERA_BIND_ADDR", bind)
             .env("EPHEMERA_LOG_FORMAT", "json")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null());
+            .stderr(Stdio::from(errors));
         for (name, value) in &env {
             command.env(name, value);
         }
@@ -91,6 +98,7 @@ impl Process {
             child,
             port,
             lines,
+            stderr,
             env,
         }
     }
@@ -132,12 +140,23 @@ impl Process {
         None
     }
 
-    /// Every log line printed so far.
+    /// The log lines printed so far (those that arrive within a second at most: an instance
+    /// that logs without pause must not hold the caller), then its stderr.
     pub fn logs(&self) -> String {
         let mut logs = String::new();
+        let deadline = Instant::now() + Duration::from_secs(1);
         while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
             logs.push_str(&line);
             logs.push('\n');
+            if Instant::now() >= deadline {
+                logs.push_str("(more)\n");
+                break;
+            }
+        }
+        let stderr = std::fs::read_to_string(&self.stderr).unwrap_or_default();
+        if !stderr.is_empty() {
+            logs.push_str("stderr:\n");
+            logs.push_str(&stderr);
         }
         logs
     }
@@ -146,5 +165,6 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
+        let _ = std::fs::remove_file(&self.stderr);
     }
 }

@@ -4,8 +4,11 @@
 
 use ipnet::IpNet;
 use protocol::limits;
+use realtime::HubConfig;
 use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+use store::{Rate, StoreConfig};
 
 /// Raw settings, as named in the environment without the `EPHEMERA_` prefix.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -150,6 +153,62 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
     pub log_format: LogFormat,
+}
+
+impl Config {
+    /// The store's rules, with their units.
+    pub fn store(&self) -> StoreConfig {
+        let s = &self.settings;
+        let twice = |per_second: u32| Rate {
+            per_second,
+            burst: per_second.saturating_mul(2),
+        };
+        StoreConfig {
+            presence_grace_ms: s.presence_grace_seconds * 1000,
+            history_limit: s.history_limit,
+            history_max_bytes: s.history_max_bytes,
+            max_rooms: s.max_rooms,
+            max_rooms_per_client: s.max_rooms_per_client,
+            room_messages: twice(s.room_message_rate_per_second),
+            room_joins: twice(s.room_join_rate_per_second),
+        }
+    }
+
+    /// The hub's rules, with their units.
+    pub fn hub(&self) -> HubConfig {
+        let s = &self.settings;
+        HubConfig {
+            max_message_chars: s.max_message_chars,
+            history_limit: s.history_limit,
+            rate: Rate {
+                per_second: s.message_rate_per_second,
+                burst: s.message_burst,
+            },
+            refresh_interval: Duration::from_millis(self.store().refresh_ms()),
+            ping_interval: Duration::from_secs(s.ping_interval_seconds),
+            queue_bytes: s.outbound_queue_bytes,
+            stall_timeout: Duration::from_secs(s.stall_timeout_seconds),
+            max_connections: s.max_connections,
+            connect_rate: s.connect_rate_per_second,
+            unsubscribe_delay: Duration::from_secs(5),
+            sweep_interval: Duration::from_millis(100),
+        }
+    }
+
+    /// On SIGTERM, how long readiness fails before connections are closed.
+    pub fn drain_delay(&self) -> Duration {
+        Duration::from_secs(self.settings.drain_delay_seconds)
+    }
+
+    /// Longest a graceful shutdown waits for connections to close.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.settings.shutdown_timeout_seconds)
+    }
+
+    /// How long a join ticket lives.
+    pub fn ticket_ttl(&self) -> Duration {
+        Duration::from_secs(self.settings.ticket_ttl_seconds)
+    }
 }
 
 /// A setting that cannot be used; names the variable.

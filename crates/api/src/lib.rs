@@ -13,6 +13,7 @@
 pub mod config;
 mod error;
 mod extract;
+mod http;
 mod openapi;
 mod ops;
 mod passwords;
@@ -23,11 +24,12 @@ mod ws;
 
 use crate::config::Config;
 use crate::error::ApiError;
+use crate::http::{REQUEST_ID, cors, log_request, password_in, request_id, security_headers};
 use actix_http::{HttpService, Method};
 use actix_server::Server;
 use actix_service::{fn_factory, fn_service, map_config};
 use actix_web::dev::{AppConfig, Service};
-use actix_web::middleware::{Condition, DefaultHeaders, NormalizePath};
+use actix_web::middleware::{Condition, NormalizePath};
 use actix_web::{App, web};
 use anyhow::Context;
 use futures_util::FutureExt;
@@ -35,11 +37,11 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::registry::Registry;
 use realtime::metrics::Metrics;
-use realtime::{Commands, Hub, HubConfig};
+use realtime::{Commands, Hub};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use store::{Rate, Store, StoreConfig};
+use store::Store;
 use tokio::net::{TcpSocket, TcpStream};
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -75,6 +77,24 @@ impl ApiMetrics {
     fn rejected(&self, limit: &'static str) {
         self.rejections.get_or_create(&[("limit", limit)]).inc();
     }
+
+    /// The registry `/metrics` serves: the store's, the hub's and these.
+    fn registry(&self, store: &Store, hub: &Metrics) -> Registry {
+        let mut registry = Registry::default();
+        store.register_metrics(&mut registry);
+        hub.register(&mut registry);
+        registry.register(
+            "ephemera_rejected_requests",
+            "Requests refused by a per-IP limit",
+            self.rejections.clone(),
+        );
+        registry.register(
+            "ephemera_ready",
+            "1 while the instance is ready (store and pub/sub up, not draining)",
+            self.ready.clone(),
+        );
+        registry
+    }
 }
 
 /// A built, bound server.
@@ -89,71 +109,30 @@ pub struct Application {
 impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        let s = &config.settings;
-        redact::init(s.log_key.as_deref());
-        let store_config = StoreConfig {
-            presence_grace_ms: s.presence_grace_seconds * 1000,
-            history_limit: s.history_limit,
-            history_max_bytes: s.history_max_bytes,
-            max_rooms: s.max_rooms,
-            max_rooms_per_client: s.max_rooms_per_client,
-            room_messages: Rate {
-                per_second: s.room_message_rate_per_second,
-                burst: s.room_message_rate_per_second.saturating_mul(2),
-            },
-            room_joins: Rate {
-                per_second: s.room_join_rate_per_second,
-                burst: s.room_join_rate_per_second.saturating_mul(2),
-            },
-        };
-        let refresh_interval = Duration::from_millis(store_config.refresh_ms());
-        let (store, bus) = match &s.redis_url {
-            Some(url) => Store::redis(url, store_config)
+        redact::init(config.settings.log_key.as_deref());
+        let (store, bus) = match &config.settings.redis_url {
+            Some(url) => Store::redis(url, config.store())
                 .await
                 .with_context(|| "cannot use the Redis store (EPHEMERA_REDIS_URL)")?,
-            None => Store::memory(store_config),
-        };
-        let hub_config = HubConfig {
-            max_message_chars: s.max_message_chars,
-            history_limit: s.history_limit,
-            rate: Rate {
-                per_second: s.message_rate_per_second,
-                burst: s.message_burst,
-            },
-            refresh_interval,
-            ping_interval: Duration::from_secs(s.ping_interval_seconds),
-            queue_bytes: s.outbound_queue_bytes,
-            stall_timeout: Duration::from_secs(s.stall_timeout_seconds),
-            max_connections: s.max_connections,
-            connect_rate: s.connect_rate_per_second,
-            unsubscribe_delay: Duration::from_secs(5),
-            sweep_interval: Duration::from_millis(100),
+            None => Store::memory(config.store()),
         };
         let metrics = Arc::new(Metrics::default());
-        let mut registry = Registry::default();
-        store.register_metrics(&mut registry);
-        metrics.register(&mut registry);
         let api_metrics = ApiMetrics::default();
-        registry.register(
-            "ephemera_rejected_requests",
-            "Requests refused by a per-IP limit",
-            api_metrics.rejections.clone(),
-        );
-        registry.register(
-            "ephemera_ready",
-            "1 while the instance is ready (store and pub/sub up, not draining)",
-            api_metrics.ready.clone(),
-        );
-        let hub = Hub::start(store.clone(), bus, hub_config, metrics);
+        let registry = api_metrics.registry(&store, &metrics);
+        let hub = Hub::start(store.clone(), bus, config.hub(), metrics);
+        let listener = listen(config.bind_addr).with_context(|| {
+            format!("cannot listen on {} (EPHEMERA_BIND_ADDR)", config.bind_addr)
+        })?;
+        let metrics_listener = match config.metrics_bind_addr {
+            Some(addr) => Some(listen(addr).with_context(|| {
+                format!("cannot listen on {addr} (EPHEMERA_METRICS_BIND_ADDR)")
+            })?),
+            None => None,
+        };
+        let (shutdown_timeout, drain_delay) = (config.shutdown_timeout(), config.drain_delay());
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
-        let shutdown_timeout = Duration::from_secs(s.shutdown_timeout_seconds);
-        let drain_delay = Duration::from_secs(s.drain_delay_seconds);
-        let bind_addr = config.bind_addr;
-        let metrics_bind_addr = config.metrics_bind_addr;
-        let cors_origins = config.cors_origins.clone();
-        let page = ops::page(&config.settings);
         let state = web::Data::new(AppState {
-            page,
+            page: ops::page(&config.settings),
             config,
             store,
             commands: hub.commands().clone(),
@@ -164,131 +143,8 @@ impl Application {
             metrics: api_metrics,
             registry,
         });
-        let listener = listen(bind_addr)
-            .with_context(|| format!("cannot listen on {bind_addr} (EPHEMERA_BIND_ADDR)"))?;
         let port = listener.local_addr()?.port();
-        let metrics_listener = match metrics_bind_addr {
-            Some(addr) => Some(listen(addr).with_context(|| {
-                format!("cannot listen on {addr} (EPHEMERA_METRICS_BIND_ADDR)")
-            })?),
-            None => None,
-        };
-        let metrics_state = state.clone();
-        let app_state = state.clone();
-        let app = move || {
-            App::new()
-                .into_utoipa_app()
-                .configure(routes)
-                .into_app()
-                .app_data(state.clone())
-                .app_data(
-                    web::QueryConfig::default()
-                        .error_handler(|err, _| ApiError::invalid_query(err).into()),
-                )
-                .default_service(web::to(ops::fallback))
-                .wrap_fn(|mut req, srv| {
-                    if password_in(req.query_string()) {
-                        let res = req.error_response(ApiError::password_in_url());
-                        return futures_util::future::ready(Ok(res)).boxed_local();
-                    }
-                    // A room id of another shape names no room: 404 before any store call.
-                    if let Some(id) = req.path().strip_prefix("/rooms/")
-                        && !protocol::is_room_id(id.split('/').next().unwrap_or(id))
-                    {
-                        let res = req.error_response(ApiError::room_not_found());
-                        return futures_util::future::ready(Ok(res)).boxed_local();
-                    }
-                    // HEAD is GET without the body, which actix-http leaves out of a HEAD
-                    // request's response by itself.
-                    if req.method() == Method::HEAD {
-                        req.head_mut().method = Method::GET;
-                    }
-                    srv.call(req).boxed_local()
-                })
-                .wrap(Condition::new(
-                    !cors_origins.is_empty(),
-                    cors(&cors_origins),
-                ))
-                .wrap(security_headers())
-                .wrap_fn(|req, srv| {
-                    // Method, path and status only: query strings carry tickets. Each request
-                    // has an id (the caller's `X-Request-Id` if it is a sane one), logged and
-                    // echoed in the response.
-                    let started = Instant::now();
-                    let method = req.method().clone();
-                    let path = req.path().to_owned();
-                    let request_id = request_id(req.headers());
-                    srv.call(req).map(move |mut res| {
-                        let status = match &mut res {
-                            Ok(res) => {
-                                let headers = res.headers_mut();
-                                if let Ok(value) = request_id.parse() {
-                                    headers.insert(REQUEST_ID.clone(), value);
-                                }
-                                // A room's state changes by the second: no answer about a
-                                // room may be cached (a page restored by Back asks again).
-                                if path.starts_with("/rooms") {
-                                    headers.insert(
-                                        actix_web::http::header::CACHE_CONTROL,
-                                        actix_web::http::header::HeaderValue::from_static(
-                                            "no-store",
-                                        ),
-                                    );
-                                }
-                                res.status().as_u16()
-                            }
-                            Err(err) => err.as_response_error().status_code().as_u16(),
-                        };
-                        log_request(&request_id, &method, &path, status, started);
-                        res
-                    })
-                })
-                .wrap(NormalizePath::trim())
-        };
-        // A peer that has acknowledged nothing, or kept its window closed, for twice the stall
-        // timeout is gone, even while nothing is being written to it (everything sent sits in
-        // the kernel's buffers): the kernel drops the connection. Twice, so that while the app
-        // writes, its own stall check (4008) comes first.
-        let user_timeout = hub.config().stall_timeout * 2;
-        // actix-web's HttpServer, but with an upgrade service: WebSocket upgrades reach
-        // `ws::accept` with their socket instead of the app (see ws.rs).
-        let server = Server::build()
-            .backlog(BACKLOG)
-            .disable_signals()
-            .shutdown_timeout(shutdown_timeout.as_secs())
-            .listen("ephemera", listener, move || {
-                let state = app_state.clone();
-                HttpService::<TcpStream, _, _>::build()
-                    .client_request_timeout(Duration::from_secs(5))
-                    .client_disconnect_timeout(Duration::from_secs(1))
-                    .on_connect_ext(move |io: &TcpStream, _| tune(io, user_timeout))
-                    .upgrade(fn_factory(move || {
-                        let state = state.clone();
-                        async move {
-                            Ok::<_, ()>(fn_service(move |(req, framed)| {
-                                ws::accept(state.clone(), req, framed)
-                            }))
-                        }
-                    }))
-                    .h1(map_config(app(), |_| AppConfig::default()))
-                    .tcp()
-            })?;
-        let server = match metrics_listener {
-            Some(listener) => server.listen("metrics", listener, move || {
-                let state = metrics_state.clone();
-                HttpService::<TcpStream, _, _>::build()
-                    .client_request_timeout(Duration::from_secs(5))
-                    .h1(map_config(
-                        App::new()
-                            .app_data(state)
-                            .route("/metrics", web::get().to(ops::scrape)),
-                        |_| AppConfig::default(),
-                    ))
-                    .tcp()
-            })?,
-            None => server,
-        }
-        .run();
+        let server = serve(state, listener, metrics_listener, shutdown_timeout)?;
         Ok(Application {
             server,
             port,
@@ -325,6 +181,141 @@ impl Application {
         });
         self.server.await
     }
+}
+
+/// The HTTP server on `listener` (and `/metrics` alone on `metrics_listener`, if given):
+/// actix-web's app, but with an upgrade service, so WebSocket upgrades reach `ws::accept` with
+/// their socket instead of the app (see ws.rs).
+fn serve(
+    state: web::Data<AppState>,
+    listener: std::net::TcpListener,
+    metrics_listener: Option<std::net::TcpListener>,
+    shutdown_timeout: Duration,
+) -> std::io::Result<Server> {
+    // A peer that has acknowledged nothing, or kept its window closed, for twice the stall
+    // timeout is gone, even while nothing is being written to it (everything sent sits in the
+    // kernel's buffers): the kernel drops the connection. Twice, so that while the app writes,
+    // its own stall check (4008) comes first.
+    let user_timeout = state.hub.config().stall_timeout * 2;
+    let app_state = state.clone();
+    let server = Server::build()
+        .backlog(BACKLOG)
+        .disable_signals()
+        .shutdown_timeout(shutdown_timeout.as_secs())
+        .listen("ephemera", listener, move || {
+            let state = app_state.clone();
+            let app = app(state.clone());
+            HttpService::<TcpStream, _, _>::build()
+                .client_request_timeout(Duration::from_secs(5))
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .on_connect_ext(move |io: &TcpStream, _| tune(io, user_timeout))
+                .upgrade(fn_factory(move || {
+                    let state = state.clone();
+                    async move {
+                        Ok::<_, ()>(fn_service(move |(req, framed)| {
+                            ws::accept(state.clone(), req, framed)
+                        }))
+                    }
+                }))
+                .h1(map_config(app, |_| AppConfig::default()))
+                .tcp()
+        })?;
+    let server = match metrics_listener {
+        Some(listener) => server.listen("metrics", listener, move || {
+            let state = state.clone();
+            HttpService::<TcpStream, _, _>::build()
+                .client_request_timeout(Duration::from_secs(5))
+                .h1(map_config(
+                    App::new()
+                        .app_data(state)
+                        .route("/metrics", web::get().to(ops::scrape)),
+                    |_| AppConfig::default(),
+                ))
+                .tcp()
+        })?,
+        None => server,
+    };
+    Ok(server.run())
+}
+
+/// The app: every route, and the middleware every request passes (`http.rs`'s helpers).
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let cors_origins = state.config.cors_origins.clone();
+    App::new()
+        .into_utoipa_app()
+        .configure(routes)
+        .into_app()
+        .app_data(state)
+        .app_data(
+            web::QueryConfig::default().error_handler(|err, _| ApiError::invalid_query(err).into()),
+        )
+        .default_service(web::to(ops::fallback))
+        .wrap_fn(|mut req, srv| {
+            if password_in(req.query_string()) {
+                let res = req.error_response(ApiError::password_in_url());
+                return futures_util::future::ready(Ok(res)).boxed_local();
+            }
+            // A room id of another shape names no room: 404 before any store call.
+            if let Some(id) = req.path().strip_prefix("/rooms/")
+                && !protocol::is_room_id(id.split('/').next().unwrap_or(id))
+            {
+                let res = req.error_response(ApiError::room_not_found());
+                return futures_util::future::ready(Ok(res)).boxed_local();
+            }
+            // HEAD is GET without the body, which actix-http leaves out of a HEAD
+            // request's response by itself.
+            if req.method() == Method::HEAD {
+                req.head_mut().method = Method::GET;
+            }
+            srv.call(req).boxed_local()
+        })
+        .wrap(Condition::new(
+            !cors_origins.is_empty(),
+            cors(&cors_origins),
+        ))
+        .wrap(security_headers())
+        .wrap_fn(|req, srv| {
+            // Method, path and status only: query strings carry tickets. Each request
+            // has an id (the caller's `X-Request-Id` if it is a sane one), logged and
+            // echoed in the response.
+            let started = Instant::now();
+            let method = req.method().clone();
+            let path = req.path().to_owned();
+            let request_id = request_id(req.headers());
+            srv.call(req).map(move |mut res| {
+                let status = match &mut res {
+                    Ok(res) => {
+                        let headers = res.headers_mut();
+                        if let Ok(value) = request_id.parse() {
+                            headers.insert(REQUEST_ID.clone(), value);
+                        }
+                        // A room's state changes by the second: no answer about a
+                        // room may be cached (a page restored by Back asks again).
+                        if path.starts_with("/rooms") {
+                            headers.insert(
+                                actix_web::http::header::CACHE_CONTROL,
+                                actix_web::http::header::HeaderValue::from_static("no-store"),
+                            );
+                        }
+                        res.status().as_u16()
+                    }
+                    Err(err) => err.as_response_error().status_code().as_u16(),
+                };
+                log_request(&request_id, &method, &path, status, started);
+                res
+            })
+        })
+        .wrap(NormalizePath::trim())
 }
 
 /// Completes on SIGTERM or SIGINT.
@@ -369,76 +360,6 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)?.into_std()
-}
-
-/// Secrets never travel in URLs: a `password` query parameter anywhere is refused.
-fn password_in(query: &str) -> bool {
-    query
-        .split('&')
-        .any(|p| p.split('=').next() == Some("password"))
-}
-
-static REQUEST_ID: actix_web::http::header::HeaderName =
-    actix_web::http::header::HeaderName::from_static("x-request-id");
-
-/// One request's log line: method, path and status only, as query strings carry tickets, and
-/// a room id in the path only as its keyed hash (`redact`).
-fn log_request(request_id: &str, method: &Method, path: &str, status: u16, started: Instant) {
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
-    let path = redact::path(path);
-    tracing::info!(%request_id, %method, %path, status, ms, "request");
-}
-
-/// The caller's `X-Request-Id` when it is short and plain, else a fresh one.
-fn request_id(headers: &actix_web::http::header::HeaderMap) -> String {
-    headers
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|id| {
-            !id.is_empty()
-                && id.len() <= 64
-                && id
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        })
-        .map_or_else(store::secret::new_id, str::to_owned)
-}
-
-/// CORS for the configured origins only; other origins get no CORS header (browsers then keep
-/// their scripts from reading the answer).
-fn cors(origins: &[String]) -> actix_cors::Cors {
-    origins
-        .iter()
-        .fold(actix_cors::Cors::default(), |cors, origin| {
-            cors.allowed_origin(origin)
-        })
-        .allowed_methods(["GET", "POST", "DELETE"])
-        .allowed_headers([
-            "content-type",
-            "authorization",
-            "x-room-password",
-            "x-request-id",
-        ])
-        .expose_headers(["x-request-id"])
-        .block_on_origin_mismatch(false)
-        .max_age(3600)
-}
-
-/// Headers every response carries (the WebSocket upgrade's too, see `ws::stamp`).
-const SECURITY_HEADERS: [(&str, &str); 4] = [
-    ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
-    (
-        "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-    ),
-    ("X-Frame-Options", "DENY"),
-];
-
-fn security_headers() -> DefaultHeaders {
-    SECURITY_HEADERS
-        .into_iter()
-        .fold(DefaultHeaders::new(), |headers, header| headers.add(header))
 }
 
 /// Every route. The served routes and the OpenAPI document both come from here, so neither can

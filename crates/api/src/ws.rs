@@ -71,12 +71,12 @@ async fn serve(
     mut framed: Framed<TcpStream, h1::Codec>,
 ) -> std::io::Result<()> {
     let started = Instant::now();
-    let request_id = crate::request_id(req.headers());
+    let request_id = crate::http::request_id(req.headers());
     let admitted = admit(&state, &req);
     let status = admitted
         .as_ref()
         .map_or_else(|res| res.status().as_u16(), |_| 101);
-    crate::log_request(&request_id, req.method(), req.path(), status, started);
+    crate::http::log_request(&request_id, req.method(), req.path(), status, started);
     let admission = match admitted {
         Ok(admission) => admission,
         Err(res) => return refuse(&mut framed, *res, &request_id).await,
@@ -153,7 +153,7 @@ fn admit(state: &AppState, req: &Request) -> Result<Admission, Box<HttpResponse>
 /// No password in the URL, a readable query, an allowed Origin, a valid handshake.
 fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, ApiError> {
     let query = req.uri().query().unwrap_or("");
-    if crate::password_in(query) {
+    if crate::http::password_in(query) {
         return Err(ApiError::password_in_url());
     }
     let query = web::Query::<HashMap<String, String>>::from_query(query)
@@ -200,13 +200,13 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
 
 /// What the app's middleware adds to every response: its security headers and the request id.
 fn stamp(headers: &mut HeaderMap, request_id: &str) {
-    for (name, value) in crate::SECURITY_HEADERS {
+    for (name, value) in crate::http::SECURITY_HEADERS {
         if let Ok(name) = HeaderName::from_bytes(name.as_bytes()) {
             headers.insert(name, HeaderValue::from_static(value));
         }
     }
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert(crate::REQUEST_ID.clone(), value);
+        headers.insert(crate::http::REQUEST_ID.clone(), value);
     }
 }
 

@@ -1,7 +1,8 @@
 //! WebSocket frames (API.md, "WebSocket") and the per-room bus events.
 //!
-//! A bus event that clients see (message, presence, typing, room_closed) is published as exactly
-//! the JSON of its client frame, so an instance forwards the published bytes unchanged.
+//! A bus event that clients see (message, typing, room_closed) is published as exactly the JSON
+//! of its client frame, so an instance forwards the published bytes unchanged. Presence is
+//! published as facts (`PresenceNote`), and each instance makes its frame once.
 
 use crate::rest::OnlineUser;
 use crate::{CloseReason, ErrorCode, Role};
@@ -140,6 +141,46 @@ pub struct PresenceFrame {
     pub timestamp: String,
 }
 
+/// A presence change as the store publishes it on the bus: the facts (who, what, how many are
+/// online, when), from which every instance makes the `PresenceFrame` its clients get. The
+/// Redis scripts know the facts, not the frame, so the frame is spelled once, here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceNote {
+    pub event: PresenceEvent,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<OfflineReason>,
+    /// The member as the store keeps it (other fields of its record are ignored).
+    pub member: NotedMember,
+    pub online_count: usize,
+    /// When, in ms since the epoch (on the store's clock).
+    pub at: crate::Millis,
+}
+
+/// Who a `PresenceNote` is about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotedMember {
+    pub id: String,
+    pub display_name: String,
+    pub role: Role,
+}
+
+impl PresenceNote {
+    /// The frame clients of `room_id` get.
+    pub fn frame(&self, room_id: &str) -> PresenceFrame {
+        PresenceFrame {
+            event: self.event,
+            reason: self.reason,
+            member_id: self.member.id.clone(),
+            connection_id: self.member.id.clone(),
+            display_name: self.member.display_name.clone(),
+            role: self.member.role,
+            room_id: room_id.to_owned(),
+            online_count: self.online_count,
+            timestamp: crate::rfc3339(self.at),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TypingFrame {
     pub member_id: String,
@@ -204,7 +245,8 @@ impl ClientFrame {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusEvent {
     Message(MessageFrame),
-    Presence(PresenceFrame),
+    /// Made into its client frame by each instance (`PresenceNote::frame`).
+    Presence(PresenceNote),
     /// Only `room_closed` travels on the bus.
     System(SystemFrame),
     /// A member attached a newer connection: every other connection of it closes with 4000.
@@ -325,9 +367,29 @@ mod tests {
         let bus = serde_json::to_string(&BusEvent::Message(message())).expect("serializes");
         let client = serde_json::to_string(&ServerFrame::Message(message())).expect("serializes");
         assert_eq!(bus, client);
-        let bus = serde_json::to_string(&BusEvent::Presence(presence())).expect("serializes");
-        let client = serde_json::to_string(&ServerFrame::Presence(presence())).expect("serializes");
-        assert_eq!(bus, client);
+        let note = PresenceNote {
+            event: PresenceEvent::UserOnline,
+            reason: None,
+            member: NotedMember {
+                id: "m".into(),
+                display_name: "bob".into(),
+                role: Role::Member,
+            },
+            online_count: 3,
+            at: 1_764_000_000_000,
+        };
+        let json = serde_json::to_string(&BusEvent::Presence(note.clone())).expect("serializes");
+        assert_eq!(
+            serde_json::from_str::<BusEvent>(&json).expect("parses"),
+            BusEvent::Presence(note.clone())
+        );
+        assert_eq!(
+            note.frame("r"),
+            PresenceFrame {
+                timestamp: crate::rfc3339(1_764_000_000_000),
+                ..presence()
+            }
+        );
         let typing = RelayFrame::Typing(TypingFrame {
             member_id: "m".into(),
             display_name: "bob".into(),

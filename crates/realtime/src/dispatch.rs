@@ -105,9 +105,18 @@ impl Hub {
                 }
                 return self.deliver_message(room_id, m.id, json);
             }
-            BusEvent::Presence(p) => {
-                let online = p.event == PresenceEvent::UserOnline;
-                let left = p.reason == Some(OfflineReason::Left);
+            BusEvent::Presence(note) => {
+                let online = note.event == PresenceEvent::UserOnline;
+                let left = note.reason == Some(OfflineReason::Left);
+                let frame = ServerFrame::Presence(note.frame(room_id));
+                let json = match serde_json::to_string(&frame) {
+                    Ok(json) => json.into(),
+                    Err(err) => {
+                        tracing::error!(%err, "cannot serialize a presence frame");
+                        return Handled::Done;
+                    }
+                };
+                let member = note.member;
                 if let Some(seen) = self
                     .rooms()
                     .get_mut(room_id)
@@ -115,18 +124,18 @@ impl Hub {
                 {
                     if online {
                         let member = Member {
-                            id: p.member_id.clone(),
-                            display_name: p.display_name,
-                            role: p.role,
+                            id: member.id.clone(),
+                            display_name: member.display_name,
+                            role: member.role,
                             connected_at: 0,
                         };
-                        seen.insert(p.member_id.clone(), member);
+                        seen.insert(member.id.clone(), member);
                     } else {
-                        seen.remove(&p.member_id);
+                        seen.remove(&member.id);
                     }
                 }
                 Event::Presence {
-                    member_id: p.member_id,
+                    member_id: member.id,
                     online,
                     left,
                     json,
@@ -448,7 +457,7 @@ impl Hub {
         };
         let now = self.inner.store.now();
         for (event, m) in changes {
-            let frame = BusEvent::Presence(m.presence(room_id, event, None, members.len(), now));
+            let frame = BusEvent::Presence(m.presence(event, None, members.len(), now));
             match serde_json::to_string(&frame) {
                 Ok(json) => {
                     self.handle(room_id, &json.into());

@@ -22,7 +22,9 @@ use bytestring::ByteString;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use protocol::frames::{MessageFrame, OfflineReason, PresenceEvent, PresenceFrame, RelayFrame};
+use protocol::frames::{
+    MessageFrame, NotedMember, OfflineReason, PresenceEvent, PresenceNote, RelayFrame,
+};
 use protocol::rest::OnlineUser;
 use protocol::{CloseReason, ErrorCode, Millis, Role};
 use secret::TokenHash;
@@ -122,25 +124,24 @@ impl Member {
         }
     }
 
-    /// This member's `user_online` or `user_offline` frame.
+    /// The bus note of this member's going online or offline.
     pub fn presence(
         &self,
-        room_id: &str,
         event: PresenceEvent,
         reason: Option<OfflineReason>,
         online_count: usize,
         now: Millis,
-    ) -> PresenceFrame {
-        PresenceFrame {
+    ) -> PresenceNote {
+        PresenceNote {
             event,
             reason,
-            member_id: self.id.clone(),
-            connection_id: self.id.clone(),
-            display_name: self.display_name.clone(),
-            role: self.role,
-            room_id: room_id.to_owned(),
+            member: NotedMember {
+                id: self.id.clone(),
+                display_name: self.display_name.clone(),
+                role: self.role,
+            },
             online_count,
-            timestamp: protocol::rfc3339(now),
+            at: now,
         }
     }
 }
@@ -155,6 +156,17 @@ pub struct RoomView {
 }
 
 impl RoomView {
+    /// A view with its members in the order every backend gives them: oldest connection first
+    /// (ties by id).
+    fn new(room: Room, mut members: Vec<Member>, last_id: u64) -> RoomView {
+        members.sort_by(|a, b| (a.connected_at, &a.id).cmp(&(b.connected_at, &b.id)));
+        RoomView {
+            room,
+            members,
+            last_id,
+        }
+    }
+
     /// Whether a new non-owner member would be refused: the owner's slot is always reserved.
     pub fn is_full(&self) -> bool {
         let others = self

@@ -141,17 +141,24 @@ pub fn owner_ticket(expires_in: Millis) -> store::Ticket {
     }
 }
 
-/// Every bus event delivered until the bus has been quiet for a moment, with its room.
+/// Every bus event delivered until the bus has been quiet for a moment, with its room, as
+/// clients see it (a presence note as its frame).
 pub async fn delivered(bus: &mut Bus) -> Vec<(String, serde_json::Value)> {
     let mut seen = Vec::new();
     while let Ok(Some(item)) =
         tokio::time::timeout(std::time::Duration::from_millis(150), bus.recv()).await
     {
         if let BusItem::Event(room, json) = item {
-            seen.push((
-                room.to_string(),
-                serde_json::from_str(&json).expect("bus events are JSON"),
-            ));
+            let mut event: serde_json::Value =
+                serde_json::from_str(&json).expect("bus events are JSON");
+            // Presence travels as a note; the tests read the frame clients get from it.
+            if event["type"] == "presence" {
+                let note: protocol::frames::PresenceNote =
+                    serde_json::from_value(event).expect("a presence note");
+                let frame = protocol::frames::ServerFrame::Presence(note.frame(&room));
+                event = serde_json::to_value(frame).expect("serializes");
+            }
+            seen.push((room.to_string(), event));
         }
     }
     seen

@@ -36,13 +36,13 @@ local function move_alive(id, old_session, session, deadline, exp)
   expire_with_room(exp, ALIVE)
 end
 
--- reason: on user_offline, 'left' or 'timeout' (nil on user_online).
+-- A presence change as facts (Rust's PresenceNote; each instance makes the clients' frame from
+-- it): the member's record as stored, the members now in the room, and when. reason: on
+-- user_offline, 'left' or 'timeout' (nil on user_online).
 local function publish_presence(member_json, event, reason)
-  local m = cjson.decode(member_json)
   redis.call('SPUBLISH', CHANNEL, cjson.encode({
-    type = 'presence', event = event, reason = reason, member_id = m.id, connection_id = m.id,
-    display_name = m.display_name, role = m.role, room_id = ROOM,
-    online_count = redis.call('HLEN', MEMBERS), timestamp = TS }))
+    type = 'presence', event = event, reason = reason, member = cjson.decode(member_json),
+    online_count = redis.call('HLEN', MEMBERS), at = NOW }))
 end
 
 local function publish_replaced(member_id, session)

@@ -1,0 +1,244 @@
+//! The room itself: create it, read its details, destroy it.
+
+use super::*;
+
+/// Create a room.
+///
+/// The creator is its owner; `owner_token` is shown only in this answer.
+#[utoipa::path(
+    tag = "rooms",
+    request_body = CreateRoomRequest,
+    responses(
+        (status = 201, description = "Created", body = CreateRoomResponse),
+        (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms")]
+pub async fn create_room(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let s = &state.config.settings;
+    let ip = client_ip(&req, &state.config);
+    per_client_limit(&state, ip, CREATES, s.room_create_per_minute).await?;
+    let body: CreateRoomRequest = extract::json(&req, payload).await?;
+    let max = limits::DISPLAY_NAME_MAX_CHARS;
+    let owner_name = text_field(text::display_name(&body.owner_name, max), "owner_name", max)?;
+    let name = match body
+        .name
+        .as_deref()
+        .map(|n| text::room_name(n, limits::ROOM_NAME_MAX_CHARS))
+    {
+        Some(Err(e)) => {
+            return Err(ApiError::invalid(
+                e.describe("name", limits::ROOM_NAME_MAX_CHARS),
+            ));
+        }
+        Some(Ok(name)) => name,
+        None => None,
+    };
+    let password = match body
+        .password
+        .as_deref()
+        .map(|p| text::password(p, limits::PASSWORD_MAX_CHARS))
+    {
+        Some(Err(e)) => {
+            return Err(ApiError::invalid(
+                e.describe("password", limits::PASSWORD_MAX_CHARS),
+            ));
+        }
+        Some(Ok(password)) => password,
+        None => None,
+    };
+    let expiry = body.expiry_seconds.unwrap_or(s.default_expiry_seconds);
+    if !(s.min_expiry_seconds..=s.max_expiry_seconds).contains(&expiry) {
+        return Err(ApiError::invalid(format!(
+            "expiry_seconds must be between {} and {}",
+            s.min_expiry_seconds, s.max_expiry_seconds
+        )));
+    }
+    let max_users = body.max_users.unwrap_or(s.default_max_users);
+    if !(1..=s.max_users_limit).contains(&max_users) {
+        return Err(ApiError::invalid(format!(
+            "max_users must be between 1 and {}",
+            s.max_users_limit
+        )));
+    }
+    let password_hash = match password {
+        Some(p) => Some(state.passwords.hash(p).await?),
+        None => None,
+    };
+    let owner_token = new_token();
+    let now = state.store.now();
+    let room = Room {
+        id: new_id(),
+        name,
+        owner_name,
+        password_hash,
+        owner_token: TokenHash::of(&owner_token),
+        created_at: now,
+        expires_at: now + expiry * 1000,
+        max_users,
+        destroy_on_owner_offline: body.destroy_on_owner_offline.unwrap_or(true),
+        members_can_destroy: body.members_can_destroy.unwrap_or(false),
+    };
+    let client = ip.to_string();
+    match state.store.create_room_by(room.clone(), &client).await {
+        Ok(()) => {}
+        Err(store::Error::Refused(ErrorCode::RateLimited)) => {
+            state.metrics.rejected("rooms_held");
+            let detail = format!(
+                "This address holds {} open rooms, the most it may: close one first",
+                s.max_rooms_per_client
+            );
+            return Err(ApiError::new(ErrorCode::RateLimited, detail).retry_after(60));
+        }
+        Err(store::Error::Refused(ErrorCode::Unavailable)) => {
+            let detail = "The service holds as many rooms as it may; try again later";
+            return Err(ApiError::new(ErrorCode::Unavailable, detail).retry_after(60));
+        }
+        Err(err) => return Err(err.into()),
+    }
+    tracing::info!(room = %crate::redact::room(&room.id), expiry, max_users, "room created");
+    Ok(HttpResponse::Created().json(CreateRoomResponse {
+        ws_url: format!("{}/rooms/{}/ws", state.config.public_ws_url, room.id),
+        join_url: format!("{}/r/{}", state.config.public_url, room.id),
+        room_id: room.id,
+        name: room.name,
+        owner_name: room.owner_name,
+        owner_token,
+        created_at: rfc3339(room.created_at),
+        expires_at: rfc3339(room.expires_at),
+        expires_in: expiry,
+        max_users: room.max_users,
+        has_password: room.password_hash.is_some(),
+        destroy_on_owner_offline: room.destroy_on_owner_offline,
+        members_can_destroy: room.members_can_destroy,
+    }))
+}
+
+/// Room details.
+///
+/// A password room needs its password, or a member's or the owner's token.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, ("X-Room-Password" = Option<String>, Header, description = "The room's password (never in the URL)")),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "The room", body = RoomDetails),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadCredentials)),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[get("/rooms/{room_id}")]
+pub async fn get_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let ip = client_ip(&req, &state.config);
+    per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
+    let view = load_room(&state, &path).await?;
+    authorize_read(&req, ip, &state, &view).await?;
+    Ok(HttpResponse::Ok().json(details(&view, state.store.now())))
+}
+
+pub(super) fn details(view: &RoomView, now: Millis) -> RoomDetails {
+    let room = &view.room;
+    RoomDetails {
+        room_id: room.id.clone(),
+        name: room.name.clone(),
+        owner_name: room.owner_name.clone(),
+        created_at: rfc3339(room.created_at),
+        expires_at: rfc3339(room.expires_at),
+        expires_in: seconds_until(room.expires_at, now),
+        max_users: room.max_users,
+        online_users_count: view.members.len(),
+        online_users: view.members.iter().map(Member::online_user).collect(),
+        has_password: room.password_hash.is_some(),
+        is_full: view.is_full(),
+        destroy_on_owner_offline: room.destroy_on_owner_offline,
+        members_can_destroy: room.members_can_destroy,
+    }
+}
+
+/// Destroy a room now.
+///
+/// The owner token, or a member's token when `members_can_destroy`.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: members may not destroy this room", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[delete("/rooms/{room_id}")]
+pub async fn delete_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    destroy(req, path, state).await
+}
+
+/// Destroy a room now (alias of `DELETE /rooms/{room_id}`).
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    security((), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Closed", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: members may not destroy this room", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/close")]
+pub async fn close_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    destroy(req, path, state).await
+}
+
+pub(super) async fn destroy(
+    req: HttpRequest,
+    path: web::Path<String>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    let token = bearer(&req)
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <owner_token> required"))?;
+    let role = match state
+        .store
+        .authenticate(&view.room.id, &TokenHash::of(token))
+        .await?
+    {
+        Some(Credential::Owner) => Role::Owner,
+        Some(Credential::Member(_)) => Role::Member,
+        None => return Err(ApiError::unauthorized("Invalid or expired token")),
+    };
+    state
+        .commands
+        .destroy(&view.room.id, role, view.room.members_can_destroy)
+        .await?;
+    tracing::info!(room = %crate::redact::room(&view.room.id), "room closed");
+    Ok(HttpResponse::Ok().json(Ack {
+        message: "Room closed successfully".into(),
+    }))
+}
