@@ -276,7 +276,10 @@ async fn a_member_swept_while_its_socket_lives_is_told_to_join_again() {
 
 /// Moves a hash slot from the node that serves it to another, as `redis-cli --cluster
 /// reshard` does: IMPORTING, MIGRATING, MIGRATE of its keys, then NODE on every node.
-fn move_slot(redis: &store::testing::RedisCluster, slot: &str) {
+/// Starts moving a slot to the next shard: marks it migrating and importing, and moves its keys.
+/// Until `finish_moving_slot`, the old shard answers the slot's commands with `ASK` redirects.
+/// Returns the two shards' positions.
+fn start_moving_slot(redis: &store::testing::RedisCluster, slot: &str) -> (usize, usize) {
     let from = redis
         .nodes
         .iter()
@@ -284,25 +287,36 @@ fn move_slot(redis: &store::testing::RedisCluster, slot: &str) {
         .expect("a node holds the slot's keys");
     let to = (from + 1) % redis.nodes.len();
     let (source, target) = (&redis.nodes[from], &redis.nodes[to]);
-    let id = |n: &store::testing::RedisServer| n.cli(&["cluster", "myid"]).trim().to_owned();
-    let (source_id, target_id) = (id(source), id(target));
-    target.cli(&["cluster", "setslot", slot, "importing", &source_id]);
-    source.cli(&["cluster", "setslot", slot, "migrating", &target_id]);
+    target.cli(&["cluster", "setslot", slot, "importing", &node_id(source)]);
+    source.cli(&["cluster", "setslot", slot, "migrating", &node_id(target)]);
     let keys = source.cli(&["cluster", "getkeysinslot", slot, "1000"]);
     let port = target.port.to_string();
     let mut migrate = vec!["migrate", "127.0.0.1", &port, "", "0", "5000", "KEYS"];
     migrate.extend(keys.lines());
     let said = source.cli(&migrate);
     assert!(said.contains("OK"), "migrate: {said}");
+    (from, to)
+}
+
+/// Gives the slot to its new shard, on every node.
+fn finish_moving_slot(redis: &store::testing::RedisCluster, slot: &str, to: usize) {
+    let target = node_id(&redis.nodes[to]);
     for node in &redis.nodes {
-        node.cli(&["cluster", "setslot", slot, "node", &target_id]);
+        node.cli(&["cluster", "setslot", slot, "node", &target]);
     }
 }
 
-/// Redis Cluster moves the slot of a room while its members chat: the old shard unsubscribes
-/// the room's channel (a notice fred drops), so the instances hear nothing more from it. The
-/// liveness check sees the room's latest id run ahead of what was delivered, subscribes the
-/// room again and repairs it from history: every message arrives, once, in order.
+fn node_id(node: &store::testing::RedisServer) -> String {
+    node.cli(&["cluster", "myid"]).trim().to_owned()
+}
+
+/// Redis Cluster moves the slot of a room while its members chat. While the slot migrates, the
+/// old shard answers with `ASK` redirects, which ended the fred client's connection task for
+/// good (the instance stayed unavailable; the store now starts it again). Once moved, the old
+/// shard unsubscribes the room's channel (a notice fred drops), so the instances hear nothing
+/// more from it: the liveness check sees the room's latest id run ahead of what was
+/// delivered, subscribes the room again and repairs it from history. Every accepted message
+/// arrives, once, in order.
 #[tokio::test]
 async fn a_rooms_slot_moving_to_another_shard_loses_nothing() {
     let redis = store::testing::RedisCluster::start();
@@ -317,7 +331,13 @@ async fn a_rooms_slot_moving_to_another_shard_loses_nothing() {
     let mut b = Resilient::join(&cluster.instance(1), &via, &room.id, "b").await;
     chat(&mut a, &mut [&mut b], 3).await;
     let slot = redis.nodes[0].cli(&["cluster", "keyslot", &format!("eph:{{{}}}", room.id)]);
-    move_slot(&redis, slot.trim());
+    let (_, to) = start_moving_slot(&redis, slot.trim());
+    // Messages while the slot migrates: redirected with ASK (a few may be refused).
+    for i in 0..3 {
+        assert!(a.say(&format!("while the slot moves {i}")).await);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    finish_moving_slot(&redis, slot.trim(), to);
     let mut sent = 0;
     for i in 0..10 {
         // The move may refuse a message or two (unavailable) while the cluster settles.

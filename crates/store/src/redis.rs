@@ -33,7 +33,7 @@ use fred::prelude::{
     PubsubInterface, ReconnectPolicy, Value,
 };
 use fred::types::scripts::Script;
-use fred::types::{ClusterHash, CustomCommand, RespVersion};
+use fred::types::{ClusterHash, ConnectHandle, CustomCommand, RespVersion};
 use protocol::frames::{MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame};
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
@@ -100,8 +100,8 @@ impl RedisStore {
             .with_config(|c| c.version = RespVersion::RESP3)
             .with_performance_config(|p| p.broadcast_channel_capacity = PUBSUB_BUFFER);
         let client = builder.build().map_err(unavailable)?;
-        client.init().await.map_err(unavailable)?;
-        background.init().await.map_err(unavailable)?;
+        let client_task = client.init().await.map_err(unavailable)?;
+        let background_task = background.init().await.map_err(unavailable)?;
         let scripts = Arc::new(Scripts::new());
         for script in scripts.all() {
             script.load(&client).await.map_err(unavailable)?;
@@ -123,6 +123,9 @@ impl RedisStore {
             health.clone(),
         ));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
+        tokio::spawn(keep_running(background.clone(), background_task, None));
+        let resync = (subscribed.clone(), tx.clone());
+        tokio::spawn(keep_running(client.clone(), client_task, Some(resync)));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
             RedisStore {

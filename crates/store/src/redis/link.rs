@@ -235,3 +235,40 @@ pub(super) async fn resync_on_reconnect(
         }
     }
 }
+
+/// How long a client whose connection task ended waits before it starts again.
+const RESTART_DELAY: Duration = Duration::from_millis(100);
+
+/// Starts a client's connection task again whenever it ends. fred ends it, for good, on some
+/// errors its reconnect policy does not cover: an `ASK` redirect (a slot migrating between
+/// shards) for a command with no attempt left, which `max_command_attempts = 1` makes every
+/// command. A slot moving while messages flowed left an instance's client disconnected until
+/// it was restarted (`faults::a_rooms_slot_moving_to_another_shard_loses_nothing`). With
+/// `resync`, the client carries the subscriptions: once it is back, every hosted room is
+/// subscribed again and repaired, as after any reconnect.
+pub(super) async fn keep_running(
+    client: Client,
+    mut task: ConnectHandle,
+    resync: Option<(Arc<AtomicBool>, mpsc::Sender<BusItem>)>,
+) {
+    loop {
+        let ended = task.await;
+        tracing::warn!(
+            ?ended,
+            "a Redis client's connection task ended: starting it again"
+        );
+        task = loop {
+            tokio::time::sleep(RESTART_DELAY).await;
+            match client.init().await {
+                Ok(task) => break task,
+                Err(err) => tracing::warn!(%err, "cannot start a Redis client yet"),
+            }
+        };
+        if let Some((subscribed, tx)) = &resync {
+            subscribed.store(false, Ordering::Release);
+            if tx.send(BusItem::Resync).await.is_err() {
+                return;
+            }
+        }
+    }
+}
