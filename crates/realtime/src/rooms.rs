@@ -44,6 +44,21 @@ pub(crate) struct LocalRoom {
     pub(crate) slot: u64,
 }
 
+impl LocalRoom {
+    /// A room just hosted here: no connection yet, nothing delivered, not subscribed.
+    fn new(slot: u64) -> LocalRoom {
+        LocalRoom {
+            conns: HashMap::new(),
+            last_id: None,
+            online: None,
+            subscribed: Arc::new(OnceCell::new()),
+            repair: None,
+            behind: None,
+            slot,
+        }
+    }
+}
+
 /// The hosted rooms in `SLICES` slices by their `slot`, so that each liveness tick visits only
 /// the slice that is due, not every room.
 pub(crate) struct Rooms {
@@ -141,15 +156,7 @@ impl Hub {
             let mut rooms = self.rooms();
             let room = rooms.get_or_host(room_id, |slot| {
                 self.inner.metrics.rooms_hosted.inc();
-                LocalRoom {
-                    conns: HashMap::new(),
-                    last_id: None,
-                    online: None,
-                    subscribed: Arc::new(OnceCell::new()),
-                    repair: None,
-                    behind: None,
-                    slot,
-                }
+                LocalRoom::new(slot)
             });
             room.conns.insert(conn.session, conn);
             room.subscribed.clone()
@@ -226,15 +233,7 @@ mod tests {
         let mut rooms = Rooms::new();
         let ids: Vec<Arc<str>> = (0..1000).map(|i| Arc::from(format!("room{i}"))).collect();
         for id in &ids {
-            rooms.get_or_host(id, |slot| LocalRoom {
-                conns: HashMap::new(),
-                last_id: None,
-                online: None,
-                subscribed: Arc::new(OnceCell::new()),
-                repair: None,
-                behind: None,
-                slot,
-            });
+            rooms.get_or_host(id, LocalRoom::new);
         }
         let mut visited = std::collections::HashSet::new();
         for n in 1..=SLICES {
