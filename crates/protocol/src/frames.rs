@@ -196,6 +196,18 @@ pub struct RoomClosedFrame {
     pub timestamp: String,
 }
 
+impl RoomClosedFrame {
+    /// The room ended for `reason` at `now`; `message` is the reason's sentence.
+    pub fn new(room_id: &str, reason: CloseReason, now: crate::Millis) -> RoomClosedFrame {
+        RoomClosedFrame {
+            reason,
+            message: reason.message().to_owned(),
+            room_id: room_id.to_owned(),
+            timestamp: crate::rfc3339(now),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorFrame {
     pub code: ErrorCode,

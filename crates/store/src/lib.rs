@@ -124,6 +124,27 @@ impl Member {
         }
     }
 
+    /// Message `id` by this member, as broadcast and kept.
+    pub fn message(
+        &self,
+        room_id: &str,
+        id: u64,
+        text: String,
+        client_id: Option<String>,
+        now: Millis,
+    ) -> MessageFrame {
+        MessageFrame {
+            id,
+            room_id: room_id.to_owned(),
+            member_id: self.id.clone(),
+            connection_id: self.id.clone(),
+            display_name: self.display_name.clone(),
+            text,
+            client_id,
+            timestamp: protocol::rfc3339(now),
+        }
+    }
+
     /// The bus note of this member's going online or offline.
     pub fn presence(
         &self,

@@ -15,7 +15,7 @@ use crate::{
 use protocol::frames::{
     BusEvent, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame, SystemFrame,
 };
-use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
+use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::mpsc;
@@ -349,18 +349,8 @@ impl MemoryStore {
         };
         m.tokens -= 1.0;
         room.messages_full_at = messages_full_at;
-        let display_name = author.display_name.clone();
         room.last_id += 1;
-        let frame = MessageFrame {
-            id: room.last_id,
-            room_id: room_id.to_owned(),
-            member_id: member_id.to_owned(),
-            connection_id: member_id.to_owned(),
-            display_name,
-            text,
-            client_id,
-            timestamp: rfc3339(now),
-        };
+        let frame = author.message(room_id, room.last_id, text, client_id, now);
         // Serialized once: sized as the Redis store sizes it (the frame's JSON), and published.
         let event = BusEvent::Message(frame.clone());
         let json = serde_json::to_string(&event).map_err(|e| Error::Unavailable(e.to_string()))?;

@@ -410,16 +410,7 @@ impl RedisStore {
         rate: Rate,
     ) -> Result<MessageFrame> {
         let now = self.now();
-        let mut frame = MessageFrame {
-            id: 0,
-            room_id: room_id.to_owned(),
-            member_id: author.id.clone(),
-            connection_id: author.id.clone(),
-            display_name: author.display_name.clone(),
-            text,
-            client_id,
-            timestamp: rfc3339(now),
-        };
+        let mut frame = author.message(room_id, 0, text, client_id, now);
         // The script puts the id it assigns between the two halves.
         let json =
             serde_json::to_string(&ServerFrame::Message(frame.clone())).map_err(unavailable)?;

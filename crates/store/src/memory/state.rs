@@ -191,12 +191,9 @@ impl State {
             return false;
         };
         self.schedule.remove(&(room.scheduled, room_id.to_owned()));
-        let event = BusEvent::System(SystemFrame::RoomClosed(RoomClosedFrame {
-            reason,
-            message: reason.message().to_owned(),
-            room_id: room_id.to_owned(),
-            timestamp: rfc3339(now),
-        }));
+        let event = BusEvent::System(SystemFrame::RoomClosed(RoomClosedFrame::new(
+            room_id, reason, now,
+        )));
         self.publish(room_id, &event);
         true
     }

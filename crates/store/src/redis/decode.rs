@@ -35,12 +35,9 @@ pub(super) fn malformed() -> Error {
 }
 
 pub(super) fn closed_frame(room_id: &str, reason: CloseReason, now: Millis) -> Result<String> {
-    let frame = ServerFrame::System(SystemFrame::RoomClosed(RoomClosedFrame {
-        reason,
-        message: reason.message().to_owned(),
-        room_id: room_id.to_owned(),
-        timestamp: rfc3339(now),
-    }));
+    let frame = ServerFrame::System(SystemFrame::RoomClosed(RoomClosedFrame::new(
+        room_id, reason, now,
+    )));
     serde_json::to_string(&frame).map_err(unavailable)
 }
 
