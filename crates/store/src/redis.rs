@@ -169,12 +169,13 @@ impl RedisStore {
     async fn hold(&self, client: &str, room: &Room) -> Result<(String, String)> {
         let holds = format!("eph:held:{client}");
         let entry = crate::secret::new_id();
-        let args = vec![
-            self.now().to_string(),
-            entry.clone(),
-            room.expires_at.to_string(),
-            self.config.max_rooms_per_client.to_string(),
-        ];
+        let args = HoldArgs {
+            now: self.now(),
+            entry: entry.clone(),
+            expires_at: room.expires_at,
+            most: self.config.max_rooms_per_client,
+        }
+        .argv();
         let held = self
             .run(&self.scripts.hold, vec![holds.clone()], args)
             .await?;
@@ -201,11 +202,12 @@ impl RedisStore {
 
     /// Enters the room in the schedule within `max_rooms`, then creates it.
     async fn admit_and_create(&self, room: Room, hold: Option<String>) -> Result<()> {
-        let args = vec![
-            room.id.clone(),
-            room.expires_at.to_string(),
-            self.config.max_rooms.to_string(),
-        ];
+        let args = AdmitArgs {
+            room_id: room.id.clone(),
+            expires_at: room.expires_at,
+            most: self.config.max_rooms,
+        }
+        .argv();
         let admitted = self
             .run(&self.scripts.admit, vec![SCHEDULE.into()], args)
             .await?;
@@ -215,7 +217,12 @@ impl RedisStore {
         let id = room.id.clone();
         let created = self.write_room(room, hold).await;
         if created.is_err() {
-            let args = vec![id, "0".into(), "gone".into()];
+            let args = RescheduleArgs {
+                room_id: id,
+                lease: 0,
+                next: "gone".into(),
+            }
+            .argv();
             let _ = self
                 .run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
                 .await;
@@ -253,9 +260,7 @@ impl RedisStore {
         if let Some(hold) = hold {
             field("hold", hold);
         }
-        let mut all = vec![room.id.clone(), self.now().to_string(), String::new()];
-        all.extend(args);
-        self.run(&self.scripts.create, room_keys(&room.id), all)
+        self.room_op_reply(&self.scripts.create, &room.id, self.now(), args)
             .await?;
         Ok(())
     }
@@ -286,7 +291,10 @@ impl RedisStore {
                 &self.scripts.authenticate,
                 room_id,
                 self.now(),
-                vec![token.to_hex()],
+                AuthenticateArgs {
+                    token: token.to_hex(),
+                }
+                .argv(),
             )
             .await?;
         let mut reply = reply.into_iter();
@@ -316,12 +324,13 @@ impl RedisStore {
         };
         let grant = serde_json::to_string(&grant).map_err(unavailable)?;
         let value = format!("{}\n{}\n{grant}", ticket.expires_at, ticket.client);
-        let args = vec![
-            hash.to_hex(),
+        let args = TicketArgs {
+            hash: hash.to_hex(),
             value,
-            MAX_TICKETS_PER_ROOM.to_string(),
-            MAX_TICKETS_PER_CLIENT.to_string(),
-        ];
+            most_in_room: MAX_TICKETS_PER_ROOM,
+            most_per_client: MAX_TICKETS_PER_CLIENT,
+        }
+        .argv();
         self.room_op(&self.scripts.ticket, room_id, self.now(), args)
             .await?;
         Ok(())
@@ -332,17 +341,18 @@ impl RedisStore {
             Via::Ticket(hash) => ("ticket", hash.to_hex(), String::new()),
             Via::Name(name) => ("name", name.clone(), text::fold(&name)),
         };
-        let args = vec![
-            via.into(),
+        let args = ClaimArgs {
+            via,
             value,
             fold,
-            claim.member_id,
-            claim.resume.to_hex(),
-            claim.session.to_string(),
-            self.config.live_ms().to_string(),
-            self.config.room_joins.per_second.to_string(),
-            self.config.room_joins.burst.to_string(),
-        ];
+            member_id: claim.member_id,
+            resume: claim.resume.to_hex(),
+            session: claim.session,
+            live_ms: self.config.live_ms(),
+            joins_per_second: self.config.room_joins.per_second,
+            joins_burst: self.config.room_joins.burst,
+        }
+        .argv();
         let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
         let reply = self
             .room_op(&self.scripts.claim, room_id, now, args)
@@ -373,15 +383,16 @@ impl RedisStore {
         &self,
         room_id: &str,
         hash: &TokenHash,
-        by: &str,
+        by: &'static str,
         session: u64,
     ) -> Result<Joined> {
-        let args = vec![
-            hash.to_hex(),
-            session.to_string(),
-            self.config.live_ms().to_string(),
-            by.to_owned(),
-        ];
+        let args = ResumeArgs {
+            hash: hash.to_hex(),
+            session,
+            live_ms: self.config.live_ms(),
+            by,
+        }
+        .argv();
         let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
         let reply = self
             .room_op(&self.scripts.resume, room_id, now, args)
@@ -391,10 +402,11 @@ impl RedisStore {
 
     pub async fn release_member(&self, room_id: &str, member_id: &str) -> Result<()> {
         let now = self.now();
-        let args = vec![
-            member_id.to_owned(),
-            closed_frame(room_id, CloseReason::Closed, now)?,
-        ];
+        let args = ReleaseArgs {
+            member_id: member_id.to_owned(),
+            owner_left_frame: closed_frame(room_id, CloseReason::Closed, now)?,
+        }
+        .argv();
         let reply = self
             .room_op(&self.scripts.release, room_id, now, args)
             .await?;
@@ -419,19 +431,20 @@ impl RedisStore {
             .strip_prefix(prefix)
             .and_then(|rest| rest.strip_prefix('0'))
             .ok_or_else(malformed)?;
-        let args = vec![
-            room_id.to_owned(),
-            now.to_string(),
-            author.id.clone(),
-            rate.per_second.to_string(),
-            rate.burst.to_string(),
-            self.config.history_limit.to_string(),
-            prefix.to_owned(),
-            suffix.to_owned(),
-            self.config.history_max_bytes.to_string(),
-            self.config.room_messages.per_second.to_string(),
-            self.config.room_messages.burst.to_string(),
-        ];
+        let args = AppendArgs {
+            room_id: room_id.to_owned(),
+            now,
+            member_id: author.id.clone(),
+            per_second: rate.per_second,
+            burst: rate.burst,
+            history_limit: self.config.history_limit,
+            before_id: prefix,
+            after_id: suffix.to_owned(),
+            history_max_bytes: self.config.history_max_bytes,
+            room_per_second: self.config.room_messages.per_second,
+            room_burst: self.config.room_messages.burst,
+        }
+        .argv();
         let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
         let reply = room_reply(self.run(&self.scripts.append, keys, args).await?)?;
         frame.id = reply
@@ -443,11 +456,12 @@ impl RedisStore {
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
         let limit = limit.min(self.config.history_limit);
-        let args = vec![
-            self.config.history_limit.to_string(),
-            after.to_string(),
-            limit.to_string(),
-        ];
+        let args = HistoryArgs {
+            kept: self.config.history_limit,
+            after,
+            limit,
+        }
+        .argv();
         let reply = self
             .room_op(&self.scripts.history, room_id, self.now(), args)
             .await?;
@@ -469,7 +483,11 @@ impl RedisStore {
 
     pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {
         let json = serde_json::to_string(frame).map_err(unavailable)?;
-        let args = vec![frame.author().to_owned(), json];
+        let args = RelayArgs {
+            author: frame.author().to_owned(),
+            frame: json,
+        }
+        .argv();
         self.room_op(&self.scripts.relay, room_id, self.now(), args)
             .await?;
         Ok(())
@@ -477,10 +495,12 @@ impl RedisStore {
 
     pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {
         let now = self.now();
-        let mut args = vec![room_id.to_owned(), now.to_string(), String::new()];
-        args.push(closed_frame(room_id, reason, now)?);
+        let args = DestroyArgs {
+            closed_frame: closed_frame(room_id, reason, now)?,
+        }
+        .argv();
         let mut reply = self
-            .run(&self.scripts.destroy, room_keys(room_id), args)
+            .room_op_reply(&self.scripts.destroy, room_id, now, args)
             .await?
             .into_array()
             .into_iter();
@@ -488,7 +508,12 @@ impl RedisStore {
             return Ok(false);
         }
         self.give_back(&self.client, reply.next()).await?;
-        let args = vec![room_id.to_owned(), "0".into(), "gone".into()];
+        let args = RescheduleArgs {
+            room_id: room_id.to_owned(),
+            lease: 0,
+            next: "gone".into(),
+        }
+        .argv();
         self.run(&self.scripts.reschedule, vec![SCHEDULE.into()], args)
             .await?;
         Ok(true)
@@ -513,14 +538,15 @@ impl RedisStore {
         client: &str,
         limits: AttemptLimits,
     ) -> Result<Limit> {
-        let args = vec![
-            client.to_owned(),
-            EVERY_CLIENT.into(),
-            "reserve".into(),
-            limits.per_client.to_string(),
-            limits.per_room.to_string(),
-            limits.window_ms.to_string(),
-        ];
+        let args = ReserveAttemptArgs {
+            client: client.to_owned(),
+            every_client: EVERY_CLIENT,
+            reserve: "reserve",
+            per_client: limits.per_client,
+            per_room: limits.per_room,
+            window_ms: limits.window_ms,
+        }
+        .argv();
         let reply = self
             .room_op(&self.scripts.attempts, room_id, self.now(), args)
             .await?;
@@ -531,7 +557,12 @@ impl RedisStore {
     }
 
     pub async fn refund_password_attempt(&self, room_id: &str, client: &str) -> Result<()> {
-        let args = vec![client.to_owned(), EVERY_CLIENT.into(), "refund".into()];
+        let args = RefundAttemptArgs {
+            client: client.to_owned(),
+            every_client: EVERY_CLIENT,
+            refund: "refund",
+        }
+        .argv();
         self.room_op(&self.scripts.attempts, room_id, self.now(), args)
             .await?;
         Ok(())

@@ -211,11 +211,12 @@ impl RedisStore {
 
     pub async fn sweep(&self) -> Result<usize> {
         let now = self.now();
-        let args = vec![
-            now.to_string(),
-            LEASE_MS.to_string(),
-            SWEEP_BATCH.to_string(),
-        ];
+        let args = ClaimDueArgs {
+            now,
+            lease_ms: LEASE_MS,
+            most: SWEEP_BATCH,
+        }
+        .argv();
         let mut reply = self
             .run_on(
                 &self.background,
@@ -247,15 +248,17 @@ impl RedisStore {
 
     /// Runs one leased room's deadlines, then gives its schedule entry back.
     pub(super) async fn sweep_room(&self, room_id: &str, lease: Millis, now: Millis) -> Result<()> {
-        let mut args = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
-        args.push(closed_frame(room_id, CloseReason::Expired, now)?);
-        args.push(closed_frame(room_id, CloseReason::OwnerOffline, now)?);
+        let args = SweepRoomArgs {
+            expired_frame: closed_frame(room_id, CloseReason::Expired, now)?,
+            owner_offline_frame: closed_frame(room_id, CloseReason::OwnerOffline, now)?,
+        }
+        .argv();
         let mut reply = self
             .run_on(
                 &self.background,
                 &self.scripts.sweep_room,
                 room_keys(room_id),
-                args,
+                prelude_args(room_id, now, args),
             )
             .await?
             .into_array()
@@ -271,7 +274,12 @@ impl RedisStore {
                 "gone".into()
             }
         };
-        let args = vec![room_id.to_owned(), lease.to_string(), next];
+        let args = RescheduleArgs {
+            room_id: room_id.to_owned(),
+            lease,
+            next,
+        }
+        .argv();
         self.run_on(
             &self.background,
             &self.scripts.reschedule,

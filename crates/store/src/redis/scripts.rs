@@ -80,10 +80,28 @@ impl RedisStore {
         now: Millis,
         args: Vec<String>,
     ) -> Result<Vec<Value>> {
-        let mut all = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
-        all.extend(args);
-        room_reply(self.run(script, room_keys(room_id), all).await?)
+        room_reply(self.room_op_reply(script, room_id, now, args).await?)
     }
+
+    /// A room script whose reply is its own (not `{'ok', ...}` or `{'refused', code}`).
+    pub(super) async fn room_op_reply(
+        &self,
+        script: &Script,
+        room_id: &str,
+        now: Millis,
+        args: Vec<String>,
+    ) -> Result<Value> {
+        let all = prelude_args(room_id, now, args);
+        self.run(script, room_keys(room_id), all).await
+    }
+}
+
+/// A room script's ARGV: the prelude's three (the room id, now, and now as RFC 3339), then
+/// the script's own.
+pub(super) fn prelude_args(room_id: &str, now: Millis, args: Vec<String>) -> Vec<String> {
+    let mut all = vec![room_id.to_owned(), now.to_string(), rfc3339(now)];
+    all.extend(args);
+    all
 }
 
 /// The room's keys, in the order the scripts' prelude names them.
@@ -128,4 +146,90 @@ pub(super) fn keys_of(room_id: &str, parts: &[&str]) -> Vec<String> {
 /// One of a room's keys, e.g. `eph:{<id>}:meta`.
 pub(super) fn key(room_id: &str, part: &str) -> String {
     format!("eph:{{{room_id}}}:{part}")
+}
+
+/// A script's arguments as a struct whose fields are in the order its Lua reads them (the doc
+/// names the Lua side), so the order is written once on each side, not kept by convention.
+macro_rules! script_args {
+    ($($(#[$doc:meta])* $name:ident { $($field:ident: $ty:ty),* $(,)? })*) => {
+        $(
+            $(#[$doc])*
+            pub(super) struct $name {
+                $(pub(super) $field: $ty,)*
+            }
+
+            impl $name {
+                /// The values, in ARGV order.
+                pub(super) fn argv(self) -> Vec<String> {
+                    vec![$(self.$field.to_string()),*]
+                }
+            }
+        )*
+    };
+}
+
+script_args! {
+    /// hold.lua's ARGV[1..4] (KEYS[1]: the client's holds).
+    HoldArgs { now: Millis, entry: String, expires_at: Millis, most: usize }
+    /// admit.lua's ARGV[1..3] (KEYS[1]: the schedule).
+    AdmitArgs { room_id: String, expires_at: Millis, most: usize }
+    /// reschedule.lua's ARGV[1..3] (KEYS[1]: the schedule); `next`: a deadline, or `gone`.
+    RescheduleArgs { room_id: String, lease: Millis, next: String }
+    /// claim_due.lua's ARGV[1..3] (KEYS[1]: the schedule).
+    ClaimDueArgs { now: Millis, lease_ms: Millis, most: usize }
+    /// append.lua's ARGV[1..11] (KEYS: meta, members, history, rate): the message frame's JSON
+    /// in two halves, the id it assigns between them.
+    AppendArgs {
+        room_id: String,
+        now: Millis,
+        member_id: String,
+        per_second: u32,
+        burst: u32,
+        history_limit: usize,
+        before_id: &'static str,
+        after_id: String,
+        history_max_bytes: usize,
+        room_per_second: u32,
+        room_burst: u32,
+    }
+    /// authenticate.lua's ARGV[4], after the prelude's three.
+    AuthenticateArgs { token: String }
+    /// ticket.lua's ARGV[4..7], after the prelude's three.
+    TicketArgs { hash: String, value: String, most_in_room: usize, most_per_client: usize }
+    /// claim.lua's ARGV[4..12], after the prelude's three: `via` is `ticket` or `name`, and
+    /// `value` the ticket's hash or the name.
+    ClaimArgs {
+        via: &'static str,
+        value: String,
+        fold: String,
+        member_id: String,
+        resume: String,
+        session: u64,
+        live_ms: Millis,
+        joins_per_second: u32,
+        joins_burst: u32,
+    }
+    /// resume.lua's ARGV[4..7], after the prelude's three: `by` is `token` or `ticket`.
+    ResumeArgs { hash: String, session: u64, live_ms: Millis, by: &'static str }
+    /// release.lua's ARGV[4..5], after the prelude's three.
+    ReleaseArgs { member_id: String, owner_left_frame: String }
+    /// history.lua's ARGV[4..6], after the prelude's three.
+    HistoryArgs { kept: usize, after: u64, limit: usize }
+    /// relay.lua's ARGV[4..5], after the prelude's three.
+    RelayArgs { author: String, frame: String }
+    /// destroy.lua's ARGV[4], after the prelude's three.
+    DestroyArgs { closed_frame: String }
+    /// sweep_room.lua's ARGV[4..5], after the prelude's three.
+    SweepRoomArgs { expired_frame: String, owner_offline_frame: String }
+    /// attempts.lua's ARGV[4..9] to take an attempt, after the prelude's three.
+    ReserveAttemptArgs {
+        client: String,
+        every_client: &'static str,
+        reserve: &'static str,
+        per_client: u32,
+        per_room: u32,
+        window_ms: Millis,
+    }
+    /// attempts.lua's ARGV[4..6] to give one back, after the prelude's three.
+    RefundAttemptArgs { client: String, every_client: &'static str, refund: &'static str }
 }
