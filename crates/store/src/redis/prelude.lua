@@ -1,4 +1,4 @@
--- Shared by every room script. KEYS are the room's keys (see room_keys in redis.rs);
+-- Shared by every room script. KEYS are the room's keys (see room_keys in scripts.rs);
 -- ARGV[1] is the room id, ARGV[2] now (ms), ARGV[3] now as an RFC 3339 timestamp.
 local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS, TICKET_EXP =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
@@ -25,7 +25,7 @@ local function split(s)
 end
 
 -- A member's entry in ALIVE names its current connection too, so a liveness refresh (one
--- ZADD XX in redis.rs) moves only the deadlines of connections still current.
+-- ZADD XX in liveness.rs) moves only the deadlines of connections still current.
 local function alive_entry(id, session) return id .. '\n' .. session end
 
 -- Moves a member's liveness to its new connection. The ZREM may empty the set, which deletes
