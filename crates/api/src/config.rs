@@ -136,10 +136,9 @@ impl Default for Settings {
     }
 }
 
-/// Validated configuration, passed down from `main`.
+/// Validated configuration in sections, each value in its unit; passed down from `main`.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub settings: Settings,
     pub bind_addr: SocketAddr,
     /// `EPHEMERA_METRICS_BIND_ADDR`: `/metrics` on a listener of its own.
     pub metrics_bind_addr: Option<SocketAddr>,
@@ -152,62 +151,93 @@ pub struct Config {
     /// Origins allowed to call the REST API from scripts (CORS), normalized.
     pub cors_origins: Vec<String>,
     pub trusted_proxies: Vec<IpNet>,
+    /// IPv6 clients are one client per prefix of this many bits.
+    pub ipv6_prefix: u8,
     pub log_format: LogFormat,
+    /// The key of the room-id hashes in logs (a random one per process without it).
+    pub log_key: Option<String>,
+    /// The shared store; the in-memory one without it.
+    pub redis_url: Option<String>,
+    /// What a room may be, as `POST /rooms` and the page offer it.
+    pub rooms: RoomRules,
+    /// Per-client limits of the front door.
+    pub limits: ClientLimits,
+    /// The store's rules.
+    pub store: StoreConfig,
+    /// The hub's rules.
+    pub hub: HubConfig,
+    /// How long a join ticket lives.
+    pub ticket_ttl: Duration,
+    /// On SIGTERM, how long readiness fails before connections are closed.
+    pub drain_delay: Duration,
+    /// Longest a graceful shutdown waits for connections to close.
+    pub shutdown_timeout: Duration,
 }
 
-impl Config {
-    /// The store's rules, with their units.
-    pub fn store(&self) -> StoreConfig {
-        let s = &self.settings;
-        let twice = |per_second: u32| Rate {
-            per_second,
-            burst: per_second.saturating_mul(2),
-        };
-        StoreConfig {
-            presence_grace_ms: s.presence_grace_seconds * 1000,
-            history_limit: s.history_limit,
-            history_max_bytes: s.history_max_bytes,
-            max_rooms: s.max_rooms,
-            max_rooms_per_client: s.max_rooms_per_client,
-            room_messages: twice(s.room_message_rate_per_second),
-            room_joins: twice(s.room_join_rate_per_second),
-        }
-    }
+/// What a room may be.
+#[derive(Debug, Clone)]
+pub struct RoomRules {
+    pub min_expiry: Duration,
+    pub max_expiry: Duration,
+    pub default_expiry: Duration,
+    pub default_max_users: u32,
+    pub max_users_limit: u32,
+    pub max_message_chars: usize,
+    /// Messages kept per room (and the most a history read returns).
+    pub history_limit: usize,
+    pub max_rooms_per_client: usize,
+    pub presence_grace: Duration,
+}
 
-    /// The hub's rules, with their units.
-    pub fn hub(&self) -> HubConfig {
-        let s = &self.settings;
-        HubConfig {
-            max_message_chars: s.max_message_chars,
-            history_limit: s.history_limit,
-            rate: Rate {
-                per_second: s.message_rate_per_second,
-                burst: s.message_burst,
-            },
-            refresh_interval: Duration::from_millis(self.store().refresh_ms()),
-            ping_interval: Duration::from_secs(s.ping_interval_seconds),
-            queue_bytes: s.outbound_queue_bytes,
-            stall_timeout: Duration::from_secs(s.stall_timeout_seconds),
-            max_connections: s.max_connections,
-            connect_rate: s.connect_rate_per_second,
-            unsubscribe_delay: Duration::from_secs(5),
-            sweep_interval: Duration::from_millis(100),
-        }
-    }
+/// Limits per client (its IP, or its IPv6 prefix) at the front door.
+#[derive(Debug, Clone)]
+pub struct ClientLimits {
+    pub room_creates_per_minute: u32,
+    pub password_attempts_per_minute: u32,
+    /// Wrong passwords per room per minute, every client together.
+    pub room_password_attempts_per_minute: u32,
+    pub reads_per_minute: u32,
+    pub joins_per_minute: u32,
+    /// A WebSocket frame larger than this closes the socket (1009).
+    pub max_frame_bytes: usize,
+    pub max_connections_per_ip: usize,
+    pub connect_rate_per_ip_per_second: u32,
+}
 
-    /// On SIGTERM, how long readiness fails before connections are closed.
-    pub fn drain_delay(&self) -> Duration {
-        Duration::from_secs(self.settings.drain_delay_seconds)
+/// The store's rules, with their units.
+fn store_config(s: &Settings) -> StoreConfig {
+    let twice = |per_second: u32| Rate {
+        per_second,
+        burst: per_second.saturating_mul(2),
+    };
+    StoreConfig {
+        presence_grace_ms: s.presence_grace_seconds * 1000,
+        history_limit: s.history_limit,
+        history_max_bytes: s.history_max_bytes,
+        max_rooms: s.max_rooms,
+        max_rooms_per_client: s.max_rooms_per_client,
+        room_messages: twice(s.room_message_rate_per_second),
+        room_joins: twice(s.room_join_rate_per_second),
     }
+}
 
-    /// Longest a graceful shutdown waits for connections to close.
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs(self.settings.shutdown_timeout_seconds)
-    }
-
-    /// How long a join ticket lives.
-    pub fn ticket_ttl(&self) -> Duration {
-        Duration::from_secs(self.settings.ticket_ttl_seconds)
+/// The hub's rules, with their units.
+fn hub_config(s: &Settings, store: &StoreConfig) -> HubConfig {
+    HubConfig {
+        max_message_chars: s.max_message_chars,
+        history_limit: s.history_limit,
+        rate: Rate {
+            per_second: s.message_rate_per_second,
+            burst: s.message_burst,
+        },
+        refresh_interval: Duration::from_millis(store.refresh_ms()),
+        ping_interval: Duration::from_secs(s.ping_interval_seconds),
+        queue_bytes: s.outbound_queue_bytes,
+        stall_timeout: Duration::from_secs(s.stall_timeout_seconds),
+        max_connections: s.max_connections,
+        connect_rate: s.connect_rate_per_second,
+        unsubscribe_delay: Duration::from_secs(5),
+        sweep_interval: Duration::from_millis(100),
     }
 }
 
@@ -370,6 +400,8 @@ impl Config {
         if !(48..=128).contains(&s.ipv6_prefix) {
             return Err(bad("IPV6_PREFIX", "must be 48 to 128"));
         }
+        let store = store_config(&s);
+        let hub = hub_config(&s, &store);
         Ok(Config {
             bind_addr,
             metrics_bind_addr,
@@ -378,8 +410,36 @@ impl Config {
             allowed_origins,
             cors_origins,
             trusted_proxies,
+            ipv6_prefix: s.ipv6_prefix,
             log_format,
-            settings: s,
+            rooms: RoomRules {
+                min_expiry: Duration::from_secs(s.min_expiry_seconds),
+                max_expiry: Duration::from_secs(s.max_expiry_seconds),
+                default_expiry: Duration::from_secs(s.default_expiry_seconds),
+                default_max_users: s.default_max_users,
+                max_users_limit: s.max_users_limit,
+                max_message_chars: s.max_message_chars,
+                history_limit: s.history_limit,
+                max_rooms_per_client: s.max_rooms_per_client,
+                presence_grace: Duration::from_secs(s.presence_grace_seconds),
+            },
+            limits: ClientLimits {
+                room_creates_per_minute: s.room_create_per_minute,
+                password_attempts_per_minute: s.password_attempts_per_minute,
+                room_password_attempts_per_minute: s.room_password_attempts_per_minute,
+                reads_per_minute: s.reads_per_minute,
+                joins_per_minute: s.joins_per_minute,
+                max_frame_bytes: s.max_frame_bytes,
+                max_connections_per_ip: s.max_connections_per_ip,
+                connect_rate_per_ip_per_second: s.connect_rate_per_ip_per_second,
+            },
+            store,
+            hub,
+            ticket_ttl: Duration::from_secs(s.ticket_ttl_seconds),
+            drain_delay: Duration::from_secs(s.drain_delay_seconds),
+            shutdown_timeout: Duration::from_secs(s.shutdown_timeout_seconds),
+            log_key: s.log_key,
+            redis_url: s.redis_url,
         })
     }
 }
@@ -412,8 +472,9 @@ mod tests {
         assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(c.public_ws_url, "ws://localhost:8080");
         assert_eq!(c.allowed_origins, vec!["http://localhost:8080".to_string()]);
-        assert_eq!(c.settings.history_limit, 100);
-        assert_eq!(c.settings.presence_grace_seconds, 10);
+        assert_eq!(c.rooms.history_limit, 100);
+        assert_eq!(c.rooms.presence_grace, Duration::from_secs(10));
+        assert_eq!(c.store.presence_grace_ms, 10_000);
     }
 
     #[test]

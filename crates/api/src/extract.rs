@@ -123,7 +123,7 @@ pub fn client_ip_of(peer: Option<SocketAddr>, headers: &HeaderMap, config: &Conf
         .map(|v| v.to_str().unwrap_or(","))
         .flat_map(|v| v.split(','));
     let client = forwarded_client(peer, entries, &config.trusted_proxies);
-    prefix_of(client, config.settings.ipv6_prefix)
+    prefix_of(client, config.ipv6_prefix)
 }
 
 /// Walks `X-Forwarded-For` from the right while each hop is a trusted proxy: the first address

@@ -109,17 +109,17 @@ pub struct Application {
 impl Application {
     /// Builds everything and binds the listener (port 0 picks a free port).
     pub async fn build(config: Config) -> anyhow::Result<Application> {
-        redact::init(config.settings.log_key.as_deref());
-        let (store, bus) = match &config.settings.redis_url {
-            Some(url) => Store::redis(url, config.store())
+        redact::init(config.log_key.as_deref());
+        let (store, bus) = match &config.redis_url {
+            Some(url) => Store::redis(url, config.store.clone())
                 .await
                 .with_context(|| "cannot use the Redis store (EPHEMERA_REDIS_URL)")?,
-            None => Store::memory(config.store()),
+            None => Store::memory(config.store.clone()),
         };
         let metrics = Arc::new(Metrics::default());
         let api_metrics = ApiMetrics::default();
         let registry = api_metrics.registry(&store, &metrics);
-        let hub = Hub::start(store.clone(), bus, config.hub(), metrics);
+        let hub = Hub::start(store.clone(), bus, config.hub.clone(), metrics);
         let listener = listen(config.bind_addr).with_context(|| {
             format!("cannot listen on {} (EPHEMERA_BIND_ADDR)", config.bind_addr)
         })?;
@@ -129,10 +129,10 @@ impl Application {
             })?),
             None => None,
         };
-        let (shutdown_timeout, drain_delay) = (config.shutdown_timeout(), config.drain_delay());
+        let (shutdown_timeout, drain_delay) = (config.shutdown_timeout, config.drain_delay);
         let cores = std::thread::available_parallelism().map_or(2, usize::from);
         let state = web::Data::new(AppState {
-            page: ops::page(&config.settings),
+            page: ops::page(&config),
             config,
             store,
             commands: hub.commands().clone(),

@@ -1,7 +1,7 @@
 //! Operations endpoints and the embedded static files (UI, API docs).
 
 use crate::AppState;
-use crate::config::Settings;
+use crate::config::Config;
 use crate::error::ApiError;
 use crate::openapi::RoomPath;
 use actix_web::http::header;
@@ -205,20 +205,27 @@ pub async fn docs() -> HttpResponse {
 /// The page of the lobby and of every room, with this instance's limits in its inputs (the
 /// lifetime in minutes, the user limit, the message length) and its presence grace (how long a
 /// dropped page has to come back), rendered once at start-up.
-pub fn page(s: &Settings) -> Bytes {
-    let min_minutes = s.min_expiry_seconds.div_ceil(60);
-    let max_minutes = (s.max_expiry_seconds / 60).max(min_minutes);
-    let default_minutes = (s.default_expiry_seconds / 60)
+pub fn page(config: &Config) -> Bytes {
+    let rooms = &config.rooms;
+    let min_minutes = rooms.min_expiry.as_secs().div_ceil(60);
+    let max_minutes = (rooms.max_expiry.as_secs() / 60).max(min_minutes);
+    let default_minutes = (rooms.default_expiry.as_secs() / 60)
         .max(min_minutes)
         .min(max_minutes);
     let page = include_str!("../../../web/index.html")
         .replace("{{min_minutes}}", &min_minutes.to_string())
         .replace("{{max_minutes}}", &max_minutes.to_string())
         .replace("{{default_minutes}}", &default_minutes.to_string())
-        .replace("{{max_users}}", &s.max_users_limit.to_string())
-        .replace("{{default_users}}", &s.default_max_users.to_string())
-        .replace("{{max_message_chars}}", &s.max_message_chars.to_string())
-        .replace("{{grace_seconds}}", &s.presence_grace_seconds.to_string());
+        .replace("{{max_users}}", &rooms.max_users_limit.to_string())
+        .replace("{{default_users}}", &rooms.default_max_users.to_string())
+        .replace(
+            "{{max_message_chars}}",
+            &rooms.max_message_chars.to_string(),
+        )
+        .replace(
+            "{{grace_seconds}}",
+            &rooms.presence_grace.as_secs().to_string(),
+        );
     Bytes::from(page)
 }
 
@@ -330,7 +337,11 @@ mod tests {
 
     #[test]
     fn the_page_carries_the_limits_it_is_given() {
-        let html = |s: &Settings| String::from_utf8(page(s).to_vec()).expect("utf-8");
+        use crate::config::Settings;
+        let html = |s: &Settings| {
+            let config = Config::new(s.clone()).expect("valid settings");
+            String::from_utf8(page(&config).to_vec()).expect("utf-8")
+        };
         let page = html(&Settings::default());
         assert!(!page.contains("{{"), "every placeholder is filled");
         assert!(page.contains(r#"min="1" max="1440" value="60""#), "minutes");

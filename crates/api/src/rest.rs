@@ -64,10 +64,10 @@ async fn check_password(
     };
     let store = &state.store;
     let client = ip.to_string();
-    let s = &state.config.settings;
+    let l = &state.config.limits;
     let limits = AttemptLimits {
-        per_client: s.password_attempts_per_minute,
-        per_room: s.room_password_attempts_per_minute,
+        per_client: l.password_attempts_per_minute,
+        per_room: l.room_password_attempts_per_minute,
         window_ms: MINUTE_MS,
     };
     // The attempt is taken before argon2 runs, in one store step: parallel guesses each need
@@ -194,7 +194,7 @@ async fn per_client_limit(
 
 /// When a ticket issued now expires (the ticket lifetime).
 fn ticket_expiry(state: &AppState) -> Millis {
-    state.store.now() + state.config.ticket_ttl().as_millis() as Millis
+    state.store.now() + state.config.ticket_ttl.as_millis() as Millis
 }
 
 /// Stores a fresh single-use ticket for `grant`; returns it.

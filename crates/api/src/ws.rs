@@ -89,7 +89,7 @@ async fn serve(
         .send(Message::Item((switching, BodySize::None)))
         .await?;
     let parts = framed.into_parts();
-    let max = state.config.settings.max_frame_bytes;
+    let max = state.config.limits.max_frame_bytes;
     let Admission {
         room_id,
         entry,
@@ -174,7 +174,7 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
     // spends its own budget, not the instance's admissions everyone shares.
     if !state
         .connects_per_ip
-        .allow(ip, state.config.settings.connect_rate_per_ip_per_second)
+        .allow(ip, state.config.limits.connect_rate_per_ip_per_second)
     {
         state.metrics.rejected("connects_per_ip");
         return Ok(Admission {
@@ -186,7 +186,7 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
     let slot = IpSlots::take(
         &state.sockets_per_ip,
         ip,
-        state.config.settings.max_connections_per_ip,
+        state.config.limits.max_connections_per_ip,
     );
     if slot.is_none() {
         state.metrics.rejected("sockets_per_ip");

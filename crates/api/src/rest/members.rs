@@ -33,7 +33,7 @@ pub async fn join(
 ) -> Result<HttpResponse, ApiError> {
     let body: JoinRequest = extract::json(&req, payload).await?;
     let ip = client_ip(&req, &state.config);
-    per_client_limit(&state, ip, JOINS, state.config.settings.joins_per_minute).await?;
+    per_client_limit(&state, ip, JOINS, state.config.limits.joins_per_minute).await?;
     let view = load_room(&state, &path).await?;
     let (display_name, role) = match bearer(&req) {
         Some(token) => match state
@@ -91,7 +91,7 @@ pub async fn join(
         display_name,
         role,
         expires_at: rfc3339(expires_at),
-        expires_in: state.config.ticket_ttl().as_secs(),
+        expires_in: state.config.ticket_ttl.as_secs(),
     }))
 }
 
@@ -123,14 +123,14 @@ pub async fn history(
     if after < 0 {
         return Err(ApiError::invalid("after must be 0 or more"));
     }
-    let kept = state.config.settings.history_limit;
+    let kept = state.config.rooms.history_limit;
     let limit = match query_number(&query, "limit")? {
         Some(n) if n < 1 => return Err(ApiError::invalid("limit must be at least 1")),
         Some(n) => (n as u64).min(kept as u64) as usize,
         None => kept,
     };
     let ip = client_ip(&req, &state.config);
-    per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
+    per_client_limit(&state, ip, READS, state.config.limits.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, ip, &state, &view).await?;
     let history = state
@@ -231,7 +231,7 @@ pub async fn resume(
         ),
         ticket,
         expires_at: rfc3339(expires_at),
-        expires_in: state.config.ticket_ttl().as_secs(),
+        expires_in: state.config.ticket_ttl.as_secs(),
     }))
 }
 

@@ -23,9 +23,10 @@ pub async fn create_room(
     payload: web::Payload,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    let s = &state.config.settings;
+    let rules = &state.config.rooms;
     let ip = client_ip(&req, &state.config);
-    per_client_limit(&state, ip, CREATES, s.room_create_per_minute).await?;
+    let creates = state.config.limits.room_creates_per_minute;
+    per_client_limit(&state, ip, CREATES, creates).await?;
     let body: CreateRoomRequest = extract::json(&req, payload).await?;
     let max = limits::DISPLAY_NAME_MAX_CHARS;
     let owner_name = text_field(text::display_name(&body.owner_name, max), "owner_name", max)?;
@@ -55,18 +56,20 @@ pub async fn create_room(
         Some(Ok(password)) => password,
         None => None,
     };
-    let expiry = body.expiry_seconds.unwrap_or(s.default_expiry_seconds);
-    if !(s.min_expiry_seconds..=s.max_expiry_seconds).contains(&expiry) {
+    let (min, max) = (rules.min_expiry.as_secs(), rules.max_expiry.as_secs());
+    let expiry = body
+        .expiry_seconds
+        .unwrap_or(rules.default_expiry.as_secs());
+    if !(min..=max).contains(&expiry) {
         return Err(ApiError::invalid(format!(
-            "expiry_seconds must be between {} and {}",
-            s.min_expiry_seconds, s.max_expiry_seconds
+            "expiry_seconds must be between {min} and {max}"
         )));
     }
-    let max_users = body.max_users.unwrap_or(s.default_max_users);
-    if !(1..=s.max_users_limit).contains(&max_users) {
+    let max_users = body.max_users.unwrap_or(rules.default_max_users);
+    if !(1..=rules.max_users_limit).contains(&max_users) {
         return Err(ApiError::invalid(format!(
             "max_users must be between 1 and {}",
-            s.max_users_limit
+            rules.max_users_limit
         )));
     }
     let password_hash = match password {
@@ -94,7 +97,7 @@ pub async fn create_room(
             state.metrics.rejected("rooms_held");
             let detail = format!(
                 "This address holds {} open rooms, the most it may: close one first",
-                s.max_rooms_per_client
+                rules.max_rooms_per_client
             );
             return Err(ApiError::new(ErrorCode::RateLimited, detail).retry_after(60));
         }
@@ -145,7 +148,7 @@ pub async fn get_room(
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
     let ip = client_ip(&req, &state.config);
-    per_client_limit(&state, ip, READS, state.config.settings.reads_per_minute).await?;
+    per_client_limit(&state, ip, READS, state.config.limits.reads_per_minute).await?;
     let view = load_room(&state, &path).await?;
     authorize_read(&req, ip, &state, &view).await?;
     Ok(HttpResponse::Ok().json(details(&view, state.store.now())))
