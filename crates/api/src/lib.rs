@@ -5,7 +5,10 @@
 //! - [`Application`]: builds the store, the hub and the HTTP server; `run` serves until the
 //!   shutdown future it is given completes (SIGTERM/SIGINT for the binary), then drains
 //!   gracefully. Tests build it on port 0.
-//! - `rest` and `ws`: the contract's endpoints; `ops`: health, readiness, metrics, docs, UI.
+//! - `routes`: the one list of routes (and the OpenAPI document made from it); `state`: what
+//!   every handler shares.
+//! - `rest` and `ws`: the contract's endpoints; `ops`: health, readiness, metrics, docs, UI;
+//!   `http`: what every answer shares, the app's and the WebSocket front door's.
 //! - `error`: the one error type, answered as `{"detail", "code"}`.
 //!
 //! Architecture invariant: the only crate that reads the environment or knows actix.
@@ -19,12 +22,18 @@ mod ops;
 mod passwords;
 mod redact;
 mod rest;
+mod routes;
 mod socket;
+mod state;
 mod ws;
 
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::http::{REQUEST_ID, cors, log_request, password_in, request_id, security_headers};
+pub use crate::routes::openapi;
+use crate::routes::routes;
+use crate::state::ApiMetrics;
+pub use crate::state::AppState;
 use actix_http::{HttpService, Method};
 use actix_server::Server;
 use actix_service::{fn_factory, fn_service, map_config};
@@ -33,69 +42,14 @@ use actix_web::middleware::{Condition, NormalizePath};
 use actix_web::{App, web};
 use anyhow::Context;
 use futures_util::FutureExt;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::registry::Registry;
+use realtime::Hub;
 use realtime::metrics::Metrics;
-use realtime::{Commands, Hub};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use store::Store;
 use tokio::net::{TcpSocket, TcpStream};
-use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
-
-/// What every handler shares.
-pub struct AppState {
-    pub config: Config,
-    pub store: Store,
-    /// What members do, shared with the WebSocket sessions.
-    pub commands: Commands,
-    pub hub: Hub,
-    passwords: passwords::Passwords,
-    /// Open WebSockets per client IP.
-    sockets_per_ip: Arc<ws::IpSlots>,
-    /// WebSocket connects per client IP (a rate).
-    connects_per_ip: ws::IpRates,
-    metrics: ApiMetrics,
-    registry: Registry,
-    /// The UI's page with this instance's limits (`ops::page`).
-    page: web::Bytes,
-}
-
-/// What only the HTTP layer sees.
-#[derive(Default)]
-struct ApiMetrics {
-    /// Requests refused by a per-IP limit, by limit.
-    rejections: Family<[(&'static str, &'static str); 1], Counter>,
-    /// 1 while `/readyz` would answer 200 (refreshed on every scrape).
-    ready: prometheus_client::metrics::gauge::Gauge,
-}
-
-impl ApiMetrics {
-    fn rejected(&self, limit: &'static str) {
-        self.rejections.get_or_create(&[("limit", limit)]).inc();
-    }
-
-    /// The registry `/metrics` serves: the store's, the hub's and these.
-    fn registry(&self, store: &Store, hub: &Metrics) -> Registry {
-        let mut registry = Registry::default();
-        store.register_metrics(&mut registry);
-        hub.register(&mut registry);
-        registry.register(
-            "ephemera_rejected_requests",
-            "Requests refused by a per-IP limit",
-            self.rejections.clone(),
-        );
-        registry.register(
-            "ephemera_ready",
-            "1 while the instance is ready (store and pub/sub up, not draining)",
-            self.ready.clone(),
-        );
-        registry
-    }
-}
 
 /// A built, bound server.
 pub struct Application {
@@ -360,40 +314,6 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(BACKLOG)?.into_std()
-}
-
-/// Every route. The served routes and the OpenAPI document both come from here, so neither can
-/// have one the other lacks.
-fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) {
-    cfg.service(rest::create_room)
-        .service(rest::get_room)
-        .service(rest::delete_room)
-        .service(rest::close_room)
-        .service(rest::join)
-        .service(rest::history)
-        .service(rest::post_message)
-        .service(rest::leave)
-        .service(rest::resume)
-        .service(ws::upgrade)
-        .service(ops::healthz)
-        .service(ops::readyz)
-        .service(ops::metrics)
-        .service(ops::openapi)
-        .service(ops::docs)
-        .service(ops::lobby)
-        .service(ops::room_page)
-        .service(ops::room_qr)
-        .service(ops::asset);
-}
-
-/// The OpenAPI document of every route in [`routes`].
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    App::new()
-        .into_utoipa_app()
-        .openapi(openapi::ApiDoc::openapi())
-        .configure(routes)
-        .split_for_parts()
-        .1
 }
 
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Operations endpoints and the embedded static files (UI, API docs).
 
-use crate::AppState;
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::openapi::RoomPath;
+use crate::state::AppState;
 use actix_web::http::header;
 use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, get, web};
@@ -133,7 +133,7 @@ fn prometheus_text(openmetrics: &str) -> String {
 }
 
 /// The OpenAPI document, generated from the handlers and the protocol types once.
-static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(crate::openapi);
+static DOC: LazyLock<utoipa::openapi::OpenApi> = LazyLock::new(crate::routes::openapi);
 
 static OPENAPI: LazyLock<String> = LazyLock::new(|| {
     DOC.to_pretty_json()

@@ -6,13 +6,13 @@ mod rooms;
 
 pub use self::members::*;
 pub use self::rooms::*;
-use crate::AppState;
 use crate::error::ApiError;
 use crate::extract::{self, bearer, client_ip};
 use crate::openapi::{
     BadCredentials, BadRequest, BadToken, Invalid, NotJson, RateLimited, RoomNotFound, RoomPath,
     Unavailable,
 };
+use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
 use protocol::frames::MessageFrame;
 use protocol::frames::ServerFrame;

@@ -4,12 +4,12 @@
 //! `realtime`'s, on the hub's thread. actix-web's own WebSocket path would keep its HTTP dispatcher, and the 16 KiB of
 //! buffers it holds, for the socket's whole life.
 
-use crate::AppState;
 use crate::config::origin_of;
 use crate::error::ApiError;
 use crate::extract::client_ip_of;
 use crate::openapi::RoomPath;
 use crate::socket;
+use crate::state::AppState;
 use actix_codec::Framed;
 use actix_http::body::{self, BodySize, MessageBody};
 use actix_http::h1::{self, Message};
