@@ -89,18 +89,9 @@ impl ResponseError for ApiError {
 }
 
 impl From<store::Error> for ApiError {
+    /// As a refused command: one mapping (and one log line for an unavailable store).
     fn from(err: store::Error) -> ApiError {
-        match err {
-            store::Error::Unavailable(cause) => {
-                tracing::warn!(%cause, "store unavailable");
-                ApiError::new(
-                    ErrorCode::Unavailable,
-                    "Service temporarily unavailable, try again",
-                )
-                .retry_after(1)
-            }
-            store::Error::Refused(code) => ApiError::new(code, code.sentence()),
-        }
+        realtime::Refusal::from(err).into()
     }
 }
 
@@ -112,6 +103,7 @@ impl From<realtime::Refusal> for ApiError {
                 ApiError::invalid(refusal.detail)
             }
             (ErrorCode::RateLimited, Some(ms)) => ApiError::rate_limited(&refusal.detail, ms),
+            // Redis answers again within a probe period or two.
             (ErrorCode::Unavailable, _) => {
                 ApiError::new(ErrorCode::Unavailable, refusal.detail).retry_after(1)
             }

@@ -30,12 +30,12 @@ macro_rules! scripts {
 }
 
 /// A room script: the prelude, then `body`.
-pub(super) fn room(body: &str) -> Script {
+fn room(body: &str) -> Script {
     Script::from_lua(format!("{PRELUDE}\n{body}"))
 }
 
 /// A script that stands alone (no prelude).
-pub(super) fn alone(body: &str) -> Script {
+fn alone(body: &str) -> Script {
     Script::from_lua(body)
 }
 
