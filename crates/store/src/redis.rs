@@ -123,8 +123,9 @@ impl RedisStore {
             health.clone(),
         ));
         tokio::spawn(forward_events(client.message_rx(), tx.clone()));
-        tokio::spawn(keep_running(background.clone(), background_task));
-        tokio::spawn(keep_running(client.clone(), client_task));
+        tokio::spawn(keep_running(background.clone(), background_task, None));
+        let resync = (subscribed.clone(), tx.clone());
+        tokio::spawn(keep_running(client.clone(), client_task, Some(resync)));
         tokio::spawn(resync_on_reconnect(client.clone(), subscribed.clone(), tx));
         Ok((
             RedisStore {

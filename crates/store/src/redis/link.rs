@@ -217,9 +217,7 @@ pub(super) async fn forward_events(
 /// fails and the hub resynchronizes (it subscribes every room it hosts again, repairs them from
 /// history, then calls `Store::subscriptions_restored`). The hub, not fred's own bookkeeping,
 /// decides what is subscribed: a command that timed out while disconnected may still be sent
-/// later, so only the hub's full pass after the reconnect is trusted. On a Cluster fred
-/// announces each node's connection on its own: the announcements of one reconnect (all the
-/// nodes', when the client starts again) make one pass, not one per node.
+/// later, so only the hub's full pass after the reconnect is trusted.
 pub(super) async fn resync_on_reconnect(
     client: Client,
     subscribed: Arc<AtomicBool>,
@@ -232,17 +230,11 @@ pub(super) async fn resync_on_reconnect(
             Err(broadcast::error::RecvError::Closed) => return,
         }
         subscribed.store(false, Ordering::Release);
-        tokio::time::sleep(RECONNECTS_SETTLE).await;
-        while let Ok(_) | Err(broadcast::error::TryRecvError::Lagged(_)) = reconnects.try_recv() {}
         if tx.send(BusItem::Resync).await.is_err() {
             return;
         }
     }
 }
-
-/// How long the announcements of one reconnect take to arrive (fred connects to a Cluster's
-/// nodes at once, then announces each).
-const RECONNECTS_SETTLE: Duration = Duration::from_millis(50);
 
 /// How long a client whose connection task ended waits before it starts again.
 const RESTART_DELAY: Duration = Duration::from_millis(100);
@@ -251,10 +243,14 @@ const RESTART_DELAY: Duration = Duration::from_millis(100);
 /// errors its reconnect policy does not cover: an `ASK` redirect (a slot migrating between
 /// shards) for a command with no attempt left, which `max_command_attempts = 1` makes every
 /// command. A slot moving while messages flowed left an instance's client disconnected until
-/// it was restarted (`faults::a_rooms_slot_moving_to_another_shard_loses_nothing`). A client
-/// started again announces its connections as reconnects, so `resync_on_reconnect` has every
-/// hosted room subscribed again and repaired, as after any reconnect.
-pub(super) async fn keep_running(client: Client, mut task: ConnectHandle) {
+/// it was restarted (`faults::a_rooms_slot_moving_to_another_shard_loses_nothing`). With
+/// `resync`, the client carries the subscriptions: once it is back, every hosted room is
+/// subscribed again and repaired, as after any reconnect.
+pub(super) async fn keep_running(
+    client: Client,
+    mut task: ConnectHandle,
+    resync: Option<(Arc<AtomicBool>, mpsc::Sender<BusItem>)>,
+) {
     loop {
         let ended = task.await;
         tracing::warn!(
@@ -268,5 +264,11 @@ pub(super) async fn keep_running(client: Client, mut task: ConnectHandle) {
                 Err(err) => tracing::warn!(%err, "cannot start a Redis client yet"),
             }
         };
+        if let Some((subscribed, tx)) = &resync {
+            subscribed.store(false, Ordering::Release);
+            if tx.send(BusItem::Resync).await.is_err() {
+                return;
+            }
+        }
     }
 }
