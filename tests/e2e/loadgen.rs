@@ -59,6 +59,17 @@ fn each_scenario_runs_short_with_nothing_lost_doubled_or_dropped_limits_exact_pr
             "2",
         ][..],
         &["churn", "--rooms", "3", "--members", "4", "--churn", "0.5"][..],
+        // Encrypted rooms: ciphertext through the same relay, resumes included.
+        &[
+            "churn",
+            "--rooms",
+            "3",
+            "--members",
+            "4",
+            "--churn",
+            "0.5",
+            "--encrypted",
+        ][..],
     ] {
         let report = run(&cluster, args);
         let members = report["parameters"]["rooms"].as_u64().expect("rooms")

@@ -18,9 +18,10 @@ use protocol::frames::MessageFrame;
 use protocol::frames::ServerFrame;
 use protocol::rest::{
     Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
-    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails,
+    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails, Sealing,
 };
 use protocol::{ErrorCode, Millis, Role, limits, rfc3339, seconds_until, text};
+use realtime::Draft;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;

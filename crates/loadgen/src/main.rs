@@ -83,6 +83,10 @@ struct Args {
     /// Seconds between a churning member's reconnects (`churn`).
     #[arg(long, default_value_t = 3.0)]
     churn: f64,
+    /// Encrypted rooms (Ephemera's `"encrypted": true`): members send random `ciphertext` of
+    /// the size the same text would have encrypted, instead of `text`.
+    #[arg(long)]
+    encrypted: bool,
     /// Other processes to measure: name=pid, comma-separated.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
@@ -130,6 +134,8 @@ pub struct Plan {
     pub ramp: usize,
     /// Microseconds between reconnects of members that do not send, when churning.
     pub churn_us: Option<u64>,
+    /// Encrypted rooms: messages are `ciphertext`.
+    pub encrypted: bool,
     pub warmup_us: u64,
     pub duration_us: u64,
 }
@@ -250,6 +256,7 @@ fn plan(args: &Args) -> Plan {
         sources: args.sources.clamp(1, 250),
         ramp: args.ramp.max(1),
         churn_us: (args.scenario == Scenario::Churn).then_some((args.churn * 1e6) as u64),
+        encrypted: args.encrypted,
         warmup_us: (args.warmup * 1e6) as u64,
         duration_us: (args.duration * 1e6) as u64,
     }

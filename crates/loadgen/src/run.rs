@@ -383,6 +383,7 @@ async fn member_task(
         let mut tx = sink.take()?;
         let shared = shared.clone();
         let rate = plan.rate / plan.senders as f64;
+        let encrypted = plan.encrypted;
         Some(tokio::spawn(async move {
             if rate == 0.0 {
                 return tx;
@@ -394,13 +395,18 @@ async fn member_task(
             let mut tick = tokio::time::interval(period);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
             let mut seq = 0u64;
+            let filler = encrypted.then(random_base64url);
             while now_us() < window.1 {
                 tick.tick().await;
                 seq += 1;
-                let text = format!(
-                    "{{\"type\":\"message\",\"text\":\"{seq} {} {room}\"}}",
-                    now_us()
-                );
+                let said = format!("{seq} {} {room}", now_us());
+                let text = match &filler {
+                    None => format!("{{\"type\":\"message\",\"text\":\"{said}\"}}"),
+                    Some(filler) => {
+                        let sealed = as_ciphertext(&said, filler);
+                        format!("{{\"type\":\"message\",\"ciphertext\":\"{sealed}\"}}")
+                    }
+                };
                 let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text))).await;
                 if !matches!(sent, Ok(Ok(()))) {
                     break;
@@ -442,7 +448,8 @@ async fn member_task(
                 };
                 for missed in hello["history"].as_array().into_iter().flatten() {
                     let id = missed["id"].as_u64().unwrap_or(0);
-                    let sent = missed["text"].as_str().and_then(sent_at).unwrap_or(0);
+                    let said = missed["text"].as_str().or(missed["ciphertext"].as_str());
+                    let sent = said.and_then(sent_at).unwrap_or(0);
                     checks.delivered(&shared, id, sent);
                 }
                 sink = Some(tx);
@@ -495,9 +502,31 @@ fn flush(shared: &Shared, samples: &mut Vec<u64>) {
     samples.clear();
 }
 
-/// The send time carried in a message text "<seq> <sent_us> <room>".
+/// The send time carried in a message text "<seq> <sent_us> <room>", or in the stand-in for
+/// its ciphertext "<seq>-<sent_us>-<filler>".
 fn sent_at(text: &str) -> Option<u64> {
-    text.split(' ').nth(1)?.parse().ok()
+    text.split([' ', '-']).nth(1)?.parse().ok()
+}
+
+/// Random unpadded base64url, more than any stand-in ciphertext needs.
+fn random_base64url() -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    (0..4096)
+        .map(|_| char::from(ALPHABET[rand::random::<usize>() % ALPHABET.len()]))
+        .collect()
+}
+
+/// A stand-in for the ciphertext of `said`, as long as its real one (IV, text and tag in
+/// unpadded base64url) and still carrying its sequence and send time, in base64url's alphabet:
+/// the server checks ciphertext for shape only, so it costs the server what real ciphertext does.
+fn as_ciphertext(said: &str, filler: &str) -> String {
+    let (seq, rest) = said.split_once(' ').unwrap_or((said, ""));
+    let sent = rest.split(' ').next().unwrap_or("");
+    let len = ((said.len() + 28) * 4).div_ceil(3);
+    let mut sealed = format!("{seq}-{sent}-");
+    let pad = len.saturating_sub(sealed.len()).min(filler.len());
+    sealed.push_str(&filler[..pad]);
+    sealed
 }
 
 /// `(id, sent_us)` of a `message` frame whose text is "<seq> <sent_us> <room>".
@@ -510,12 +539,19 @@ fn parse_message(frame: &str) -> Option<(u64, u64)> {
         id: u64,
         #[serde(default, borrow)]
         text: &'a str,
+        #[serde(default, borrow)]
+        ciphertext: &'a str,
     }
     let frame: Frame = serde_json::from_str(frame).ok()?;
     if frame.kind != "message" {
         return None;
     }
-    Some((frame.id, sent_at(frame.text)?))
+    let said = if frame.text.is_empty() {
+        frame.ciphertext
+    } else {
+        frame.text
+    };
+    Some((frame.id, sent_at(said)?))
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -567,11 +603,7 @@ pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
     for i in 0..plan.rooms {
         let res = client
             .post(format!("{}{}", plan.http, plan.create_path))
-            .json(&serde_json::json!({
-                "owner_name": format!("owner{i}"),
-                "max_users": plan.max_users,
-                "expiry_seconds": plan.expiry_seconds,
-            }))
+            .json(&room_body(plan, i))
             .send()
             .await
             .map_err(|e| e.to_string())?;
@@ -585,9 +617,37 @@ pub async fn create_rooms(plan: &Plan) -> Result<Vec<String>, String> {
     Ok(ids)
 }
 
+/// What room `i` is created with; an encrypted room needs a key check (of no key: nobody
+/// here decrypts).
+fn room_body(plan: &Plan, i: usize) -> Value {
+    let mut body = serde_json::json!({
+        "owner_name": format!("owner{i}"),
+        "max_users": plan.max_users,
+        "expiry_seconds": plan.expiry_seconds,
+    });
+    if plan.encrypted {
+        body["encrypted"] = true.into();
+        body["key_check"] = random_base64url()[..43].into();
+    }
+    body
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stand_in_ciphertext_is_as_long_as_the_real_one_and_carries_the_send_time() {
+        let filler = random_base64url();
+        let said = "17 1764000000123456 V1StGXR8_Z5jdHi6B-myT";
+        let sealed = as_ciphertext(said, &filler);
+        assert_eq!(sealed.len(), ((said.len() + 28) * 4).div_ceil(3));
+        assert!(sealed.starts_with("17-1764000000123456-"), "{sealed}");
+        assert_eq!(sent_at(&sealed), Some(1_764_000_000_123_456));
+        assert_eq!(sent_at(said), Some(1_764_000_000_123_456));
+        let frame = format!(r#"{{"type":"message","id":3,"ciphertext":"{sealed}"}}"#);
+        assert_eq!(parse_message(&frame), Some((3, 1_764_000_000_123_456)));
+    }
 
     #[test]
     fn the_online_count_is_read_from_a_presence_frame() {

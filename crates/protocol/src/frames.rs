@@ -72,6 +72,8 @@ pub struct Welcome {
     pub resume_token: Option<String>,
     pub expires_at: String,
     pub expires_in: u64,
+    /// Whether messages here are `ciphertext` (end-to-end encrypted) rather than `text`.
+    pub encrypted: bool,
     pub online_users: Vec<OnlineUser>,
     pub online_count: usize,
     /// Message frames as broadcast, `"type": "message"` included.
@@ -89,10 +91,30 @@ pub struct MessageFrame {
     pub member_id: String,
     pub connection_id: String,
     pub display_name: String,
-    pub text: String,
+    #[serde(flatten)]
+    pub content: Content,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
     pub timestamp: String,
+}
+
+/// What a message says: `text`, or in an encrypted room `ciphertext` (unpadded base64url of
+/// IV ‖ ciphertext ‖ tag), which the server relays and keeps byte for byte and cannot read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Content {
+    Text(String),
+    Ciphertext(String),
+}
+
+impl Content {
+    /// The text of a message of an open room.
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            Content::Text(text) => Some(text),
+            Content::Ciphertext(_) => None,
+        }
+    }
 }
 
 /// Serializes a list of messages as the frames that broadcast them, each with `"type":
@@ -227,8 +249,12 @@ impl ServerFrame {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientFrame {
+    /// `text` in an open room, `ciphertext` in an encrypted one (the command checks which).
     Message {
-        text: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
     },
@@ -245,7 +271,8 @@ impl ClientFrame {
             serde_json::from_str(text)
         } else {
             Ok(ClientFrame::Message {
-                text: text.to_owned(),
+                text: Some(text.to_owned()),
+                ciphertext: None,
                 client_id: None,
             })
         }
@@ -283,7 +310,7 @@ mod tests {
             member_id: "m".into(),
             connection_id: "m".into(),
             display_name: "bob".into(),
-            text: "hello".into(),
+            content: Content::Text("hello".into()),
             client_id: Some("c-17".into()),
             timestamp: "2026-11-21T12:34:56.789Z".into(),
         }
@@ -322,6 +349,7 @@ mod tests {
             resume_token: Some("secret".into()),
             expires_at: "e".into(),
             expires_in: 3599,
+            encrypted: false,
             online_users: vec![OnlineUser {
                 member_id: "m".into(),
                 display_name: "bob".into(),
@@ -345,6 +373,12 @@ mod tests {
                    "connection_id": "m", "display_name": "bob", "text": "hello",
                    "client_id": "c-17", "timestamp": "2026-11-21T12:34:56.789Z"})
         );
+        let sealed = round_trip(ServerFrame::Message(MessageFrame {
+            content: Content::Ciphertext("AAAA-_".into()),
+            ..message()
+        }));
+        assert_eq!(sealed["ciphertext"], "AAAA-_");
+        assert!(sealed.get("text").is_none(), "ciphertext in place of text");
         let p = round_trip(ServerFrame::Presence(presence()));
         assert_eq!(p["type"], "presence");
         assert_eq!(p["event"], "user_online");
@@ -432,7 +466,8 @@ mod tests {
             ClientFrame::parse(r#" {"type":"message","text":"hi","client_id":"c1","x":1}"#)
                 .expect("parses"),
             ClientFrame::Message {
-                text: "hi".into(),
+                text: Some("hi".into()),
+                ciphertext: None,
                 client_id: Some("c1".into())
             }
         );
@@ -451,13 +486,22 @@ mod tests {
         assert_eq!(
             ClientFrame::parse("42").expect("parses"),
             ClientFrame::Message {
-                text: "42".into(),
+                text: Some("42".into()),
+                ciphertext: None,
+                client_id: None
+            }
+        );
+        assert_eq!(
+            ClientFrame::parse(r#"{"type":"message","ciphertext":"AAAA"}"#).expect("parses"),
+            ClientFrame::Message {
+                text: None,
+                ciphertext: Some("AAAA".into()),
                 client_id: None
             }
         );
         for bad in [
             r#"{"type":"nope"}"#,
-            r#"{"type":"message"}"#,
+            r#"{"type":"message","ciphertext":5}"#,
             r#"{"type":"message","text":5}"#,
             "{oops",
             "{}",

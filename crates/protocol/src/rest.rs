@@ -55,6 +55,22 @@ pub struct CreateRoomRequest {
     /// Default false: whether members may destroy the room too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_can_destroy: Option<bool>,
+    /// Default false: an end-to-end encrypted room, whose messages are `ciphertext` under a key
+    /// only its link's fragment carries. Needs `key_check`; its name, if any, is
+    /// `name_ciphertext` (`name` must be absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encrypted: Option<bool>,
+    /// In an encrypted room: the room name encrypted with the room key (additional data
+    /// `ephemera/1|name`), unpadded base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{39,}$")]
+    pub name_ciphertext: Option<String>,
+    /// In an encrypted room, required: HMAC-SHA-256 over `ephemera/1` under the key
+    /// HKDF-SHA-256 derives from the room key (info `ephemera key check`), unpadded base64url,
+    /// so a page can tell a wrong key from a broken message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{43}$")]
+    pub key_check: Option<String>,
 }
 
 /// A whole number as JSON Schema counts one: `600` and `600.0` alike.
@@ -96,6 +112,22 @@ pub struct CreateRoomResponse {
     pub has_password: bool,
     pub destroy_on_owner_offline: bool,
     pub members_can_destroy: bool,
+    #[serde(flatten)]
+    pub sealing: Sealing,
+    /// The member id the owner acts as, whether or not it has joined yet: what an encrypting
+    /// client binds the owner's messages to.
+    pub owner_member_id: String,
+}
+
+/// Whether a room is end-to-end encrypted, and what its clients need to check their key and
+/// read its name: in `POST /rooms`'s answer and in details.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Sealing {
+    pub encrypted: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_ciphertext: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_check: Option<String>,
 }
 
 /// One member in `online_users`.
@@ -123,6 +155,8 @@ pub struct RoomDetails {
     pub is_full: bool,
     pub destroy_on_owner_offline: bool,
     pub members_can_destroy: bool,
+    #[serde(flatten)]
+    pub sealing: Sealing,
 }
 
 /// `POST /rooms/{room_id}/join`.
@@ -176,10 +210,17 @@ pub struct HistoryResponse {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
 #[schema(example = json!({"text": "hello", "client_id": "bot-1"}))]
 pub struct PostMessageRequest {
+    /// In an open room: the message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
         pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u0008\u000B-\u001F\u007F-\u009F]{0,1998}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
-    pub text: String,
+    pub text: Option<String>,
+    /// In an encrypted room, in place of `text`: unpadded base64url of IV ‖ ciphertext ‖ tag
+    /// (AES-256-GCM, additional data `ephemera/1|<room_id>|<member_id>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(pattern = r"^[A-Za-z0-9_-]{39,}$")]
+    pub ciphertext: Option<String>,
     /// Echoed back in the broadcast message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(
@@ -223,6 +264,9 @@ mod tests {
             max_users: Some(10),
             destroy_on_owner_offline: Some(true),
             members_can_destroy: Some(false),
+            encrypted: Some(true),
+            name_ciphertext: Some("n".repeat(39)),
+            key_check: Some("k".repeat(43)),
         });
         round_trip(CreateRoomResponse {
             room_id: "V1StGXR8_Z5jdHi6B-myT".into(),
@@ -238,6 +282,12 @@ mod tests {
             has_password: false,
             destroy_on_owner_offline: true,
             members_can_destroy: false,
+            sealing: Sealing {
+                encrypted: true,
+                name_ciphertext: None,
+                key_check: Some("k".repeat(43)),
+            },
+            owner_member_id: "o".into(),
         });
         round_trip(RoomDetails {
             room_id: "r".into(),
@@ -258,6 +308,7 @@ mod tests {
             is_full: false,
             destroy_on_owner_offline: true,
             members_can_destroy: true,
+            sealing: Sealing::default(),
         });
         round_trip(JoinRequest {
             display_name: Some("bob".into()),
@@ -276,7 +327,8 @@ mod tests {
             last_id: 0,
         });
         round_trip(PostMessageRequest {
-            text: "hi".into(),
+            text: Some("hi".into()),
+            ciphertext: None,
             client_id: Some("c-1".into()),
         });
         round_trip(Ack {

@@ -18,6 +18,8 @@ pub enum TextError {
     ControlCharacter,
     /// An invisible or direction-changing character in a name.
     Invisible,
+    /// Not ciphertext as encrypted rooms carry it ([`sealed`]).
+    NotCiphertext,
 }
 
 impl TextError {
@@ -30,6 +32,9 @@ impl TextError {
             TextError::Invisible => {
                 format!("{field} must not contain invisible or direction-changing characters")
             }
+            TextError::NotCiphertext => format!(
+                "{field} must be unpadded base64url of a 12-byte IV, the encrypted text and a 16-byte tag"
+            ),
         }
     }
 }
@@ -116,6 +121,38 @@ pub fn message(text: &str, max: usize) -> Result<String, TextError> {
     check(text, 1, max, &['\n', '\t'])
 }
 
+/// Bytes the encryption of a text adds to its UTF-8: a 12-byte IV and a 16-byte tag.
+pub const SEAL_OVERHEAD: usize = 28;
+
+/// The most base64url characters of the ciphertext of a text of at most `max_chars`
+/// characters: its UTF-8 (at most 4 bytes a character), the IV and the tag, counted as base64
+/// counts them (API.md: `ceil((4 * max_chars + 28) / 3) * 4`).
+pub fn sealed_max(max_chars: usize) -> usize {
+    (4 * max_chars + SEAL_OVERHEAD).div_ceil(3) * 4
+}
+
+/// Ciphertext as an encrypted room carries it: unpadded base64url of an IV, at least one
+/// encrypted byte and a tag, at most `max` characters. The server cannot read it, so it is
+/// checked for shape only and kept byte for byte.
+pub fn sealed(text: &str, max: usize) -> Result<&str, TextError> {
+    // The shortest: 12 + 1 + 16 bytes, 39 characters.
+    let min = ((SEAL_OVERHEAD + 1) * 4).div_ceil(3);
+    if text.is_empty() {
+        return Err(TextError::Empty);
+    }
+    if text.len() > max {
+        return Err(TextError::TooLong);
+    }
+    let base64url = text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    // A length of 4n + 1 characters is no whole number of bytes.
+    if !base64url || text.len() < min || text.len() % 4 == 1 {
+        return Err(TextError::NotCiphertext);
+    }
+    Ok(text)
+}
+
 /// A password: `""` means none; otherwise 1..=`max` characters (counted trimmed), kept verbatim.
 pub fn password(text: &str, max: usize) -> Result<Option<String>, TextError> {
     if text.is_empty() {
@@ -137,6 +174,28 @@ pub fn fold(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ciphertext_is_unpadded_base64url_within_its_bounds() {
+        assert_eq!(sealed_max(2000), 10_704);
+        assert_eq!(sealed_max(1), 44);
+        let shortest = "A".repeat(39);
+        assert_eq!(sealed(&shortest, 100), Ok(shortest.as_str()));
+        assert_eq!(sealed("", 100), Err(TextError::Empty));
+        assert_eq!(sealed(&"A".repeat(38), 100), Err(TextError::NotCiphertext));
+        assert_eq!(
+            sealed(&"A".repeat(41), 100),
+            Err(TextError::NotCiphertext),
+            "4n + 1"
+        );
+        assert_eq!(sealed(&"A".repeat(101), 100), Err(TextError::TooLong));
+        for bad in ["=", "+", "/", " ", ".", "é"] {
+            let text = format!("{}{bad}", "A".repeat(40));
+            assert_eq!(sealed(&text, 100), Err(TextError::NotCiphertext), "{bad}");
+        }
+        let every = "abcxyzABCXYZ0189-_".repeat(3);
+        assert!(sealed(&every, 100).is_ok());
+    }
 
     #[test]
     fn names_that_look_alike_are_one_name() {

@@ -3,7 +3,7 @@
 //! shape (an `error` frame or a close code; an HTTP status and `Retry-After`).
 
 use crate::metrics::Metrics;
-use protocol::frames::MessageFrame;
+use protocol::frames::{Content, MessageFrame};
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Millis, Role, limits};
 use std::sync::Arc;
@@ -38,6 +38,15 @@ impl From<store::Error> for Refusal {
     }
 }
 
+/// A message as a client sent it: `text` or `ciphertext` (the command checks which the room
+/// takes), and its `client_id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Draft<'a> {
+    pub text: Option<&'a str>,
+    pub ciphertext: Option<&'a str>,
+    pub client_id: Option<&'a str>,
+}
+
 /// The actions, with what they need to apply the contract's rules; cheap to clone.
 #[derive(Clone)]
 pub struct Commands {
@@ -57,25 +66,19 @@ impl Commands {
         }
     }
 
-    /// Posts a message as `author`: its text checked and normalized, its `client_id` checked,
-    /// then the member's and the room's rates, an id and the broadcast, all in the store.
+    /// Posts a message as `author`: its content checked (text normalized; ciphertext, in an
+    /// encrypted room, checked for shape and kept byte for byte), its `client_id` checked, then
+    /// the member's and the room's rates, an id and the broadcast, all in the store.
     pub async fn post_message(
         &self,
         room_id: &str,
         author: &Member,
-        text: &str,
-        client_id: Option<&str>,
+        encrypted: bool,
+        draft: Draft<'_>,
     ) -> Result<MessageFrame, Refusal> {
-        let max = self.max_message_chars;
-        let text = text::message(text, max).map_err(|err| {
-            let code = match err {
-                TextError::Empty => ErrorCode::EmptyMessage,
-                TextError::TooLong => ErrorCode::MessageTooLong,
-                TextError::ControlCharacter | TextError::Invisible => ErrorCode::InvalidFrame,
-            };
-            Refusal::new(code, err.describe("text", max))
-        })?;
-        let client_id = client_id
+        let content = self.content(encrypted, draft.text, draft.ciphertext)?;
+        let client_id = draft
+            .client_id
             .map(|id| text::name(id, limits::CLIENT_ID_MAX_CHARS))
             .transpose()
             .map_err(|err| {
@@ -84,7 +87,7 @@ impl Commands {
             })?;
         match self
             .store
-            .append_message(room_id, author, text, client_id, self.rate)
+            .append_message(room_id, author, content, client_id, self.rate)
             .await
         {
             Ok(frame) => {
@@ -100,6 +103,48 @@ impl Commands {
                 })
             }
             Err(err) => Err(err.into()),
+        }
+    }
+
+    /// What a message says, by the room's rule: `text` in an open room, `ciphertext` in an
+    /// encrypted one, never the other, so no client leaks plaintext into an encrypted room by
+    /// mistake.
+    fn content(
+        &self,
+        encrypted: bool,
+        text: Option<&str>,
+        ciphertext: Option<&str>,
+    ) -> Result<Content, Refusal> {
+        let max = self.max_message_chars;
+        let refused = |field: &'static str, max: usize| {
+            move |err: TextError| {
+                let code = match err {
+                    TextError::Empty => ErrorCode::EmptyMessage,
+                    TextError::TooLong => ErrorCode::MessageTooLong,
+                    TextError::ControlCharacter
+                    | TextError::Invisible
+                    | TextError::NotCiphertext => ErrorCode::InvalidFrame,
+                };
+                Refusal::new(code, err.describe(field, max))
+            }
+        };
+        let wrong = |detail: &str| Err(Refusal::new(ErrorCode::InvalidFrame, detail));
+        match (encrypted, text, ciphertext) {
+            (false, Some(said), None) => text::message(said, max)
+                .map(Content::Text)
+                .map_err(refused("text", max)),
+            (true, None, Some(sealed)) => {
+                let max = text::sealed_max(max);
+                text::sealed(sealed, max)
+                    .map(|sealed| Content::Ciphertext(sealed.to_owned()))
+                    .map_err(refused("ciphertext", max))
+            }
+            (true, Some(_), _) => {
+                wrong("This room is end-to-end encrypted: send ciphertext, never text")
+            }
+            (false, _, Some(_)) => wrong("This room is not encrypted: send text"),
+            (true, None, None) => wrong("ciphertext is required"),
+            (false, None, None) => wrong("text is required"),
         }
     }
 

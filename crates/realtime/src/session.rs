@@ -10,7 +10,7 @@
 
 use crate::conn::{Conn, Event, Writing};
 use crate::hub::Hub;
-use crate::{Gone, Inbound, Refusal, Transport};
+use crate::{Draft, Gone, Inbound, Refusal, Transport};
 use futures_util::{Stream, StreamExt};
 use protocol::frames::{ClientFrame, RelayFrame, ServerFrame, SystemFrame, TypingFrame, Welcome};
 use protocol::{ErrorCode, close, limits, now_ms, rfc3339, seconds_until};
@@ -114,6 +114,7 @@ impl Hub {
                 let mut s = Session {
                     hub: self.clone(),
                     members_can_destroy: joined.view.room.members_can_destroy,
+                    encrypted: joined.view.room.sealing.encrypted,
                     live,
                     conn: conn.clone(),
                     transport,
@@ -242,6 +243,7 @@ impl Hub {
             resume_token,
             expires_at: rfc3339(joined.view.room.expires_at),
             expires_in: seconds_until(joined.view.room.expires_at, now),
+            encrypted: joined.view.room.sealing.encrypted,
             online_count: online_users.len(),
             online_users,
             history: history.messages,
@@ -273,6 +275,8 @@ struct Session<T> {
     transport: T,
     /// The room lets members destroy it (the owner always may).
     members_can_destroy: bool,
+    /// Its messages are ciphertext.
+    encrypted: bool,
     /// When recent messages were refused by the rate limit.
     strikes: Vec<Instant>,
     typed_at: Option<Instant>,
@@ -401,10 +405,19 @@ impl<T: Transport> Session<T> {
         let room_id = &*self.live.room_id;
         let member_id = &*self.live.member_id;
         match frame {
-            ClientFrame::Message { text, client_id } => {
+            ClientFrame::Message {
+                text,
+                ciphertext,
+                client_id,
+            } => {
+                let draft = Draft {
+                    text: text.as_deref(),
+                    ciphertext: ciphertext.as_deref(),
+                    client_id: client_id.as_deref(),
+                };
                 let commands = self.hub.commands();
                 match commands
-                    .post_message(room_id, &self.member, &text, client_id.as_deref())
+                    .post_message(room_id, &self.member, self.encrypted, draft)
                     .await
                 {
                     Ok(_) => Ok(()),

@@ -23,9 +23,9 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use protocol::frames::{
-    MessageFrame, NotedMember, OfflineReason, PresenceEvent, PresenceNote, RelayFrame,
+    Content, MessageFrame, NotedMember, OfflineReason, PresenceEvent, PresenceNote, RelayFrame,
 };
-use protocol::rest::OnlineUser;
+use protocol::rest::{OnlineUser, Sealing};
 use protocol::{CloseReason, ErrorCode, Millis, Role};
 use secret::TokenHash;
 use std::sync::Arc;
@@ -102,6 +102,11 @@ pub struct Room {
     pub max_users: u32,
     pub destroy_on_owner_offline: bool,
     pub members_can_destroy: bool,
+    /// Whether it is end-to-end encrypted, its encrypted name and its key check.
+    pub sealing: Sealing,
+    /// The member id of its owner, fixed at creation so a client can bind what it encrypts
+    /// as the owner before it ever joins.
+    pub owner_member_id: String,
 }
 
 /// One joined identity in a room.
@@ -129,7 +134,7 @@ impl Member {
         &self,
         room_id: &str,
         id: u64,
-        text: String,
+        content: Content,
         client_id: Option<String>,
         now: Millis,
     ) -> MessageFrame {
@@ -139,7 +144,7 @@ impl Member {
             member_id: self.id.clone(),
             connection_id: self.id.clone(),
             display_name: self.display_name.clone(),
-            text,
+            content,
             client_id,
             timestamp: protocol::rfc3339(now),
         }
@@ -521,11 +526,14 @@ impl Store {
         &self,
         room_id: &str,
         author: &Member,
-        text: String,
+        content: Content,
         client_id: Option<String>,
         rate: Rate,
     ) -> Result<MessageFrame> {
-        dispatch!(self, append_message(room_id, author, text, client_id, rate))
+        dispatch!(
+            self,
+            append_message(room_id, author, content, client_id, rate)
+        )
     }
 
     /// Kept messages with `id > after`, oldest first, at most `limit`.

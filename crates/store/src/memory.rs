@@ -13,7 +13,8 @@ use crate::{
     Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame, SystemFrame,
+    BusEvent, Content, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame,
+    SystemFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -197,8 +198,12 @@ impl MemoryStore {
         } else {
             name
         };
+        let id = match role {
+            Role::Owner => room.room.owner_member_id.clone(),
+            Role::Member => claim.member_id,
+        };
         let member = Member {
-            id: claim.member_id,
+            id,
             display_name,
             role,
             connected_at: now,
@@ -322,7 +327,7 @@ impl MemoryStore {
         &self,
         room_id: &str,
         author: &Member,
-        text: String,
+        content: Content,
         client_id: Option<String>,
         rate: Rate,
     ) -> Result<MessageFrame> {
@@ -350,7 +355,7 @@ impl MemoryStore {
         m.tokens -= 1.0;
         room.messages_full_at = messages_full_at;
         room.last_id += 1;
-        let frame = author.message(room_id, room.last_id, text, client_id, now);
+        let frame = author.message(room_id, room.last_id, content, client_id, now);
         // Serialized once: sized as the Redis store sizes it (the frame's JSON), and published.
         let event = BusEvent::Message(frame.clone());
         let json = serde_json::to_string(&event).map_err(|e| Error::Unavailable(e.to_string()))?;

@@ -34,7 +34,10 @@ use fred::prelude::{
 };
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, ConnectHandle, CustomCommand, RespVersion};
-use protocol::frames::{MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame};
+use protocol::frames::{
+    Content, MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame,
+};
+use protocol::rest::Sealing;
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -256,6 +259,16 @@ impl RedisStore {
             flag(room.destroy_on_owner_offline),
         );
         field("members_can_destroy", flag(room.members_can_destroy));
+        field("owner_id", room.owner_member_id.clone());
+        if room.sealing.encrypted {
+            field("encrypted", "1".into());
+        }
+        if let Some(name) = &room.sealing.name_ciphertext {
+            field("name_ciphertext", name.clone());
+        }
+        if let Some(check) = &room.sealing.key_check {
+            field("key_check", check.clone());
+        }
         field("seq", "0".into());
         if let Some(hold) = hold {
             field("hold", hold);
@@ -417,12 +430,12 @@ impl RedisStore {
         &self,
         room_id: &str,
         author: &Member,
-        text: String,
+        content: Content,
         client_id: Option<String>,
         rate: Rate,
     ) -> Result<MessageFrame> {
         let now = self.now();
-        let mut frame = author.message(room_id, 0, text, client_id, now);
+        let mut frame = author.message(room_id, 0, content, client_id, now);
         // The script puts the id it assigns between the two halves.
         let json =
             serde_json::to_string(&ServerFrame::Message(frame.clone())).map_err(unavailable)?;

@@ -47,6 +47,18 @@ pub async fn rooms_are_created_read_and_unknown_ones_are_absent((store, _): (Sto
     assert_eq!(view.room, room);
     assert!(view.members.is_empty());
     assert_eq!(view.last_id, 0);
+    let (mut sealed, _) = self::room(10, 60_000);
+    sealed.sealing = protocol::rest::Sealing {
+        encrypted: true,
+        name_ciphertext: Some("n".repeat(40)),
+        key_check: Some("k".repeat(43)),
+    };
+    store.create_room(sealed.clone()).await.expect("create");
+    let view = store.room(&sealed.id).await.expect("read").expect("exists");
+    assert_eq!(
+        view.room, sealed,
+        "an encrypted room's name and key check are kept"
+    );
     assert!(store.room("nope").await.expect("read").is_none());
     assert_eq!(
         refused(store.claim_membership("nope", by_name("bob", 1).0).await),
@@ -238,6 +250,10 @@ pub async fn an_owner_claim_attaches_to_the_existing_owner((store, mut bus): (St
         .await
         .expect("second");
     assert_eq!(first.member.id, second.member.id);
+    assert_eq!(
+        first.member.id, room.owner_member_id,
+        "the owner is the member id fixed at creation"
+    );
     assert_eq!(second.view.members.len(), 1);
     let events = published(&mut bus).await;
     assert_eq!(events.len(), 1, "{events:?}");
@@ -348,7 +364,13 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
     published(&mut bus).await;
     for i in 1..=7u64 {
         let m = store
-            .append_message(&room.id, &bob, format!("m{i}"), Some(format!("c{i}")), RATE)
+            .append_message(
+                &room.id,
+                &bob,
+                text(format!("m{i}")),
+                Some(format!("c{i}")),
+                RATE,
+            )
             .await
             .expect("append");
         assert_eq!(m.id, i);
@@ -385,7 +407,7 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &ghost(), "x".into(), None, RATE)
+                .append_message(&room.id, &ghost(), text("x"), None, RATE)
                 .await
         ),
         ErrorCode::Unauthorized
@@ -404,7 +426,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
             .append_message(
                 &room.id,
                 &bob,
-                format!("{i}{}", "x".repeat(600)),
+                text(format!("{i}{}", "x".repeat(600))),
                 None,
                 RATE,
             )
@@ -445,13 +467,19 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
     assert_eq!(ids, ((7 - fit as u64)..=6).collect::<Vec<_>>());
     assert!(!complete, "what was dropped for its size is a gap");
     store
-        .append_message(&room.id, &bob, "y".repeat(HISTORY_BYTES * 2), None, RATE)
+        .append_message(
+            &room.id,
+            &bob,
+            text("y".repeat(HISTORY_BYTES * 2)),
+            None,
+            RATE,
+        )
         .await
         .expect("append");
     assert_eq!(kept().await.0, vec![7], "the newest is kept, however long");
     for i in 8..=12 {
         store
-            .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+            .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
             .await
             .expect("append");
     }
@@ -470,7 +498,7 @@ pub async fn history_reads_exactly_the_window_asked_for((store, _): (Store, Bus)
     let total = HISTORY as u64 + 7;
     for i in 1..=total {
         store
-            .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+            .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
             .await
             .expect("append");
     }
@@ -499,7 +527,7 @@ pub async fn history_reads_exactly_the_window_asked_for((store, _): (Store, Bus)
         assert_eq!(history.last_id, total);
         assert_eq!(history.complete, complete, "after {after}, at most {limit}");
         for m in &history.messages {
-            assert_eq!(m.text, format!("m{}", m.id));
+            assert_eq!(m.content.text(), Some(format!("m{}", m.id).as_str()));
         }
     }
 }
@@ -517,7 +545,7 @@ pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus
     let bob = join(&store, &room.id, "bob", 1).await;
     for _ in 0..7 {
         store
-            .append_message(&room.id, &bob, "x".into(), None, RATE)
+            .append_message(&room.id, &bob, text("x"), None, RATE)
             .await
             .expect("append");
     }
@@ -560,25 +588,25 @@ pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
     };
     for _ in 0..3 {
         store
-            .append_message(&room.id, &bob, "x".into(), None, rate)
+            .append_message(&room.id, &bob, text("x"), None, rate)
             .await
             .expect("within the burst");
     }
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &bob, "x".into(), None, rate)
+                .append_message(&room.id, &bob, text("x"), None, rate)
                 .await
         ),
         ErrorCode::RateLimited
     );
     store
-        .append_message(&room.id, &carol, "x".into(), None, rate)
+        .append_message(&room.id, &carol, text("x"), None, rate)
         .await
         .expect("others are not limited");
     sleep_ms(150).await;
     store
-        .append_message(&room.id, &bob, "x".into(), None, rate)
+        .append_message(&room.id, &bob, text("x"), None, rate)
         .await
         .expect("refilled");
     assert_eq!(
@@ -653,7 +681,7 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &carol, "x".into(), None, RATE)
+                .append_message(&room.id, &carol, text("x"), None, RATE)
                 .await
         ),
         ErrorCode::Unauthorized
@@ -887,7 +915,7 @@ pub async fn destroy_deletes_everything_and_publishes_room_closed_once(
     store.subscribe(&room.id).await.expect("subscribe");
     let bob = join(&store, &room.id, "bob", 1).await;
     store
-        .append_message(&room.id, &bob, "secret".into(), None, RATE)
+        .append_message(&room.id, &bob, text("secret"), None, RATE)
         .await
         .expect("append");
     store
@@ -939,7 +967,7 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     store.subscribe(&room.id).await.expect("subscribe");
     let bob = join(&store, &room.id, "bob", 1).await;
     store
-        .append_message(&room.id, &bob, "before".into(), None, RATE)
+        .append_message(&room.id, &bob, text("before"), None, RATE)
         .await
         .expect("a member sends");
     published(&mut bus).await;
@@ -954,7 +982,7 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &bob, "after".into(), None, RATE)
+                .append_message(&room.id, &bob, text("after"), None, RATE)
                 .await
         ),
         ErrorCode::Unauthorized,
@@ -1182,11 +1210,11 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
     let bob = join(&store, &a.id, "bob", 1).await;
     let carol = join(&store, &b.id, "carol", 2).await;
     store
-        .append_message(&b.id, &carol, "unseen".into(), None, RATE)
+        .append_message(&b.id, &carol, text("unseen"), None, RATE)
         .await
         .expect("append");
     store
-        .append_message(&a.id, &bob, "seen".into(), None, RATE)
+        .append_message(&a.id, &bob, text("seen"), None, RATE)
         .await
         .expect("append");
     let typing = RelayFrame::Typing(TypingFrame {
@@ -1204,7 +1232,7 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
     assert_eq!(kinds, vec!["presence", "message", "typing"]);
     store.unsubscribe(&a.id).await.expect("unsubscribe");
     store
-        .append_message(&a.id, &bob, "after".into(), None, RATE)
+        .append_message(&a.id, &bob, text("after"), None, RATE)
         .await
         .expect("append");
     assert!(published(&mut bus).await.is_empty());

@@ -68,8 +68,15 @@ pub fn room(max_users: u32, lifetime_ms: Millis) -> (Room, String) {
         max_users,
         destroy_on_owner_offline: true,
         members_can_destroy: false,
+        sealing: Default::default(),
+        owner_member_id: new_id(),
     };
     (room, token)
+}
+
+/// A message's content: `text`.
+pub fn text(text: impl Into<String>) -> protocol::frames::Content {
+    protocol::frames::Content::Text(text.into())
 }
 
 /// A claim by display name, with a fresh member id and resume token.

@@ -89,7 +89,7 @@ mod redis_keys {
         store.create_room(room.clone()).await.expect("create");
         let bob = join(store, &room.id, "bob", 1).await;
         store
-            .append_message(&room.id, &bob, "secret text".into(), None, RATE)
+            .append_message(&room.id, &bob, text("secret text"), None, RATE)
             .await
             .expect("append");
         store
@@ -137,7 +137,7 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         for i in 0..(3 * HISTORY) {
             store
-                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+                .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
                 .await
                 .expect("append");
             let key = room_key(&room.id, "history");
@@ -385,7 +385,7 @@ mod redis_keys {
     async fn a_full_redis_refuses_writes_whole_and_still_ends_rooms() {
         let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
-        let append = |text: &str| store.append_message(&room.id, &bob, text.to_owned(), None, RATE);
+        let append = |said: &str| store.append_message(&room.id, &bob, text(said), None, RATE);
         assert_eq!(append("before").await.expect("append").id, 1);
         let (other, _) = crate::helpers::room(10, 60_000);
         store.create_room(other.clone()).await.expect("create");
@@ -415,7 +415,11 @@ mod redis_keys {
             "no id was used up"
         );
         let history = store.history_after(&room.id, 0, 10).await.expect("history");
-        let texts: Vec<&str> = history.messages.iter().map(|m| m.text.as_str()).collect();
+        let texts: Vec<&str> = history
+            .messages
+            .iter()
+            .filter_map(|m| m.content.text())
+            .collect();
         assert_eq!(texts, ["before", "after"]);
     }
 
@@ -427,7 +431,7 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         for i in 1..=4 {
             store
-                .append_message(&room.id, &bob, format!("m{i}"), None, RATE)
+                .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
                 .await
                 .expect("append");
         }
@@ -437,7 +441,7 @@ mod redis_keys {
             .await
             .expect("the tail alone is read");
         assert_eq!(tail.messages.len(), 1);
-        assert_eq!(tail.messages[0].text, "m4");
+        assert_eq!(tail.messages[0].content.text(), Some("m4"));
         assert!(
             store.history_after(&room.id, 0, 4).await.is_err(),
             "reading the broken entry does fail, so the read above did not touch it"
@@ -510,7 +514,7 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         delivered(&mut bus).await;
         store
-            .append_message(&room.id, &bob, "hi".into(), None, RATE)
+            .append_message(&room.id, &bob, text("hi"), None, RATE)
             .await
             .expect("append");
         let events = published(&mut bus).await;
@@ -584,7 +588,7 @@ mod redis_keys {
                     }
                     "message" => {
                         store
-                            .append_message(&room.id, &bob, "secret text".into(), None, RATE)
+                            .append_message(&room.id, &bob, text("secret text"), None, RATE)
                             .await
                             .expect("append");
                     }

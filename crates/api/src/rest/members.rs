@@ -173,14 +173,15 @@ pub async fn post_message(
     let view = load_room(&state, &path).await?;
     let member = acting_member(&req, &state, &view).await?;
     let body: PostMessageRequest = extract::json(&req, payload).await?;
+    let draft = Draft {
+        text: body.text.as_deref(),
+        ciphertext: body.ciphertext.as_deref(),
+        client_id: body.client_id.as_deref(),
+    };
+    let encrypted = view.room.sealing.encrypted;
     let frame = state
         .commands
-        .post_message(
-            &view.room.id,
-            &member,
-            &body.text,
-            body.client_id.as_deref(),
-        )
+        .post_message(&view.room.id, &member, encrypted, draft)
         .await?;
     Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
 }

@@ -56,6 +56,7 @@ pub async fn create_room(
         Some(Ok(password)) => password,
         None => None,
     };
+    let sealing = sealing(&body, name.is_some())?;
     let (min, max) = (rules.min_expiry.as_secs(), rules.max_expiry.as_secs());
     let expiry = body
         .expiry_seconds
@@ -89,6 +90,8 @@ pub async fn create_room(
         max_users,
         destroy_on_owner_offline: body.destroy_on_owner_offline.unwrap_or(true),
         members_can_destroy: body.members_can_destroy.unwrap_or(false),
+        sealing,
+        owner_member_id: new_id(),
     };
     let client = ip.to_string();
     match state.store.create_room_by(room.clone(), &client).await {
@@ -122,8 +125,55 @@ pub async fn create_room(
         has_password: room.password_hash.is_some(),
         destroy_on_owner_offline: room.destroy_on_owner_offline,
         members_can_destroy: room.members_can_destroy,
+        sealing: room.sealing,
+        owner_member_id: room.owner_member_id,
     }))
 }
+
+/// An encrypted room's fields, checked for shape (the server cannot read them): `key_check`
+/// required, the name only as `name_ciphertext`; an open room takes neither.
+fn sealing(body: &CreateRoomRequest, named: bool) -> Result<Sealing, ApiError> {
+    let encrypted = body.encrypted.unwrap_or(false);
+    if !encrypted {
+        if body.name_ciphertext.is_some() || body.key_check.is_some() {
+            return Err(ApiError::invalid(
+                "name_ciphertext and key_check are for encrypted rooms (\"encrypted\": true)",
+            ));
+        }
+        return Ok(Sealing::default());
+    }
+    if named {
+        return Err(ApiError::invalid(
+            "An encrypted room's name is name_ciphertext: name must be absent",
+        ));
+    }
+    let max = text::sealed_max(limits::ROOM_NAME_MAX_CHARS);
+    let name_ciphertext = body
+        .name_ciphertext
+        .as_deref()
+        .map(|sealed| text::sealed(sealed, max))
+        .transpose()
+        .map_err(|e| ApiError::invalid(e.describe("name_ciphertext", max)))?
+        .map(str::to_owned);
+    let key_check = body
+        .key_check
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("An encrypted room needs key_check"))?;
+    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if key_check.len() != KEY_CHECK_CHARS || !key_check.bytes().all(base64url) {
+        return Err(ApiError::invalid(format!(
+            "key_check must be {KEY_CHECK_CHARS} characters of unpadded base64url (an HMAC-SHA-256)"
+        )));
+    }
+    Ok(Sealing {
+        encrypted,
+        name_ciphertext,
+        key_check: Some(key_check.to_owned()),
+    })
+}
+
+/// Unpadded base64url characters of a 32-byte HMAC-SHA-256.
+const KEY_CHECK_CHARS: usize = 43;
 
 /// Room details.
 ///
@@ -170,6 +220,7 @@ pub(super) fn details(view: &RoomView, now: Millis) -> RoomDetails {
         is_full: view.is_full(),
         destroy_on_owner_offline: room.destroy_on_owner_offline,
         members_can_destroy: room.members_can_destroy,
+        sealing: room.sealing.clone(),
     }
 }
 

@@ -44,7 +44,9 @@ else
   local others = redis.call('HLEN', MEMBERS) - redis.call('HEXISTS', META, 'owner_member')
   if others + 1 >= tonumber(redis.call('HGET', META, 'max_users')) then return {'refused', 'room_full'} end
 end
+-- The owner's id is fixed at creation (rooms made before that: a new one).
 local id = ARGV[7]
+if role == 'owner' then id = redis.call('HGET', META, 'owner_id') or id end
 local member = cjson.encode({id = id, display_name = name, role = role, connected_at = NOW})
 redis.call('HSET', MEMBERS, id, member)
 redis.call('HSET', STATE, id, session .. '\n' .. resume .. '\n' .. fold)

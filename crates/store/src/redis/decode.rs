@@ -97,6 +97,16 @@ pub(super) fn view_from(meta: Value, members: Value, seq: Option<u64>) -> Result
         max_users: number("max_users")? as u32,
         destroy_on_owner_offline: field("destroy_on_owner_offline")? == "1",
         members_can_destroy: field("members_can_destroy")? == "1",
+        sealing: Sealing {
+            encrypted: meta.get("encrypted") == Some(&"1"),
+            name_ciphertext: meta.get("name_ciphertext").map(|n| (*n).to_owned()),
+            key_check: meta.get("key_check").map(|c| (*c).to_owned()),
+        },
+        // Rooms made before owners had their id at creation: the id it joined as, if it did.
+        owner_member_id: meta
+            .get("owner_id")
+            .or(meta.get("owner_member"))
+            .map_or_else(String::new, |id| (*id).to_owned()),
     };
     let last_id = match seq {
         Some(seq) => seq,
