@@ -144,6 +144,12 @@ function lobby() {
   const syncCustom = () => form.classList.toggle("custom-lifetime", custom());
   for (const radio of f.lifetime) radio.addEventListener("change", syncCustom);
   syncCustom();
+  // Encryption needs WebCrypto, which browsers give only to secure (HTTPS or local) pages.
+  if (!EphemeraSeal.available) {
+    f.encrypted.checked = false;
+    f.encrypted.disabled = true;
+    $("create-encrypted-hint").textContent = "End-to-end encryption needs a secure (HTTPS) connection to this site.";
+  }
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     const owner = f.owner_name.value.trim();
@@ -160,18 +166,31 @@ function lobby() {
     const button = form.querySelector("button[type=submit]");
     button.disabled = true;
     try {
-      const room = await api("POST", "/rooms", { body: {
+      const name = f.name.value.trim() || undefined;
+      const body = {
         owner_name: owner,
-        name: f.name.value.trim() || undefined,
+        name,
         password: f.password.value || undefined,
         expiry_seconds: minutes * 60,
         max_users: maxUsers,
         destroy_on_owner_offline: f.destroy_on_owner_offline.checked,
         members_can_destroy: f.members_can_destroy.checked,
-      } });
+      };
+      // An encrypted room: its key is made here and travels only in the link's fragment; the
+      // server gets the key check and, for a name, its ciphertext.
+      let fragment = "";
+      if (f.encrypted.checked) {
+        const key = await EphemeraSeal.newKey();
+        body.encrypted = true;
+        body.key_check = await EphemeraSeal.keyCheck(key);
+        body.name = undefined;
+        if (name) body.name_ciphertext = await EphemeraSeal.seal(key, name, EphemeraSeal.NAME_AAD);
+        fragment = `#k=${EphemeraSeal.toBase64url(key.raw)}`;
+      }
+      const room = await api("POST", "/rooms", { body });
       // `invite`: the owner lands on the invite view once.
       local.set(ownerKey(room.room_id), { token: room.owner_token, expires_at: room.expires_at, invite: true });
-      location.assign(`/r/${room.room_id}`);
+      location.assign(`/r/${room.room_id}${fragment}`);
     } catch (err) {
       // The server says why (the creation rate, or the rooms this address holds open) and when.
       banner(err.message);
@@ -182,7 +201,8 @@ function lobby() {
 
 // ---- room ------------------------------------------------------------------------------
 
-let details = null; // GET /rooms/{id} (for a password room: once joined)
+let details = null; // GET /rooms/{id} (for a password room: once joined); `name` decrypted
+let roomKey = null; // an encrypted room's key, from the link's fragment
 const state = {
   socket: null,
   credentials: null,   // {name, password} of this tab's join, to fetch a new ticket
@@ -208,6 +228,9 @@ const state = {
   resuming: false,     // a resume ticket is being asked for
   ownerId: null,       // the owner's member_id, once seen online
   stay: null,          // what the overlay's "stay" button does (another tab holds the room)
+  encrypted: false,    // the room's messages are ciphertext (from the welcome)
+  unlocked: false,     // this page's key passed the room's key check
+  held: null,          // frames that arrived while the key was being checked, in order
 };
 
 function setStatus(text, kind) {
@@ -460,8 +483,9 @@ function message(m) {
   meta.append(who, " ", time);
   const body = document.createElement("p");
   body.className = "text";
-  linkify(body, m.text);
   li.append(meta, body);
+  if (state.encrypted) reveal(body, m);
+  else linkify(body, m.text);
   state.typers.delete(m.member_id);
   renderTyping();
   append(li, mine);
@@ -469,6 +493,27 @@ function message(m) {
     state.unread += 1;
     renderTitle();
   }
+}
+
+// An encrypted message's text, once decrypted (in place, so the order on screen is the order
+// of ids). A message that does not open with this key as its room and author, or that came as
+// plaintext into an encrypted room, is never shown as text.
+function reveal(body, m) {
+  body.textContent = "Decrypting…";
+  body.classList.add("sealed");
+  const opened = typeof m.ciphertext === "string"
+    ? EphemeraSeal.open(roomKey, m.ciphertext, EphemeraSeal.messageAad(roomId, m.member_id))
+    : Promise.reject(new Error("plaintext in an encrypted room"));
+  opened.then((text) => {
+    const follow = nearBottom();
+    body.replaceChildren();
+    body.classList.remove("sealed");
+    linkify(body, text);
+    if (follow) scrollDown();
+  }, () => {
+    body.textContent = "This message could not be decrypted.";
+    body.classList.replace("sealed", "undecryptable");
+  });
 }
 
 // The tab's title: the room's name, after the count of unread messages while the tab is hidden.
@@ -492,6 +537,8 @@ function presence(p) {
 }
 
 function welcome(w) {
+  state.encrypted = w.encrypted === true;
+  if (state.encrypted && !state.unlocked) { unlockThenWelcome(w); return; }
   state.me = w.member_id;
   state.role = w.role;
   // A resume by ticket does not repeat the token: this tab holds it already.
@@ -508,7 +555,7 @@ function welcome(w) {
   if (details) showDetails();
   else {
     // A password room: its details are readable now, with this member's token.
-    api("GET", `/rooms/${roomId}`, { token: state.resumeToken })
+    readDetails(state.resumeToken)
       .then((d) => { details = d; showDetails(); })
       .catch(() => { /* the title stays generic */ });
   }
@@ -531,6 +578,73 @@ function welcome(w) {
   } else if (first) {
     $("text").focus();
   }
+}
+
+// A password room tells that it is encrypted only once the password let this page in: its key
+// is checked now, before anything is shown, with the frames that arrive meanwhile held in
+// order. A missing or wrong key leaves the room at once.
+function unlockThenWelcome(w) {
+  if (state.held) return;
+  state.held = [];
+  const socket = state.socket;
+  readDetails(w.resume_token || state.resumeToken).then(async (d) => {
+    details = d;
+    if (!(await unlock(d))) {
+      if (socket) socket.send(JSON.stringify({ type: "leave" }));
+      return;
+    }
+    const held = state.held;
+    state.held = null;
+    welcome(w);
+    for (const f of held) frame(f);
+  }, () => {
+    // The details could not be read: this connection is dropped and the next one tries again.
+    state.held = null;
+    if (socket && state.socket === socket) socket.close(3000);
+  });
+}
+
+// GET /rooms/{id}, with an encrypted room's name decrypted in place (when this page has the key).
+async function readDetails(token) {
+  const d = await api("GET", `/rooms/${roomId}`, { token });
+  if (d.encrypted) {
+    d.name = null;
+    if (roomKey && d.name_ciphertext) {
+      d.name = await EphemeraSeal.open(roomKey, d.name_ciphertext, EphemeraSeal.NAME_AAD).catch(() => null);
+    }
+  }
+  return d;
+}
+
+// Whether this page can take part in an encrypted room: a secure page, a key in the link, and
+// the right one (the room's key check). If not, it says so and goes no further.
+async function unlock(d) {
+  let problem = null;
+  if (!EphemeraSeal.available) problem = "insecure";
+  else if (!roomKey) problem = "missing";
+  else if ((await EphemeraSeal.keyCheck(roomKey)) !== d.key_check) problem = "wrong";
+  if (problem) keyProblem(problem);
+  state.unlocked = !problem;
+  return !problem;
+}
+
+const KEY_PROBLEMS = {
+  missing: ["This link is missing its key", "This room is end-to-end encrypted, and its key travels only in the full link (the part after #k=). Ask whoever shared it for the whole link."],
+  wrong: ["This link has the wrong key", "This room is end-to-end encrypted, and the key in this link does not open it. Ask whoever shared it for the whole link again."],
+  insecure: ["This room needs a secure connection", "This room is end-to-end encrypted, and this browser encrypts only on a secure (HTTPS) page."],
+};
+function keyProblem(kind) {
+  state.ended = true;
+  clearTimeout(state.retryTimer);
+  show("room");
+  banner("");
+  $("room-title").textContent = "Encrypted room";
+  document.title = "Encrypted room · Ephemera";
+  setStatus("Locked", "off");
+  $("text").disabled = true;
+  $("say").querySelector("button[type=submit]").disabled = true;
+  $("overlay-home").href = "/";
+  overlay(KEY_PROBLEMS[kind]);
 }
 
 // ---- the message box: text leaves it only when the server has taken it -----------------
@@ -575,9 +689,32 @@ function submit() {
   renderBox();
 }
 
-function send() {
-  state.pending.sent = true;
-  state.socket.send(JSON.stringify({ type: "message", text: state.pending.text, client_id: state.pending.client_id }));
+// Sends the pending message: in an encrypted room its ciphertext, bound to this room and this
+// member (encrypted once per member id, so a resend is the same ciphertext).
+async function send() {
+  const p = state.pending;
+  if (p.sending) return;
+  const out = { type: "message", client_id: p.client_id };
+  if (state.encrypted) {
+    const me = state.me;
+    if (p.sealedFor !== me) {
+      p.sending = true;
+      try {
+        p.ciphertext = await EphemeraSeal.seal(roomKey, p.text, EphemeraSeal.messageAad(roomId, me));
+        p.sealedFor = me;
+      } finally {
+        p.sending = false;
+      }
+      // The connection changed meanwhile: the next welcome sends it.
+      if (state.pending !== p || !live() || state.me !== me) return;
+    }
+    out.ciphertext = p.ciphertext;
+  } else {
+    out.text = p.text;
+  }
+  p.sent = true;
+  state.socket.send(JSON.stringify(out));
+  renderBox();
 }
 
 // The server took the pending message (its echo came back, or it is in the history).
@@ -610,6 +747,7 @@ function resend(w) {
 }
 
 function frame(f) {
+  if (state.held) { state.held.push(f); return; }
   if (f.type === "message") message(f);
   else if (f.type === "presence") presence(f);
   else if (f.type === "typing") {
@@ -746,7 +884,9 @@ async function join(credentials) {
 function enterRoom() {
   show("room");
   banner("");
-  $("share-link").value = `${location.origin}/r/${roomId}`;
+  // An encrypted room's link carries its key: the only way anyone else can read the room.
+  const fragment = roomKey ? `#k=${EphemeraSeal.toBase64url(roomKey.raw)}` : "";
+  $("share-link").value = `${location.origin}/r/${roomId}${fragment}`;
   if (details) showDetails();
 }
 
@@ -783,10 +923,29 @@ function openShare(invite) {
   $("share").hidden = false;
   $("share-hint").hidden = !invite;
   $("share-btn").setAttribute("aria-expanded", "true");
-  if (!$("qr").getAttribute("src")) $("qr").src = `/r/${roomId}/qr.svg`;
+  // Drawn here, never by the server: an encrypted room's link holds what the server must not see.
+  if (!$("qr").getAttribute("src")) $("qr").src = qrImage($("share-link").value);
   $("native-share").hidden = typeof navigator.share !== "function";
   $("copy-btn").focus();
 }
+// A QR code of `text` as a PNG data URL, with its quiet zone (qrcode-generator draws the modules).
+function qrImage(text) {
+  const qr = qrcode(0, "M");
+  qr.addData(text);
+  qr.make();
+  const [modules, quiet, scale] = [qr.getModuleCount(), 4, 6];
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = (modules + 2 * quiet) * scale;
+  const g = canvas.getContext("2d");
+  g.fillStyle = "#fff";
+  g.fillRect(0, 0, canvas.width, canvas.height);
+  g.fillStyle = "#000";
+  for (let r = 0; r < modules; r++) {
+    for (let c = 0; c < modules; c++) if (qr.isDark(r, c)) g.fillRect((c + quiet) * scale, (r + quiet) * scale, scale, scale);
+  }
+  return canvas.toDataURL("image/png");
+}
+
 function closeShare() {
   $("share").hidden = true;
   $("share-btn").setAttribute("aria-expanded", "false");
@@ -794,8 +953,10 @@ function closeShare() {
 }
 
 async function room(ownedHere) {
+  if (EphemeraSeal.available) roomKey = await EphemeraSeal.fromFragment(location.hash);
   try {
-    details = await api("GET", `/rooms/${roomId}`);
+    details = await readDetails();
+    if (details.encrypted && !(await unlock(details))) return;
     setExpiry(details.expires_in);
   } catch (err) {
     if (err.code === "room_not_found") {
@@ -920,6 +1081,9 @@ document.addEventListener("input", (e) => {
 
 // A page restored by Back or Forward is a snapshot of the past: ask the server again.
 window.addEventListener("pageshow", (e) => { if (e.persisted) location.reload(); });
+// A room's key is in the fragment: a link pasted over this one with another key is another
+// start, though the browser does not load the page again for it.
+window.addEventListener("hashchange", () => { if (roomId) location.reload(); });
 
 const ownedHere = roomId && local.get(ownerKey(roomId));
 purgeExpired();

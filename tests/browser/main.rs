@@ -14,3 +14,4 @@ mod process;
 
 mod browser;
 mod page;
+mod sealed;

@@ -4,8 +4,9 @@
 
 use crate::browser::{Browser, Driver, banner_says, connections, join_as, overlay_says, site};
 use crate::cluster::Cluster;
-use crate::helpers::{Room, TestApp};
+use crate::helpers::{Room, TestApp, Ws};
 use fantoccini::key::Key;
+use seal::{RoomKey, message_aad};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,8 @@ async fn joined(driver: &Driver, site: &str, room: &str, name: &str) -> Browser 
     browser
 }
 
-/// Creates a room in the lobby as `owner` (named `name`, if given) and waits until the page is
-/// live in it; returns the room's id.
+/// Creates a room in the lobby as `owner` (named `name`, if given; encrypted, as the lobby
+/// makes rooms) and waits until the page is live in it; returns the room's id.
 async fn create_in_lobby(browser: &Browser, site: &str, owner: &str, name: Option<&str>) -> String {
     browser.goto(&format!("{site}/")).await;
     browser
@@ -52,6 +53,30 @@ async fn create_in_lobby(browser: &Browser, site: &str, owner: &str, name: Optio
     id.as_str().expect("room id").to_owned()
 }
 
+/// The room link the page shares, its key in the fragment.
+pub(crate) async fn shared_link(browser: &Browser) -> String {
+    let link = browser
+        .js("document.getElementById('share-link').value")
+        .await;
+    link.as_str().expect("link").to_owned()
+}
+
+/// The key of the room the page is in, from its address.
+pub(crate) async fn page_key(browser: &Browser) -> RoomKey {
+    let at = browser.js("location.href").await;
+    RoomKey::from_link(at.as_str().expect("href"))
+        .expect("an encrypted room's key")
+        .1
+}
+
+/// Sends `text` encrypted as `member_id` of room `id`, and waits for its echo.
+async fn say_sealed(ws: &mut Ws, key: &RoomKey, id: &str, member_id: &str, text: &str) {
+    let ciphertext = key.seal(text, &message_aad(id, member_id));
+    ws.send_json(json!({"type": "message", "ciphertext": ciphertext}))
+        .await;
+    ws.next_of("message").await;
+}
+
 /// The owner token the page keeps for room `id`.
 async fn owner_token(browser: &Browser, id: &str) -> String {
     let token = browser
@@ -62,13 +87,25 @@ async fn owner_token(browser: &Browser, id: &str) -> String {
     token.as_str().expect("owner token").to_owned()
 }
 
-/// The texts the room's history holds (read with `token` where the room needs one).
-async fn posted(app: &TestApp, id: &str, token: Option<&str>) -> Vec<String> {
+/// The texts the room's history holds (read with `token` where the room needs one), decrypted
+/// with `key` in an encrypted room.
+async fn posted(
+    app: &TestApp,
+    id: &str,
+    token: Option<&str>,
+    key: Option<&RoomKey>,
+) -> Vec<String> {
     app.messages(id, token).await["messages"]
         .as_array()
         .expect("messages")
         .iter()
-        .filter_map(|m| m["text"].as_str().map(str::to_owned))
+        .map(|m| match (key, m["ciphertext"].as_str()) {
+            (Some(key), Some(sealed)) => {
+                let aad = message_aad(id, m["member_id"].as_str().expect("author"));
+                key.open(sealed, &aad).expect("opens")
+            }
+            _ => m["text"].as_str().expect("text").to_owned(),
+        })
         .collect()
 }
 
@@ -302,7 +339,7 @@ async fn a_refused_message_stays_in_the_box_and_goes_out_once_when_allowed() {
         .await;
     assert_eq!(browser.messages().await, ["one", "two"]);
     assert_eq!(
-        posted(&app, &room.id, None).await,
+        posted(&app, &room.id, None, None).await,
         ["one", "two"],
         "posted once each"
     );
@@ -368,7 +405,11 @@ async fn an_owner_offline_sees_what_is_at_stake_and_a_message_waits_for_the_conn
         .until("document.getElementById('text').value === '' && document.getElementById('away').hidden")
         .await;
     let token = owner_token(&browser, &id).await;
-    assert_eq!(posted(&app, &id, Some(&token)).await, ["written offline"]);
+    let key = page_key(&browser).await;
+    assert_eq!(
+        posted(&app, &id, Some(&token), Some(&key)).await,
+        ["written offline"]
+    );
     assert_eq!(browser.messages().await, ["written offline"]);
     browser.close().await;
 }
@@ -381,7 +422,7 @@ async fn a_second_tab_takes_the_room_over_and_gives_it_back() {
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     let id = create_in_lobby(&browser, &site, "alice", Some("Tabs")).await;
-    let link = format!("{site}/r/{id}");
+    let link = shared_link(&browser).await;
 
     // A new owner lands on the invite view, which Esc closes, leaving the box focused.
     browser
@@ -559,7 +600,7 @@ async fn an_owner_who_comes_back_to_an_ended_room_is_told_it_ended() {
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;
     let id = create_in_lobby(&browser, &site, "olga", None).await;
-    let link = format!("{site}/r/{id}");
+    let link = shared_link(&browser).await;
     // The owner goes away (the tab navigates elsewhere) longer than the grace: the room ends.
     browser.goto(&format!("{site}/docs")).await;
     let app = cluster.app();
@@ -793,7 +834,9 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
         browser.click("#share-close").await;
 
         // Forty messages from two people.
-        let (mut bob, _) = app.member(&id, "Bob").await;
+        let key = page_key(&browser).await;
+        let (mut bob, welcome) = app.member(&id, "Bob").await;
+        let bob_id = welcome["member_id"].as_str().expect("id").to_owned();
         let lines = [
             "Morning! Shipping the release today.",
             "Great. Anything blocking?",
@@ -803,8 +846,7 @@ async fn screenshots_of_a_real_conversation_the_invite_a_pending_message_and_the
         for i in 0..40 {
             let text = lines[i % lines.len()];
             if i % 2 == 0 {
-                bob.say(text, &format!("b{i}")).await;
-                bob.next_of("message").await;
+                say_sealed(&mut bob, &key, &id, &bob_id, text).await;
             } else {
                 browser.fill("#text", text).await;
                 browser.click("#say button[type=submit]").await;
@@ -875,7 +917,7 @@ async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once(
         .until("document.getElementById('text').value === '' && document.querySelectorAll('#messages .message').length === 1")
         .await;
     assert_eq!(
-        posted(&app, &room.id, None).await,
+        posted(&app, &room.id, None, None).await,
         ["lost in a frozen server"],
         "posted exactly once"
     );

@@ -199,7 +199,60 @@ pub async fn openapi() -> HttpResponse {
 #[utoipa::path(tag = "pages", responses((status = 200, description = "HTML", content_type = "text/html", body = String)))]
 #[get("/docs")]
 pub async fn docs() -> HttpResponse {
-    html(include_str!("../../../web/docs.html"))
+    static DOCS: LazyLock<String> =
+        LazyLock::new(|| pinned(include_str!("../../../web/docs.html")));
+    html(DOCS.as_str())
+}
+
+/// The page's static files: name, body, content type.
+const ASSETS: [(&str, &str, &str); 6] = [
+    (
+        "app.js",
+        include_str!("../../../web/app.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "seal.js",
+        include_str!("../../../web/seal.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "qrcode.js",
+        include_str!("../../../web/vendor/qrcode.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "docs.js",
+        include_str!("../../../web/docs.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "style.css",
+        include_str!("../../../web/style.css"),
+        "text/css; charset=utf-8",
+    ),
+    (
+        "favicon.svg",
+        include_str!("../../../web/favicon.svg"),
+        "image/svg+xml",
+    ),
+];
+
+/// `html` with each `{{integrity <asset>}}` filled with the asset's Subresource Integrity hash,
+/// so a browser runs only the scripts and styles this build serves.
+fn pinned(html: &str) -> String {
+    use base64::Engine;
+    use sha2::Digest;
+    ASSETS
+        .iter()
+        .fold(html.to_owned(), |html, (name, body, _)| {
+            let hash = sha2::Sha384::digest(body.as_bytes());
+            let integrity = format!(
+                "sha384-{}",
+                base64::engine::general_purpose::STANDARD.encode(hash)
+            );
+            html.replace(&format!("{{{{integrity {name}}}}}"), &integrity)
+        })
 }
 
 /// The page of the lobby and of every room, with this instance's limits in its inputs (the
@@ -212,7 +265,7 @@ pub fn page(config: &Config) -> Bytes {
     let default_minutes = (rooms.default_expiry.as_secs() / 60)
         .max(min_minutes)
         .min(max_minutes);
-    let page = include_str!("../../../web/index.html")
+    let page = pinned(include_str!("../../../web/index.html"))
         .replace("{{min_minutes}}", &min_minutes.to_string())
         .replace("{{max_minutes}}", &max_minutes.to_string())
         .replace("{{default_minutes}}", &default_minutes.to_string())
@@ -288,7 +341,7 @@ pub async fn room_qr(
 /// The page's static files.
 #[utoipa::path(
     tag = "pages",
-    params(("file" = String, Path, description = "`app.js`, `docs.js`, `style.css` or `favicon.svg`")),
+    params(("file" = String, Path, description = "`app.js`, `seal.js`, `qrcode.js`, `docs.js`, `style.css` or `favicon.svg`")),
     responses(
         (status = 200, description = "The file", content_type = "text/plain", body = String),
         (status = 404, description = "`not_found`", body = ErrorBody),
@@ -296,21 +349,8 @@ pub async fn room_qr(
 )]
 #[get("/assets/{file}")]
 pub async fn asset(file: web::Path<String>) -> Result<HttpResponse, ApiError> {
-    let (body, kind) = match file.as_str() {
-        "app.js" => (
-            include_str!("../../../web/app.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "docs.js" => (
-            include_str!("../../../web/docs.js"),
-            "text/javascript; charset=utf-8",
-        ),
-        "style.css" => (
-            include_str!("../../../web/style.css"),
-            "text/css; charset=utf-8",
-        ),
-        "favicon.svg" => (include_str!("../../../web/favicon.svg"), "image/svg+xml"),
-        _ => return Err(ApiError::new(ErrorCode::NotFound, "Not found")),
+    let Some(&(_, body, kind)) = ASSETS.iter().find(|(name, _, _)| *name == file.as_str()) else {
+        return Err(ApiError::new(ErrorCode::NotFound, "Not found"));
     };
     Ok(HttpResponse::Ok()
         .content_type(kind)
@@ -348,6 +388,29 @@ mod tests {
         assert!(page.contains(r#"min="1" max="1000" value="20""#), "users");
         assert!(page.contains(r#"data-limit="2000""#), "message");
         assert!(page.contains(r#"grace-seconds" content="10""#), "grace");
+        // Every script and stylesheet is pinned to what this build serves.
+        let tags = page
+            .split('<')
+            .filter(|tag| tag.starts_with("script") || tag.starts_with("link rel=\"stylesheet"))
+            .collect::<Vec<_>>();
+        assert_eq!(tags.len(), 4, "{tags:?}");
+        for tag in tags {
+            let src = tag
+                .split(['"'])
+                .skip_while(|part| !part.ends_with("src=") && !part.ends_with("href="))
+                .nth(1)
+                .expect("a source");
+            let name = src.strip_prefix("/assets/").expect("an asset");
+            let (_, body, _) = ASSETS.iter().find(|(n, _, _)| *n == name).expect("served");
+            use base64::Engine;
+            use sha2::Digest;
+            let hash = base64::engine::general_purpose::STANDARD
+                .encode(sha2::Sha384::digest(body.as_bytes()));
+            assert!(
+                tag.contains(&format!(r#"integrity="sha384-{hash}""#)),
+                "{tag}"
+            );
+        }
         let page = html(&Settings {
             min_expiry_seconds: 90,
             default_expiry_seconds: 900,
