@@ -238,3 +238,33 @@ fn dependencies_follow_the_policy_in_deny_toml() {
         "advisories:\n{said}"
     );
 }
+
+/// The server cannot read an encrypted room, and it does not even link the code that could:
+/// neither crates/seal nor a cipher is among the `ephemera` binary's dependencies.
+#[test]
+fn the_server_links_no_code_that_decrypts_rooms() {
+    let cargo = PathBuf::from(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    let (success, tree) = output(
+        &cargo,
+        &[
+            "tree",
+            "--locked",
+            "--offline",
+            "-p",
+            "ephemera-api",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+        ],
+        &[],
+    );
+    assert!(success, "{tree}");
+    assert!(tree.contains("ephemera-store"), "the tree was read: {tree}");
+    for crate_name in ["ephemera-seal ", "aes-gcm ", "hkdf "] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(crate_name)),
+            "the server depends on {crate_name}"
+        );
+    }
+}
