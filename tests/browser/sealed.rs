@@ -248,8 +248,12 @@ async fn two_people_chat_encrypted_and_neither_redis_nor_any_log_sees_a_word_or_
     assert!(logs.contains("room created"), "the logs were captured");
     logs.push_str(&cluster.nginx.access_log());
     logs.push_str(&cluster.nginx.error_log());
+    for i in 0..cluster.instances.len() {
+        let metrics = cluster.instance(i).get("/metrics").await.text().await;
+        logs.push_str(&metrics.expect("metrics"));
+    }
     let key_text = key.to_base64url();
-    for (place, seen) in [("Redis", &monitored), ("the logs", &logs)] {
+    for (place, seen) in [("Redis", &monitored), ("the logs and metrics", &logs)] {
         for secret in [NAME, FIRST, SECOND, SCRIPTED, "forged", key_text.as_str()] {
             assert!(!seen.contains(secret), "{place} saw {secret:?}");
         }
@@ -312,4 +316,66 @@ async fn the_pages_webcrypto_matches_the_rust_vectors() {
         })
     );
     browser.close().await;
+}
+
+/// A password room shows whether it is encrypted only to whom the password lets in: a wrong key
+/// is found right after the welcome, before anything is shown, and the member leaves at once.
+#[tokio::test]
+async fn in_a_password_room_a_wrong_key_is_found_after_the_password_and_leaves_at_once() {
+    let cluster = Cluster::start(1, &[]);
+    let app = cluster.app();
+    let site = site(&cluster);
+    let driver = Driver::start();
+    let alice = driver.browser(1000, 700, false).await;
+    alice.goto(&format!("{site}/")).await;
+    alice
+        .until("!document.getElementById('lobby').hidden")
+        .await;
+    alice.fill("#create-owner", "alice").await;
+    alice.fill("#create-password", "s3cret").await;
+    alice.click("#create button[type=submit]").await;
+    alice.wait_live().await;
+    alice.fill("#text", &format!("{FIRST}\n")).await;
+    shows(&alice, &[FIRST]).await;
+    let id = alice.js("location.pathname.split('/')[2]").await;
+    let id = id.as_str().expect("id").to_owned();
+
+    let mallory = driver.browser(1000, 700, false).await;
+    mallory
+        .goto(&RoomKey::generate().link(&format!("{site}/r/{id}")))
+        .await;
+    mallory
+        .until("!document.getElementById('join').hidden && !document.getElementById('join-password').hidden")
+        .await;
+    mallory.fill("#join-name", "mallory").await;
+    mallory.fill("#join-pass", "s3cret").await;
+    mallory.click("#join-form button[type=submit]").await;
+    overlay_says(&mallory, "This link has the wrong key").await;
+    assert_eq!(
+        mallory
+            .js("document.querySelectorAll('#messages .message').length")
+            .await,
+        json!(0),
+        "nothing of the room was shown"
+    );
+    // Alice saw Mallory come and go; the room is Alice's alone again.
+    alice
+        .until("document.getElementById('messages').textContent.includes('mallory left')")
+        .await;
+    alice
+        .until("document.getElementById('online-count').textContent === '1'")
+        .await;
+    let details = app
+        .http
+        .get(app.url(&format!("/rooms/{id}")))
+        .header("X-Room-Password", "s3cret")
+        .send()
+        .await
+        .expect("details")
+        .json::<Value>()
+        .await
+        .expect("json");
+    assert_eq!(details["online_users_count"], 1, "{details}");
+    mallory.close().await;
+    alice.close().await;
 }

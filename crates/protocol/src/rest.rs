@@ -63,7 +63,11 @@ pub struct CreateRoomRequest {
     /// In an encrypted room: the room name encrypted with the room key (additional data
     /// `ephemera/1|name`), unpadded base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[A-Za-z0-9_-]{39,}$")]
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+        min_length = 39,
+        max_length = 464
+    )]
     pub name_ciphertext: Option<String>,
     /// In an encrypted room, required: HMAC-SHA-256 over `ephemera/1` under the key
     /// HKDF-SHA-256 derives from the room key (info `ephemera key check`), unpadded base64url,
@@ -219,7 +223,11 @@ pub struct PostMessageRequest {
     /// In an encrypted room, in place of `text`: unpadded base64url of IV ‖ ciphertext ‖ tag
     /// (AES-256-GCM, additional data `ephemera/1|<room_id>|<member_id>`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(pattern = r"^[A-Za-z0-9_-]{39,}$")]
+    #[schema(
+        pattern = r"^(?:[A-Za-z0-9_-]{4})*(?:[A-Za-z0-9_-]{2,3})?$",
+        min_length = 39,
+        max_length = 10704
+    )]
     pub ciphertext: Option<String>,
     /// Echoed back in the broadcast message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -444,6 +452,48 @@ mod tests {
                     regex.is_match(&sample),
                     rule(&sample),
                     "{field}: {sample:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn ciphertext_schemas_match_the_ciphertext_rule() {
+        use crate::{limits, text};
+        use utoipa::PartialSchema;
+        let fields = [
+            (
+                serde_json::to_value(CreateRoomRequest::schema()).expect("schema"),
+                "name_ciphertext",
+                limits::ROOM_NAME_MAX_CHARS,
+            ),
+            (
+                serde_json::to_value(PostMessageRequest::schema()).expect("schema"),
+                "ciphertext",
+                limits::MAX_MESSAGE_CHARS,
+            ),
+        ];
+        for (schema, field, chars) in fields {
+            let property = &schema["properties"][field];
+            let max = text::sealed_max(chars);
+            assert_eq!(property["maxLength"], max, "{field}");
+            let min = property["minLength"].as_u64().expect("minLength") as usize;
+            let pattern = property["pattern"].as_str().expect("pattern");
+            let regex = regex::Regex::new(pattern).expect("pattern compiles");
+            let lengths = (0..min + 6).chain(max - 5..max + 6);
+            for sample in lengths.map(|n| "A".repeat(n)).chain([
+                "A=".repeat(20),
+                "A+".repeat(20),
+                "é".repeat(40),
+            ]) {
+                let schema_allows =
+                    regex.is_match(&sample) && (min..=max).contains(&sample.chars().count());
+                assert_eq!(
+                    schema_allows,
+                    text::sealed(&sample, max).is_ok(),
+                    "{field}: {} characters of {:?}",
+                    sample.len(),
+                    sample.chars().next()
                 );
             }
         }
