@@ -456,11 +456,12 @@ function linkify(target, text) {
 }
 
 function message(m) {
+  const mine = m.member_id === state.me;
+  // Its echo, or (for a retry the server already had) the original, which may be older.
+  if (mine && state.pending && m.client_id === state.pending.client_id) taken();
   if (m.id <= state.lastId) return; // already shown (replay after a resume)
   state.lastId = m.id;
   session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
-  const mine = m.member_id === state.me;
-  if (mine && state.pending && m.client_id === state.pending.client_id) taken();
   const when = new Date(m.timestamp);
   const prev = messages().lastElementChild;
   const grouped = prev && prev.dataset.member === m.member_id && when - Number(prev.dataset.time) < 5 * 60 * 1000;

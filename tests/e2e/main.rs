@@ -11,6 +11,7 @@ mod ops;
 mod process;
 mod rest;
 mod scale;
+mod scripts;
 mod sealed;
 mod security;
 mod ship;

@@ -135,17 +135,19 @@ async fn acting_member(
         .await?
     {
         Some(Credential::Member(member)) => Ok(member),
-        Some(Credential::Owner) => view
+        // The owner member, online or not: a script with the owner token acts as it without
+        // ever connecting (and is not counted online for it).
+        Some(Credential::Owner) => Ok(view
             .members
             .iter()
             .find(|m| m.role == Role::Owner)
             .cloned()
-            .ok_or_else(|| {
-                ApiError::new(
-                    ErrorCode::Forbidden,
-                    "The owner has not joined the room yet",
-                )
-            }),
+            .unwrap_or_else(|| Member {
+                id: view.room.owner_member_id.clone(),
+                display_name: view.room.owner_name.clone(),
+                role: Role::Owner,
+                connected_at: state.store.now(),
+            })),
         None => Err(ApiError::unauthorized("Invalid or expired token")),
     }
 }

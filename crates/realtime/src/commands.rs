@@ -3,11 +3,11 @@
 //! shape (an `error` frame or a close code; an HTTP status and `Retry-After`).
 
 use crate::metrics::Metrics;
-use protocol::frames::{Content, MessageFrame};
+use protocol::frames::Content;
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Millis, Role, limits};
 use std::sync::Arc;
-use store::{Member, Rate, Store};
+use store::{Member, Posted, Rate, Store};
 
 /// Why a command was refused: the contract's code and a sentence for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,14 +68,16 @@ impl Commands {
 
     /// Posts a message as `author`: its content checked (text normalized; ciphertext, in an
     /// encrypted room, checked for shape and kept byte for byte), its `client_id` checked, then
-    /// the member's and the room's rates, an id and the broadcast, all in the store.
+    /// the member's and the room's rates, an id and the broadcast, all in the store. A
+    /// `client_id` the author already used in a message history still holds is a retry: that
+    /// message is the answer, and nothing is posted or counted.
     pub async fn post_message(
         &self,
         room_id: &str,
         author: &Member,
         encrypted: bool,
         draft: Draft<'_>,
-    ) -> Result<MessageFrame, Refusal> {
+    ) -> Result<Posted, Refusal> {
         let content = self.content(encrypted, draft.text, draft.ciphertext)?;
         let client_id = draft
             .client_id
@@ -90,9 +92,11 @@ impl Commands {
             .append_message(room_id, author, content, client_id, self.rate)
             .await
         {
-            Ok(frame) => {
-                self.metrics.messages_in.inc();
-                Ok(frame)
+            Ok(posted) => {
+                if posted.new {
+                    self.metrics.messages_in.inc();
+                }
+                Ok(posted)
             }
             Err(store::Error::Refused(ErrorCode::RateLimited)) => {
                 self.metrics.rate_limited.inc();

@@ -420,7 +420,16 @@ impl<T: Transport> Session<T> {
                     .post_message(room_id, &self.member, self.encrypted, draft)
                     .await
                 {
-                    Ok(_) => Ok(()),
+                    // The broadcast brings the echo.
+                    Ok(posted) if posted.new => Ok(()),
+                    // A retry: the original, to this connection alone.
+                    Ok(posted) => {
+                        let frame = ServerFrame::Message(posted.frame);
+                        match serde_json::to_string(&frame) {
+                            Ok(json) => self.write(json.into()).await,
+                            Err(_) => Ok(()),
+                        }
+                    }
                     Err(refusal) => self.refused(refusal).await,
                 }
             }

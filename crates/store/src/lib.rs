@@ -302,6 +302,15 @@ pub enum Limit {
     Reached(Millis),
 }
 
+/// `append_message`'s answer: the message posted, or for a `client_id` its author already used
+/// in a message history still holds, that message (a retry: nothing posted again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    pub frame: MessageFrame,
+    /// False for a retry.
+    pub new: bool,
+}
+
 /// `history_after`'s answer.
 #[derive(Debug, Clone)]
 pub struct History {
@@ -529,7 +538,7 @@ impl Store {
         content: Content,
         client_id: Option<String>,
         rate: Rate,
-    ) -> Result<MessageFrame> {
+    ) -> Result<Posted> {
         dispatch!(
             self,
             append_message(room_id, author, content, client_id, rate)

@@ -9,8 +9,8 @@ use self::state::*;
 use crate::secret::TokenHash;
 use crate::{
     AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
-    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView,
-    Stale, StoreConfig, Ticket, Via,
+    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
+    RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, Content, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame,
@@ -94,6 +94,8 @@ impl MemoryStore {
                 scheduled: Millis::MAX,
                 messages_full_at: 0.0,
                 joins_full_at: 0.0,
+                rates: HashMap::new(),
+                client_ids: HashMap::new(),
             },
         );
         state.schedule_at(&id, expires_at);
@@ -215,8 +217,6 @@ impl MemoryStore {
                 resume: claim.resume,
                 session: claim.session,
                 deadline,
-                tokens: f64::MAX,
-                refilled_at: now,
             },
         );
         room.joins_full_at = joins_full_at;
@@ -330,7 +330,7 @@ impl MemoryStore {
         content: Content,
         client_id: Option<String>,
         rate: Rate,
-    ) -> Result<MessageFrame> {
+    ) -> Result<Posted> {
         let now = now_ms();
         let (limit, max_bytes) = (self.config.history_limit, self.config.history_max_bytes);
         let mut state = self.lock();
@@ -338,21 +338,28 @@ impl MemoryStore {
             return refused(ErrorCode::RoomNotFound);
         };
         let member_id = author.id.as_str();
-        let Some(m) = room.members.get_mut(member_id) else {
+        // A member, or the room's owner acting without a connection (a script with its token).
+        if !room.members.contains_key(member_id) && member_id != room.room.owner_member_id {
             return refused(ErrorCode::Unauthorized);
-        };
-        let burst = f64::from(rate.burst);
-        let refill = (now - m.refilled_at.min(now)) as f64 * f64::from(rate.per_second) / 1000.0;
-        m.tokens = (m.tokens.min(burst) + refill).min(burst);
-        m.refilled_at = now;
-        if m.tokens < 1.0 {
-            return refused(ErrorCode::RateLimited);
         }
+        let earlier = client_id
+            .as_ref()
+            .and_then(|c| room.client_ids.get(&(member_id.to_owned(), c.clone())));
+        if let Some(&id) = earlier
+            && let Some((kept, _)) = room.history.iter().find(|(m, _)| m.id == id)
+        {
+            let frame = kept.clone();
+            return Ok(Posted { frame, new: false });
+        }
+        let full_at = room.rates.get(member_id).copied().unwrap_or(0.0);
+        let Some(member_full_at) = gcra(full_at, now, rate) else {
+            return refused(ErrorCode::RateLimited);
+        };
         let Some(messages_full_at) = gcra(room.messages_full_at, now, self.config.room_messages)
         else {
             return refused(ErrorCode::RoomBusy);
         };
-        m.tokens -= 1.0;
+        room.rates.insert(member_id.to_owned(), member_full_at);
         room.messages_full_at = messages_full_at;
         room.last_id += 1;
         let frame = author.message(room_id, room.last_id, content, client_id, now);
@@ -362,15 +369,22 @@ impl MemoryStore {
         let bytes = json.len();
         room.history.push_back((frame.clone(), bytes));
         room.history_bytes += bytes;
+        if let Some(c) = &frame.client_id {
+            room.client_ids
+                .insert((member_id.to_owned(), c.clone()), frame.id);
+        }
         while room.history.len() > limit
             || (room.history_bytes > max_bytes && room.history.len() > 1)
         {
-            if let Some((_, bytes)) = room.history.pop_front() {
+            if let Some((gone, bytes)) = room.history.pop_front() {
                 room.history_bytes -= bytes;
+                if let Some(c) = gone.client_id {
+                    room.client_ids.remove(&(gone.member_id, c));
+                }
             }
         }
         state.send(room_id, json);
-        Ok(frame)
+        Ok(Posted { frame, new: true })
     }
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {

@@ -25,8 +25,8 @@ use self::scripts::*;
 use crate::secret::TokenHash;
 use crate::{
     AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
-    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Rate, Result, Room, RoomView,
-    Stale, StoreConfig, Ticket, Via,
+    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
+    RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, ClusterInterface, Config, EventInterface, FromValue,
@@ -433,7 +433,7 @@ impl RedisStore {
         content: Content,
         client_id: Option<String>,
         rate: Rate,
-    ) -> Result<MessageFrame> {
+    ) -> Result<Posted> {
         let now = self.now();
         let mut frame = author.message(room_id, 0, content, client_id, now);
         // The script puts the id it assigns between the two halves.
@@ -456,15 +456,30 @@ impl RedisStore {
             history_max_bytes: self.config.history_max_bytes,
             room_per_second: self.config.room_messages.per_second,
             room_burst: self.config.room_messages.burst,
+            client_id: frame.client_id.clone().unwrap_or_default(),
         }
         .argv();
-        let keys = keys_of(room_id, &["meta", "members", "history", "rate"]);
-        let reply = room_reply(self.run(&self.scripts.append, keys, args).await?)?;
-        frame.id = reply
+        let keys = keys_of(
+            room_id,
+            &[
+                "meta",
+                "members",
+                "history",
+                "rate",
+                "client_ids",
+                "client_id_queue",
+            ],
+        );
+        let reply = self.run(&self.scripts.append, keys, args).await?;
+        if let Some(kept) = retried(&reply) {
+            let frame = serde_json::from_str::<MessageFrame>(&kept).map_err(unavailable)?;
+            return Ok(Posted { frame, new: false });
+        }
+        frame.id = room_reply(reply)?
             .first()
             .and_then(Value::as_u64)
             .ok_or_else(malformed)?;
-        Ok(frame)
+        Ok(Posted { frame, new: true })
     }
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {

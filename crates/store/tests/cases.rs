@@ -372,7 +372,8 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
                 RATE,
             )
             .await
-            .expect("append");
+            .expect("append")
+            .frame;
         assert_eq!(m.id, i);
         assert_eq!(m.display_name, "bob");
         assert_eq!(m.member_id, m.connection_id);
@@ -431,7 +432,8 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
                 RATE,
             )
             .await
-            .expect("append");
+            .expect("append")
+            .frame;
         sizes.push(
             serde_json::to_string(&ServerFrame::Message(m))
                 .expect("json")
@@ -1236,4 +1238,91 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
         .await
         .expect("append");
     assert!(published(&mut bus).await.is_empty());
+}
+
+pub async fn a_client_id_used_again_answers_the_kept_message_and_posts_nothing(
+    (store, mut bus): (Store, Bus),
+) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let bob = join(&store, &room.id, "bob", 1).await;
+    let carol = join(&store, &room.id, "carol", 2).await;
+    published(&mut bus).await;
+    let post = |who: &Member, said: &str, client_id: &str| {
+        let (who, said, client_id) = (who.clone(), said.to_owned(), client_id.to_owned());
+        let (store, room) = (store.clone(), room.id.clone());
+        async move {
+            store
+                .append_message(&room, &who, text(said), Some(client_id), RATE)
+                .await
+                .expect("append")
+        }
+    };
+    let first = post(&bob, "hello", "c1").await;
+    assert!(first.new);
+    let again = post(&bob, "hello, sent again", "c1").await;
+    assert_eq!(
+        again,
+        store::Posted {
+            frame: first.frame.clone(),
+            new: false
+        },
+        "a retry answers the message it already posted"
+    );
+    let theirs = post(&carol, "hi", "c1").await;
+    assert!(theirs.new, "a client_id is its member's own");
+    assert_eq!(theirs.frame.id, 2);
+    let ids: Vec<u64> = published(&mut bus)
+        .await
+        .iter()
+        .map(|e| e["id"].as_u64().expect("id"))
+        .collect();
+    assert_eq!(ids, [1, 2], "the retry published nothing");
+    // Remembered while history keeps the message: once it is trimmed, the id is free again.
+    for i in 0..HISTORY {
+        assert!(post(&bob, "more", &format!("d{i}")).await.new);
+    }
+    let later = post(&bob, "hello once more", "c1").await;
+    assert!(later.new, "c1's message is no longer kept");
+    assert_eq!(later.frame.id, 3 + HISTORY as u64);
+    assert_eq!(
+        post(&bob, "and again", "c1").await,
+        store::Posted {
+            frame: later.frame,
+            new: false
+        }
+    );
+}
+
+pub async fn the_owner_posts_without_joining_and_no_stranger_can((store, mut bus): (Store, Bus)) {
+    let (room, _) = room(10, 60_000);
+    store.create_room(room.clone()).await.expect("create");
+    store.subscribe(&room.id).await.expect("subscribe");
+    let owner = Member {
+        id: room.owner_member_id.clone(),
+        display_name: room.owner_name.clone(),
+        role: Role::Owner,
+        connected_at: protocol::now_ms(),
+    };
+    let posted = store
+        .append_message(&room.id, &owner, text("announcement"), None, RATE)
+        .await
+        .expect("the owner posts without a connection");
+    assert_eq!(posted.frame.id, 1);
+    assert_eq!(published(&mut bus).await.len(), 1);
+    let view = store.room(&room.id).await.expect("read").expect("exists");
+    assert!(view.members.is_empty(), "and is not counted online");
+    let stranger = Member {
+        id: store::secret::new_id(),
+        ..owner.clone()
+    };
+    assert_eq!(
+        refused(
+            store
+                .append_message(&room.id, &stranger, text("x"), None, RATE)
+                .await
+        ),
+        ErrorCode::Unauthorized
+    );
 }

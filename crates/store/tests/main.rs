@@ -52,6 +52,8 @@ conformance!(
     history_reads_exactly_the_window_asked_for,
     history_is_bounded_in_bytes_too,
     messages_are_rate_limited_per_member,
+    a_client_id_used_again_answers_the_kept_message_and_posts_nothing,
+    the_owner_posts_without_joining_and_no_stranger_can,
     a_member_without_a_live_connection_goes_offline_after_the_grace,
     a_member_whose_refreshes_stop_unannounced_keeps_the_whole_grace,
     one_refresh_spans_rooms_and_reports_each_stale_member_in_place,
@@ -386,7 +388,7 @@ mod redis_keys {
         let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
         let append = |said: &str| store.append_message(&room.id, &bob, text(said), None, RATE);
-        assert_eq!(append("before").await.expect("append").id, 1);
+        assert_eq!(append("before").await.expect("append").frame.id, 1);
         let (other, _) = crate::helpers::room(10, 60_000);
         store.create_room(other.clone()).await.expect("create");
         server.cli(&["config", "set", "maxmemory-policy", "noeviction"]);
@@ -410,7 +412,7 @@ mod redis_keys {
         );
         server.cli(&["config", "set", "maxmemory", "0"]);
         assert_eq!(
-            append("after").await.expect("append").id,
+            append("after").await.expect("append").frame.id,
             2,
             "no id was used up"
         );

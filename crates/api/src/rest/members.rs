@@ -153,10 +153,10 @@ pub async fn history(
     security((), ("bearer" = [])),
     responses(
         (status = 201, description = "The message as broadcast (with `\"type\": \"message\"`)", body = MessageFrame),
+        (status = 200, description = "A retry: the message this member already posted with this `client_id`, not posted again", body = MessageFrame),
         (status = 400, response = inline(BadRequest)),
         (status = 415, response = inline(NotJson)),
         (status = 401, response = inline(BadToken)),
-        (status = 403, description = "`forbidden`: the owner has not joined", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
         (status = 422, response = inline(Invalid)),
         (status = 429, response = inline(RateLimited)),
@@ -179,11 +179,16 @@ pub async fn post_message(
         client_id: body.client_id.as_deref(),
     };
     let encrypted = view.room.sealing.encrypted;
-    let frame = state
+    let posted = state
         .commands
         .post_message(&view.room.id, &member, encrypted, draft)
         .await?;
-    Ok(HttpResponse::Created().json(ServerFrame::Message(frame)))
+    // A retry with a client_id already used gets the original, and nothing was posted.
+    let mut answer = match posted.new {
+        true => HttpResponse::Created(),
+        false => HttpResponse::Ok(),
+    };
+    Ok(answer.json(ServerFrame::Message(posted.frame)))
 }
 
 /// A resume ticket: reconnect without a long-lived secret in the WebSocket URL.

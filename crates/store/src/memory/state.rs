@@ -33,6 +33,11 @@ pub(super) struct RoomState {
     /// When the room's message and join buckets are full again (GCRA, as the Redis scripts).
     pub(super) messages_full_at: f64,
     pub(super) joins_full_at: f64,
+    /// When each author's message bucket is full again (GCRA): a member's goes with it, the
+    /// owner's stays while it posts without a connection.
+    pub(super) rates: HashMap<String, f64>,
+    /// (member, client_id) of each kept message that has one, to its id: a retry finds it.
+    pub(super) client_ids: HashMap<(String, String), u64>,
 }
 
 /// A GCRA bucket that is full again at `full_at` (ms): the value after one more event now, or
@@ -50,9 +55,6 @@ pub(super) struct MemberState {
     pub(super) session: u64,
     /// When the member goes offline unless a live connection refreshes it.
     pub(super) deadline: Millis,
-    /// Message rate token bucket.
-    pub(super) tokens: f64,
-    pub(super) refilled_at: Millis,
 }
 
 pub(super) fn refused<T>(code: ErrorCode) -> Result<T> {
@@ -174,6 +176,7 @@ impl State {
         let Some(gone) = room.members.remove(member_id) else {
             return false;
         };
+        room.rates.remove(member_id);
         let count = room.members.len();
         let destroy = gone.member.role == Role::Owner && room.room.destroy_on_owner_offline;
         let offline = gone

@@ -1,18 +1,31 @@
 -- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
--- KEYS: meta, members, history, rate. ARGV[1]: room id; ARGV[2]: now (ms); ARGV[3]: member id;
--- ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history limit; ARGV[7], ARGV[8]: the
--- message frame's JSON before and after its id; ARGV[9]: most bytes of history kept;
--- ARGV[10], ARGV[11]: the room's rate per second and burst, every member together.
-local META, MEMBERS, HISTORY, RATE = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+-- KEYS: meta, members, history, rate, client_ids, client_id_queue. ARGV[1]: room id; ARGV[2]:
+-- now (ms); ARGV[3]: member id; ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history
+-- limit; ARGV[7], ARGV[8]: the message frame's JSON before and after its id; ARGV[9]: most bytes
+-- of history kept; ARGV[10], ARGV[11]: the room's rate per second and burst, every member
+-- together; ARGV[12]: the message's client_id ('' for none).
+-- Returns {'ok', id}, or {'dup', the kept message} for a client_id its member already used in a
+-- message history still holds (a retry: nothing is posted, nothing counted).
+local META, MEMBERS, HISTORY, RATE, CIDS, CIDQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local NOW, id = tonumber(ARGV[2]), ARGV[3]
 -- Every META field this script reads, in one call; those it changes go back in one HSET.
-local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate', 'seq', 'history_bytes')
+local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate', 'seq', 'history_bytes', 'owner_id')
 local exp = meta[1]
 if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
 -- A member's rate field exists only while they are a member (remove_member deletes it), so
--- only their first message needs the members hash.
+-- only their first message needs the members hash. The owner may post without being one (a
+-- script with the owner token): its field then stays until the room ends.
 local bucket = redis.call('HGET', RATE, id)
-if not bucket and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
+if not bucket and id ~= meta[5] and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
+-- CIDS maps "<member>\n<client_id>" to the id of the kept message that used it; CIDQ lists
+-- "<id>\n<field>" of those messages, oldest first, and is trimmed as history is. A message
+-- without a client_id touches neither.
+local cid = ARGV[12] ~= '' and (id .. '\n' .. ARGV[12]) or ''
+if cid ~= '' then
+  local earlier = tonumber(redis.call('HGET', CIDS, cid))
+  local at = earlier and redis.call('LLEN', HISTORY) - 1 - ((tonumber(meta[3]) or 0) - earlier)
+  if at and at >= 0 then return {'dup', redis.call('LINDEX', HISTORY, at)} end
+end
 -- The token bucket as GCRA: the field holds the time (ms) at which the member's bucket is full
 -- again; a message is allowed while that stays within `burst` intervals from now.
 local interval = 1000 / tonumber(ARGV[4])
@@ -28,13 +41,26 @@ local seq = (tonumber(meta[3]) or 0) + 1
 local message = ARGV[7] .. seq .. ARGV[8]
 local kept, limit, max_bytes = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6]), tonumber(ARGV[9])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
+if cid ~= '' then
+  if redis.call('RPUSH', CIDQ, seq .. '\n' .. cid) == 1 then redis.call('PEXPIREAT', CIDQ, exp) end
+  if redis.call('HSET', CIDS, cid, seq) == 1 then redis.call('PEXPIREAT', CIDS, exp) end
+end
 -- History is the newest `limit` messages that fit in `max_bytes` (the newest always kept);
 -- META's history_bytes is the list's size. Nothing here can fail once a write is made (Redis
 -- refuses a script for memory only before its first write), so ids never skip.
 local bytes = (tonumber(meta[4]) or 0) + #message
+local trimmed = false
 while kept > limit or (bytes > max_bytes and kept > 1) do
   bytes = bytes - #redis.call('LPOP', HISTORY)
-  kept = kept - 1
+  kept, trimmed = kept - 1, true
+end
+-- The client_ids of messages history no longer keeps are forgotten with them.
+while trimmed do
+  local head = redis.call('LINDEX', CIDQ, 0)
+  local cut = head and string.find(head, '\n', 1, true)
+  if not cut or tonumber(string.sub(head, 1, cut - 1)) > seq - kept then break end
+  redis.call('LPOP', CIDQ)
+  redis.call('HDEL', CIDS, string.sub(head, cut + 1))
 end
 redis.call('HSET', META, 'seq', seq, 'msg_rate', room_full_at, 'history_bytes', bytes)
 redis.call('SPUBLISH', 'eph:{' .. ARGV[1] .. '}', message)

@@ -120,8 +120,21 @@ pub(super) fn room_keys(room_id: &str) -> Vec<String> {
             "tickets",
             "attempts",
             "ticket_expiry",
+            "client_ids",
+            "client_id_queue",
         ],
     )
+}
+
+/// append.lua's `{'dup', kept message}`: the message a retry's `client_id` already posted.
+pub(super) fn retried(reply: &Value) -> Option<String> {
+    let Value::Array(parts) = reply else {
+        return None;
+    };
+    match (parts.first().and_then(Value::as_str), parts.get(1)) {
+        (Some(tag), Some(kept)) if tag == "dup" => kept.as_string(),
+        _ => None,
+    }
 }
 
 /// A room script's `{'ok', ...}` as the values after 'ok', or its `{'refused', code}`.
@@ -177,8 +190,8 @@ script_args! {
     RescheduleArgs { room_id: String, lease: Millis, next: String }
     /// claim_due.lua's ARGV[1..3] (KEYS[1]: the schedule).
     ClaimDueArgs { now: Millis, lease_ms: Millis, most: usize }
-    /// append.lua's ARGV[1..11] (KEYS: meta, members, history, rate): the message frame's JSON
-    /// in two halves, the id it assigns between them.
+    /// append.lua's ARGV[1..12] (KEYS: meta, members, history, rate, client_ids,
+    /// client_id_queue): the message frame's JSON in two halves, the id it assigns between them.
     AppendArgs {
         room_id: String,
         now: Millis,
@@ -191,6 +204,7 @@ script_args! {
         history_max_bytes: usize,
         room_per_second: u32,
         room_burst: u32,
+        client_id: String,
     }
     /// authenticate.lua's ARGV[4], after the prelude's three.
     AuthenticateArgs { token: String }
