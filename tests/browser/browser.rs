@@ -175,23 +175,7 @@ pub(crate) fn site(cluster: &Cluster) -> String {
 
 /// How many WebSocket connections each instance holds.
 pub(crate) async fn connections(cluster: &Cluster) -> Vec<u64> {
-    let mut counts = Vec::new();
-    for i in 0..cluster.instances.len() {
-        let metrics = cluster
-            .instance(i)
-            .get("/metrics")
-            .await
-            .text()
-            .await
-            .expect("metrics");
-        let count = metrics
-            .lines()
-            .find_map(|l| l.strip_prefix("ephemera_connections "))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0);
-        counts.push(count);
-    }
-    counts
+    cluster.connections().await
 }
 
 const XSS_ROOM: &str = "<img src=x onerror=window.pwned=1>";

@@ -72,6 +72,22 @@ impl Cluster {
         members
     }
 
+    /// How many connections (WebSockets and event streams) each instance holds.
+    pub async fn connections(&self) -> Vec<u64> {
+        let mut counts = Vec::new();
+        for i in 0..self.instances.len() {
+            let metrics = self.instance(i).get("/metrics").await.text().await;
+            let count = metrics
+                .expect("metrics")
+                .lines()
+                .find_map(|l| l.strip_prefix("ephemera_connections "))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            counts.push(count);
+        }
+        counts
+    }
+
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("this cluster owns its redis")
     }

@@ -268,3 +268,52 @@ fn the_server_links_no_code_that_decrypts_rooms() {
         );
     }
 }
+
+/// README's "For scripts" is a script that runs as written: create, follow, post and retry,
+/// destroy, against the real binary (with only its address swapped).
+#[test]
+fn the_readmes_script_runs_as_written() {
+    let readme = std::fs::read_to_string(repo().join("README.md")).expect("README");
+    let section = readme
+        .split("## For scripts")
+        .nth(1)
+        .expect("a For scripts section");
+    let script = section
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a sh block");
+    let server = crate::process::Process::start(&[]);
+    let script = script.replace("localhost:8080", &format!("127.0.0.1:{}", server.port));
+    let out = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .output()
+        .expect("bash runs");
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Posted once (201), answered again (200), destroyed (200); the stream saw it all.
+    let codes: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.rsplit_once(' ').map(|(_, code)| code))
+        .filter(|code| code.len() == 3 && code.bytes().all(|b| b.is_ascii_digit()))
+        .collect();
+    assert_eq!(codes, ["201", "200", "200"], "{said}");
+    for line in [
+        "event: welcome",
+        "event: message\nid: 1\n",
+        "event: room_closed",
+        "event: close",
+        "\"text\":\"v2.1 is out\"",
+    ] {
+        assert!(said.contains(line), "{line:?} in:\n{said}");
+    }
+    assert_eq!(
+        said.matches("event: message").count(),
+        1,
+        "the retry was not posted again: {said}"
+    );
+}

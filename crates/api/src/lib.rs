@@ -24,6 +24,7 @@ mod redact;
 mod rest;
 mod routes;
 mod socket;
+mod sse;
 mod state;
 mod ws;
 

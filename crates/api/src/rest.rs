@@ -39,7 +39,7 @@ fn text_field(
     result.map_err(|e| ApiError::invalid(e.describe(field, max)))
 }
 
-async fn load_room(state: &AppState, room_id: &str) -> Result<RoomView, ApiError> {
+pub(crate) async fn load_room(state: &AppState, room_id: &str) -> Result<RoomView, ApiError> {
     state
         .store
         .room(room_id)
@@ -196,12 +196,16 @@ async fn per_client_limit(
 }
 
 /// When a ticket issued now expires (the ticket lifetime).
-fn ticket_expiry(state: &AppState) -> Millis {
+pub(crate) fn ticket_expiry(state: &AppState) -> Millis {
     state.store.now() + state.config.ticket_ttl.as_millis() as Millis
 }
 
 /// Stores a fresh single-use ticket for `grant`; returns it.
-async fn issue_ticket(state: &AppState, room_id: &str, grant: Ticket) -> Result<String, ApiError> {
+pub(crate) async fn issue_ticket(
+    state: &AppState,
+    room_id: &str,
+    grant: Ticket,
+) -> Result<String, ApiError> {
     let ticket = new_token();
     state
         .store

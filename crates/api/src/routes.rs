@@ -1,6 +1,6 @@
 //! Every route, in one list: the served app and the OpenAPI document both come from it.
 
-use crate::{ops, rest, ws};
+use crate::{ops, rest, sse, ws};
 use actix_web::App;
 use utoipa::OpenApi;
 use utoipa_actix_web::AppExt;
@@ -17,6 +17,7 @@ pub(crate) fn routes(cfg: &mut utoipa_actix_web::service_config::ServiceConfig) 
         .service(rest::post_message)
         .service(rest::leave)
         .service(rest::resume)
+        .service(sse::room_events)
         .service(ws::upgrade)
         .service(ops::healthz)
         .service(ops::readyz)

@@ -268,7 +268,7 @@ pub struct IpSlot {
 
 impl IpSlots {
     /// A slot for `ip`, unless it already holds `max`.
-    fn take(slots: &Arc<IpSlots>, ip: IpAddr, max: usize) -> Option<IpSlot> {
+    pub(crate) fn take(slots: &Arc<IpSlots>, ip: IpAddr, max: usize) -> Option<IpSlot> {
         let mut open = slots.lock();
         let count = open.entry(ip).or_insert(0);
         if *count >= max {
@@ -303,7 +303,10 @@ impl Drop for IpSlot {
 /// The way in, from the query: `ticket`, `resume` (+ `last_id`) or `display_name`.
 fn entry(query: &HashMap<String, String>) -> Result<Entry, &'static str> {
     if let Some(ticket) = query.get("ticket") {
-        return Ok(Entry::Ticket(ticket.clone()));
+        return Ok(Entry::Ticket {
+            ticket: ticket.clone(),
+            last_id: None,
+        });
     }
     let last_id = || match query.get("last_id") {
         None => Ok(0),

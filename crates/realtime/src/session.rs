@@ -24,8 +24,12 @@ use tokio::sync::mpsc;
 /// How a connection enters its room (the WebSocket URL's query).
 #[derive(Debug, Clone)]
 pub enum Entry {
-    /// Redeem a join ticket.
-    Ticket(String),
+    /// Redeem a join ticket; with `last_id`, the welcome's history is what follows it, as on
+    /// a resume (an owner's event stream coming back, its member still there).
+    Ticket {
+        ticket: String,
+        last_id: Option<u64>,
+    },
     /// Direct join of a room without password.
     Name(String),
     /// Reconnect as an existing member; `last_id` is the last message the client has.
@@ -167,7 +171,7 @@ impl Hub {
                 None,
                 Some(last_id),
             ),
-            Entry::Ticket(ticket) => {
+            Entry::Ticket { ticket, last_id } => {
                 let token = new_token();
                 let claim = Claim {
                     via: Via::Ticket(TokenHash::of(&ticket)),
@@ -178,7 +182,7 @@ impl Hub {
                 (
                     store.claim_membership(room_id, claim).await,
                     Some(token),
-                    None,
+                    last_id,
                 )
             }
             Entry::Name(name) => {
@@ -405,6 +409,15 @@ impl<T: Transport> Session<T> {
         let room_id = &*self.live.room_id;
         let member_id = &*self.live.member_id;
         match frame {
+            ClientFrame::Message {
+                text: None,
+                ciphertext: None,
+                ..
+            } => {
+                let detail =
+                    "invalid frame: missing field `text` (`ciphertext` in an encrypted room)";
+                self.error(ErrorCode::InvalidFrame, detail).await
+            }
             ClientFrame::Message {
                 text,
                 ciphertext,
