@@ -87,6 +87,10 @@ struct Args {
     /// the size the same text would have encrypted, instead of `text`.
     #[arg(long)]
     encrypted: bool,
+    /// Every message carries a `client_id`, as the page's do (the server remembers them for
+    /// retries).
+    #[arg(long)]
+    client_ids: bool,
     /// Other processes to measure: name=pid, comma-separated.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
@@ -136,6 +140,8 @@ pub struct Plan {
     pub churn_us: Option<u64>,
     /// Encrypted rooms: messages are `ciphertext`.
     pub encrypted: bool,
+    /// Messages carry a `client_id`.
+    pub client_ids: bool,
     pub warmup_us: u64,
     pub duration_us: u64,
 }
@@ -257,6 +263,7 @@ fn plan(args: &Args) -> Plan {
         ramp: args.ramp.max(1),
         churn_us: (args.scenario == Scenario::Churn).then_some((args.churn * 1e6) as u64),
         encrypted: args.encrypted,
+        client_ids: args.client_ids,
         warmup_us: (args.warmup * 1e6) as u64,
         duration_us: (args.duration * 1e6) as u64,
     }

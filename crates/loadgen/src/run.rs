@@ -384,6 +384,7 @@ async fn member_task(
         let shared = shared.clone();
         let rate = plan.rate / plan.senders as f64;
         let encrypted = plan.encrypted;
+        let client_ids = plan.client_ids;
         Some(tokio::spawn(async move {
             if rate == 0.0 {
                 return tx;
@@ -400,11 +401,15 @@ async fn member_task(
                 tick.tick().await;
                 seq += 1;
                 let said = format!("{seq} {} {room}", now_us());
+                let client_id = match client_ids {
+                    true => format!(",\"client_id\":\"s{seq}\""),
+                    false => String::new(),
+                };
                 let text = match &filler {
-                    None => format!("{{\"type\":\"message\",\"text\":\"{said}\"}}"),
+                    None => format!("{{\"type\":\"message\",\"text\":\"{said}\"{client_id}}}"),
                     Some(filler) => {
                         let sealed = as_ciphertext(&said, filler);
-                        format!("{{\"type\":\"message\",\"ciphertext\":\"{sealed}\"}}")
+                        format!("{{\"type\":\"message\",\"ciphertext\":\"{sealed}\"{client_id}}}")
                     }
                 };
                 let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text))).await;

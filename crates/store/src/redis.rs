@@ -456,19 +456,12 @@ impl RedisStore {
             history_max_bytes: self.config.history_max_bytes,
             room_per_second: self.config.room_messages.per_second,
             room_burst: self.config.room_messages.burst,
-            client_id: frame.client_id.clone().unwrap_or_default(),
+            client_id: json_spelling(frame.client_id.as_deref())?,
         }
         .argv();
         let keys = keys_of(
             room_id,
-            &[
-                "meta",
-                "members",
-                "history",
-                "rate",
-                "client_ids",
-                "client_id_queue",
-            ],
+            &["meta", "members", "history", "rate", "client_ids"],
         );
         let reply = self.run(&self.scripts.append, keys, args).await?;
         if let Some(kept) = retried(&reply) {
@@ -595,4 +588,14 @@ impl RedisStore {
             .await?;
         Ok(())
     }
+}
+
+/// A string as a JSON string spells it, without its quotes ('' for none): what append.lua finds
+/// in a kept frame.
+fn json_spelling(text: Option<&str>) -> Result<String> {
+    let Some(text) = text else {
+        return Ok(String::new());
+    };
+    let quoted = serde_json::to_string(text).map_err(unavailable)?;
+    Ok(quoted[1..quoted.len() - 1].to_owned())
 }

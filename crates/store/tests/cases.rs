@@ -1259,9 +1259,11 @@ pub async fn a_client_id_used_again_answers_the_kept_message_and_posts_nothing(
                 .expect("append")
         }
     };
-    let first = post(&bob, "hello", "c1").await;
+    // A client_id as JSON must escape it: quotes, a backslash, and the key names themselves.
+    let c1 = r#"say "hi" \ ","timestamp":" é"#;
+    let first = post(&bob, "hello", c1).await;
     assert!(first.new);
-    let again = post(&bob, "hello, sent again", "c1").await;
+    let again = post(&bob, "hello, sent again", c1).await;
     assert_eq!(
         again,
         store::Posted {
@@ -1270,7 +1272,7 @@ pub async fn a_client_id_used_again_answers_the_kept_message_and_posts_nothing(
         },
         "a retry answers the message it already posted"
     );
-    let theirs = post(&carol, "hi", "c1").await;
+    let theirs = post(&carol, "hi", c1).await;
     assert!(theirs.new, "a client_id is its member's own");
     assert_eq!(theirs.frame.id, 2);
     let ids: Vec<u64> = published(&mut bus)
@@ -1283,11 +1285,11 @@ pub async fn a_client_id_used_again_answers_the_kept_message_and_posts_nothing(
     for i in 0..HISTORY {
         assert!(post(&bob, "more", &format!("d{i}")).await.new);
     }
-    let later = post(&bob, "hello once more", "c1").await;
+    let later = post(&bob, "hello once more", c1).await;
     assert!(later.new, "c1's message is no longer kept");
     assert_eq!(later.frame.id, 3 + HISTORY as u64);
     assert_eq!(
-        post(&bob, "and again", "c1").await,
+        post(&bob, "and again", c1).await,
         store::Posted {
             frame: later.frame,
             new: false

@@ -85,13 +85,15 @@ mod redis_keys {
         burst: 100,
     };
 
-    /// Fills a room with every kind of data: members, a message, a ticket, attempts.
+    /// Fills a room with every kind of data: members, a message (with a client_id, which is
+    /// remembered), a ticket, attempts.
     async fn busy_room(store: &Store, lifetime_ms: u64) -> String {
         let (room, _) = room(10, lifetime_ms);
         store.create_room(room.clone()).await.expect("create");
         let bob = join(store, &room.id, "bob", 1).await;
+        let client_id = Some("c-1".to_owned());
         store
-            .append_message(&room.id, &bob, text("secret text"), None, RATE)
+            .append_message(&room.id, &bob, text("secret text"), client_id, RATE)
             .await
             .expect("append");
         store
@@ -152,6 +154,30 @@ mod redis_keys {
                 .sum();
             let counted = server.cli(&["hget", &room_key(&room.id, "meta"), "history_bytes"]);
             assert_eq!(counted.trim().parse::<usize>().expect("bytes"), bytes);
+        }
+    }
+
+    /// Redis remembers exactly the client_ids of the messages it keeps: one leaves with its
+    /// message, whatever it holds.
+    #[tokio::test]
+    async fn client_ids_are_kept_exactly_as_long_as_their_messages() {
+        let (store, _bus, server, room) = redis_with_room().await;
+        let bob = join(&store, &room.id, "bob", 1).await;
+        let carol = join(&store, &room.id, "carol", 2).await;
+        let key = room_key(&room.id, "client_ids");
+        for i in 0..(3 * HISTORY) {
+            // Every other message has none; the others hold what JSON escapes.
+            let (who, client_id) = match i % 2 {
+                0 => (&bob, Some(format!(r#"q"{i}\"#))),
+                _ => (&carol, None),
+            };
+            store
+                .append_message(&room.id, who, text(format!("m{i}")), client_id, RATE)
+                .await
+                .expect("append");
+            let kept = (0..=i).rev().take(HISTORY).filter(|n| n % 2 == 0).count();
+            let fields: usize = server.cli(&["hlen", &key]).trim().parse().expect("hlen");
+            assert_eq!(fields, kept, "after message {i}");
         }
     }
 

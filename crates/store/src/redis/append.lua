@@ -1,12 +1,13 @@
 -- The hot path, so it stands alone (no prelude) and takes only the keys it touches:
--- KEYS: meta, members, history, rate, client_ids, client_id_queue. ARGV[1]: room id; ARGV[2]:
+-- KEYS: meta, members, history, rate, client_ids. ARGV[1]: room id; ARGV[2]:
 -- now (ms); ARGV[3]: member id; ARGV[4]: rate per second; ARGV[5]: burst; ARGV[6]: history
 -- limit; ARGV[7], ARGV[8]: the message frame's JSON before and after its id; ARGV[9]: most bytes
 -- of history kept; ARGV[10], ARGV[11]: the room's rate per second and burst, every member
--- together; ARGV[12]: the message's client_id ('' for none).
+-- together; ARGV[12]: the message's client_id as its JSON string spells it, without the quotes
+-- ('' for none).
 -- Returns {'ok', id}, or {'dup', the kept message} for a client_id its member already used in a
 -- message history still holds (a retry: nothing is posted, nothing counted).
-local META, MEMBERS, HISTORY, RATE, CIDS, CIDQ = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+local META, MEMBERS, HISTORY, RATE, CIDS = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local NOW, id = tonumber(ARGV[2]), ARGV[3]
 -- Every META field this script reads, in one call; those it changes go back in one HSET.
 local meta = redis.call('HMGET', META, 'expires_at', 'msg_rate', 'seq', 'history_bytes', 'owner_id')
@@ -17,9 +18,8 @@ if not exp or tonumber(exp) <= NOW then return {'refused', 'room_not_found'} end
 -- script with the owner token): its field then stays until the room ends.
 local bucket = redis.call('HGET', RATE, id)
 if not bucket and id ~= meta[5] and redis.call('HEXISTS', MEMBERS, id) == 0 then return {'refused', 'unauthorized'} end
--- CIDS maps "<member>\n<client_id>" to the id of the kept message that used it; CIDQ lists
--- "<id>\n<field>" of those messages, oldest first, and is trimmed as history is. A message
--- without a client_id touches neither.
+-- CIDS maps "<member>\n<client_id>" to the id of the kept message that used it; a message that
+-- leaves history takes its field with it. A message without a client_id does not touch it.
 local cid = ARGV[12] ~= '' and (id .. '\n' .. ARGV[12]) or ''
 if cid ~= '' then
   local earlier = tonumber(redis.call('HGET', CIDS, cid))
@@ -42,25 +42,20 @@ local message = ARGV[7] .. seq .. ARGV[8]
 local kept, limit, max_bytes = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6]), tonumber(ARGV[9])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
 if cid ~= '' then
-  if redis.call('RPUSH', CIDQ, seq .. '\n' .. cid) == 1 then redis.call('PEXPIREAT', CIDQ, exp) end
-  if redis.call('HSET', CIDS, cid, seq) == 1 then redis.call('PEXPIREAT', CIDS, exp) end
+  redis.call('HSET', CIDS, cid, seq)
+  redis.call('PEXPIREAT', CIDS, exp)
 end
 -- History is the newest `limit` messages that fit in `max_bytes` (the newest always kept);
 -- META's history_bytes is the list's size. Nothing here can fail once a write is made (Redis
 -- refuses a script for memory only before its first write), so ids never skip.
 local bytes = (tonumber(meta[4]) or 0) + #message
-local trimmed = false
 while kept > limit or (bytes > max_bytes and kept > 1) do
-  bytes = bytes - #redis.call('LPOP', HISTORY)
-  kept, trimmed = kept - 1, true
-end
--- The client_ids of messages history no longer keeps are forgotten with them.
-while trimmed do
-  local head = redis.call('LINDEX', CIDQ, 0)
-  local cut = head and string.find(head, '\n', 1, true)
-  if not cut or tonumber(string.sub(head, 1, cut - 1)) > seq - kept then break end
-  redis.call('LPOP', CIDQ)
-  redis.call('HDEL', CIDS, string.sub(head, cut + 1))
+  local gone = redis.call('LPOP', HISTORY)
+  bytes, kept = bytes - #gone, kept - 1
+  -- Its client_id is forgotten with it. In the frame's JSON a quote inside a value is always
+  -- escaped, so these keys, unescaped, are the frame's own fields.
+  local author, said = string.match(gone, '"member_id":"(.-)".-"client_id":"(.-)","timestamp":"')
+  if said then redis.call('HDEL', CIDS, author .. '\n' .. said) end
 end
 redis.call('HSET', META, 'seq', seq, 'msg_rate', room_full_at, 'history_bytes', bytes)
 redis.call('SPUBLISH', 'eph:{' .. ARGV[1] .. '}', message)

@@ -2,7 +2,7 @@
 -- ARGV[1] is the room id, ARGV[2] now (ms), ARGV[3] now as an RFC 3339 timestamp.
 local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS, TICKET_EXP =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local CIDS, CIDQ = KEYS[12], KEYS[13]
+local CIDS = KEYS[12]
 local ROOM, NOW, TS = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local CHANNEL = 'eph:{' .. ROOM .. '}'
 
@@ -68,7 +68,7 @@ end
 local function destroy(closed_json)
   local hold = redis.call('HGET', META, 'hold') or ''
   redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS,
-    TICKET_EXP, CIDS, CIDQ)
+    TICKET_EXP, CIDS)
   redis.call('SPUBLISH', CHANNEL, closed_json)
   return hold
 end

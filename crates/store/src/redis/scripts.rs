@@ -121,7 +121,6 @@ pub(super) fn room_keys(room_id: &str) -> Vec<String> {
             "attempts",
             "ticket_expiry",
             "client_ids",
-            "client_id_queue",
         ],
     )
 }
@@ -190,8 +189,9 @@ script_args! {
     RescheduleArgs { room_id: String, lease: Millis, next: String }
     /// claim_due.lua's ARGV[1..3] (KEYS[1]: the schedule).
     ClaimDueArgs { now: Millis, lease_ms: Millis, most: usize }
-    /// append.lua's ARGV[1..12] (KEYS: meta, members, history, rate, client_ids,
-    /// client_id_queue): the message frame's JSON in two halves, the id it assigns between them.
+    /// append.lua's ARGV[1..12] (KEYS: meta, members, history, rate, client_ids): the message
+    /// frame's JSON in two halves, the id it assigns between them; the client_id as JSON
+    /// spells it.
     AppendArgs {
         room_id: String,
         now: Millis,
