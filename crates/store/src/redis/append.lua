@@ -41,10 +41,8 @@ local seq = (tonumber(meta[3]) or 0) + 1
 local message = ARGV[7] .. seq .. ARGV[8]
 local kept, limit, max_bytes = redis.call('RPUSH', HISTORY, message), tonumber(ARGV[6]), tonumber(ARGV[9])
 if kept == 1 then redis.call('PEXPIREAT', HISTORY, exp) end
-if cid ~= '' then
-  redis.call('HSET', CIDS, cid, seq)
-  redis.call('PEXPIREAT', CIDS, exp)
-end
+-- CIDS has the room's expiry since its creation (create.lua).
+if cid ~= '' then redis.call('HSET', CIDS, cid, seq) end
 -- History is the newest `limit` messages that fit in `max_bytes` (the newest always kept);
 -- META's history_bytes is the list's size. Nothing here can fail once a write is made (Redis
 -- refuses a script for memory only before its first write), so ids never skip.
