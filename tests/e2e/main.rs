@@ -1,6 +1,7 @@
 //! End-to-end suite: the real application, driven over HTTP and WebSocket.
 
 mod abuse;
+mod cli;
 mod client;
 mod cluster;
 mod faults;

@@ -14,6 +14,12 @@ pub fn binary() -> &'static str {
     PATH.get_or_init(|| build("ephemera-api", "ephemera"))
 }
 
+/// The command-line client, built once per test run.
+pub fn eph() -> &'static str {
+    static PATH: OnceLock<String> = OnceLock::new();
+    PATH.get_or_init(|| build("ephemera-cli", "eph"))
+}
+
 /// The load generator, built once per test run.
 pub fn loadgen() -> &'static str {
     static PATH: OnceLock<String> = OnceLock::new();

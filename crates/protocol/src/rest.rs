@@ -161,6 +161,9 @@ pub struct RoomDetails {
     pub members_can_destroy: bool,
     #[serde(flatten)]
     pub sealing: Sealing,
+    /// The member id the owner acts as (see `POST /rooms`), so a client encrypting as the owner
+    /// can learn it from the room's link and the owner token alone.
+    pub owner_member_id: String,
 }
 
 /// `POST /rooms/{room_id}/join`.
@@ -317,6 +320,7 @@ mod tests {
             destroy_on_owner_offline: true,
             members_can_destroy: true,
             sealing: Sealing::default(),
+            owner_member_id: "o".into(),
         });
         round_trip(JoinRequest {
             display_name: Some("bob".into()),

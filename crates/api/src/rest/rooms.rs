@@ -221,6 +221,7 @@ pub(super) fn details(view: &RoomView, now: Millis) -> RoomDetails {
         destroy_on_owner_offline: room.destroy_on_owner_offline,
         members_can_destroy: room.members_can_destroy,
         sealing: room.sealing.clone(),
+        owner_member_id: room.owner_member_id.clone(),
     }
 }
 
