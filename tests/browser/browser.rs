@@ -448,12 +448,15 @@ async fn screenshots_in_both_themes_and_at_phone_width() {
         }))
         .await;
     let (mut owner, _) = app.owner(&room).await;
-    for text in [
+    for (i, text) in [
         "Morning! Shipping the release today.",
         "Great. Anything blocking?",
         "The docs need screenshots — on it.",
-    ] {
-        owner.say(text, "c").await;
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        owner.say(text, &format!("c{i}")).await;
         owner.next_of("message").await;
     }
     owner.disconnect().await;

@@ -151,6 +151,7 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
         ("delete", "/rooms/{room_id}"),
         ("post", "/rooms/{room_id}/close"),
         ("post", "/rooms/{room_id}/join"),
+        ("get", "/rooms/{room_id}/events"),
         ("get", "/rooms/{room_id}/messages"),
         ("post", "/rooms/{room_id}/messages"),
         ("post", "/rooms/{room_id}/leave"),

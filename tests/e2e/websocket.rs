@@ -220,7 +220,7 @@ async fn resume_says_when_history_no_longer_covers_the_gap() {
     let token = welcome["resume_token"].as_str().expect("token").to_owned();
     bob.kill();
     for i in 1..=6 {
-        alice.say(&format!("m{i}"), "c").await;
+        alice.say(&format!("m{i}"), &format!("c{i}")).await;
         assert_eq!(alice.next_of("message").await["id"], i);
     }
     let mut bob = app.ws(&room.id, &format!("resume={token}&last_id=0")).await;
@@ -238,7 +238,7 @@ async fn resume_says_when_history_no_longer_covers_the_gap() {
         .ws(&room.id, &format!("resume={token}&last_id=999"))
         .await;
     assert_eq!(ahead.next_of("system").await["recovered"], true);
-    alice.say("m7", "c").await;
+    alice.say("m7", "c7").await;
     assert_eq!(ahead.next_of("message").await["id"], 7);
 }
 

@@ -107,7 +107,43 @@ impl From<realtime::Refusal> for ApiError {
             (ErrorCode::Unavailable, _) => {
                 ApiError::new(ErrorCode::Unavailable, refusal.detail).retry_after(1)
             }
+            // A room's own rate (or a cap the store counts): free again within a second or so.
+            (code @ (ErrorCode::RateLimited | ErrorCode::RoomBusy), _) => {
+                ApiError::new(code, refusal.detail).retry_after(1)
+            }
             (code, _) => ApiError::new(code, refusal.detail),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Scripts rely on it (README, "For scripts"): every 429 and 503 says when to come back.
+    #[test]
+    fn every_refusal_that_is_a_429_or_a_503_carries_retry_after() {
+        let codes = [
+            ErrorCode::RateLimited,
+            ErrorCode::RoomBusy,
+            ErrorCode::Unavailable,
+            ErrorCode::RoomFull,
+            ErrorCode::InvalidFrame,
+        ];
+        for code in codes {
+            for retry_after_ms in [None, Some(250)] {
+                let refusal = realtime::Refusal {
+                    code,
+                    detail: "x".into(),
+                    retry_after_ms,
+                };
+                let response = ApiError::from(refusal).error_response();
+                let status = response.status().as_u16();
+                let retry = response.headers().get(header::RETRY_AFTER);
+                if status == 429 || status == 503 {
+                    assert!(retry.is_some(), "{code:?} ({retry_after_ms:?})");
+                }
+            }
         }
     }
 }

@@ -43,10 +43,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
 
 async fn ready(state: &AppState) -> Result<(), ApiError> {
     if state.hub.is_draining() {
-        return Err(ApiError::new(
-            ErrorCode::Unavailable,
-            "Draining for shutdown",
-        ));
+        return Err(ApiError::new(ErrorCode::Unavailable, "Draining for shutdown").retry_after(1));
     }
     Ok(state.store.ping().await?)
 }

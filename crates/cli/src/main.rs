@@ -6,8 +6,9 @@ mod chat;
 mod room;
 
 use clap::{Args, Parser, Subcommand};
+use protocol::rest::{CreateRoomRequest, CreateRoomResponse, RoomDetails};
 use room::{Failure, Room};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -62,7 +63,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Follow a room: one JSON line per event, resuming over reconnects, messages decrypted.
+    /// Follow a room: one JSON line per event and per message, resuming over reconnects.
     Tail {
         link: String,
         /// The owner token, or a member's resume token.
@@ -178,35 +179,31 @@ async fn run(command: Command) -> Result<(), Failure> {
                 .await?;
             if json {
                 println!("{details}");
-            } else {
-                let name = details["name"].as_str().unwrap_or("(no name)");
-                let online: Vec<&str> = details["online_users"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .filter_map(|u| u["display_name"].as_str())
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                println!("{name}");
-                println!(
-                    "owner {}, {} of {} online: {}",
-                    details["owner_name"].as_str().unwrap_or(""),
-                    online.len(),
-                    details["max_users"],
-                    online.join(", ")
-                );
-                println!(
-                    "ends {} (in {} s){}",
-                    details["expires_at"].as_str().unwrap_or(""),
-                    details["expires_in"],
-                    if details["encrypted"] == true {
-                        ", end-to-end encrypted"
-                    } else {
-                        ""
-                    }
-                );
+                return Ok(());
             }
+            let details: RoomDetails = serde_json::from_value(details)
+                .map_err(|e| Failure::usage(format!("an answer eph does not understand: {e}")))?;
+            let online: Vec<&str> = details
+                .online_users
+                .iter()
+                .map(|u| u.display_name.as_str())
+                .collect();
+            println!("{}", details.name.as_deref().unwrap_or("(no name)"));
+            println!(
+                "owner {}, {} of {} online: {}",
+                details.owner_name,
+                online.len(),
+                details.max_users,
+                online.join(", ")
+            );
+            let sealed = match details.sealing.encrypted {
+                true => ", end-to-end encrypted",
+                false => "",
+            };
+            println!(
+                "ends {} (in {} s){sealed}",
+                details.expires_at, details.expires_in
+            );
             Ok(())
         }
         Command::Say {
@@ -263,37 +260,32 @@ async fn run(command: Command) -> Result<(), Failure> {
 }
 
 async fn create(args: CreateArgs) -> Result<(), Failure> {
-    let mut body = json!({
-        "owner_name": args.owner,
-        "password": args.password,
-        "expiry_seconds": args.expiry_seconds,
-        "max_users": args.max_users,
-        "destroy_on_owner_offline": !args.keep_when_owner_leaves,
-        "members_can_destroy": args.members_can_destroy,
-    });
     let key = (!args.open).then(seal::RoomKey::generate);
-    match (&key, &args.name) {
-        (Some(key), name) => {
-            body["encrypted"] = true.into();
-            body["key_check"] = key.key_check().into();
-            if let Some(name) = name {
-                body["name_ciphertext"] = key.seal(name, seal::NAME_AAD).into();
-            }
-        }
-        (None, name) => body["name"] = name.clone().into(),
-    }
-    let mut answer = room::create(&args.url, &body).await?;
-    let join_url = answer["join_url"].as_str().unwrap_or_default().to_owned();
-    let link = match &key {
-        Some(key) => key.link(&join_url),
-        None => join_url,
+    let request = CreateRoomRequest {
+        owner_name: args.owner,
+        name: args.name.clone().filter(|_| key.is_none()),
+        password: args.password,
+        expiry_seconds: args.expiry_seconds,
+        max_users: args.max_users,
+        destroy_on_owner_offline: Some(!args.keep_when_owner_leaves),
+        members_can_destroy: Some(args.members_can_destroy),
+        encrypted: key.is_some().then_some(true),
+        name_ciphertext: key
+            .as_ref()
+            .zip(args.name.as_deref())
+            .map(|(key, name)| key.seal(name, seal::NAME_AAD)),
+        key_check: key.as_ref().map(seal::RoomKey::key_check),
     };
-    let token = answer["owner_token"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let body = serde_json::to_value(&request).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut answer = room::create(&args.url, &body).await?;
+    let created: CreateRoomResponse = serde_json::from_value(answer.clone())
+        .map_err(|e| Failure::usage(format!("an answer eph does not understand: {e}")))?;
+    let link = match &key {
+        Some(key) => key.link(&created.join_url),
+        None => created.join_url,
+    };
     if let Some(path) = &args.token_file {
-        write_secret(path, &token)?;
+        write_secret(path, &created.owner_token)?;
     }
     if args.json {
         answer["link"] = Value::String(link);
@@ -304,7 +296,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
     } else {
         println!("{link}");
         if args.token_file.is_none() {
-            println!("{token}");
+            println!("{}", created.owner_token);
         }
     }
     Ok(())

@@ -1,7 +1,8 @@
 //! A room as `eph` reaches it: its link (server, id, key), the REST calls, and `tail`.
 
+use protocol::rest::PostMessageRequest;
 use seal::{RoomKey, message_aad};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::time::Duration;
 
 /// Why a command failed, and the exit code that says so.
@@ -125,14 +126,17 @@ impl Room {
     pub async fn say(&self, token: &str, text: &str, client_id: &str) -> Result<Value, Failure> {
         let details = self.details(None, Some(token)).await?;
         self.check_key(&details)?;
-        let mut body = json!({"client_id": client_id});
+        let mut body = PostMessageRequest {
+            client_id: Some(client_id.to_owned()),
+            ..PostMessageRequest::default()
+        };
         match details["encrypted"] == true {
             true => {
                 let owner = details["owner_member_id"].as_str().unwrap_or_default();
                 let aad = message_aad(&self.id, owner);
-                body["ciphertext"] = self.key()?.seal(text.trim(), &aad).into();
+                body.ciphertext = Some(self.key()?.seal(text.trim(), &aad));
             }
-            false => body["text"] = text.into(),
+            false => body.text = Some(text.to_owned()),
         }
         let req = self
             .http
@@ -181,7 +185,8 @@ impl Room {
     }
 
     /// Follows the room over Server-Sent Events, printing each event's frame as one JSON line
-    /// (with `"event"` added), and resumes after the last message id on every reconnect.
+    /// (with `"event"` added; a welcome's messages as message lines of their own), and resumes
+    /// after the last message id on every reconnect: every message is printed once.
     pub async fn tail(&self, token: &str) -> Result<(), Failure> {
         let details = self.details(None, Some(token)).await?;
         self.check_key(&details)?;
@@ -247,8 +252,18 @@ impl Room {
                     return frame["code"].as_u64().map(|c| c as u16);
                 }
                 self.reveal(&mut frame);
+                // The messages a welcome brings (a first connection's history, or what a
+                // resume missed) are message lines like any other, after the welcome's.
+                let brought = match frame.get_mut("history") {
+                    Some(history) => std::mem::replace(history, Value::Array(Vec::new())),
+                    None => Value::Null,
+                };
                 frame["event"] = kind.into();
                 println!("{frame}");
+                for mut message in brought.as_array().cloned().unwrap_or_default() {
+                    message["event"] = "message".into();
+                    println!("{message}");
+                }
             }
             match res.chunk().await {
                 Ok(Some(bytes)) => buffer.push_str(&String::from_utf8_lossy(&bytes)),
