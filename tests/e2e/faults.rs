@@ -968,6 +968,12 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
     assert_eq!(redis.cli(&deny).trim(), "OK");
     let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
     assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "{killed}");
+    // Neither instance can subscribe: neither is ready (FAILURES.md), though Redis answers.
+    for instance in [&zero, &one] {
+        instance
+            .await_readyz(503, Instant::now() + Duration::from_secs(10))
+            .await;
+    }
     let left = one
         .http
         .post(one.url(&format!("/rooms/{}/leave", room.id)))
@@ -988,6 +994,11 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
         redis.cli(&["acl", "setuser", "default", "+@all"]).trim(),
         "OK"
     );
+    for instance in [&zero, &one] {
+        instance
+            .await_readyz(200, Instant::now() + Duration::from_secs(10))
+            .await;
+    }
 
     for ws in [&mut a, &mut c] {
         let offline = ws.presence("user_offline").await;
