@@ -38,7 +38,12 @@ async fn joined(driver: &Driver, site: &str, room: &str, name: &str) -> Browser 
 
 /// Creates a room in the lobby as `owner` (named `name`, if given; encrypted, as the lobby
 /// makes rooms) and waits until the page is live in it; returns the room's id.
-async fn create_in_lobby(browser: &Browser, site: &str, owner: &str, name: Option<&str>) -> String {
+pub(crate) async fn create_in_lobby(
+    browser: &Browser,
+    site: &str,
+    owner: &str,
+    name: Option<&str>,
+) -> String {
     browser.goto(&format!("{site}/")).await;
     browser
         .until("!document.getElementById('lobby').hidden")

@@ -5,6 +5,7 @@
 
 use crate::browser::{Browser, Driver, overlay_says, site};
 use crate::cluster::Cluster;
+use crate::page::{create_in_lobby, shared_link};
 use seal::{RoomKey, message_aad, vectors};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader};
@@ -144,25 +145,15 @@ async fn two_people_chat_encrypted_and_neither_redis_nor_any_log_sees_a_word_or_
         json!(true),
         "rooms made in the page are encrypted by default"
     );
-    alice.fill("#create-owner", "alice").await;
-    alice.fill("#create-name", NAME).await;
-    alice.click("#create button[type=submit]").await;
-    alice.wait_live().await;
+    let id = create_in_lobby(&alice, &site, "alice", Some(NAME)).await;
     alice
         .until(&format!(
             "document.getElementById('room-title').textContent === {NAME:?}"
         ))
         .await;
-    let id = alice.js("location.pathname.split('/')[2]").await;
-    let id = id.as_str().expect("id").to_owned();
 
     // The link and its QR code carry the key; the server keeps only what checks it.
-    let link = alice
-        .js("document.getElementById('share-link').value")
-        .await
-        .as_str()
-        .expect("link")
-        .to_owned();
+    let link = shared_link(&alice).await;
     let (linked, key) = RoomKey::from_link(&link).expect("a link with its key");
     assert_eq!(linked, id);
     alice

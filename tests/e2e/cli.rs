@@ -7,7 +7,7 @@ use crate::process::eph;
 use seal::{RoomKey, message_aad};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -168,14 +168,11 @@ async fn eph_creates_says_tails_across_an_instance_kill_and_destroys() {
         .recv_timeout(Duration::from_secs(15))
         .expect("room_closed");
     assert_eq!(closed["event"], "room_closed");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = tail.try_wait().expect("wait") {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "tail ends with the room");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = exit_within(
+        &mut tail,
+        Duration::from_secs(10),
+        "tail ends with the room",
+    );
     assert!(status.success());
     let out = run(&["show", &link, "--token-file", token_path], None);
     assert_eq!(out.status.code(), Some(3));
@@ -263,13 +260,18 @@ async fn eph_chat_in_a_terminal_sends_and_shows_messages() {
     // Ctrl-C quits: a disconnect, and the terminal is given back.
     keys.write_all(b"\x03").expect("ctrl-c");
     keys.flush().expect("flush");
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = exit_within(&mut chat, Duration::from_secs(10), "chat quits on Ctrl-C");
+    assert!(status.success(), "{status}");
+}
+
+/// The child's exit status; panics with `what` if it still runs after `within`.
+fn exit_within(child: &mut Child, within: Duration, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + within;
     loop {
-        if let Some(status) = chat.try_wait().expect("wait") {
-            assert!(status.success(), "{status}");
-            break;
+        if let Some(status) = child.try_wait().expect("wait") {
+            return status;
         }
-        assert!(Instant::now() < deadline, "chat quits on Ctrl-C");
+        assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
 }

@@ -182,11 +182,6 @@ pub struct RoomRules {
     pub default_expiry: Duration,
     pub default_max_users: u32,
     pub max_users_limit: u32,
-    pub max_message_chars: usize,
-    /// Messages kept per room (and the most a history read returns).
-    pub history_limit: usize,
-    pub max_rooms_per_client: usize,
-    pub presence_grace: Duration,
 }
 
 /// Limits per client (its IP, or its IPv6 prefix) at the front door.
@@ -418,10 +413,6 @@ impl Config {
                 default_expiry: Duration::from_secs(s.default_expiry_seconds),
                 default_max_users: s.default_max_users,
                 max_users_limit: s.max_users_limit,
-                max_message_chars: s.max_message_chars,
-                history_limit: s.history_limit,
-                max_rooms_per_client: s.max_rooms_per_client,
-                presence_grace: Duration::from_secs(s.presence_grace_seconds),
             },
             limits: ClientLimits {
                 room_creates_per_minute: s.room_create_per_minute,
@@ -472,8 +463,8 @@ mod tests {
         assert_eq!(c.bind_addr.to_string(), "0.0.0.0:8080");
         assert_eq!(c.public_ws_url, "ws://localhost:8080");
         assert_eq!(c.allowed_origins, vec!["http://localhost:8080".to_string()]);
-        assert_eq!(c.rooms.history_limit, 100);
-        assert_eq!(c.rooms.presence_grace, Duration::from_secs(10));
+        assert_eq!(c.store.history_limit, 100);
+        assert_eq!(c.hub.history_limit, 100);
         assert_eq!(c.store.presence_grace_ms, 10_000);
     }
 

@@ -270,11 +270,11 @@ pub fn page(config: &Config) -> Bytes {
         .replace("{{default_users}}", &rooms.default_max_users.to_string())
         .replace(
             "{{max_message_chars}}",
-            &rooms.max_message_chars.to_string(),
+            &config.hub.max_message_chars.to_string(),
         )
         .replace(
             "{{grace_seconds}}",
-            &rooms.presence_grace.as_secs().to_string(),
+            &(config.store.presence_grace_ms / 1000).to_string(),
         );
     Bytes::from(page)
 }

@@ -69,6 +69,7 @@ pub async fn room_events(
         ),
     };
     let view = crate::rest::load_room(&state, &room_id).await?;
+    let ip = client_ip(&req, &state.config);
     let entry = match state
         .store
         .authenticate(&view.room.id, &TokenHash::of(token))
@@ -83,7 +84,7 @@ pub async fn room_events(
                 display_name: view.room.owner_name.clone(),
                 role: Role::Owner,
                 expires_at: crate::rest::ticket_expiry(&state),
-                client: client_ip(&req, &state.config).to_string(),
+                client: ip.to_string(),
                 resume: None,
             };
             let ticket = crate::rest::issue_ticket(&state, &view.room.id, grant).await?;
@@ -91,7 +92,6 @@ pub async fn room_events(
         }
         None => return Err(ApiError::unauthorized("Invalid or expired token")),
     };
-    let ip = client_ip(&req, &state.config);
     let max = state.config.limits.max_connections_per_ip;
     let Some(slot) = IpSlots::take(&state.sockets_per_ip, ip, max) else {
         state.metrics.rejected("sockets_per_ip");

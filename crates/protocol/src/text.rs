@@ -121,6 +121,12 @@ pub fn message(text: &str, max: usize) -> Result<String, TextError> {
     check(text, 1, max, &['\n', '\t'])
 }
 
+/// Whether `text` is only base64url's alphabet (`A-Z`, `a-z`, `0-9`, `-`, `_`), unpadded.
+pub fn is_base64url(text: &str) -> bool {
+    text.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// Bytes the encryption of a text adds to its UTF-8: a 12-byte IV and a 16-byte tag.
 pub const SEAL_OVERHEAD: usize = 28;
 
@@ -143,11 +149,8 @@ pub fn sealed(text: &str, max: usize) -> Result<&str, TextError> {
     if text.len() > max {
         return Err(TextError::TooLong);
     }
-    let base64url = text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     // A length of 4n + 1 characters is no whole number of bytes.
-    if !base64url || text.len() < min || text.len() % 4 == 1 {
+    if !is_base64url(text) || text.len() < min || text.len() % 4 == 1 {
         return Err(TextError::NotCiphertext);
     }
     Ok(text)

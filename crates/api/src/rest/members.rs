@@ -123,7 +123,7 @@ pub async fn history(
     if after < 0 {
         return Err(ApiError::invalid("after must be 0 or more"));
     }
-    let kept = state.config.rooms.history_limit;
+    let kept = state.config.store.history_limit;
     let limit = match query_number(&query, "limit")? {
         Some(n) if n < 1 => return Err(ApiError::invalid("limit must be at least 1")),
         Some(n) => (n as u64).min(kept as u64) as usize,

@@ -100,7 +100,7 @@ pub async fn create_room(
             state.metrics.rejected("rooms_held");
             let detail = format!(
                 "This address holds {} open rooms, the most it may: close one first",
-                rules.max_rooms_per_client
+                state.config.store.max_rooms_per_client
             );
             return Err(ApiError::new(ErrorCode::RateLimited, detail).retry_after(60));
         }
@@ -159,8 +159,7 @@ fn sealing(body: &CreateRoomRequest, named: bool) -> Result<Sealing, ApiError> {
         .key_check
         .as_deref()
         .ok_or_else(|| ApiError::invalid("An encrypted room needs key_check"))?;
-    let base64url = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
-    if key_check.len() != KEY_CHECK_CHARS || !key_check.bytes().all(base64url) {
+    if key_check.len() != KEY_CHECK_CHARS || !text::is_base64url(key_check) {
         return Err(ApiError::invalid(format!(
             "key_check must be {KEY_CHECK_CHARS} characters of unpadded base64url (an HMAC-SHA-256)"
         )));
