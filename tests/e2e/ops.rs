@@ -238,6 +238,7 @@ async fn draining_turns_unready_closes_with_1001_and_keeps_members() {
     assert_eq!(bob.closed().await.0, 1001);
     let res = app.get("/readyz").await;
     assert_eq!(res.status(), 503);
+    assert_eq!(res.headers()["retry-after"], "1", "every 503 says when");
     assert_eq!(
         res.json::<Value>().await.expect("json")["code"],
         "unavailable"
