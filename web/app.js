@@ -6,6 +6,8 @@ const $ = (id) => document.getElementById(id);
 const roomId = (location.pathname.match(/^\/r\/([A-Za-z0-9_-]{21})\/?$/) || [])[1];
 // The instance's presence grace: how long a member may be away before it counts as gone.
 const GRACE_SECONDS = Number(document.querySelector("meta[name='ephemera:grace-seconds']")?.content) || 10;
+// The bounds of a room's end: at least this long from now, at most this long from its creation.
+const [MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS] = (document.querySelector("meta[name='ephemera:expiry-seconds']")?.content || "60 86400").split(" ").map(Number);
 // Phones and tablets: Enter makes a new line there, the Send button sends.
 const TOUCH = window.matchMedia("(pointer: coarse)").matches;
 
@@ -102,6 +104,9 @@ const GONE = {
   room_not_found: ["Room not found", "This room does not exist. It may have expired or been destroyed."],
   room_full: ["This room is full", "It has reached its user limit. Try again later."],
   left: ["You left the room", "You are no longer in this room."],
+  removed: ["You were removed", "The room's owner removed you from this room. You cannot join it again."],
+  banned: ["You cannot join this room", "Its owner removed you from it."],
+  locked: ["This room is locked", "Its owner is not letting anyone new in right now. Try again later."],
   // The page held a membership or the owner token, and the room is gone now.
   ended_while_away: ["This room has ended", "It ended while you were away. Every message in it is gone."],
   owner_ended_while_away: ["Your room has ended", "It ended while you were away: it expired, was destroyed, or you were offline longer than it waits for its owner. Every message in it is gone."],
@@ -116,6 +121,7 @@ const REFUSED = {
   rate_limited: "Too many attempts.",
   invalid_request: "That name cannot be used. Pick another one.",
   room_full: "This room is full.",
+  room_locked: "This room is locked: its owner is not letting anyone new in. Try again later.",
 };
 
 // ---- lobby -----------------------------------------------------------------------------
@@ -231,6 +237,9 @@ const state = {
   encrypted: false,    // the room's messages are ciphertext (from the welcome)
   unlocked: false,     // this page's key passed the room's key check
   held: null,          // frames that arrived while the key was being checked, in order
+  locked: false,       // the owner locked the room (no new members)
+  ownerAwayUntil: 0,   // performance.now() at which the room ends unless its away owner returns
+  target: null,        // the member the owner's open dialog (remove, make owner) is about
 };
 
 function setStatus(text, kind) {
@@ -313,6 +322,7 @@ const clock = (left) => {
 };
 function tick() {
   renderAway();
+  renderOwnerAway();
   if (!state.deadline) return;
   const left = Math.max(0, Math.round((state.deadline - performance.now()) / 1000));
   const [h, m, s] = hms(left);
@@ -348,7 +358,8 @@ function renderAway() {
   const away = $("away");
   away.hidden = !risky;
   if (risky) {
-    const left = Math.max(0, Math.round(GRACE_SECONDS - (performance.now() - state.lostAt) / 1000));
+    const grace = details.owner_grace_seconds || GRACE_SECONDS;
+    const left = Math.max(0, Math.round(grace - (performance.now() - state.lostAt) / 1000));
     away.textContent = `This room ends in ${clock(left)} unless you reconnect.`;
   }
 }
@@ -363,9 +374,33 @@ function renderPeople() {
     li.append(isolated(person.display_name));
     if (person.role === "owner") li.append(badge("owner"));
     if (id === state.me) li.append(badge("you"));
+    if (state.role === "owner" && id !== state.me) li.append(memberMenu(id, person.display_name));
     list.append(li);
   }
   $("online-count").textContent = String(state.online.size);
+}
+// The owner's menu for another member: remove (and bar) it, or make it the owner.
+function memberMenu(id, name) {
+  const menu = document.createElement("span");
+  menu.className = "member-menu";
+  const button = (label, dialogId, text) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "link";
+    b.textContent = label;
+    b.setAttribute("aria-label", `${label}: ${name}`);
+    b.addEventListener("click", () => {
+      state.target = id;
+      $(`${dialogId}-text`).textContent = text;
+      $(dialogId).showModal();
+    });
+    return b;
+  };
+  menu.append(
+    button("Remove", "confirm-kick", `${name} is disconnected now, and can no longer join this room from their address or under that name.`),
+    button("Make owner", "confirm-handover", `${name} gets the owner's controls, and the room then ends with them instead of you. You stay as a member.`),
+  );
+  return menu;
 }
 function badge(text) {
   const b = document.createElement("span");
@@ -532,7 +567,7 @@ function presence(p) {
     state.online.delete(p.member_id);
     state.typers.delete(p.member_id);
     renderTyping();
-    notice(`${p.display_name} left`);
+    notice(p.reason === "kicked" ? `${p.display_name} was removed by the owner` : `${p.display_name} left`);
   }
   renderPeople();
 }
@@ -551,6 +586,7 @@ function welcome(w) {
   $("retry-btn").hidden = true;
   state.online = new Map(w.online_users.map((u) => [u.member_id, { display_name: u.display_name, role: u.role }]));
   for (const u of w.online_users) if (u.role === "owner") state.ownerId = u.member_id;
+  roomUpdated({ ...w, timestamp: w.timestamp }, true);
   renderPeople();
   setExpiry(w.expires_in);
   if (details) showDetails();
@@ -756,6 +792,11 @@ function frame(f) {
     renderTyping();
   } else if (f.type === "system" && f.event === "welcome") welcome(f);
   else if (f.type === "system" && f.event === "room_closed") end(f.reason);
+  else if (f.type === "room_updated") roomUpdated(f, false);
+  else if (f.type === "owner_token") {
+    // Made owner by a handover: this browser now holds the room's owner token.
+    local.set(ownerKey(roomId), { token: f.owner_token, invite: false });
+  }
   else if (f.type === "error") {
     const why = {
       rate_limited: "you are sending too fast. Wait a moment and send it again.",
@@ -767,6 +808,7 @@ function frame(f) {
     }[f.code];
     if (state.pending && state.pending.sent && why) { refused(why); return; }
     if (f.code === "forbidden") notice("You are not allowed to do that.");
+    else if (f.code === "not_found") notice("That person is no longer in the room.");
     else if (why) notice(`${why[0].toUpperCase()}${why.slice(1)}`);
     if (!state.me) state.refusal = f.code;
   }
@@ -774,7 +816,7 @@ function frame(f) {
 
 // Close codes: which end the room for this page, which send back to the join form, and which
 // reconnect (with jitter and the resume token, well within the presence grace).
-const TERMINAL = { 1000: "left", 4001: "expired", 4002: "closed", 4003: "owner_offline", 4004: "room_not_found", 4403: "room_full" };
+const TERMINAL = { 1000: "left", 4001: "expired", 4002: "closed", 4003: "owner_offline", 4004: "room_not_found", 4010: "removed", 4403: "room_full", 4423: "locked" };
 const REJOIN = new Set([4401, 4409, 4422]);
 
 // Reconnect delays stay well under the grace, so a blip never costs a member its place.
@@ -872,6 +914,7 @@ async function join(credentials) {
   } catch (err) {
     if (err.code === "room_not_found") { show("room"); end(owner ? "owner_ended_while_away" : "room_not_found"); return; }
     if (err.code === "unauthorized" && owner) { local.del(ownerKey(roomId)); askToJoin("Join as a member."); return; }
+    if (err.code === "banned") { show("room"); end("banned"); return; }
     if (err.status === 0 || err.status >= 500) {
       // The network or the server: keep trying, as a dropped socket would.
       enterRoom();
@@ -897,6 +940,90 @@ function showDetails() {
   renderTitle();
   state.membersCanDestroy = details.members_can_destroy;
   $("destroy-btn").hidden = !(state.role === "owner" || state.membersCanDestroy);
+  $("owner-tools").hidden = state.role !== "owner";
+}
+
+// The room's state its owner changes, from the welcome or a room_updated: the lock, the end,
+// who the owner is, and whether the room is waiting for its owner to come back.
+function roomUpdated(r, fromWelcome) {
+  const wasLocked = state.locked;
+  state.locked = r.locked === true;
+  $("locked").hidden = !state.locked;
+  $("lock-btn").textContent = state.locked ? "Unlock" : "Lock";
+  $("lock-btn").setAttribute("aria-pressed", String(state.locked));
+  if (!fromWelcome && wasLocked !== state.locked) {
+    notice(state.locked ? "The owner locked the room: nobody new can join." : "The owner unlocked the room.");
+  }
+  if (!fromWelcome) {
+    const before = state.deadline;
+    setExpiry(r.expires_in);
+    const moved = Math.abs(state.deadline - before) > 5000;
+    if (before && moved) {
+      const text = `The owner changed when this room self-destructs: in ${clock(r.expires_in)}.`;
+      notice(text);
+      announce(text);
+    }
+  }
+  if (details) details.expires_at = r.expires_at;
+  const owner = r.owner_member_id;
+  if (owner && owner !== state.ownerId) {
+    const was = state.ownerId;
+    state.ownerId = owner;
+    for (const [id, person] of state.online) person.role = id === owner ? "owner" : "member";
+    if (!fromWelcome && was) {
+      const name = state.online.get(owner)?.display_name || "Someone";
+      notice(owner === state.me ? "You are the owner of this room now." : `${name} is the owner of this room now.`);
+    }
+    if (owner === state.me) state.role = "owner";
+    else if (state.role === "owner") {
+      // Handed over: this browser's owner token no longer works.
+      state.role = "member";
+      local.del(ownerKey(roomId));
+    }
+    renderPeople();
+    if (details) showDetails();
+  }
+  // While the owner is away: when the room ends unless it returns, counted down here.
+  state.ownerAwayUntil = r.owner_away_until ? performance.now() + (Date.parse(r.owner_away_until) - Date.parse(r.timestamp)) : 0;
+  if (!fromWelcome && r.owner_away_until) announce("The owner is away. This room ends unless they return.");
+  renderOwnerAway();
+}
+function renderOwnerAway() {
+  const banner = $("owner-away");
+  const away = state.ownerAwayUntil && !state.ended && state.role !== "owner";
+  banner.hidden = !away;
+  if (!away) return;
+  const left = Math.max(0, Math.round((state.ownerAwayUntil - performance.now()) / 1000));
+  banner.textContent = `The owner is away; this room ends in ${clock(left)} unless they return.`;
+}
+
+// The owner's changes: over the socket when live (lock), over REST with the owner token (the end).
+function ownerSend(f) {
+  if (live()) state.socket.send(JSON.stringify(f));
+  else notice("Not connected: try again in a moment.");
+}
+async function moveEnd(seconds) {
+  const owner = local.get(ownerKey(roomId));
+  if (!owner) { notice("Only the owner can change when the room ends."); return; }
+  const at = new Date(Date.now() + seconds * 1000).toISOString();
+  try {
+    await api("PATCH", `/rooms/${roomId}`, { body: { expires_at: at }, token: owner.token });
+  } catch (err) {
+    notice(err.code === "invalid_request" ? `That is outside what this room allows: ${err.message}` : `The room's end was not changed: ${err.message}`);
+  }
+}
+// Seconds left now, and the most a room may still be given (from its creation).
+function endBounds() {
+  const left = Math.max(0, Math.round((state.deadline - performance.now()) / 1000));
+  const created = details && Date.parse(details.created_at);
+  const most = created ? Math.floor((created + MAX_EXPIRY_SECONDS * 1000 - Date.now()) / 1000) : left;
+  return { left, least: MIN_EXPIRY_SECONDS, most };
+}
+function extendBy(seconds) {
+  const { left, least, most } = endBounds();
+  const want = Math.min(left + seconds, most);
+  if (want <= left) { notice("This room cannot live any longer."); return; }
+  moveEnd(Math.max(want, least));
 }
 
 function askToJoin(message) {
@@ -1024,6 +1151,33 @@ function wireRoom() {
     navigator.share({ title: roomName(), url: $("share-link").value }).catch(() => { /* dismissed */ });
   });
   $("retry-btn").addEventListener("click", reconnect);
+  $("lock-btn").addEventListener("click", () => ownerSend({ type: "lock", locked: !state.locked }));
+  $("extend-10m").addEventListener("click", () => extendBy(600));
+  $("extend-1h").addEventListener("click", () => extendBy(3600));
+  const extend = $("extend");
+  $("extend-btn").addEventListener("click", () => {
+    const { left, least, most } = endBounds();
+    const input = $("extend-minutes");
+    input.min = String(Math.ceil(least / 60));
+    input.max = String(Math.max(Math.ceil(least / 60), Math.floor(most / 60)));
+    input.value = String(Math.max(1, Math.round(left / 60)));
+    $("extend-hint").textContent = `Between ${input.min} and ${input.max} minutes from now.`;
+    extend.showModal();
+    input.select();
+  });
+  extend.addEventListener("close", () => {
+    if (extend.returnValue !== "set") return;
+    const minutes = Number($("extend-minutes").value);
+    if (Number.isFinite(minutes) && minutes > 0) moveEnd(Math.round(minutes * 60));
+  });
+  const kick = $("confirm-kick");
+  kick.addEventListener("close", () => {
+    if (kick.returnValue === "kick") ownerSend({ type: "kick", member_id: state.target });
+  });
+  const handover = $("confirm-handover");
+  handover.addEventListener("close", () => {
+    if (handover.returnValue === "handover") ownerSend({ type: "handover", member_id: state.target });
+  });
   $("overlay-read").addEventListener("click", () => $("overlay").close());
   // Focus stays in the overlay while it is shown: Tab past its last button comes back round.
   $("overlay").addEventListener("keydown", (e) => {

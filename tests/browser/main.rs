@@ -13,5 +13,6 @@ mod helpers;
 mod process;
 
 mod browser;
+mod owner;
 mod page;
 mod sealed;

@@ -137,7 +137,9 @@ async fn a_killed_instances_members_resume_elsewhere_and_only_the_absent_go_offl
 async fn an_owner_on_a_killed_instance_destroys_the_room_after_its_grace() {
     let mut cluster = Cluster::start(3, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "2")]);
     let via = cluster.app();
-    let room = via.open_room().await;
+    let room = via
+        .create_room(json!({"owner_name": "alice", "owner_grace_seconds": 2}))
+        .await;
     let (_owner, _) = cluster.instance(0).owner(&room).await;
     let (mut b, _) = cluster.instance(1).member(&room.id, "b").await;
     let (mut c, _) = cluster.instance(2).member(&room.id, "c").await;

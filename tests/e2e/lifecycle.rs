@@ -84,7 +84,10 @@ async fn leaving_is_immediate_over_websocket_and_rest() {
 #[tokio::test]
 async fn owner_offline_destroys_the_room_only_after_the_grace() {
     let app = spawn_with(|s| s.presence_grace_seconds = 1).await;
-    let room = app.open_room().await;
+    // The owner grace as short as the presence grace: no time away before the end.
+    let room = app
+        .create_room(json!({"owner_name": "alice", "owner_grace_seconds": 1}))
+        .await;
     let (alice, welcome) = app.owner(&room).await;
     let token = welcome["resume_token"].as_str().expect("token").to_owned();
     let (mut bob, _) = app.member(&room.id, "bob").await;

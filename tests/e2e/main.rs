@@ -9,6 +9,7 @@ mod helpers;
 mod lifecycle;
 mod loadgen;
 mod ops;
+mod owner;
 mod process;
 mod rest;
 mod scale;

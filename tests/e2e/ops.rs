@@ -149,6 +149,8 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
         ("post", "/rooms"),
         ("get", "/rooms/{room_id}"),
         ("delete", "/rooms/{room_id}"),
+        ("patch", "/rooms/{room_id}"),
+        ("post", "/rooms/{room_id}/members/{member_id}/kick"),
         ("post", "/rooms/{room_id}/close"),
         ("post", "/rooms/{room_id}/join"),
         ("get", "/rooms/{room_id}/events"),
@@ -177,6 +179,7 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
         let url = app.url(
             &path
                 .replace("{room_id}", "V1StGXR8_Z5jdHi6B-myT")
+                .replace("{member_id}", "dUyB2QnL7kV0xWq9pR3sT")
                 .replace("{file}", "app.js"),
         );
         let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("method");
@@ -209,7 +212,11 @@ async fn pages_docs_and_openapi_are_served_with_strict_headers() {
     for (method, path, allow) in [
         ("PUT", "/rooms", "POST"),
         ("TRACE", "/healthz", "GET, HEAD"),
-        ("PATCH", "/rooms/V1StGXR8_Z5jdHi6B-myT", "DELETE, GET, HEAD"),
+        (
+            "PUT",
+            "/rooms/V1StGXR8_Z5jdHi6B-myT",
+            "DELETE, GET, PATCH, HEAD",
+        ),
     ] {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
         let res = http

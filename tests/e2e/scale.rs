@@ -153,7 +153,10 @@ async fn a_same_name_race_across_instances_admits_exactly_one() {
 #[tokio::test]
 async fn owner_offline_and_delete_reach_members_on_every_instance() {
     let cluster = Cluster::start(3, &[]);
-    let room = cluster.app().open_room().await;
+    let room = cluster
+        .app()
+        .create_room(json!({"owner_name": "alice", "owner_grace_seconds": 1}))
+        .await;
     let (owner, _) = cluster.instance(0).owner(&room).await;
     let (mut b, _) = cluster.instance(1).member(&room.id, "bob").await;
     let (mut c, _) = cluster.instance(2).member(&room.id, "carol").await;
@@ -531,21 +534,24 @@ async fn an_acl_user_limited_to_ephemeras_keys_and_channels_is_enough() {
 }
 
 /// Every way into a room through the real service (a join by name, an owner's second claim, a
-/// lone member's resume by ticket, a REST post, a leave, a ticket never redeemed), then each way
-/// it ends: once it has, a SCAN of Redis finds nothing of it, and the schedule does not name it.
+/// lone member's resume by ticket, a REST post, a leave, a ticket never redeemed, the owner's
+/// removal of a member and its lock), then each way it ends: once it has, a SCAN of Redis finds
+/// nothing of it, and the schedule does not name it.
 #[tokio::test]
 async fn every_way_in_then_every_ending_leaves_no_key_in_redis() {
     let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "1")]);
     let app = cluster.app();
     for ending in ["expiry", "destroy", "owner offline"] {
         let room = app
-            .create_room(json!({"owner_name": "alice", "expiry_seconds": 4}))
+            .create_room(
+                json!({"owner_name": "alice", "expiry_seconds": 4, "owner_grace_seconds": 1}),
+            )
             .await;
         let (first, _) = app.owner(&room).await;
         // The owner's second claim; kept open until the room ends unless its absence ends it.
         let mut owner = Some(app.owner(&room).await.0);
         drop(first);
-        let (dave, _) = app.member(&room.id, "dave").await;
+        let (mut dave, dave_welcome) = app.member(&room.id, "dave").await;
         let (bob, welcome) = app.member(&room.id, "bob").await;
         let token = welcome["resume_token"].as_str().expect("token").to_owned();
         let res = app
@@ -557,8 +563,18 @@ async fn every_way_in_then_every_ending_leaves_no_key_in_redis() {
             .await
             .expect("post");
         assert_eq!(res.status(), 201);
-        drop(dave);
         let _unused = app.ticket(&room.id, json!({"display_name": "carol"})).await;
+        // The owner removes dave (a ban) and locks the room.
+        let owner_ws = owner.as_mut().expect("the owner");
+        let dave_id = dave_welcome["member_id"].as_str().expect("id");
+        owner_ws
+            .send_json(json!({"type": "kick", "member_id": dave_id}))
+            .await;
+        assert_eq!(dave.closed().await.0, 4010);
+        owner_ws
+            .send_json(json!({"type": "lock", "locked": true}))
+            .await;
+        assert_eq!(owner_ws.next_of("room_updated").await["locked"], true);
         bob.kill();
         let ticket: Value = app
             .post_as(&format!("/rooms/{}/resume", room.id), &token)

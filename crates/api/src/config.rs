@@ -36,6 +36,9 @@ pub struct Settings {
     pub max_rooms_per_client: usize,
     pub ticket_ttl_seconds: u64,
     pub presence_grace_seconds: u64,
+    /// How long a room that ends with its owner waits for it by default (a room may set its
+    /// own, from the presence grace to 3600 s).
+    pub owner_grace_seconds: u64,
     pub message_rate_per_second: u32,
     pub message_burst: u32,
     /// Messages a room accepts per second, every member together (burst: twice).
@@ -108,6 +111,7 @@ impl Default for Settings {
             max_rooms_per_client: 20,
             ticket_ttl_seconds: limits::TICKET_TTL_SECONDS,
             presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
+            owner_grace_seconds: limits::OWNER_GRACE_SECONDS,
             message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
             message_burst: limits::MESSAGE_BURST,
             room_message_rate_per_second: 100,
@@ -182,6 +186,10 @@ pub struct RoomRules {
     pub default_expiry: Duration,
     pub default_max_users: u32,
     pub max_users_limit: u32,
+    /// A room's owner grace: its bounds (the presence grace, and at most an hour) and default.
+    pub min_owner_grace: Duration,
+    pub max_owner_grace: Duration,
+    pub default_owner_grace: Duration,
 }
 
 /// Limits per client (its IP, or its IPv6 prefix) at the front door.
@@ -345,6 +353,17 @@ impl Config {
                 "must lie between the minimum and maximum expiry",
             ));
         }
+        if !(s.presence_grace_seconds..=limits::MAX_OWNER_GRACE_SECONDS)
+            .contains(&s.owner_grace_seconds)
+        {
+            return Err(bad(
+                "OWNER_GRACE_SECONDS",
+                format!(
+                    "must lie between EPHEMERA_PRESENCE_GRACE_SECONDS and {}",
+                    limits::MAX_OWNER_GRACE_SECONDS
+                ),
+            ));
+        }
         if s.max_users_limit == 0 {
             return Err(bad("MAX_USERS_LIMIT", "must be at least 1"));
         }
@@ -413,6 +432,9 @@ impl Config {
                 default_expiry: Duration::from_secs(s.default_expiry_seconds),
                 default_max_users: s.default_max_users,
                 max_users_limit: s.max_users_limit,
+                min_owner_grace: Duration::from_secs(s.presence_grace_seconds),
+                max_owner_grace: Duration::from_secs(limits::MAX_OWNER_GRACE_SECONDS),
+                default_owner_grace: Duration::from_secs(s.owner_grace_seconds),
             },
             limits: ClientLimits {
                 room_creates_per_minute: s.room_create_per_minute,

@@ -53,7 +53,7 @@ pub(crate) fn cors(origins: &[String]) -> actix_cors::Cors {
         .fold(actix_cors::Cors::default(), |cors, origin| {
             cors.allowed_origin(origin)
         })
-        .allowed_methods(["GET", "POST", "DELETE"])
+        .allowed_methods(["GET", "POST", "PATCH", "DELETE"])
         .allowed_headers([
             "content-type",
             "authorization",

@@ -275,6 +275,14 @@ pub fn page(config: &Config) -> Bytes {
         .replace(
             "{{grace_seconds}}",
             &(config.store.presence_grace_ms / 1000).to_string(),
+        )
+        .replace(
+            "{{min_expiry_seconds}}",
+            &rooms.min_expiry.as_secs().to_string(),
+        )
+        .replace(
+            "{{max_expiry_seconds}}",
+            &rooms.max_expiry.as_secs().to_string(),
         );
     Bytes::from(page)
 }
@@ -423,5 +431,9 @@ mod tests {
         );
         assert!(page.contains(r#"min="1" max="50" value="8""#), "users");
         assert!(page.contains(r#"data-limit="500""#), "message");
+        assert!(
+            page.contains(r#"expiry-seconds" content="90 604800""#),
+            "the bounds of a room's end"
+        );
     }
 }

@@ -13,12 +13,12 @@ use crate::openapi::{
     Unavailable,
 };
 use crate::state::AppState;
-use actix_web::{HttpRequest, HttpResponse, delete, get, post, web};
+use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
 use protocol::frames::MessageFrame;
 use protocol::frames::ServerFrame;
 use protocol::rest::{
     Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
-    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails, Sealing,
+    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails, Sealing, UpdateRoomRequest,
 };
 use protocol::{ErrorCode, Millis, Role, limits, rfc3339, seconds_until, text};
 use realtime::Draft;
@@ -26,7 +26,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;
 use store::secret::{TokenHash, new_id, new_token};
-use store::{AttemptLimits, Credential, Limit, Member, Room, RoomView, Ticket};
+use store::{Actor, AttemptLimits, Credential, Limit, Member, Room, RoomChange, RoomView, Ticket};
 
 type Data = web::Data<AppState>;
 const MINUTE_MS: u64 = 60_000;

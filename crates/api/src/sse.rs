@@ -106,9 +106,11 @@ pub async fn room_events(
     };
     let inbound = inbound(events_tx, pongs_rx);
     let hub = state.hub.clone();
+    let client = ip.to_string();
     state.hub.runtime().spawn(async move {
         let _slot = slot;
-        hub.serve(&view.room.id, entry, transport, inbound).await;
+        hub.serve(&view.room.id, &client, entry, transport, inbound)
+            .await;
     });
     Ok(HttpResponse::Ok()
         .content_type("text/event-stream")

@@ -92,6 +92,7 @@ async fn serve(
     let max = state.config.limits.max_frame_bytes;
     let Admission {
         room_id,
+        client,
         entry,
         slot,
     } = admission;
@@ -111,7 +112,9 @@ async fn serve(
                 realtime::session::refuse(transport, ErrorCode::RateLimited, close::TRY_AGAIN_LATER)
                     .await
             }
-            (Ok(entry), Some(_slot)) => hub.serve(&room_id, entry, transport, frames).await,
+            (Ok(entry), Some(_slot)) => {
+                hub.serve(&room_id, &client, entry, transport, frames).await
+            }
             (Err(detail), Some(_)) => {
                 realtime::session::reject(transport, ErrorCode::Unauthorized, detail).await
             }
@@ -124,6 +127,8 @@ async fn serve(
 /// and then an `error` frame and a close code that browsers can read.
 struct Admission {
     room_id: String,
+    /// The client's key (its address, IPv6 on its prefix).
+    client: String,
     entry: Result<Entry, &'static str>,
     slot: Option<IpSlot>,
 }
@@ -179,6 +184,7 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
         state.metrics.rejected("connects_per_ip");
         return Ok(Admission {
             room_id: room_id.to_owned(),
+            client: ip.to_string(),
             entry: entry(&query),
             slot: None,
         });
@@ -193,6 +199,7 @@ fn check(state: &AppState, req: &Request, room_id: &str) -> Result<Admission, Ap
     }
     Ok(Admission {
         room_id: room_id.to_owned(),
+        client: ip.to_string(),
         entry: entry(&query),
         slot,
     })

@@ -111,6 +111,9 @@ struct CreateArgs {
     /// Keep the room when its owner goes offline (default: it ends with its owner).
     #[arg(long)]
     keep_when_owner_leaves: bool,
+    /// How long the room waits for its owner once its connection is gone (seconds).
+    #[arg(long)]
+    owner_grace_seconds: Option<u64>,
     /// Let members destroy the room too.
     #[arg(long)]
     members_can_destroy: bool,
@@ -269,6 +272,7 @@ async fn create(args: CreateArgs) -> Result<(), Failure> {
         max_users: args.max_users,
         destroy_on_owner_offline: Some(!args.keep_when_owner_leaves),
         members_can_destroy: Some(args.members_can_destroy),
+        owner_grace_seconds: args.owner_grace_seconds,
         encrypted: key.is_some().then_some(true),
         name_ciphertext: key
             .as_ref()

@@ -17,6 +17,9 @@ pub enum ServerFrame {
     Message(MessageFrame),
     Presence(PresenceFrame),
     Error(ErrorFrame),
+    RoomUpdated(RoomUpdatedFrame),
+    /// To a new owner alone, after a handover: its owner token.
+    OwnerToken(OwnerTokenFrame),
     /// Frames the server only relays (`RelayFrame`), spelled as their own `type`.
     #[serde(untagged)]
     Relay(RelayFrame),
@@ -52,6 +55,8 @@ impl RelayFrame {
 /// `{"type": "system", "event": ...}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "event", rename_all = "snake_case")]
+// A frame lives only while it is serialized or parsed: its size costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 pub enum SystemFrame {
     Welcome(Welcome),
     RoomClosed(RoomClosedFrame),
@@ -74,6 +79,13 @@ pub struct Welcome {
     pub expires_in: u64,
     /// Whether messages here are `ciphertext` (end-to-end encrypted) rather than `text`.
     pub encrypted: bool,
+    /// Whether the room takes new members (the owner's lock).
+    pub locked: bool,
+    /// The owner's member id (it changes with a handover).
+    pub owner_member_id: String,
+    /// While the owner is away in a room that ends with its owner: when it ends unless the
+    /// owner returns (RFC 3339), else null.
+    pub owner_away_until: Option<String>,
     pub online_users: Vec<OnlineUser>,
     pub online_count: usize,
     /// Message frames as broadcast, `"type": "message"` included.
@@ -146,6 +158,8 @@ pub enum OfflineReason {
     Left,
     /// Its connection was gone for longer than the presence grace.
     Timeout,
+    /// The owner removed it (and barred it from the room).
+    Kicked,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -201,6 +215,55 @@ impl PresenceNote {
             timestamp: crate::rfc3339(self.at),
         }
     }
+}
+
+/// The room's state the owner changes, all of it in every `room_updated` (so a client that
+/// missed one is right again with the next, and the welcome carries the same fields).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RoomUpdatedFrame {
+    pub room_id: String,
+    pub locked: bool,
+    pub expires_at: String,
+    pub expires_in: u64,
+    pub owner_member_id: String,
+    /// While the owner is away in a room that ends with its owner: when it ends unless the
+    /// owner returns; null otherwise.
+    pub owner_away_until: Option<String>,
+    pub timestamp: String,
+}
+
+/// The room's state as the store publishes it on the bus (`RoomUpdatedFrame`'s facts).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomNote {
+    pub locked: bool,
+    pub expires_at: crate::Millis,
+    pub owner_id: String,
+    #[serde(default)]
+    pub owner_away_until: Option<crate::Millis>,
+    /// When, in ms since the epoch (on the store's clock).
+    pub at: crate::Millis,
+}
+
+impl RoomNote {
+    /// The frame clients of `room_id` get.
+    pub fn frame(&self, room_id: &str) -> RoomUpdatedFrame {
+        RoomUpdatedFrame {
+            room_id: room_id.to_owned(),
+            locked: self.locked,
+            expires_at: crate::rfc3339(self.expires_at),
+            expires_in: crate::seconds_until(self.expires_at, self.at),
+            owner_member_id: self.owner_id.clone(),
+            owner_away_until: self.owner_away_until.map(crate::rfc3339),
+            timestamp: crate::rfc3339(self.at),
+        }
+    }
+}
+
+/// A new owner's owner token (it holds it as the room's creator holds its own).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct OwnerTokenFrame {
+    pub room_id: String,
+    pub owner_token: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -261,6 +324,18 @@ pub enum ClientFrame {
     Typing,
     Leave,
     CloseRoom,
+    /// The owner removes a member and bars it from the room.
+    Kick {
+        member_id: String,
+    },
+    /// The owner locks (no new members) or unlocks the room.
+    Lock {
+        locked: bool,
+    },
+    /// The owner makes another member the owner.
+    Handover {
+        member_id: String,
+    },
 }
 
 impl ClientFrame {
@@ -288,6 +363,8 @@ pub enum BusEvent {
     Presence(PresenceNote),
     /// Only `room_closed` travels on the bus.
     System(SystemFrame),
+    /// Made into `room_updated` by each instance (`RoomNote::frame`).
+    Room(RoomNote),
     /// A member attached a newer connection: every other connection of it closes with 4000.
     Replaced {
         member_id: String,
@@ -350,6 +427,9 @@ mod tests {
             expires_at: "e".into(),
             expires_in: 3599,
             encrypted: false,
+            locked: false,
+            owner_member_id: "o".into(),
+            owner_away_until: None,
             online_users: vec![OnlineUser {
                 member_id: "m".into(),
                 display_name: "bob".into(),

@@ -62,6 +62,10 @@ pub mod limits {
     pub const HISTORY_LIMIT: usize = 100;
     pub const TICKET_TTL_SECONDS: u64 = 60;
     pub const PRESENCE_GRACE_SECONDS: u64 = 10;
+    /// How long a room that ends with its owner waits for it, by default
+    /// (`EPHEMERA_OWNER_GRACE_SECONDS`); a room may ask for the presence grace up to the most.
+    pub const OWNER_GRACE_SECONDS: u64 = 120;
+    pub const MAX_OWNER_GRACE_SECONDS: u64 = 3600;
     pub const MESSAGE_RATE_PER_SECOND: u32 = 10;
     pub const MESSAGE_BURST: u32 = 20;
     pub const ROOM_CREATE_PER_MINUTE: u32 = 30;
@@ -88,11 +92,15 @@ pub mod close {
     pub const OWNER_OFFLINE: u16 = 4003;
     pub const NOT_FOUND: u16 = 4004;
     pub const FELL_BEHIND: u16 = 4008;
+    /// Removed by the owner, or barred from the room: stay closed.
+    pub const REMOVED: u16 = 4010;
     pub const RATE_LIMITED: u16 = 4029;
     pub const UNAUTHORIZED: u16 = 4401;
     pub const ROOM_FULL: u16 = 4403;
     pub const NAME_TAKEN: u16 = 4409;
     pub const INVALID_NAME: u16 = 4422;
+    /// The room is locked: it takes no new members.
+    pub const LOCKED: u16 = 4423;
 }
 
 /// A JSON error as a client reads it: serde_json's sentence without its " at line L column C",
@@ -130,6 +138,10 @@ pub enum ErrorCode {
     UnsupportedMediaType,
     NameTaken,
     RoomFull,
+    /// Removed from this room by its owner, or barred from it (address or name).
+    Banned,
+    /// The room is locked: no new members.
+    RoomLocked,
     RateLimited,
     /// A room over its room-wide message or join rate (not the sender's fault: no strike).
     RoomBusy,
@@ -148,7 +160,7 @@ impl ErrorCode {
         match self {
             InvalidJson | PasswordInUrl | InvalidFrame => 400,
             PasswordRequired | InvalidPassword | Unauthorized => 401,
-            Forbidden | RoomFull => 403,
+            Forbidden | RoomFull | Banned | RoomLocked => 403,
             RoomNotFound | NotFound => 404,
             MethodNotAllowed => 405,
             UnsupportedMediaType => 415,
@@ -167,6 +179,8 @@ impl ErrorCode {
             RoomNotFound | NotFound => close::NOT_FOUND,
             PasswordRequired | InvalidPassword | Unauthorized | Forbidden => close::UNAUTHORIZED,
             RoomFull => close::ROOM_FULL,
+            Banned => close::REMOVED,
+            RoomLocked => close::LOCKED,
             NameTaken => close::NAME_TAKEN,
             InvalidRequest | EmptyMessage | MessageTooLong => close::INVALID_NAME,
             RateLimited => close::RATE_LIMITED,
@@ -183,6 +197,8 @@ impl ErrorCode {
             RoomNotFound => "Room not found",
             NameTaken => "That display name is taken in this room",
             RoomFull => "Room is full",
+            Banned => "You were removed from this room by its owner",
+            RoomLocked => "This room is locked: it takes no new members",
             RateLimited => "Too many requests, slow down",
             RoomBusy => "This room is busy, try again in a moment",
             Unauthorized => "Invalid or expired credentials",
@@ -208,6 +224,8 @@ impl ErrorCode {
             UnsupportedMediaType => "unsupported_media_type",
             NameTaken => "name_taken",
             RoomFull => "room_full",
+            Banned => "banned",
+            RoomLocked => "room_locked",
             RateLimited => "rate_limited",
             RoomBusy => "room_busy",
             Unavailable => "unavailable",

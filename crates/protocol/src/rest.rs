@@ -55,6 +55,16 @@ pub struct CreateRoomRequest {
     /// Default false: whether members may destroy the room too.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_can_destroy: Option<bool>,
+    /// How long a room that ends with its owner waits for the owner to come back once its
+    /// connection is gone (a phone that locked its screen). Default
+    /// `EPHEMERA_OWNER_GRACE_SECONDS` (120); bounds: the presence grace (10) to 3600.
+    #[serde(
+        default,
+        deserialize_with = "whole",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(minimum = 10, maximum = 3600)]
+    pub owner_grace_seconds: Option<u64>,
     /// Default false: an end-to-end encrypted room, whose messages are `ciphertext` under a key
     /// only its link's fragment carries. Needs `key_check`; its name, if any, is
     /// `name_ciphertext` (`name` must be absent).
@@ -116,6 +126,7 @@ pub struct CreateRoomResponse {
     pub has_password: bool,
     pub destroy_on_owner_offline: bool,
     pub members_can_destroy: bool,
+    pub owner_grace_seconds: u64,
     #[serde(flatten)]
     pub sealing: Sealing,
     /// The member id the owner acts as, whether or not it has joined yet: what an encrypting
@@ -159,11 +170,30 @@ pub struct RoomDetails {
     pub is_full: bool,
     pub destroy_on_owner_offline: bool,
     pub members_can_destroy: bool,
+    pub owner_grace_seconds: u64,
+    /// Whether the owner locked the room (it takes no new members).
+    pub locked: bool,
+    /// While the owner is away in a room that ends with its owner: when it ends unless the
+    /// owner returns; null otherwise.
+    pub owner_away_until: Option<String>,
     #[serde(flatten)]
     pub sealing: Sealing,
-    /// The member id the owner acts as (see `POST /rooms`), so a client encrypting as the owner
-    /// can learn it from the room's link and the owner token alone.
+    /// The member id the owner acts as (see `POST /rooms`; a handover changes it), so a client
+    /// encrypting as the owner can learn it from the room's link and the owner token alone.
     pub owner_member_id: String,
+}
+
+/// `PATCH /rooms/{room_id}` (owner token): what to change; at least one field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"locked": true}))]
+pub struct UpdateRoomRequest {
+    /// Lock (no new members) or unlock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locked: Option<bool>,
+    /// The room's new end (RFC 3339), within `[now + EPHEMERA_MIN_EXPIRY_SECONDS, created_at +
+    /// EPHEMERA_MAX_EXPIRY_SECONDS]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<String>,
 }
 
 /// `POST /rooms/{room_id}/join`.
@@ -275,6 +305,7 @@ mod tests {
             max_users: Some(10),
             destroy_on_owner_offline: Some(true),
             members_can_destroy: Some(false),
+            owner_grace_seconds: Some(120),
             encrypted: Some(true),
             name_ciphertext: Some("n".repeat(39)),
             key_check: Some("k".repeat(43)),
@@ -293,6 +324,7 @@ mod tests {
             has_password: false,
             destroy_on_owner_offline: true,
             members_can_destroy: false,
+            owner_grace_seconds: 120,
             sealing: Sealing {
                 encrypted: true,
                 name_ciphertext: None,
@@ -319,6 +351,9 @@ mod tests {
             is_full: false,
             destroy_on_owner_offline: true,
             members_can_destroy: true,
+            owner_grace_seconds: 120,
+            locked: true,
+            owner_away_until: Some("a".into()),
             sealing: Sealing::default(),
             owner_member_id: "o".into(),
         });

@@ -7,7 +7,7 @@ use protocol::frames::Content;
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Millis, Role, limits};
 use std::sync::Arc;
-use store::{Member, Posted, Rate, Store};
+use store::{Actor, Member, Posted, Rate, RoomChange, RoomView, Store};
 
 /// Why a command was refused: the contract's code and a sentence for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +180,35 @@ impl Commands {
             return Err(ErrorCode::RoomNotFound.into());
         }
         Ok(())
+    }
+}
+
+impl Commands {
+    /// An owner's change (remove a member, lock, move the end, hand over), refused with
+    /// `forbidden` unless `by` is the owner now (the store checks it in the same step).
+    pub async fn change_room(
+        &self,
+        room_id: &str,
+        by: Actor<'_>,
+        change: RoomChange,
+    ) -> Result<RoomView, Refusal> {
+        let kick = matches!(change, RoomChange::Kick { .. });
+        match self.store.change_room(room_id, by, change).await {
+            Ok(view) => Ok(view),
+            Err(store::Error::Refused(ErrorCode::Forbidden)) => Err(Refusal::new(
+                ErrorCode::Forbidden,
+                if kick {
+                    "only the owner may remove members, and not itself"
+                } else {
+                    "only the owner may change the room"
+                },
+            )),
+            Err(store::Error::Refused(ErrorCode::NotFound)) => Err(Refusal::new(
+                ErrorCode::NotFound,
+                "no such member in this room",
+            )),
+            Err(err) => Err(err.into()),
+        }
     }
 }
 

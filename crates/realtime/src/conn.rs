@@ -3,6 +3,7 @@
 //! and lowered here only, and the path that writes a message straight to the socket.
 
 use crate::{Direct, Gone, Sent};
+use protocol::frames::OfflineReason;
 use protocol::{Millis, now_ms};
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
@@ -196,9 +197,13 @@ pub(crate) enum Event {
     Presence {
         member_id: String,
         online: bool,
-        /// Offline because it left by choice (not: the grace passed, or a replayed event that
-        /// does not say).
-        left: bool,
+        /// Why it went offline, when the store says (a replayed event does not).
+        reason: Option<OfflineReason>,
+        json: bytestring::ByteString,
+    },
+    /// The room's state changed (`room_updated`): `owner_id` is its owner now.
+    Room {
+        owner_id: String,
         json: bytestring::ByteString,
     },
     /// A frame the server only relays (`RelayFrame`); the author's own connections skip it
@@ -228,6 +233,7 @@ impl Event {
             Event::Message { json, .. }
             | Event::Presence { json, .. }
             | Event::Relay { json, .. }
+            | Event::Room { json, .. }
             | Event::Closed { json, .. } => json.len(),
             Event::Replaced { .. } | Event::Ping | Event::Flush => 0,
         }

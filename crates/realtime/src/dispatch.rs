@@ -13,7 +13,7 @@
 use crate::conn::Event;
 use crate::hub::Hub;
 use bytestring::ByteString;
-use protocol::frames::{BusEvent, OfflineReason, PresenceEvent, ServerFrame, SystemFrame};
+use protocol::frames::{BusEvent, PresenceEvent, ServerFrame, SystemFrame};
 use protocol::{ErrorCode, close};
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Hub {
             }
             BusEvent::Presence(note) => {
                 let online = note.event == PresenceEvent::UserOnline;
-                let left = note.reason == Some(OfflineReason::Left);
+                let reason = note.reason;
                 let frame = ServerFrame::Presence(note.frame(room_id));
                 let json = match serde_json::to_string(&frame) {
                     Ok(json) => json.into(),
@@ -137,8 +137,21 @@ impl Hub {
                 Event::Presence {
                     member_id: member.id,
                     online,
-                    left,
+                    reason,
                     json,
+                }
+            }
+            BusEvent::Room(note) => {
+                let frame = ServerFrame::RoomUpdated(note.frame(room_id));
+                match serde_json::to_string(&frame) {
+                    Ok(json) => Event::Room {
+                        owner_id: note.owner_id,
+                        json: json.into(),
+                    },
+                    Err(err) => {
+                        tracing::error!(%err, "cannot serialize a room_updated frame");
+                        return Handled::Done;
+                    }
                 }
             }
             BusEvent::Relay(frame) => Event::Relay {

@@ -12,13 +12,16 @@ use crate::conn::{Conn, Event, Writing};
 use crate::hub::Hub;
 use crate::{Draft, Gone, Inbound, Refusal, Transport};
 use futures_util::{Stream, StreamExt};
-use protocol::frames::{ClientFrame, RelayFrame, ServerFrame, SystemFrame, TypingFrame, Welcome};
-use protocol::{ErrorCode, close, limits, now_ms, rfc3339, seconds_until};
+use protocol::frames::{
+    ClientFrame, OfflineReason, OwnerTokenFrame, RelayFrame, ServerFrame, SystemFrame, TypingFrame,
+    Welcome,
+};
+use protocol::{ErrorCode, Role, close, limits, now_ms, rfc3339, seconds_until};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use store::secret::{TokenHash, new_id, new_token};
-use store::{Claim, Joined, Live, Member, Via};
+use store::{Actor, Claim, Joined, Live, Member, RoomChange, Via};
 use tokio::sync::mpsc;
 
 /// How a connection enters its room (the WebSocket URL's query).
@@ -76,8 +79,15 @@ const ABUSE_WINDOW: Duration = Duration::from_secs(10);
 
 impl Hub {
     /// Serves one WebSocket until it closes.
-    pub async fn serve<T, S>(&self, room_id: &str, entry: Entry, mut transport: T, inbound: S)
-    where
+    /// `client` is the client's key (its address, IPv6 on its prefix): the owner may bar it.
+    pub async fn serve<T, S>(
+        &self,
+        room_id: &str,
+        client: &str,
+        entry: Entry,
+        mut transport: T,
+        inbound: S,
+    ) where
         T: Transport,
         S: Stream<Item = Inbound> + Unpin,
     {
@@ -100,7 +110,7 @@ impl Hub {
         // A client that never reads its welcome (or a store that hangs) must not hold the
         // member, its name and this task: the whole join has a deadline.
         let deadline = self.config().stall_timeout + JOIN_STORE_TIME;
-        let joined = Box::pin(self.join(&room_id, entry, session, &mut transport));
+        let joined = Box::pin(self.join(&room_id, client, entry, session, &mut transport));
         let joined = tokio::time::timeout(deadline, joined)
             .await
             .unwrap_or(Err(Exit::Gone));
@@ -126,7 +136,15 @@ impl Hub {
                     typed_at: None,
                     member: joined.member,
                 };
-                let exit = s.run(rx, inbound).await;
+                // Made owner by a handover while away: its token is made now.
+                let pending = joined.view.room.owner_token.matches(&TokenHash::none());
+                let exit = match s.member.role == Role::Owner && pending {
+                    true => match s.take_ownership().await {
+                        Ok(()) => s.run(rx, inbound).await,
+                        Err(exit) => exit,
+                    },
+                    false => s.run(rx, inbound).await,
+                };
                 conn.stop_direct();
                 // Queued before the connection stops counting, so a drain waits for it.
                 self.leave(s.live);
@@ -151,6 +169,7 @@ impl Hub {
     async fn join<T: Transport>(
         &self,
         room_id: &str,
+        client: &str,
         entry: Entry,
         session: u64,
         transport: &mut T,
@@ -178,6 +197,7 @@ impl Hub {
                     member_id: new_id(),
                     resume: TokenHash::of(&token),
                     session,
+                    client: client.to_owned(),
                 };
                 (
                     store.claim_membership(room_id, claim).await,
@@ -204,6 +224,7 @@ impl Hub {
                     member_id: new_id(),
                     resume: TokenHash::of(&token),
                     session,
+                    client: client.to_owned(),
                 };
                 (
                     store.claim_membership(room_id, claim).await,
@@ -248,6 +269,9 @@ impl Hub {
             expires_at: rfc3339(joined.view.room.expires_at),
             expires_in: seconds_until(joined.view.room.expires_at, now),
             encrypted: joined.view.room.sealing.encrypted,
+            locked: joined.view.room.locked,
+            owner_member_id: joined.view.room.owner_member_id.clone(),
+            owner_away_until: joined.view.room.owner_away_until.map(rfc3339),
             online_count: online_users.len(),
             online_users,
             history: history.messages,
@@ -340,10 +364,15 @@ impl<T: Transport> Session<T> {
             Event::Presence {
                 member_id,
                 online,
-                left,
+                reason,
                 json,
             } => match (member_id == me, online) {
-                (true, false) if *left => Err(Exit::Close(close::LEFT, "left the room")),
+                (true, false) if *reason == Some(OfflineReason::Left) => {
+                    Err(Exit::Close(close::LEFT, "left the room"))
+                }
+                (true, false) if *reason == Some(OfflineReason::Kicked) => {
+                    Err(Exit::Close(close::REMOVED, "removed by the owner"))
+                }
                 // Removed after the grace while this socket lived (a Redis brownout, a skewed
                 // clock): not a leave the client chose; its membership is gone, so it joins again.
                 (true, false) => Err(Exit::Close(
@@ -359,6 +388,21 @@ impl<T: Transport> Session<T> {
                 json,
             } if *to_author || author != me => self.write(json.clone()).await,
             Event::Relay { .. } => Ok(()),
+            Event::Room { owner_id, json } => {
+                let owner = owner_id == me;
+                self.write(json.clone()).await?;
+                match (owner, self.member.role) {
+                    (true, Role::Member) => {
+                        self.member.role = Role::Owner;
+                        self.take_ownership().await
+                    }
+                    (false, Role::Owner) => {
+                        self.member.role = Role::Member;
+                        Ok(())
+                    }
+                    _ => Ok(()),
+                }
+            }
             Event::Closed { code, json } => {
                 self.write(json.clone()).await?;
                 Err(Exit::Close(*code, "room closed"))
@@ -467,6 +511,17 @@ impl<T: Transport> Session<T> {
                 Ok(()) => Err(Exit::Close(close::LEFT, "left the room")),
                 Err(refusal) => self.refused(refusal).await,
             },
+            ClientFrame::Kick { member_id } => self.change(RoomChange::Kick { member_id }).await,
+            ClientFrame::Lock { locked } => {
+                let change = RoomChange::Settings {
+                    locked: Some(locked),
+                    expires_at: None,
+                };
+                self.change(change).await
+            }
+            ClientFrame::Handover { member_id } => {
+                self.change(RoomChange::Handover { member_id }).await
+            }
             ClientFrame::CloseRoom => {
                 let commands = self.hub.commands();
                 match commands
@@ -478,6 +533,42 @@ impl<T: Transport> Session<T> {
                     Err(refusal) => self.refused(refusal).await,
                 }
             }
+        }
+    }
+
+    /// An owner's change over the socket; `room_updated` (or `user_offline`) is the answer.
+    async fn change(&mut self, change: RoomChange) -> Result<(), Exit> {
+        let commands = self.hub.commands();
+        let by = Actor::Member(&self.live.member_id);
+        match commands.change_room(&self.live.room_id, by, change).await {
+            Ok(_) => Ok(()),
+            Err(refusal) => self.refused(refusal).await,
+        }
+    }
+
+    /// This member became the owner by a handover: it makes the owner token it will hold and
+    /// sets its hash in the store (only the owner, once per handover), then tells its client
+    /// alone.
+    async fn take_ownership(&mut self) -> Result<(), Exit> {
+        let token = new_token();
+        let store = self.hub.store().clone();
+        let room_id = &*self.live.room_id;
+        match store
+            .take_ownership(room_id, &self.member.id, TokenHash::of(&token))
+            .await
+        {
+            Ok(true) => {
+                let frame = ServerFrame::OwnerToken(OwnerTokenFrame {
+                    room_id: room_id.to_owned(),
+                    owner_token: token,
+                });
+                match serde_json::to_string(&frame) {
+                    Ok(json) => self.write(json.into()).await,
+                    Err(_) => Ok(()),
+                }
+            }
+            Ok(false) => Ok(()),
+            Err(err) => self.refused(err.into()).await,
         }
     }
 

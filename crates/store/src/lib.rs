@@ -88,7 +88,8 @@ impl StoreConfig {
     }
 }
 
-/// A room's settings and credentials, fixed at creation.
+/// A room's settings and credentials: fixed at creation, but for what its owner changes
+/// ([`RoomChange`]) and whether the owner is away.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Room {
     pub id: String,
@@ -105,8 +106,15 @@ pub struct Room {
     /// Whether it is end-to-end encrypted, its encrypted name and its key check.
     pub sealing: Sealing,
     /// The member id of its owner, fixed at creation so a client can bind what it encrypts
-    /// as the owner before it ever joins.
+    /// as the owner before it ever joins (a handover changes it).
     pub owner_member_id: String,
+    /// How long a room that ends with its owner waits for it once its connection is gone.
+    pub owner_grace_ms: Millis,
+    /// The owner locked the room: it takes no new members.
+    pub locked: bool,
+    /// Set while the owner is away (its presence grace ran out in a room that ends with its
+    /// owner): when the room ends unless the owner returns.
+    pub owner_away_until: Option<Millis>,
 }
 
 /// One joined identity in a room.
@@ -238,6 +246,37 @@ pub struct Claim {
     pub resume: TokenHash,
     /// The connection that now holds the member; any older one is replaced.
     pub session: u64,
+    /// The client's key (its address, IPv6 on its prefix): refused if the owner barred it,
+    /// and barred with the member if the owner removes it.
+    pub client: String,
+}
+
+/// Who asks for an owner's action: the store checks, in the same atomic step as the action,
+/// that it is the room's owner now (a handover or a kick racing it cannot slip through).
+#[derive(Debug, Clone, Copy)]
+pub enum Actor<'a> {
+    /// A member's connection, by its member id.
+    Member(&'a str),
+    /// A bearer of an owner token, by its hash.
+    Token(&'a TokenHash),
+}
+
+/// What the owner changes ([`Store::change_room`]), each one store operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomChange {
+    /// Removes a member now (`user_offline`, reason `kicked`) and bars its client key and its
+    /// name (as names are compared) from the room for the room's life.
+    Kick { member_id: String },
+    /// Locks or unlocks the room and/or moves its end (every key's expiry follows); publishes
+    /// `room_updated`. The caller checks the end's bounds.
+    Settings {
+        locked: Option<bool>,
+        expires_at: Option<Millis>,
+    },
+    /// Makes another member the owner: the owner token stops working at once, and the new
+    /// owner's next connection event mints its own ([`Store::take_ownership`]); publishes
+    /// `room_updated`.
+    Handover { member_id: String },
 }
 
 /// A connection's member, with the room state it starts from.
@@ -553,6 +592,30 @@ impl Store {
     /// Publishes a frame the server only relays, if its author is a member of the live room.
     pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {
         dispatch!(self, relay(room_id, frame))
+    }
+
+    /// An owner's change to the room, refused with `forbidden` unless `by` is its owner now
+    /// (and for a kick of the owner itself), `not_found` for a member who is not in the room.
+    /// Answers the room as it is after the change.
+    pub async fn change_room(
+        &self,
+        room_id: &str,
+        by: Actor<'_>,
+        change: RoomChange,
+    ) -> Result<RoomView> {
+        dispatch!(self, change_room(room_id, by, change))
+    }
+
+    /// After a handover, the new owner's connection sets the owner token it made (its hash):
+    /// true if `member_id` is the owner and no owner token is set since the handover, so that
+    /// only the new owner, and only once, gets one.
+    pub async fn take_ownership(
+        &self,
+        room_id: &str,
+        member_id: &str,
+        token: TokenHash,
+    ) -> Result<bool> {
+        dispatch!(self, take_ownership(room_id, member_id, token))
     }
 
     /// Deletes every piece of the room and publishes `room_closed`. False if it had already ended.

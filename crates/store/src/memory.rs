@@ -8,13 +8,13 @@ mod state;
 use self::state::*;
 use crate::secret::TokenHash;
 use crate::{
-    AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
-    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
-    RoomView, Stale, StoreConfig, Ticket, Via,
+    Actor, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined,
+    Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
+    RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
     BusEvent, Content, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame,
-    SystemFrame,
+    RoomNote, SystemFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, text};
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
@@ -96,6 +96,8 @@ impl MemoryStore {
                 joins_full_at: 0.0,
                 rates: HashMap::new(),
                 client_ids: HashMap::new(),
+                bans: HashSet::new(),
+                owner_pending: false,
             },
         );
         state.schedule_at(&id, expires_at);
@@ -130,6 +132,14 @@ impl MemoryStore {
             return refused(ErrorCode::RoomNotFound);
         };
         room.tickets.retain(|_, t| t.expires_at > now);
+        if ticket.role == Role::Member && ticket.resume.is_none() {
+            if room.barred(&ticket.client, &text::fold(&ticket.display_name)) {
+                return refused(ErrorCode::Banned);
+            }
+            if room.room.locked {
+                return refused(ErrorCode::RoomLocked);
+            }
+        }
         let held = room
             .tickets
             .values()
@@ -171,18 +181,26 @@ impl MemoryStore {
                 owner.resume = claim.resume;
                 owner.session = claim.session;
                 owner.deadline = deadline;
+                owner.client = claim.client;
                 let member = owner.member.clone();
                 let event = BusEvent::Replaced {
                     member_id: member.id.clone(),
                     session: claim.session,
                 };
-                let view = room.view();
                 state.publish(room_id, &event);
+                state.owner_back(room_id, &member.id, now);
                 state.schedule_at(room_id, deadline);
+                let view = state.rooms[room_id].view();
                 return Ok(Joined { member, view });
             }
         } else {
             let folded = text::fold(&name);
+            if room.barred(&claim.client, &folded) {
+                return refused(ErrorCode::Banned);
+            }
+            if room.room.locked {
+                return refused(ErrorCode::RoomLocked);
+            }
             let taken = text::fold(&room.room.owner_name) == folded
                 || room
                     .members
@@ -217,6 +235,7 @@ impl MemoryStore {
                 resume: claim.resume,
                 session: claim.session,
                 deadline,
+                client: claim.client,
             },
         );
         room.joins_full_at = joins_full_at;
@@ -446,6 +465,9 @@ impl MemoryStore {
                 .collect();
             gone.sort();
             for (_, member_id) in gone {
+                if state.owner_away(&room_id, &member_id, self.config.presence_grace_ms, now) {
+                    continue;
+                }
                 let why = OfflineReason::Timeout;
                 if state.remove_member(&room_id, &member_id, why, CloseReason::OwnerOffline, now) {
                     break;
@@ -462,6 +484,91 @@ impl MemoryStore {
         }
         state.counters.retain(|_, (_, end)| *end > now);
         Ok(seen)
+    }
+
+    pub async fn change_room(
+        &self,
+        room_id: &str,
+        by: Actor<'_>,
+        change: RoomChange,
+    ) -> Result<RoomView> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        let owner = match by {
+            Actor::Member(id) => id == room.room.owner_member_id,
+            Actor::Token(token) => room.room.owner_token.matches(token),
+        };
+        if !owner {
+            return refused(ErrorCode::Forbidden);
+        }
+        match change {
+            RoomChange::Kick { member_id } | RoomChange::Handover { member_id }
+                if member_id == room.room.owner_member_id =>
+            {
+                return refused(ErrorCode::Forbidden);
+            }
+            RoomChange::Kick { member_id } => {
+                let Some(target) = room.members.get(&member_id) else {
+                    return refused(ErrorCode::NotFound);
+                };
+                let name = format!("n:{}", text::fold(&target.member.display_name));
+                let client = format!("c:{}", target.client);
+                room.bans.insert(name);
+                room.bans.insert(client);
+                let (why, closed) = (OfflineReason::Kicked, CloseReason::Closed);
+                state.remove_member(room_id, &member_id, why, closed, now);
+            }
+            RoomChange::Settings { locked, expires_at } => {
+                if let Some(locked) = locked {
+                    room.room.locked = locked;
+                }
+                if let Some(at) = expires_at {
+                    room.room.expires_at = at;
+                }
+                state.schedule_at(room_id, expires_at.unwrap_or(Millis::MAX));
+                state.publish_room(room_id, now);
+            }
+            RoomChange::Handover { member_id } => {
+                if !room.members.contains_key(&member_id) {
+                    return refused(ErrorCode::NotFound);
+                }
+                for m in room.members.values_mut() {
+                    m.member.role = if m.member.id == member_id {
+                        room.room.owner_name = m.member.display_name.clone();
+                        Role::Owner
+                    } else {
+                        Role::Member
+                    };
+                }
+                room.room.owner_member_id = member_id;
+                room.room.owner_token = TokenHash::none();
+                room.room.owner_away_until = None;
+                room.owner_pending = true;
+                state.publish_room(room_id, now);
+            }
+        }
+        Ok(state.rooms[room_id].view())
+    }
+
+    pub async fn take_ownership(
+        &self,
+        room_id: &str,
+        member_id: &str,
+        token: TokenHash,
+    ) -> Result<bool> {
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        if room.room.owner_member_id != member_id || !room.owner_pending {
+            return Ok(false);
+        }
+        room.room.owner_token = token;
+        room.owner_pending = false;
+        Ok(true)
     }
 
     pub async fn rate_hit(&self, key: &str, limit: u32, window_ms: Millis) -> Result<Limit> {

@@ -24,9 +24,9 @@ use self::liveness::*;
 use self::scripts::*;
 use crate::secret::TokenHash;
 use crate::{
-    AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined, Limit,
-    Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
-    RoomView, Stale, StoreConfig, Ticket, Via,
+    Actor, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined,
+    Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
+    RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, ClusterInterface, Config, EventInterface, FromValue,
@@ -260,6 +260,7 @@ impl RedisStore {
         );
         field("members_can_destroy", flag(room.members_can_destroy));
         field("owner_id", room.owner_member_id.clone());
+        field("owner_grace", room.owner_grace_ms.to_string());
         if room.sealing.encrypted {
             field("encrypted", "1".into());
         }
@@ -364,6 +365,7 @@ impl RedisStore {
             live_ms: self.config.live_ms(),
             joins_per_second: self.config.room_joins.per_second,
             joins_burst: self.config.room_joins.burst,
+            client: claim.client,
         }
         .argv();
         let now = self.schedule_deadline_of_a_new_connection(room_id).await?;
@@ -512,6 +514,96 @@ impl RedisStore {
         self.room_op(&self.scripts.relay, room_id, self.now(), args)
             .await?;
         Ok(())
+    }
+
+    pub async fn change_room(
+        &self,
+        room_id: &str,
+        by: Actor<'_>,
+        change: RoomChange,
+    ) -> Result<RoomView> {
+        let (by, actor) = match by {
+            Actor::Member(id) => ("member", id.to_owned()),
+            Actor::Token(hash) => ("token", hash.to_hex()),
+        };
+        let mut args = ChangeArgs {
+            by,
+            actor,
+            what: "settings",
+            target: String::new(),
+            locked: "",
+            expires_at: String::new(),
+        };
+        let mut moved = None;
+        match change {
+            RoomChange::Kick { member_id } => {
+                args.what = "kick";
+                args.target = member_id;
+            }
+            RoomChange::Handover { member_id } => {
+                args.what = "handover";
+                args.target = member_id;
+            }
+            RoomChange::Settings { locked, expires_at } => {
+                args.locked = locked.map_or("", |on| if on { "1" } else { "0" });
+                if let Some(at) = expires_at {
+                    args.expires_at = at.to_string();
+                    moved = Some(at);
+                }
+            }
+        }
+        if let Some(at) = moved {
+            // An earlier end is swept in time even if the reply is lost (as before a claim).
+            self.schedule_at(&self.client, [room_id], at).await?;
+        }
+        let now = self.now();
+        let mut reply = self
+            .room_op(&self.scripts.change, room_id, now, args.argv())
+            .await?
+            .into_iter();
+        let mut parts = reply.next().ok_or_else(malformed)?.into_array().into_iter();
+        let meta = parts.next().ok_or_else(malformed)?;
+        let members = parts.next().ok_or_else(malformed)?;
+        let view = view_from(meta, members, None)?;
+        if let Some(at) = moved {
+            self.rehold(reply.next(), at).await?;
+        }
+        Ok(view)
+    }
+
+    /// Moves the creator's hold of a room whose end moved to the room's new end, so the room
+    /// counts against its creator's cap exactly as long as it lives.
+    async fn rehold(&self, hold: Option<Value>, at: Millis) -> Result<()> {
+        if let Some((holds, entry)) = hold
+            .as_ref()
+            .and_then(Value::as_str)
+            .as_deref()
+            .and_then(|hold| hold.split_once('\n'))
+        {
+            let at = at.to_string();
+            self.command::<Value, _>(&self.client, "ZADD", vec![holds, "XX", &at, entry])
+                .await?;
+            self.command::<Value, _>(&self.client, "PEXPIREAT", vec![holds, &at, "GT"])
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub async fn take_ownership(
+        &self,
+        room_id: &str,
+        member_id: &str,
+        token: TokenHash,
+    ) -> Result<bool> {
+        let args = OwnerTokenArgs {
+            member_id: member_id.to_owned(),
+            token: token.to_hex(),
+        }
+        .argv();
+        let reply = self
+            .room_op(&self.scripts.owner_token, room_id, self.now(), args)
+            .await?;
+        Ok(reply.first().and_then(Value::as_u64) == Some(1))
     }
 
     pub async fn destroy_room(&self, room_id: &str, reason: CloseReason) -> Result<bool> {

@@ -29,6 +29,12 @@ impl TokenHash {
         TokenHash(Sha256::digest(secret.as_bytes()).into())
     }
 
+    /// A hash no secret has (no known input hashes to zeros): the owner token of a room
+    /// between a handover and the new owner's own token.
+    pub fn none() -> TokenHash {
+        TokenHash([0; 32])
+    }
+
     /// Compares in constant time.
     pub fn matches(&self, other: &TokenHash) -> bool {
         self.0.ct_eq(&other.0).into()

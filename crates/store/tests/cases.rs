@@ -11,6 +11,9 @@ use store::{
 };
 use tokio::time::{Instant, sleep_until};
 
+mod owner;
+pub use self::owner::*;
+
 const RATE: Rate = Rate {
     per_second: 1000,
     burst: 1000,

@@ -70,6 +70,9 @@ pub fn room(max_users: u32, lifetime_ms: Millis) -> (Room, String) {
         members_can_destroy: false,
         sealing: Default::default(),
         owner_member_id: new_id(),
+        owner_grace_ms: 0,
+        locked: false,
+        owner_away_until: None,
     };
     (room, token)
 }
@@ -87,6 +90,8 @@ pub fn by_name(name: &str, session: u64) -> (Claim, String) {
         member_id: new_id(),
         resume: TokenHash::of(&resume),
         session,
+        // Each name its own client.
+        client: format!("client of {name}"),
     };
     (claim, resume)
 }
@@ -116,6 +121,7 @@ pub fn by_ticket(ticket: &str, session: u64) -> (Claim, String) {
         member_id: new_id(),
         resume: TokenHash::of(&resume),
         session,
+        client: "ticket holder".into(),
     };
     (claim, resume)
 }
@@ -163,6 +169,13 @@ pub async fn delivered(bus: &mut Bus) -> Vec<(String, serde_json::Value)> {
                 let note: protocol::frames::PresenceNote =
                     serde_json::from_value(event).expect("a presence note");
                 let frame = protocol::frames::ServerFrame::Presence(note.frame(&room));
+                event = serde_json::to_value(frame).expect("serializes");
+            }
+            // So does the room's state (room_updated).
+            if event["type"] == "room" {
+                let note: protocol::frames::RoomNote =
+                    serde_json::from_value(event).expect("a room note");
+                let frame = protocol::frames::ServerFrame::RoomUpdated(note.frame(&room));
                 event = serde_json::to_value(frame).expect("serializes");
             }
             seen.push((room.to_string(), event));

@@ -70,6 +70,11 @@ conformance!(
     outstanding_tickets_are_capped_per_room,
     outstanding_tickets_are_capped_per_client,
     the_bus_carries_only_subscribed_rooms_in_order,
+    the_owner_removes_a_member_and_bars_its_address_and_name,
+    a_locked_room_takes_no_new_members_but_its_members_resume,
+    the_owner_moves_the_rooms_end,
+    a_handover_makes_another_member_the_owner,
+    the_owner_is_waited_for_its_owner_grace,
 );
 
 /// What only Redis can show: the keys and connections themselves.
@@ -78,7 +83,7 @@ mod redis_keys {
     use protocol::{CloseReason, now_ms};
     use std::sync::Arc;
     use store::secret::TokenHash;
-    use store::{Live, Rate, Store, StoreConfig};
+    use store::{Actor, Live, Rate, RoomChange, Store, StoreConfig};
 
     const RATE: Rate = Rate {
         per_second: 100,
@@ -578,7 +583,16 @@ mod redis_keys {
     async fn every_way_in_and_every_ending_leave_no_key_behind() {
         let (store, _bus, server) = redis().await;
         for ending in [Ending::Expiry, Ending::Destroy, Ending::OwnerOffline] {
-            for way in ["resume", "owner reclaim", "ticket", "message", "leave"] {
+            for way in [
+                "resume",
+                "owner reclaim",
+                "ticket",
+                "message",
+                "leave",
+                "kick",
+                "lock and move the end",
+                "handover",
+            ] {
                 let (room, _) = room(10, 600);
                 store
                     .create_room_by(room.clone(), "192.0.2.9")
@@ -620,6 +634,30 @@ mod redis_keys {
                             .append_message(&room.id, &bob, text("secret text"), None, RATE)
                             .await
                             .expect("append");
+                    }
+                    "kick" | "handover" => {
+                        let change = match way {
+                            "kick" => RoomChange::Kick {
+                                member_id: bob.id.clone(),
+                            },
+                            _ => RoomChange::Handover {
+                                member_id: bob.id.clone(),
+                            },
+                        };
+                        store
+                            .change_room(&room.id, Actor::Member(&owner.id), change)
+                            .await
+                            .expect("owner's change");
+                    }
+                    "lock and move the end" => {
+                        let change = RoomChange::Settings {
+                            locked: Some(true),
+                            expires_at: Some(now_ms() + 650),
+                        };
+                        store
+                            .change_room(&room.id, Actor::Member(&owner.id), change)
+                            .await
+                            .expect("owner's change");
                     }
                     _ => {
                         store
@@ -665,6 +703,72 @@ mod redis_keys {
                 );
             }
         }
+    }
+
+    /// A room whose owner moves its end later: every key, and its creator's hold, lives on
+    /// until the new end (not the old), then goes.
+    #[tokio::test]
+    async fn a_room_given_more_time_keeps_every_key_and_its_hold_until_then() {
+        let (store, _bus, server) = redis().await;
+        let (room, token) = room(10, 600);
+        store
+            .create_room_by(room.clone(), "192.0.2.7")
+            .await
+            .expect("create");
+        let owner = claim_owner(&store, &room.id, "o", 1).await;
+        let bob = join(&store, &room.id, "bob", 2).await;
+        store
+            .append_message(&room.id, &bob, text("hi"), None, RATE)
+            .await
+            .expect("append");
+        let kick = RoomChange::Kick {
+            member_id: bob.id.clone(),
+        };
+        store
+            .change_room(&room.id, Actor::Member(&owner.id), kick)
+            .await
+            .expect("kick");
+        let keys = keys_of(&server, &room.id);
+        let end = now_ms() + 3_000;
+        let change = RoomChange::Settings {
+            locked: None,
+            expires_at: Some(end),
+        };
+        store
+            .change_room(&room.id, Actor::Token(&TokenHash::of(&token)), change)
+            .await
+            .expect("more time");
+        let owner_live = [Live {
+            room_id: room.id.as_str().into(),
+            member_id: owner.id.as_str().into(),
+            session: 1,
+        }];
+        for _ in 0..7 {
+            sleep_ms(100).await;
+            store.touch_members(&owner_live).await.expect("touch");
+        }
+        store.sweep().await.expect("sweep");
+        assert_eq!(keys_of(&server, &room.id), keys, "past the old end");
+        for key in &keys {
+            let ttl: i64 = server.cli(&["pttl", key]).trim().parse().expect("pttl");
+            assert!(ttl > 1_500, "{key} lives to the new end ({ttl} ms)");
+        }
+        let held = server.cli(&["zrange", "eph:held:192.0.2.7", "0", "-1", "withscores"]);
+        assert_eq!(
+            held.lines().nth(1),
+            Some(end.to_string().as_str()),
+            "{held}"
+        );
+        let ttl: i64 = server
+            .cli(&["pttl", "eph:held:192.0.2.7"])
+            .trim()
+            .parse()
+            .expect("pttl");
+        assert!(ttl > 1_500, "the hold lives to the new end ({ttl} ms)");
+        sleep_ms(2_400).await;
+        store.sweep().await.expect("sweep");
+        assert_eq!(keys_of(&server, &room.id), Vec::<String>::new());
+        assert_eq!(server.cli(&["zcard", "eph:held:192.0.2.7"]).trim(), "0");
     }
 
     #[tokio::test]

@@ -16,7 +16,7 @@ use super::*;
         (status = 400, response = inline(BadRequest)),
         (status = 415, response = inline(NotJson)),
         (status = 401, response = inline(BadCredentials)),
-        (status = 403, description = "`room_full`", body = ErrorBody),
+        (status = 403, description = "`room_full`, `banned` (the owner removed this address or name), `room_locked`", body = ErrorBody),
         (status = 404, response = inline(RoomNotFound)),
         (status = 409, description = "`name_taken`", body = ErrorBody),
         (status = 422, response = inline(Invalid)),

@@ -73,6 +73,18 @@ pub async fn create_room(
             rules.max_users_limit
         )));
     }
+    let (min, max) = (
+        rules.min_owner_grace.as_secs(),
+        rules.max_owner_grace.as_secs(),
+    );
+    let owner_grace = body
+        .owner_grace_seconds
+        .unwrap_or(rules.default_owner_grace.as_secs());
+    if !(min..=max).contains(&owner_grace) {
+        return Err(ApiError::invalid(format!(
+            "owner_grace_seconds must be between {min} and {max}"
+        )));
+    }
     let password_hash = match password {
         Some(p) => Some(state.passwords.hash(p).await?),
         None => None,
@@ -92,6 +104,9 @@ pub async fn create_room(
         members_can_destroy: body.members_can_destroy.unwrap_or(false),
         sealing,
         owner_member_id: new_id(),
+        owner_grace_ms: owner_grace * 1000,
+        locked: false,
+        owner_away_until: None,
     };
     let client = ip.to_string();
     match state.store.create_room_by(room.clone(), &client).await {
@@ -125,6 +140,7 @@ pub async fn create_room(
         has_password: room.password_hash.is_some(),
         destroy_on_owner_offline: room.destroy_on_owner_offline,
         members_can_destroy: room.members_can_destroy,
+        owner_grace_seconds: owner_grace,
         sealing: room.sealing,
         owner_member_id: room.owner_member_id,
     }))
@@ -219,9 +235,124 @@ pub(super) fn details(view: &RoomView, now: Millis) -> RoomDetails {
         is_full: view.is_full(),
         destroy_on_owner_offline: room.destroy_on_owner_offline,
         members_can_destroy: room.members_can_destroy,
+        owner_grace_seconds: room.owner_grace_ms / 1000,
+        locked: room.locked,
+        owner_away_until: room.owner_away_until.map(rfc3339),
         sealing: room.sealing.clone(),
         owner_member_id: room.owner_member_id.clone(),
     }
+}
+
+/// Change a room: lock or unlock it, move its end.
+///
+/// The owner token. Everyone in the room gets `room_updated`; the answer is the room's details.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath),
+    request_body = UpdateRoomRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The room as changed", body = RoomDetails),
+        (status = 400, response = inline(BadRequest)),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: only the owner may", body = ErrorBody),
+        (status = 404, response = inline(RoomNotFound)),
+        (status = 415, response = inline(NotJson)),
+        (status = 422, response = inline(Invalid)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[patch("/rooms/{room_id}")]
+pub async fn update_room(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let view = load_room(&state, &path).await?;
+    let token = owner_token(&req)?;
+    let body: UpdateRoomRequest = extract::json(&req, payload).await?;
+    let expires_at = match body.expires_at.as_deref() {
+        None => None,
+        Some(at) => Some(new_end(&state, &view, at)?),
+    };
+    if body.locked.is_none() && expires_at.is_none() {
+        return Err(ApiError::invalid(
+            "Nothing to change: give locked or expires_at",
+        ));
+    }
+    let change = RoomChange::Settings {
+        locked: body.locked,
+        expires_at,
+    };
+    let view = state
+        .commands
+        .change_room(&view.room.id, Actor::Token(&token), change)
+        .await?;
+    tracing::info!(room = %crate::redact::room(&view.room.id), "room changed");
+    Ok(HttpResponse::Ok().json(details(&view, state.store.now())))
+}
+
+/// Remove a member and bar it from the room.
+///
+/// The owner token. The member's connection closes with 4010, everyone else gets
+/// `user_offline` with reason `kicked`, and its address (IPv6 on its prefix) and name are
+/// refused (`banned`) for the room's life.
+#[utoipa::path(
+    tag = "members",
+    params(RoomPath, ("member_id" = String, Path, description = "The member to remove")),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Removed", body = Ack),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: only the owner may, and not itself", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `not_found`: no such member", body = ErrorBody),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/members/{member_id}/kick")]
+pub async fn kick_member(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, member_id) = path.into_inner();
+    let view = load_room(&state, &room_id).await?;
+    let token = owner_token(&req)?;
+    let change = RoomChange::Kick { member_id };
+    state
+        .commands
+        .change_room(&view.room.id, Actor::Token(&token), change)
+        .await?;
+    tracing::info!(room = %crate::redact::room(&view.room.id), "member removed");
+    Ok(HttpResponse::Ok().json(Ack {
+        message: "Member removed".into(),
+    }))
+}
+
+/// The bearer token as an owner token's hash (whether it is the owner's, the store checks).
+pub(super) fn owner_token(req: &HttpRequest) -> Result<TokenHash, ApiError> {
+    bearer(req)
+        .map(TokenHash::of)
+        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <owner_token> required"))
+}
+
+/// A room's new end as asked: RFC 3339, within `[now + the minimum expiry, created_at + the
+/// maximum expiry]`.
+fn new_end(state: &Data, view: &RoomView, at: &str) -> Result<Millis, ApiError> {
+    let at = protocol::parse_rfc3339(at)
+        .ok_or_else(|| ApiError::invalid("expires_at must be an RFC 3339 time"))?;
+    let rules = &state.config.rooms;
+    let earliest = state.store.now() + rules.min_expiry.as_millis() as Millis;
+    let latest = view.room.created_at + rules.max_expiry.as_millis() as Millis;
+    if !(earliest..=latest).contains(&at) {
+        return Err(ApiError::invalid(format!(
+            "expires_at must lie between {} (the minimum expiry from now) and {} (the maximum from the room's creation)",
+            rfc3339(earliest),
+            rfc3339(latest)
+        )));
+    }
+    Ok(at)
 }
 
 /// Destroy a room now.

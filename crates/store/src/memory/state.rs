@@ -38,6 +38,10 @@ pub(super) struct RoomState {
     pub(super) rates: HashMap<String, f64>,
     /// (member, client_id) of each kept message that has one, to its id: a retry finds it.
     pub(super) client_ids: HashMap<(String, String), u64>,
+    /// What the owner barred: `c:` and a client key, `n:` and a folded name.
+    pub(super) bans: HashSet<String>,
+    /// A handover happened and the new owner has not set its owner token yet.
+    pub(super) owner_pending: bool,
 }
 
 /// A GCRA bucket that is full again at `full_at` (ms): the value after one more event now, or
@@ -55,6 +59,8 @@ pub(super) struct MemberState {
     pub(super) session: u64,
     /// When the member goes offline unless a live connection refreshes it.
     pub(super) deadline: Millis,
+    /// Its client's key, barred with it if the owner removes it.
+    pub(super) client: String,
 }
 
 pub(super) fn refused<T>(code: ErrorCode) -> Result<T> {
@@ -69,6 +75,12 @@ impl RoomState {
 
     pub(super) fn member_by_resume(&self, token: &TokenHash) -> Option<&MemberState> {
         self.members.values().find(|m| m.resume.matches(token))
+    }
+
+    /// Whether the owner barred this client key or folded name.
+    pub(super) fn barred(&self, client: &str, fold: &str) -> bool {
+        self.bans.contains(&format!("n:{fold}"))
+            || (!client.is_empty() && self.bans.contains(&format!("c:{client}")))
     }
 }
 
@@ -126,6 +138,59 @@ impl State {
         self.schedule.insert((at, room_id.to_owned()));
     }
 
+    /// Publishes the room's state the owner changes (`room_updated`).
+    pub(super) fn publish_room(&self, room_id: &str, now: Millis) {
+        let Some(room) = self.rooms.get(room_id) else {
+            return;
+        };
+        let note = RoomNote {
+            locked: room.room.locked,
+            expires_at: room.room.expires_at,
+            owner_id: room.room.owner_member_id.clone(),
+            owner_away_until: room.room.owner_away_until,
+            at: now,
+        };
+        self.publish(room_id, &BusEvent::Room(note));
+    }
+
+    /// The member's presence grace ran out: if it is the owner of a room that ends with its
+    /// owner, and not yet away, it is away until the rest of its owner grace has passed
+    /// (true), and everyone is told; else false (the member goes).
+    pub(super) fn owner_away(
+        &mut self,
+        room_id: &str,
+        member_id: &str,
+        presence_grace_ms: Millis,
+        now: Millis,
+    ) -> bool {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return false;
+        };
+        let rest = room.room.owner_grace_ms.saturating_sub(presence_grace_ms);
+        let owner = member_id == room.room.owner_member_id && room.room.destroy_on_owner_offline;
+        if !owner || room.room.owner_away_until.is_some() || rest == 0 {
+            return false;
+        }
+        let Some(m) = room.members.get_mut(member_id) else {
+            return false;
+        };
+        m.deadline = now + rest;
+        room.room.owner_away_until = Some(now + rest);
+        self.publish_room(room_id, now);
+        true
+    }
+
+    /// A connection of the member came (back): if the room was waiting for its owner, it no
+    /// longer ends, and everyone is told.
+    pub(super) fn owner_back(&mut self, room_id: &str, member_id: &str, now: Millis) {
+        let Some(room) = self.rooms.get_mut(room_id) else {
+            return;
+        };
+        if member_id == room.room.owner_member_id && room.room.owner_away_until.take().is_some() {
+            self.publish_room(room_id, now);
+        }
+    }
+
     pub(super) fn member_mut(&mut self, live: &Live) -> Option<&mut MemberState> {
         self.rooms
             .get_mut(&*live.room_id)?
@@ -154,9 +219,10 @@ impl State {
         m.session = session;
         m.deadline = deadline;
         let member = m.member.clone();
-        let view = room.view();
         self.publish(room_id, &BusEvent::Replaced { member_id, session });
+        self.owner_back(room_id, &member.id, now_ms());
         self.schedule_at(room_id, deadline);
+        let view = self.rooms[room_id].view();
         Ok(Joined { member, view })
     }
 

@@ -1,7 +1,7 @@
 -- ARGV[4]: 'ticket' or 'name'; ARGV[5]: ticket hash or display name; ARGV[6]: folded name;
 -- ARGV[7]: new member id; ARGV[8]: resume token hash; ARGV[9]: session;
 -- ARGV[10]: how far ahead a live member's deadline lies (ms); ARGV[11], ARGV[12]: new members
--- the room takes per second, and its burst.
+-- the room takes per second, and its burst; ARGV[13]: the client's key.
 local exp = alive_until()
 if not exp then return {'refused', 'room_not_found'} end
 -- The room's join bucket (GCRA, as append.lua's), checked before a ticket is spent and
@@ -28,16 +28,19 @@ if role == 'owner' then
   if owner then
     local st = split(redis.call('HGET', STATE, owner))
     redis.call('HDEL', RESUME, st[2])
-    redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3])
+    redis.call('HSET', STATE, owner, session .. '\n' .. resume .. '\n' .. st[3] .. '\n' .. ARGV[13])
     redis.call('HSET', RESUME, resume, owner)
     -- The HDEL may have emptied (so deleted) the resume key: the new one dies with the room.
     expire_with_room(exp, RESUME)
     move_alive(owner, st[1], session, deadline, exp)
     publish_replaced(owner, session)
+    owner_back(owner)
     return {'ok', redis.call('HGET', MEMBERS, owner), view(), deadline}
   end
   name, fold = redis.call('HGET', META, 'owner_name'), redis.call('HGET', META, 'owner_fold')
 else
+  if barred(ARGV[13], fold) then return {'refused', 'banned'} end
+  if redis.call('HGET', META, 'locked') == '1' then return {'refused', 'room_locked'} end
   if fold == redis.call('HGET', META, 'owner_fold') or redis.call('HEXISTS', NAMES, fold) == 1 then
     return {'refused', 'name_taken'}
   end
@@ -49,7 +52,7 @@ local id = ARGV[7]
 if role == 'owner' then id = redis.call('HGET', META, 'owner_id') or id end
 local member = cjson.encode({id = id, display_name = name, role = role, connected_at = NOW})
 redis.call('HSET', MEMBERS, id, member)
-redis.call('HSET', STATE, id, session .. '\n' .. resume .. '\n' .. fold)
+redis.call('HSET', STATE, id, session .. '\n' .. resume .. '\n' .. fold .. '\n' .. ARGV[13])
 redis.call('HSET', RESUME, resume, id)
 redis.call('HSET', NAMES, fold, id)
 redis.call('ZADD', ALIVE, deadline, alive_entry(id, session))

@@ -91,7 +91,8 @@ pub(super) fn view_from(meta: Value, members: Value, seq: Option<u64>) -> Result
         name: meta.get("name").map(|n| (*n).to_owned()),
         owner_name: field("owner_name")?.to_owned(),
         password_hash: meta.get("password_hash").map(|h| (*h).to_owned()),
-        owner_token: TokenHash::from_hex(field("owner_token")?).ok_or_else(malformed)?,
+        // None between a handover and the new owner's token (owner_token.lua).
+        owner_token: TokenHash::from_hex(field("owner_token")?).unwrap_or_else(TokenHash::none),
         created_at: number("created_at")?,
         expires_at: number("expires_at")?,
         max_users: number("max_users")? as u32,
@@ -107,6 +108,13 @@ pub(super) fn view_from(meta: Value, members: Value, seq: Option<u64>) -> Result
             .get("owner_id")
             .or(meta.get("owner_member"))
             .map_or_else(String::new, |id| (*id).to_owned()),
+        // Rooms made before owners had a grace of their own: none beyond the presence grace.
+        owner_grace_ms: meta
+            .get("owner_grace")
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(0),
+        locked: meta.get("locked") == Some(&"1"),
+        owner_away_until: meta.get("owner_away_until").and_then(|ms| ms.parse().ok()),
     };
     let last_id = match seq {
         Some(seq) => seq,

@@ -251,6 +251,7 @@ impl RedisStore {
         let args = SweepRoomArgs {
             expired_frame: closed_frame(room_id, CloseReason::Expired, now)?,
             owner_offline_frame: closed_frame(room_id, CloseReason::OwnerOffline, now)?,
+            presence_grace_ms: self.config.presence_grace_ms,
         }
         .argv();
         let mut reply = self

@@ -2,7 +2,7 @@
 -- ARGV[1] is the room id, ARGV[2] now (ms), ARGV[3] now as an RFC 3339 timestamp.
 local META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS, TICKET_EXP =
   KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11]
-local CIDS = KEYS[12]
+local CIDS, BANS = KEYS[12], KEYS[13]
 local ROOM, NOW, TS = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local CHANNEL = 'eph:{' .. ROOM .. '}'
 
@@ -46,6 +46,28 @@ local function publish_presence(member_json, event, reason)
     online_count = redis.call('HLEN', MEMBERS), at = NOW }))
 end
 
+-- The room's state its owner changes, as facts (Rust's RoomNote, made into room_updated).
+local function publish_room()
+  local m = redis.call('HMGET', META, 'locked', 'expires_at', 'owner_id', 'owner_away_until')
+  redis.call('SPUBLISH', CHANNEL, cjson.encode({
+    type = 'room', locked = m[1] == '1', expires_at = tonumber(m[2]), owner_id = m[3] or '',
+    owner_away_until = m[4] and tonumber(m[4]) or nil, at = NOW }))
+end
+
+-- A member's connection came (back): if it is the owner and the room was waiting for it, the
+-- room no longer ends, and everyone is told.
+local function owner_back(id)
+  if redis.call('HGET', META, 'owner_member') == id and redis.call('HDEL', META, 'owner_away_until') == 1 then
+    publish_room()
+  end
+end
+
+-- Whether the owner barred this client key or folded name from the room.
+local function barred(client, fold)
+  return redis.call('HEXISTS', BANS, 'n:' .. fold) == 1
+    or (client ~= '' and redis.call('HEXISTS', BANS, 'c:' .. client) == 1)
+end
+
 local function publish_replaced(member_id, session)
   redis.call('SPUBLISH', CHANNEL,
     '{"type":"replaced","member_id":"' .. member_id .. '","session":' .. session .. '}')
@@ -68,7 +90,7 @@ end
 local function destroy(closed_json)
   local hold = redis.call('HGET', META, 'hold') or ''
   redis.call('DEL', META, MEMBERS, STATE, NAMES, RESUME, ALIVE, HISTORY, RATE, TICKETS, ATTEMPTS,
-    TICKET_EXP, CIDS)
+    TICKET_EXP, CIDS, BANS)
   redis.call('SPUBLISH', CHANNEL, closed_json)
   return hold
 end

@@ -16,8 +16,11 @@ local id = redis.call('HGET', RESUME, token)
 local member = id and redis.call('HGET', MEMBERS, id)
 if not member then return {'refused', 'unauthorized'} end
 local st = split(redis.call('HGET', STATE, id))
+local old_session = st[1]
 local deadline = NOW + tonumber(ARGV[6])
-redis.call('HSET', STATE, id, ARGV[5] .. '\n' .. st[2] .. '\n' .. st[3])
-move_alive(id, st[1], ARGV[5], deadline, exp)
+st[1] = ARGV[5]
+redis.call('HSET', STATE, id, table.concat(st, '\n'))
+move_alive(id, old_session, ARGV[5], deadline, exp)
 publish_replaced(id, ARGV[5])
+owner_back(id)
 return {'ok', member, view(), deadline}

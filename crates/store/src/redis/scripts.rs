@@ -52,6 +52,8 @@ scripts! {
     history: room("history.lua"),
     relay: room("relay.lua"),
     destroy: room("destroy.lua"),
+    change: room("change.lua"),
+    owner_token: room("owner_token.lua"),
     sweep_room: room("sweep_room.lua"),
     attempts: room("attempts.lua"),
     rate: alone("rate.lua"),
@@ -121,6 +123,7 @@ pub(super) fn room_keys(room_id: &str) -> Vec<String> {
             "attempts",
             "ticket_expiry",
             "client_ids",
+            "bans",
         ],
     )
 }
@@ -210,7 +213,7 @@ script_args! {
     AuthenticateArgs { token: String }
     /// ticket.lua's ARGV[4..7], after the prelude's three.
     TicketArgs { hash: String, value: String, most_in_room: usize, most_per_client: usize }
-    /// claim.lua's ARGV[4..12], after the prelude's three: `via` is `ticket` or `name`, and
+    /// claim.lua's ARGV[4..13], after the prelude's three: `via` is `ticket` or `name`, and
     /// `value` the ticket's hash or the name.
     ClaimArgs {
         via: &'static str,
@@ -222,6 +225,7 @@ script_args! {
         live_ms: Millis,
         joins_per_second: u32,
         joins_burst: u32,
+        client: String,
     }
     /// resume.lua's ARGV[4..7], after the prelude's three: `by` is `token` or `ticket`.
     ResumeArgs { hash: String, session: u64, live_ms: Millis, by: &'static str }
@@ -233,8 +237,21 @@ script_args! {
     RelayArgs { author: String, frame: String }
     /// destroy.lua's ARGV[4], after the prelude's three.
     DestroyArgs { closed_frame: String }
-    /// sweep_room.lua's ARGV[4..5], after the prelude's three.
-    SweepRoomArgs { expired_frame: String, owner_offline_frame: String }
+    /// sweep_room.lua's ARGV[4..6], after the prelude's three.
+    SweepRoomArgs { expired_frame: String, owner_offline_frame: String, presence_grace_ms: Millis }
+    /// change.lua's ARGV[4..9], after the prelude's three: `by` is `member` or `token` and
+    /// `actor` its member id or token hash; `what` is `kick` (`target`), `settings` (`locked`:
+    /// '', '0' or '1'; `expires_at`: '' or ms) or `handover` (`target`).
+    ChangeArgs {
+        by: &'static str,
+        actor: String,
+        what: &'static str,
+        target: String,
+        locked: &'static str,
+        expires_at: String,
+    }
+    /// owner_token.lua's ARGV[4..5], after the prelude's three.
+    OwnerTokenArgs { member_id: String, token: String }
     /// attempts.lua's ARGV[4..9] to take an attempt, after the prelude's three.
     ReserveAttemptArgs {
         client: String,

@@ -7,6 +7,13 @@ for _, hash in ipairs(redis.call('ZRANGEBYSCORE', TICKET_EXP, '-inf', NOW, 'LIMI
   forget_ticket(hash)
 end
 local parts = split(ARGV[5])
+local grant = cjson.decode(parts[3])
+-- A join ticket (not the owner's, not a resume) for a barred client or name, or into a locked
+-- room, would only be refused when redeemed: refuse it now.
+if grant.role ~= 'owner' and not grant.resume then
+  if barred(parts[2], grant.fold) then return {'refused', 'banned'} end
+  if redis.call('HGET', META, 'locked') == '1' then return {'refused', 'room_locked'} end
+end
 local field = 'c:' .. parts[2]
 if redis.call('ZCARD', TICKET_EXP) >= tonumber(ARGV[6])
   or tonumber(redis.call('HGET', TICKETS, field) or '0') >= tonumber(ARGV[7]) then
