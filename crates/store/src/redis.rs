@@ -71,6 +71,8 @@ pub struct RedisStore {
     health: Arc<Health>,
     /// A Redis Cluster (see `RedisStore::failed`).
     clustered: bool,
+    /// One subscribe or unsubscribe call in flight per connection (see `RedisStore::lane`).
+    lanes: Arc<std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
     scripts: Arc<Scripts>,
     config: Arc<StoreConfig>,
 }
@@ -137,6 +139,7 @@ impl RedisStore {
                 subscribed,
                 health,
                 clustered,
+                lanes: Arc::default(),
                 scripts,
                 config: Arc::new(config),
             },
