@@ -267,8 +267,28 @@ fn on_frame(screen: &mut Screen, session: &mut Session, frame: &Value) {
             } else {
                 screen.online.remove(&id);
                 screen.typing.remove(&id);
-                screen.lines.push(Line::from(format!("— {name} left —")));
+                let why = match frame["reason"].as_str() {
+                    Some("kicked") => "was removed by the owner",
+                    _ => "left",
+                };
+                screen.lines.push(Line::from(format!("— {name} {why} —")));
             }
+        }
+        (Some("room_updated"), _) => {
+            // The whole state the owner changes, in one line.
+            let mut state = vec![match frame["locked"] == true {
+                true => "locked (nobody new can join)".to_owned(),
+                false => "open to new members".to_owned(),
+            }];
+            state.push(format!("ends {}", text(&frame["expires_at"])));
+            if let Some(until) = frame["owner_away_until"].as_str() {
+                state.push(format!(
+                    "the owner is away: it ends at {until} unless they return"
+                ));
+            }
+            screen
+                .lines
+                .push(Line::from(format!("— the room: {} —", state.join("; "))));
         }
         (Some("typing"), _) => {
             let until = Instant::now() + Duration::from_secs(3);

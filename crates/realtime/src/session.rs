@@ -139,7 +139,9 @@ impl Hub {
                 // Made owner by a handover while away: its token is made now.
                 let pending = joined.view.room.owner_token.matches(&TokenHash::none());
                 let exit = match s.member.role == Role::Owner && pending {
-                    true => match s.take_ownership().await {
+                    // Boxed, as every store call here: an idle connection's task holds the
+                    // largest state its future can be in.
+                    true => match Box::pin(s.take_ownership()).await {
                         Ok(()) => s.run(rx, inbound).await,
                         Err(exit) => exit,
                     },
@@ -394,7 +396,7 @@ impl<T: Transport> Session<T> {
                 match (owner, self.member.role) {
                     (true, Role::Member) => {
                         self.member.role = Role::Owner;
-                        self.take_ownership().await
+                        Box::pin(self.take_ownership()).await
                     }
                     (false, Role::Owner) => {
                         self.member.role = Role::Member;
