@@ -1151,6 +1151,8 @@ function wireRoom() {
     navigator.share({ title: roomName(), url: $("share-link").value }).catch(() => { /* dismissed */ });
   });
   $("retry-btn").addEventListener("click", reconnect);
+  // The owner's menu closes once one of its actions is chosen.
+  $("owner-tools").addEventListener("click", (e) => { if (e.target.closest(".owner-menu button")) $("owner-tools").open = false; });
   $("lock-btn").addEventListener("click", () => ownerSend({ type: "lock", locked: !state.locked }));
   $("extend-10m").addEventListener("click", () => extendBy(600));
   $("extend-1h").addEventListener("click", () => extendBy(3600));

@@ -587,7 +587,9 @@ pub(crate) async fn banner_says(browser: &Browser, start: &str) {
 
 #[tokio::test]
 async fn every_way_a_room_is_gone_or_refused_is_explained() {
-    let cluster = Cluster::start(1, &[]);
+    // Rooms made in the lobby wait 120 s for their owner by default; here, no longer than the
+    // presence grace.
+    let cluster = Cluster::start(1, &[("EPHEMERA_OWNER_GRACE_SECONDS", "1")]);
     let app = cluster.app();
     let site = site(&cluster);
     let driver = Driver::start();

@@ -27,6 +27,15 @@ async fn has_owner_tools(browser: &Browser) -> bool {
         == json!(true)
 }
 
+/// Opens the owner's menu (beside the countdown) and chooses `button` in it.
+async fn owner_menu(browser: &Browser, button: &str) {
+    browser.click("#owner-tools summary").await;
+    browser
+        .until("document.getElementById('owner-tools').open")
+        .await;
+    browser.click(button).await;
+}
+
 /// Opens the owner's menu action `label` ("Remove", "Make owner") for `name`, and confirms.
 async fn act_on(browser: &Browser, label: &str, name: &str, confirm: &str) {
     browser
@@ -81,26 +90,26 @@ async fn the_owner_locks_extends_hands_over_and_the_new_owner_removes_someone_wi
     alice.screenshot("owner-controls-desktop").await;
 
     // Locked: everyone sees it, and a newcomer is told, not let in.
-    alice.click("#lock-btn").await;
+    owner_menu(&alice, "#lock-btn").await;
     bob.until("!document.getElementById('locked').hidden").await;
     bob.until("[...document.querySelectorAll('#messages .notice')].some((n) => n.textContent.startsWith('The owner locked the room'))")
         .await;
     let dave = driver.browser(1000, 700, false).await;
     join_link(&dave, &link, "dave").await;
     banner_says(&dave, "This room is locked").await;
-    alice.click("#lock-btn").await;
+    owner_menu(&alice, "#lock-btn").await;
     bob.until("document.getElementById('locked').hidden").await;
 
     // An hour more: every page's countdown moves at once.
     let before = seconds_left(&bob).await;
-    alice.click("#extend-1h").await;
+    owner_menu(&alice, "#extend-1h").await;
     bob.until(&format!(
         "(() => {{ const [m, s] = document.getElementById('countdown').textContent.split(':').slice(-2).map(Number); const h = document.getElementById('countdown').textContent.split(':').length === 3 ? Number(document.getElementById('countdown').textContent.split(':')[0]) : 0; return h * 3600 + m * 60 + s > {before} + 3000; }})()"
     ))
     .await;
     assert!(seconds_left(&carol).await > before + 3000);
     // Or any end within the bounds: half an hour from now.
-    alice.click("#extend-btn").await;
+    owner_menu(&alice, "#extend-btn").await;
     alice.until("document.getElementById('extend').open").await;
     alice.fill("#extend-minutes", "30").await;
     alice.click("#extend-yes").await;

@@ -602,7 +602,13 @@ async fn endings_say_what_happened_and_leave_the_conversation_readable() {
 
 #[tokio::test]
 async fn an_owner_who_comes_back_to_an_ended_room_is_told_it_ended() {
-    let cluster = Cluster::start(1, &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "1")]);
+    let cluster = Cluster::start(
+        1,
+        &[
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "1"),
+            ("EPHEMERA_OWNER_GRACE_SECONDS", "1"),
+        ],
+    );
     let site = site(&cluster);
     let driver = Driver::start();
     let browser = driver.browser(1000, 700, false).await;

@@ -1023,6 +1023,76 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
     );
 }
 
+/// FAILURES.md, "... and the gap is older than the kept history": an instance whose
+/// subscription is down while more messages than history keeps are posted elsewhere cannot
+/// fill its members' gap. Once it subscribes again, its member's socket closes with 4008, and
+/// the resume says `recovered: false` with the messages still kept: never a silent gap.
+#[tokio::test]
+async fn a_gap_older_than_the_kept_history_closes_with_4008_and_the_resume_says_so() {
+    let cluster = Cluster::start(2, &[("EPHEMERA_HISTORY_LIMIT", "5")]);
+    let room = cluster.app().open_room().await;
+    let (zero, one) = (cluster.instance(0), cluster.instance(1));
+    let (mut a, welcome) = zero.member(&room.id, "a").await;
+    let a_token = welcome["resume_token"].as_str().expect("token").to_owned();
+    let post = |text: String| {
+        let one = &one;
+        let room = &room;
+        async move {
+            let res = one
+                .http
+                .post(one.url(&format!("/rooms/{}/messages", room.id)))
+                .bearer_auth(&room.owner_token)
+                .json(&json!({ "text": text }))
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(res.status(), 201, "{text}");
+        }
+    };
+    post("m1".into()).await;
+    assert_eq!(a.next_of("message").await["id"], 1);
+
+    let redis = cluster.redis();
+    let deny = [
+        "acl",
+        "setuser",
+        "default",
+        "-subscribe",
+        "-psubscribe",
+        "-ssubscribe",
+    ];
+    assert_eq!(redis.cli(&deny).trim(), "OK");
+    redis.cli(&["client", "kill", "type", "pubsub"]);
+    zero.await_readyz(503, Instant::now() + Duration::from_secs(10))
+        .await;
+    // Eight more while instance 0 hears nothing: history keeps 5..9, so 2..4 are gone.
+    for i in 2..=9 {
+        post(format!("m{i}")).await;
+    }
+    assert_eq!(
+        redis.cli(&["acl", "setuser", "default", "+@all"]).trim(),
+        "OK"
+    );
+    let (code, seen) = a.closed().await;
+    assert_eq!(code, 4008, "{seen:?}");
+    assert!(
+        seen.iter().all(|f| f["type"] != "message"),
+        "nothing after the gap is delivered as if it followed: {seen:?}"
+    );
+    let mut back = zero
+        .ws(&room.id, &format!("resume={a_token}&last_id=1"))
+        .await;
+    let welcome = back.next_of("system").await;
+    assert_eq!(welcome["recovered"], false, "{welcome}");
+    let ids: Vec<u64> = welcome["history"]
+        .as_array()
+        .expect("history")
+        .iter()
+        .filter_map(|m| m["id"].as_u64())
+        .collect();
+    assert_eq!(ids, [5, 6, 7, 8, 9]);
+}
+
 /// Clients resume through nginx while an instance dies, as the page does (a resume ticket over
 /// POST): no line that nginx (access and error log) or any instance logged holds a resume token,
 /// an owner token or a room id.
