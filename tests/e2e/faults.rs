@@ -6,6 +6,7 @@ use crate::cluster::Cluster;
 use crate::helpers::*;
 use serde_json::{Value, json};
 use std::time::Duration;
+use store::testing::RedisServer;
 use tokio::time::Instant;
 
 const FAST: [(&str, &str); 2] = [
@@ -918,10 +919,7 @@ async fn a_room_closed_while_pubsub_was_down_closes_its_sockets_with_4004() {
         ws.drain(Duration::from_millis(300)).await;
     }
     let redis = cluster.redis();
-    let deny = ["acl", "setuser", "default", "-subscribe", "-ssubscribe"];
-    assert_eq!(redis.cli(&deny).trim(), "OK");
-    let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
-    assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "{killed}");
+    cut_pubsub(redis, 2);
     // The cut took the instances' command connection too (subscriptions share it): a command
     // written before fred sees the cut is answered 503, as FAILURES.md says. The owner closes
     // the room once instance 0 answers a read again.
@@ -936,6 +934,25 @@ async fn a_room_closed_while_pubsub_was_down_closes_its_sockets_with_4004() {
         let (code, seen) = ws.closed().await;
         assert_eq!(code, 4004, "{seen:?}");
     }
+}
+
+/// Cuts the pub/sub connections (at least `subscribed` instances' ones) and refuses them
+/// subscriptions (by ACL: Redis still answers commands) until `+@all` is given back.
+fn cut_pubsub(redis: &RedisServer, subscribed: u32) {
+    let deny = [
+        "acl",
+        "setuser",
+        "default",
+        "-subscribe",
+        "-psubscribe",
+        "-ssubscribe",
+    ];
+    assert_eq!(redis.cli(&deny).trim(), "OK");
+    let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
+    assert!(
+        killed.trim().parse::<u32>().unwrap_or(0) >= subscribed,
+        "{killed}"
+    );
 }
 
 /// While no instance can subscribe, b leaves over REST and e resumes on another instance: the
@@ -958,17 +975,7 @@ async fn what_the_bus_lost_while_pubsub_was_down_is_made_good() {
     }
 
     let redis = cluster.redis();
-    let deny = [
-        "acl",
-        "setuser",
-        "default",
-        "-subscribe",
-        "-psubscribe",
-        "-ssubscribe",
-    ];
-    assert_eq!(redis.cli(&deny).trim(), "OK");
-    let killed = redis.cli(&["client", "kill", "type", "pubsub"]);
-    assert!(killed.trim().parse::<u32>().unwrap_or(0) >= 2, "{killed}");
+    cut_pubsub(redis, 2);
     // Neither instance can subscribe: neither is ready (FAILURES.md), though Redis answers.
     for instance in [&zero, &one] {
         instance
@@ -1053,16 +1060,7 @@ async fn a_gap_older_than_the_kept_history_closes_with_4008_and_the_resume_says_
     assert_eq!(a.next_of("message").await["id"], 1);
 
     let redis = cluster.redis();
-    let deny = [
-        "acl",
-        "setuser",
-        "default",
-        "-subscribe",
-        "-psubscribe",
-        "-ssubscribe",
-    ];
-    assert_eq!(redis.cli(&deny).trim(), "OK");
-    redis.cli(&["client", "kill", "type", "pubsub"]);
+    cut_pubsub(redis, 1);
     zero.await_readyz(503, Instant::now() + Duration::from_secs(10))
         .await;
     // Eight more while instance 0 hears nothing: history keeps 5..9, so 2..4 are gone.
