@@ -36,6 +36,19 @@ async fn owner_menu(browser: &Browser, button: &str) {
     browser.click(button).await;
 }
 
+/// A screenshot with the owner's menu open, which is then closed again.
+async fn shot_with_menu(browser: &Browser, name: &str) {
+    browser.click("#owner-tools summary").await;
+    browser
+        .until("document.getElementById('owner-tools').open")
+        .await;
+    browser.screenshot(name).await;
+    browser.click("#owner-tools summary").await;
+    browser
+        .until("!document.getElementById('owner-tools').open")
+        .await;
+}
+
 /// Opens the owner's menu action `label` ("Remove", "Make owner") for `name`, and confirms.
 async fn act_on(browser: &Browser, label: &str, name: &str, confirm: &str) {
     browser
@@ -87,7 +100,7 @@ async fn the_owner_locks_extends_hands_over_and_the_new_owner_removes_someone_wi
         .js("document.querySelectorAll('#online .member-menu').length")
         .await;
     assert_eq!(menus, json!(0));
-    alice.screenshot("owner-controls-desktop").await;
+    shot_with_menu(&alice, "owner-controls-desktop").await;
 
     // Locked: everyone sees it, and a newcomer is told, not let in.
     owner_menu(&alice, "#lock-btn").await;
@@ -137,7 +150,7 @@ async fn the_owner_locks_extends_hands_over_and_the_new_owner_removes_someone_wi
     );
     bob.until("[...document.querySelectorAll('#messages .notice')].some((n) => n.textContent === 'carol is the owner of this room now.')")
         .await;
-    carol.screenshot("owner-controls-phone").await;
+    shot_with_menu(&carol, "owner-controls-phone").await;
 
     // Carol removes bob: he is told and stays out; the others see why he went.
     act_on(&carol, "Remove", "bob", "#confirm-kick-yes").await;
