@@ -784,3 +784,42 @@ mod redis_keys {
         );
     }
 }
+
+/// The memory backend's bus is bounded: events nobody reads stop at its capacity and the next
+/// item says some were dropped (`Resync`), rather than the store's memory growing. (On Redis the
+/// same bound holds, with fred's own buffer of as many again in front of it; overflowing both
+/// takes over 131,000 events, too slow for this suite.)
+mod memory_bus {
+    use crate::helpers::*;
+    use protocol::frames::{RelayFrame, TypingFrame};
+    use store::{BUS_CAPACITY, BusItem};
+
+    #[tokio::test]
+    async fn a_bus_nobody_reads_asks_for_a_resync_instead_of_growing() {
+        let (store, mut bus) = memory();
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        store.subscribe(&room.id).await.expect("subscribe");
+        let bob = join(&store, &room.id, "bob", 1).await;
+        let frame = RelayFrame::Typing(TypingFrame {
+            member_id: bob.id.clone(),
+            display_name: "bob".into(),
+            timestamp: "t".into(),
+        });
+        for _ in 0..BUS_CAPACITY + 100 {
+            store.relay(&room.id, &frame).await.expect("relay");
+        }
+        let mut events = 0;
+        while let Ok(BusItem::Event(..)) = bus.try_recv() {
+            events += 1;
+        }
+        assert_eq!(
+            events, BUS_CAPACITY,
+            "the bus held as much as it may, no more"
+        );
+        // The next event finds room, and a Resync goes ahead of it.
+        store.relay(&room.id, &frame).await.expect("relay");
+        assert!(matches!(bus.try_recv(), Ok(BusItem::Resync)));
+        assert!(matches!(bus.try_recv(), Ok(BusItem::Event(..))));
+    }
+}
