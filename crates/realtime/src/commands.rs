@@ -181,9 +181,7 @@ impl Commands {
         }
         Ok(())
     }
-}
 
-impl Commands {
     /// An owner's change (remove a member, lock, move the end, hand over), refused with
     /// `forbidden` unless `by` is the owner now (the store checks it in the same step).
     pub async fn change_room(

@@ -108,13 +108,8 @@ impl Hub {
             BusEvent::Presence(note) => {
                 let online = note.event == PresenceEvent::UserOnline;
                 let reason = note.reason;
-                let frame = ServerFrame::Presence(note.frame(room_id));
-                let json = match serde_json::to_string(&frame) {
-                    Ok(json) => json.into(),
-                    Err(err) => {
-                        tracing::error!(%err, "cannot serialize a presence frame");
-                        return Handled::Done;
-                    }
+                let Some(json) = client_json(&ServerFrame::Presence(note.frame(room_id))) else {
+                    return Handled::Done;
                 };
                 let member = note.member;
                 if let Some(seen) = self
@@ -142,16 +137,12 @@ impl Hub {
                 }
             }
             BusEvent::Room(note) => {
-                let frame = ServerFrame::RoomUpdated(note.frame(room_id));
-                match serde_json::to_string(&frame) {
-                    Ok(json) => Event::Room {
-                        owner_id: note.owner_id,
-                        json: json.into(),
-                    },
-                    Err(err) => {
-                        tracing::error!(%err, "cannot serialize a room_updated frame");
-                        return Handled::Done;
-                    }
+                let Some(json) = client_json(&ServerFrame::RoomUpdated(note.frame(room_id))) else {
+                    return Handled::Done;
+                };
+                Event::Room {
+                    owner_id: note.owner_id,
+                    json,
                 }
             }
             BusEvent::Relay(frame) => Event::Relay {
@@ -502,5 +493,16 @@ impl Hub {
 fn close_all(room: &crate::rooms::LocalRoom, code: u16) {
     for conn in room.conns.values() {
         conn.close(code);
+    }
+}
+
+/// The JSON of a frame an instance makes from a bus note, once for all its clients.
+fn client_json(frame: &ServerFrame) -> Option<ByteString> {
+    match serde_json::to_string(frame) {
+        Ok(json) => Some(json.into()),
+        Err(err) => {
+            tracing::error!(%err, "cannot serialize a frame made from a bus note");
+            None
+        }
     }
 }

@@ -330,7 +330,8 @@ pub async fn kick_member(
     }))
 }
 
-/// The bearer token as an owner token's hash (whether it is the owner's, the store checks).
+/// The bearer token's hash (whether it is the owner's, or a member's where that may act, the
+/// store checks).
 pub(super) fn owner_token(req: &HttpRequest) -> Result<TokenHash, ApiError> {
     bearer(req)
         .map(TokenHash::of)
@@ -407,13 +408,8 @@ pub(super) async fn destroy(
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
     let view = load_room(&state, &path).await?;
-    let token = bearer(&req)
-        .ok_or_else(|| ApiError::unauthorized("Authorization: Bearer <owner_token> required"))?;
-    let role = match state
-        .store
-        .authenticate(&view.room.id, &TokenHash::of(token))
-        .await?
-    {
+    let token = owner_token(&req)?;
+    let role = match state.store.authenticate(&view.room.id, &token).await? {
         Some(Credential::Owner) => Role::Owner,
         Some(Credential::Member(_)) => Role::Member,
         None => return Err(ApiError::unauthorized("Invalid or expired token")),
