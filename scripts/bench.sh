@@ -82,7 +82,7 @@ run() {
   "$lg" "$@" --watch "$watch" --out "$out/$name.json" | grep -E '"(deliveries_per_second|per_second|long_per_second|lost_percent|longest_ms|period_s|lost|gaps|duplicates|p50|p99|join_ms|settle_ms|unsettled|connected|refused)"'
 }
 
-scenarios=${*:-"pauses floor light fanout-nginx fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
+scenarios=${*:-"pauses floor light fanout-nginx fanout-mix fanout-direct idle-rooms big-room join-storm churn idle idle-100k"}
 for s in $scenarios; do
   # Every run but pauses and floor (no server) and the idle ones (below) is on the target
   # topology: two instances.
@@ -109,6 +109,9 @@ for s in $scenarios; do
       done
       # The throughput target: 55k/s sustained for 60 s.
       run fanout-nginx-55 fanout $nginx --rooms 50 --members 20 --rate 55 --duration 60 ;;
+    # The conversation's events beside messages: one send in ten reacts to or edits the
+    # sender's latest message (each an event every member gets, like a message).
+    fanout-mix) run fanout-mix-50 fanout $nginx --rooms 50 --members 20 --rate 50 --duration 20 --mix 10 ;;
     fanout-direct)
       for rate in 50 100; do
         run "fanout-direct-$rate" fanout $direct --rooms 50 --members 20 --rate "$rate" --duration 20

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs what the tests need (redis-server, nginx, chromium,
-# chromium-driver, npm, faketime) with apt-get when missing, then runs every test of the workspace.
+# chromium-driver, npm, faketime, an emoji font) with apt-get when missing, then runs every test of the workspace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +11,8 @@ command -v chromium >/dev/null || need+=(chromium)
 command -v chromedriver >/dev/null || need+=(chromium-driver)
 command -v npm >/dev/null || need+=(npm)
 command -v faketime >/dev/null || need+=(faketime)
+# Emoji in the screenshots (reactions) drawn as emoji, not as empty boxes.
+[ -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ] || need+=(fonts-noto-color-emoji)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing: ${need[*]}"
   sudo=""

@@ -8,6 +8,8 @@ const roomId = (location.pathname.match(/^\/r\/([A-Za-z0-9_-]{21})\/?$/) || [])[
 const GRACE_SECONDS = Number(document.querySelector("meta[name='ephemera:grace-seconds']")?.content) || 10;
 // The bounds of a room's end: at least this long from now, at most this long from its creation.
 const [MIN_EXPIRY_SECONDS, MAX_EXPIRY_SECONDS] = (document.querySelector("meta[name='ephemera:expiry-seconds']")?.content || "60 86400").split(" ").map(Number);
+// How long after sending its author may edit a message.
+const EDIT_WINDOW_SECONDS = Number(document.querySelector("meta[name='ephemera:edit-window-seconds']")?.content) || 900;
 // Phones and tablets: Enter makes a new line there, the Send button sends.
 const TOUCH = window.matchMedia("(pointer: coarse)").matches;
 
@@ -240,6 +242,12 @@ const state = {
   locked: false,       // the owner locked the room (no new members)
   ownerAwayUntil: 0,   // performance.now() at which the room ends unless its away owner returns
   target: null,        // the member the owner's open dialog (remove, make owner) is about
+  msgs: new Map(),     // message id -> {m, li, body, plain}: the messages this page shows
+  names: new Map(),    // member_id -> display name, of everyone seen (reactions name them)
+  replyTo: null,       // the message the next one answers
+  editing: null,       // the message the box is editing
+  deleting: null,      // the message the open delete dialog is about
+  mentionPick: 0,      // the highlighted name of the @mention list
 };
 
 function setStatus(text, kind) {
@@ -460,48 +468,33 @@ function notice(text, kind) {
   append(li);
 }
 
-// Links in message text: http(s) URLs and www. names, without the punctuation that ends a
-// sentence around them, and without a closing bracket they did not open.
-const LINK = /\b(?:https?:\/\/|www\.)[^\s<>"']+/gi;
-function trimLink(raw) {
-  let link = raw.replace(/[.,;:!?'"]+$/, "");
-  while (link.endsWith(")") && (link.match(/\(/g) || []).length < (link.match(/\)/g) || []).length) {
-    link = link.slice(0, -1).replace(/[.,;:!?'"]+$/, "");
-  }
-  return link;
-}
-// Message text as text nodes, with links made clickable (never fetched or previewed).
-function linkify(target, text) {
-  let at = 0;
-  for (const match of text.matchAll(LINK)) {
-    const link = trimLink(match[0]);
-    let url = null;
-    try { url = new URL(/^www\./i.test(link) ? `https://${link}` : link); } catch { /* not a URL */ }
-    if (!url || (url.protocol !== "https:" && url.protocol !== "http:")) continue;
-    target.append(text.slice(at, match.index));
-    const a = document.createElement("a");
-    a.href = url.href;
-    a.textContent = link;
-    a.rel = "noopener noreferrer nofollow ugc";
-    a.target = "_blank";
-    target.append(a);
-    at = match.index + link.length;
-  }
-  target.append(text.slice(at));
-}
+// ---- the conversation: messages, and the edits, deletions and reactions that change them -
 
-function message(m) {
+// Every event of the conversation takes the room's next id (API.md): the last one seen is where
+// a resume starts.
+function seen(id) {
+  state.lastId = id;
+  session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
+}
+const nameOf = (id) => (state.online.get(id) || {}).display_name || state.names.get(id) || "someone who left";
+// Who can be @mentioned: everyone online.
+const mentionable = () => [...state.online.values()].map((p) => p.display_name);
+const myName = () => (state.online.get(state.me) || {}).display_name || "";
+
+// `fresh`: it arrived live (not from a welcome's history), so it may notify.
+function message(m, fresh) {
   const mine = m.member_id === state.me;
   // Its echo, or (for a retry the server already had) the original, which may be older.
   if (mine && state.pending && m.client_id === state.pending.client_id) taken();
   if (m.id <= state.lastId) return; // already shown (replay after a resume)
-  state.lastId = m.id;
-  session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
+  seen(m.id);
+  state.names.set(m.member_id, m.display_name);
   const when = new Date(m.timestamp);
   const prev = messages().lastElementChild;
-  const grouped = prev && prev.dataset.member === m.member_id && when - Number(prev.dataset.time) < 5 * 60 * 1000;
+  const grouped = prev && prev.dataset.member === m.member_id && !m.reply_to && when - Number(prev.dataset.time) < 5 * 60 * 1000;
   const li = document.createElement("li");
   li.className = `message${mine ? " mine" : ""}${grouped ? " grouped" : ""}`;
+  li.id = `m-${m.id}`;
   li.dataset.id = String(m.id);
   li.dataset.member = m.member_id;
   li.dataset.time = String(when.getTime());
@@ -516,12 +509,28 @@ function message(m) {
   const time = document.createElement("time");
   time.dateTime = m.timestamp;
   time.textContent = when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  meta.append(who, " ", time);
-  const body = document.createElement("p");
+  const edited = document.createElement("span");
+  edited.className = "edited";
+  edited.textContent = " · edited";
+  meta.append(who, " ", time, edited);
+  const body = document.createElement("div");
   body.className = "text";
-  li.append(meta, body);
-  if (state.encrypted) reveal(body, m);
-  else linkify(body, m.text);
+  const reactions = document.createElement("div");
+  reactions.className = "reactions";
+  li.append(meta);
+  if (m.reply_to) {
+    const quote = document.createElement("button");
+    quote.type = "button";
+    quote.className = "quote";
+    quote.dataset.target = String(m.reply_to);
+    quote.addEventListener("click", () => jumpTo(m.reply_to));
+    li.append(quote);
+  }
+  li.append(body, reactions, messageMenu(li));
+  const shown = { m, li, body, fresh };
+  state.msgs.set(m.id, shown);
+  renderMessage(shown);
+  for (const q of li.querySelectorAll(".quote")) renderQuote(q);
   state.typers.delete(m.member_id);
   renderTyping();
   append(li, mine);
@@ -531,25 +540,324 @@ function message(m) {
   }
 }
 
+// An edit, a deletion or a reaction: applied to its message where this page shows it (one
+// older than what the page holds has nothing to change).
+function amend(e) {
+  if (e.id <= state.lastId) return;
+  seen(e.id);
+  state.names.set(e.member_id, e.display_name);
+  const shown = state.msgs.get(e.target);
+  if (!shown) return;
+  const m = shown.m;
+  if (e.type === "message_edited") {
+    // An edit of a message deleted since has lost its content: the deletion follows.
+    if (e.text === undefined && e.ciphertext === undefined) return;
+    Object.assign(m, { text: e.text, ciphertext: e.ciphertext, edited: true });
+    shown.fresh = false;
+    renderMessage(shown);
+  } else if (e.type === "message_deleted") {
+    Object.assign(m, { text: undefined, ciphertext: undefined, deleted: true, edited: false, reactions: [] });
+    renderMessage(shown);
+    if (state.editing === e.target) stopContext();
+    if (state.replyTo === e.target) stopContext();
+  } else if (e.type === "reaction") {
+    const list = m.reactions || (m.reactions = []);
+    let r = list.find((x) => x.emoji === e.emoji);
+    if (!r) { r = { emoji: e.emoji, member_ids: [] }; list.push(r); }
+    r.member_ids = r.member_ids.filter((id) => id !== e.member_id);
+    if (e.on) r.member_ids.push(e.member_id);
+    m.reactions = list.filter((x) => x.member_ids.length);
+    renderReactions(shown);
+  }
+  for (const q of document.querySelectorAll(`.quote[data-target="${e.target}"]`)) renderQuote(q);
+}
+
+// A message's text, its marks and its reactions, as it is now.
+function renderMessage(shown) {
+  const { m, li, body } = shown;
+  shown.version = (shown.version || 0) + 1;
+  li.classList.toggle("deleted", Boolean(m.deleted));
+  li.classList.toggle("is-edited", Boolean(m.edited));
+  body.replaceChildren();
+  body.className = "text";
+  if (m.deleted) {
+    body.textContent = "Message deleted";
+    body.classList.add("gone");
+  } else if (state.encrypted) {
+    reveal(shown);
+  } else {
+    showText(shown, m.text);
+  }
+  renderReactions(shown);
+}
+
+// The text, formatted; a mention of this member marks the message (and may notify).
+function showText(shown, text) {
+  const { m, li, body } = shown;
+  shown.plain = text;
+  body.replaceChildren();
+  EphemeraFormat.render(body, text, mentionable());
+  const me = m.member_id !== state.me && EphemeraFormat.mentions(text, myName());
+  li.classList.toggle("mentions-me", me);
+  if (shown.fresh) {
+    shown.fresh = false;
+    alertFor(m, text, me);
+  }
+  for (const q of document.querySelectorAll(`.quote[data-target="${m.id}"]`)) renderQuote(q);
+}
+
 // An encrypted message's text, once decrypted (in place, so the order on screen is the order
 // of ids). A message that does not open with this key as its room and author, or that came as
 // plaintext into an encrypted room, is never shown as text.
-function reveal(body, m) {
+function reveal(shown) {
+  const { m, body } = shown;
   body.textContent = "Decrypting…";
   body.classList.add("sealed");
   const opened = typeof m.ciphertext === "string"
     ? EphemeraSeal.open(roomKey, m.ciphertext, EphemeraSeal.messageAad(roomId, m.member_id))
     : Promise.reject(new Error("plaintext in an encrypted room"));
+  const version = shown.version;
   opened.then((text) => {
+    if (shown.version !== version) return; // edited or deleted meanwhile
     const follow = nearBottom();
-    body.replaceChildren();
     body.classList.remove("sealed");
-    linkify(body, text);
+    showText(shown, text);
     if (follow) scrollDown();
   }, () => {
+    if (shown.version !== version) return;
     body.textContent = "This message could not be decrypted.";
     body.classList.replace("sealed", "undecryptable");
   });
+}
+
+function renderReactions(shown) {
+  const box = shown.li.querySelector(".reactions");
+  box.replaceChildren();
+  for (const r of shown.m.reactions || []) {
+    const mine = r.member_ids.includes(state.me);
+    const b = document.createElement("button");
+    b.type = "button";
+    b.className = "reaction";
+    b.setAttribute("aria-pressed", String(mine));
+    const who = r.member_ids.map(nameOf).join(", ");
+    b.title = who;
+    b.setAttribute("aria-label", `${r.emoji} ${r.member_ids.length}: ${who}`);
+    b.textContent = `${r.emoji} ${r.member_ids.length}`;
+    b.addEventListener("click", () => act({ type: "react", target: shown.m.id, emoji: r.emoji }));
+    box.append(b);
+  }
+}
+
+// A reply's quote of the message it answers: who and what it said, or that it is gone.
+function renderQuote(q) {
+  const shown = state.msgs.get(Number(q.dataset.target));
+  q.classList.toggle("missing", !shown || Boolean(shown.m.deleted));
+  if (!shown) q.textContent = "↩ a message no longer here";
+  else if (shown.m.deleted) q.textContent = `↩ ${shown.m.display_name}: message deleted`;
+  else q.textContent = `↩ ${shown.m.display_name}: ${shown.plain === undefined ? "…" : EphemeraFormat.excerpt(shown.plain)}`;
+}
+function jumpTo(id) {
+  const li = $(`m-${id}`);
+  if (!li) return;
+  li.scrollIntoView({ block: "center", behavior: "smooth" });
+  li.classList.remove("flash");
+  void li.offsetWidth; // restarts the highlight
+  li.classList.add("flash");
+}
+
+// The actions on a message: reply, react, and (its author) edit, (its author or the owner)
+// delete.
+const QUICK_EMOJI = ["👍", "❤️", "😂", "🎉", "😮", "😢"];
+function messageMenu(li) {
+  const menu = document.createElement("details");
+  menu.className = "msg-menu";
+  const summary = document.createElement("summary");
+  summary.setAttribute("aria-label", "Message actions");
+  summary.textContent = "⋯";
+  const box = document.createElement("div");
+  box.className = "msg-actions";
+  menu.append(summary, box);
+  menu.addEventListener("toggle", () => {
+    if (!menu.open) return;
+    for (const other of document.querySelectorAll(".msg-menu[open]")) if (other !== menu) other.open = false;
+    fillMenu(box, state.msgs.get(Number(li.dataset.id)));
+  });
+  box.addEventListener("click", (e) => { if (e.target.closest("button")) menu.open = false; });
+  return menu;
+}
+function fillMenu(box, shown) {
+  box.replaceChildren();
+  const { m } = shown;
+  const button = (label, run, cls) => {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = label;
+    if (cls) b.className = cls;
+    b.addEventListener("click", run);
+    box.append(b);
+    return b;
+  };
+  if (m.deleted) { button("Reply", () => startReply(m)); return; }
+  const row = document.createElement("div");
+  row.className = "quick-emoji";
+  row.setAttribute("role", "group");
+  row.setAttribute("aria-label", "React");
+  for (const emoji of QUICK_EMOJI) {
+    const b = document.createElement("button");
+    b.type = "button";
+    b.textContent = emoji;
+    b.setAttribute("aria-label", `React ${emoji}`);
+    b.addEventListener("click", () => act({ type: "react", target: m.id, emoji }));
+    row.append(b);
+  }
+  box.append(row);
+  button("Reply", () => startReply(m));
+  const mine = m.member_id === state.me;
+  const sent = Date.parse(m.timestamp);
+  if (mine && shown.plain !== undefined && Date.now() - sent < EDIT_WINDOW_SECONDS * 1000) button("Edit", () => startEdit(shown));
+  if (mine || state.role === "owner") {
+    button("Delete", () => {
+      state.deleting = m.id;
+      $("confirm-delete-text").textContent = mine ? "It is deleted for everyone, now." : `${m.display_name}'s message is deleted for everyone, now.`;
+      $("confirm-delete").showModal();
+    }, "danger");
+  }
+}
+
+// Sends an action on a message; its broadcast is the answer.
+function act(f) {
+  if (live()) state.socket.send(JSON.stringify(f));
+  else notice("Not connected: try again in a moment.");
+}
+
+// Replying to, or editing, a message: a line above the box says which, with a way out.
+function startReply(m) {
+  state.replyTo = m.id;
+  state.editing = null;
+  const shown = state.msgs.get(m.id);
+  const what = m.deleted ? "a deleted message" : EphemeraFormat.excerpt((shown && shown.plain) || "");
+  showContext(`Replying to ${m.display_name}: ${what}`);
+}
+function startEdit(shown) {
+  if (state.pending) return;
+  state.editing = shown.m.id;
+  state.replyTo = null;
+  showContext("Editing your message");
+  $("text").value = shown.plain;
+  renderBox();
+}
+function showContext(text) {
+  $("context-text").textContent = text;
+  $("context").hidden = false;
+  $("text").focus();
+}
+function stopContext() {
+  if (state.editing) { $("text").value = ""; renderBox(); }
+  state.replyTo = null;
+  state.editing = null;
+  $("context").hidden = true;
+}
+
+// ---- alerts: desktop notifications and a sound, each asked for and off until then ---------
+
+const prefs = () => ({ notify: local.get("ephemera:notify") === true, sound: local.get("ephemera:sound") === true });
+function renderAlerts() {
+  const p = prefs();
+  const granted = "Notification" in window && Notification.permission === "granted";
+  $("notify-btn").setAttribute("aria-pressed", String(p.notify && granted));
+  $("notify-btn").textContent = p.notify && granted ? "Notifications: on" : "Notifications: off";
+  $("sound-btn").setAttribute("aria-pressed", String(p.sound));
+  $("sound-btn").textContent = p.sound ? "Sound: on" : "Sound: off";
+}
+// Asked only here, on the user's click: never on load.
+async function toggleNotify() {
+  if (!("Notification" in window)) { notice("This browser cannot show notifications."); return; }
+  if (prefs().notify && Notification.permission === "granted") {
+    local.set("ephemera:notify", false);
+  } else {
+    const answer = Notification.permission === "default" ? await Notification.requestPermission() : Notification.permission;
+    if (answer === "granted") local.set("ephemera:notify", true);
+    else notice("Notifications are blocked for this site: allow them in the browser's site settings.");
+  }
+  renderAlerts();
+}
+function toggleSound() {
+  local.set("ephemera:sound", !prefs().sound);
+  if (prefs().sound) beep();
+  renderAlerts();
+}
+let audio = null;
+function beep() {
+  try {
+    audio = audio || new AudioContext();
+    const tone = audio.createOscillator();
+    const gain = audio.createGain();
+    tone.frequency.value = 880;
+    gain.gain.setValueAtTime(0.08, audio.currentTime);
+    gain.gain.exponentialRampToValueAtTime(0.0001, audio.currentTime + 0.25);
+    tone.connect(gain).connect(audio.destination);
+    tone.start();
+    tone.stop(audio.currentTime + 0.25);
+  } catch { /* no audio here */ }
+}
+// A new message from someone else: a notification for a mention, or for anything while the
+// tab is hidden; the sound with it, where asked for.
+function alertFor(m, text, mentioned) {
+  if (m.member_id === state.me || !(mentioned || document.hidden)) return;
+  const p = prefs();
+  if (p.notify && "Notification" in window && Notification.permission === "granted") {
+    const title = mentioned ? `${m.display_name} mentioned you` : `${m.display_name} · ${roomName()}`;
+    const n = new Notification(title, { body: EphemeraFormat.excerpt(text, 140), tag: `ephemera:${roomId}` });
+    n.onclick = () => { window.focus(); jumpTo(m.id); n.close(); };
+  }
+  if (p.sound) beep();
+}
+
+// ---- @mentions: the names of who is online, offered as "@" is typed ------------------------
+
+// The "@word" being typed at the caret, if any.
+function mentionAtCaret() {
+  const text = $("text");
+  const before = text.value.slice(0, text.selectionStart);
+  const match = before.match(/(?:^|\s)@([^\s@]*)$/u);
+  return match ? { query: match[1], start: before.length - match[1].length - 1 } : null;
+}
+function renderMentions() {
+  const list = $("mentions");
+  const at = mentionAtCaret();
+  const query = at ? at.query.toLocaleLowerCase() : "";
+  const names = at ? mentionable().filter((n) => n !== myName() && n.toLocaleLowerCase().startsWith(query)).sort().slice(0, 6) : [];
+  list.replaceChildren();
+  state.mentionPick = 0;
+  for (const [i, name] of names.entries()) {
+    const li = document.createElement("li");
+    li.setAttribute("role", "option");
+    li.id = `mention-${i}`;
+    li.textContent = `@${name}`;
+    li.dataset.name = name;
+    li.addEventListener("mousedown", (e) => { e.preventDefault(); pickMention(name); });
+    list.append(li);
+  }
+  list.hidden = !names.length;
+  $("text").setAttribute("aria-expanded", String(!list.hidden));
+  highlightMention();
+}
+function highlightMention() {
+  const options = [...$("mentions").children];
+  options.forEach((o, i) => o.setAttribute("aria-selected", String(i === state.mentionPick)));
+  if (options.length) $("text").setAttribute("aria-activedescendant", `mention-${state.mentionPick}`);
+  else $("text").removeAttribute("aria-activedescendant");
+}
+function pickMention(name) {
+  const at = mentionAtCaret();
+  const text = $("text");
+  if (!at) return;
+  const rest = text.value.slice(text.selectionStart);
+  text.value = `${text.value.slice(0, at.start)}@${name} ${rest}`;
+  const caret = at.start + name.length + 2;
+  text.setSelectionRange(caret, caret);
+  $("mentions").hidden = true;
+  renderBox();
 }
 
 // The tab's title: the room's name, after the count of unread messages while the tab is hidden.
@@ -562,6 +870,7 @@ function presence(p) {
   if (p.event === "user_online") {
     if (!state.online.has(p.member_id)) notice(`${p.display_name} joined`);
     state.online.set(p.member_id, { display_name: p.display_name, role: p.role });
+    state.names.set(p.member_id, p.display_name);
     if (p.role === "owner") state.ownerId = p.member_id;
   } else {
     state.online.delete(p.member_id);
@@ -585,7 +894,10 @@ function welcome(w) {
   $("away").hidden = true;
   $("retry-btn").hidden = true;
   state.online = new Map(w.online_users.map((u) => [u.member_id, { display_name: u.display_name, role: u.role }]));
-  for (const u of w.online_users) if (u.role === "owner") state.ownerId = u.member_id;
+  for (const u of w.online_users) {
+    if (u.role === "owner") state.ownerId = u.member_id;
+    state.names.set(u.member_id, u.display_name);
+  }
   roomUpdated({ ...w, timestamp: w.timestamp }, true);
   renderPeople();
   setExpiry(w.expires_in);
@@ -601,7 +913,7 @@ function welcome(w) {
     // Some missed messages are no longer kept: what is on screen stays, and the gap is said.
     notice("Some messages were missed while you were away: they are no longer kept.", "warning");
   }
-  for (const m of w.history) message(m);
+  for (const e of w.history) event(e, false);
   session.set(sessionKey(roomId), { resume_token: state.resumeToken, last_id: state.lastId });
   setStatus("Live", "live");
   $("text").disabled = false;
@@ -720,7 +1032,10 @@ function submit() {
     renderBox(`Too long to send: ${chars - LIMIT} over the limit of ${LIMIT}. Shorten it first.`);
     return;
   }
-  state.pending = { client_id: newClientId(), text: value, sent: false };
+  if (state.editing) { sendEdit(state.editing, value); return; }
+  state.pending = { client_id: newClientId(), text: value, sent: false, reply_to: state.replyTo };
+  state.replyTo = null;
+  $("context").hidden = true;
   text.readOnly = true;
   if (live()) send();
   renderBox();
@@ -732,6 +1047,7 @@ async function send() {
   const p = state.pending;
   if (p.sending) return;
   const out = { type: "message", client_id: p.client_id };
+  if (p.reply_to) out.reply_to = p.reply_to;
   if (state.encrypted) {
     const me = state.me;
     if (p.sealedFor !== me) {
@@ -752,6 +1068,17 @@ async function send() {
   p.sent = true;
   state.socket.send(JSON.stringify(out));
   renderBox();
+}
+
+// An edit goes out as it is (in an encrypted room sealed as its author's message); its
+// broadcast changes the message, and a refusal is said in the conversation.
+async function sendEdit(target, text) {
+  if (!live()) { renderBox("Not connected: edit it again in a moment."); return; }
+  const out = { type: "edit", target };
+  if (state.encrypted) out.ciphertext = await EphemeraSeal.seal(roomKey, text, EphemeraSeal.messageAad(roomId, state.me));
+  else out.text = text;
+  state.socket.send(JSON.stringify(out));
+  stopContext();
 }
 
 // The server took the pending message (its echo came back, or it is in the history).
@@ -783,9 +1110,16 @@ function resend(w) {
   refused("the connection dropped and it may not have arrived. Check the conversation before sending it again.");
 }
 
+// The conversation's events, each with the room's next id.
+const CONVERSATION = new Set(["message", "message_edited", "message_deleted", "reaction"]);
+function event(e, fresh) {
+  if (e.type === "message") message(e, fresh);
+  else amend(e);
+}
+
 function frame(f) {
   if (state.held) { state.held.push(f); return; }
-  if (f.type === "message") message(f);
+  if (CONVERSATION.has(f.type)) event(f, true);
   else if (f.type === "presence") presence(f);
   else if (f.type === "typing") {
     state.typers.set(f.member_id, { name: f.display_name, until: Date.now() + 3000 });
@@ -807,8 +1141,8 @@ function frame(f) {
       invalid_frame: "the server did not accept it.",
     }[f.code];
     if (state.pending && state.pending.sent && why) { refused(why); return; }
-    if (f.code === "forbidden") notice("You are not allowed to do that.");
-    else if (f.code === "not_found") notice("That person is no longer in the room.");
+    const said = typeof f.message === "string" && f.message ? `${f.message[0].toUpperCase()}${f.message.slice(1)}.`.replace(/\.\.$/, ".") : "";
+    if (f.code === "forbidden" || f.code === "not_found") notice(said || "You are not allowed to do that.");
     else if (why) notice(`${why[0].toUpperCase()}${why.slice(1)}`);
     if (!state.me) state.refusal = f.code;
   }
@@ -1120,6 +1454,20 @@ function wireRoom() {
   const text = $("text");
   $("say").addEventListener("submit", (e) => { e.preventDefault(); submit(); });
   text.addEventListener("keydown", (e) => {
+    // The @mention list, while open: arrows move, Enter or Tab picks, Escape closes.
+    const options = $("mentions").hidden ? [] : [...$("mentions").children];
+    if (options.length && ["ArrowDown", "ArrowUp", "Enter", "Tab", "Escape"].includes(e.key)) {
+      e.preventDefault();
+      if (e.key === "Escape") { $("mentions").hidden = true; return; }
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        state.mentionPick = (state.mentionPick + (e.key === "ArrowDown" ? 1 : options.length - 1)) % options.length;
+        highlightMention();
+        return;
+      }
+      pickMention(options[state.mentionPick].dataset.name);
+      return;
+    }
+    if (e.key === "Escape" && !$("context").hidden) { e.preventDefault(); stopContext(); return; }
     // On a touch keyboard Enter is a new line; the Send button sends.
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing && !TOUCH) {
       e.preventDefault();
@@ -1128,11 +1476,22 @@ function wireRoom() {
   });
   text.addEventListener("input", () => {
     renderBox();
+    renderMentions();
     const now = Date.now();
     if (text.value && now - state.lastTypingSent > 2000 && live()) {
       state.lastTypingSent = now;
       state.socket.send(JSON.stringify({ type: "typing" }));
     }
+  });
+  text.addEventListener("blur", () => { $("mentions").hidden = true; });
+  $("context-cancel").addEventListener("click", stopContext);
+  $("notify-btn").addEventListener("click", toggleNotify);
+  $("sound-btn").addEventListener("click", toggleSound);
+  $("alerts").addEventListener("click", (e) => { if (e.target.closest("button")) $("alerts").open = false; });
+  renderAlerts();
+  const deleting = $("confirm-delete");
+  deleting.addEventListener("close", () => {
+    if (deleting.returnValue === "delete") act({ type: "delete", target: state.deleting });
   });
   $("jump").addEventListener("click", scrollDown);
   scroller().addEventListener("scroll", () => { if (nearBottom()) $("jump").hidden = true; });

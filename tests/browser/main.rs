@@ -13,6 +13,7 @@ mod helpers;
 mod process;
 
 mod browser;
+mod conversation;
 mod owner;
 mod page;
 mod sealed;

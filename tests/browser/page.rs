@@ -741,7 +741,7 @@ async fn repeated_notices_collapse_into_one() {
         browser
             .js("[...document.querySelectorAll('#messages .notice')].map(n => n.textContent)")
             .await,
-        json!(["You are not allowed to do that. (×20)"])
+        json!(["No. (×20)"])
     );
     browser.close().await;
 }
@@ -934,5 +934,62 @@ async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once(
         ["lost in a frozen server"],
         "posted exactly once"
     );
+    browser.close().await;
+}
+
+/// A resume that cannot recover everything (more was said while the page was away than the
+/// room keeps) leaves what the page shows on screen, says what was missed, and adds what is
+/// still kept after it.
+#[tokio::test]
+async fn a_resume_that_cannot_recover_keeps_the_screen_and_says_what_was_missed() {
+    let mut cluster = Cluster::start(
+        2,
+        &[
+            ("EPHEMERA_PRESENCE_GRACE_SECONDS", "10"),
+            ("EPHEMERA_HISTORY_LIMIT", "3"),
+        ],
+    );
+    let app = cluster.app();
+    let site = site(&cluster);
+    let room = app
+        .create_room(json!({"owner_name": "alice", "destroy_on_owner_offline": false}))
+        .await;
+    let driver = Driver::start();
+    let browser = joined(&driver, &site, &room.id, "bob").await;
+    let on = connections(&cluster)
+        .await
+        .iter()
+        .position(|&n| n == 1)
+        .expect("bob's instance");
+    let other = cluster.instance(1 - on);
+    let say = |text: &str| {
+        let req = other
+            .http
+            .post(other.url(&format!("/rooms/{}/messages", room.id)))
+            .bearer_auth(&room.owner_token)
+            .json(&json!({ "text": text }));
+        async move {
+            let res = req.send().await.expect("posts");
+            assert_eq!(res.status(), 201);
+        }
+    };
+    say("one").await;
+    say("two").await;
+    browser
+        .until("document.querySelectorAll('#messages .message').length === 2")
+        .await;
+    // Bob's instance freezes: nothing reaches his page while five more are said.
+    cluster.instances[on].pause();
+    for text in ["m1", "m2", "m3", "m4", "m5"] {
+        say(text).await;
+    }
+    cluster.instances[on].kill();
+    browser
+        .until("[...document.querySelectorAll('#messages .notice')].some((n) => n.textContent.startsWith('Some messages were missed'))")
+        .await;
+    browser
+        .until("document.querySelectorAll('#messages .message').length === 5")
+        .await;
+    assert_eq!(browser.messages().await, ["one", "two", "m3", "m4", "m5"]);
     browser.close().await;
 }

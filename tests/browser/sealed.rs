@@ -91,7 +91,7 @@ fn base64_decode(text: &str) -> Vec<u8> {
 }
 
 /// Opens `link` and joins as `name` from the join form.
-async fn join_link(browser: &Browser, link: &str, name: &str) {
+pub(crate) async fn join_link(browser: &Browser, link: &str, name: &str) {
     browser.goto(link).await;
     browser
         .until("!document.getElementById('join').hidden")

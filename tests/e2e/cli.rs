@@ -241,6 +241,34 @@ async fn eph_chat_in_a_terminal_sends_and_shows_messages() {
             terminal.process(&more);
         }
     }
+    // Bob edits (sealed, as his message), reacts and deletes: one line each, the edit decrypted.
+    let fixed = key.seal("hi carol, fixed", &message_aad(&id, &bob_id));
+    for frame in [
+        json!({"type": "edit", "target": 1, "ciphertext": fixed}),
+        json!({"type": "react", "target": 1, "emoji": "👍"}),
+        json!({"type": "delete", "target": 1}),
+    ] {
+        bob.send_json(frame).await;
+    }
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let shown = terminal.screen().contents();
+        if shown.contains("bob deleted message 1") {
+            assert!(
+                shown.contains("bob edited message 1: hi carol, fixed"),
+                "{shown}"
+            );
+            assert!(shown.contains("bob reacted 👍 to message 1"), "{shown}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the terminal shows the edit, the reaction and the deletion:\n{shown}"
+        );
+        if let Ok(more) = screen.recv_timeout(Duration::from_millis(200)) {
+            terminal.process(&more);
+        }
+    }
     keys.write_all(b"hello from the terminal\r").expect("types");
     keys.flush().expect("flush");
     let said = loop {

@@ -4,6 +4,7 @@ mod abuse;
 mod cli;
 mod client;
 mod cluster;
+mod conversation;
 mod faults;
 mod helpers;
 mod lifecycle;

@@ -39,6 +39,8 @@ pub struct Settings {
     /// How long a room that ends with its owner waits for it by default (a room may set its
     /// own, from the presence grace to 3600 s).
     pub owner_grace_seconds: u64,
+    /// How long after sending its author may edit a message (0: never).
+    pub edit_window_seconds: u64,
     pub message_rate_per_second: u32,
     pub message_burst: u32,
     /// Messages a room accepts per second, every member together (burst: twice).
@@ -112,6 +114,7 @@ impl Default for Settings {
             ticket_ttl_seconds: limits::TICKET_TTL_SECONDS,
             presence_grace_seconds: limits::PRESENCE_GRACE_SECONDS,
             owner_grace_seconds: limits::OWNER_GRACE_SECONDS,
+            edit_window_seconds: limits::EDIT_WINDOW_SECONDS,
             message_rate_per_second: limits::MESSAGE_RATE_PER_SECOND,
             message_burst: limits::MESSAGE_BURST,
             room_message_rate_per_second: 100,
@@ -229,6 +232,7 @@ fn hub_config(s: &Settings, store: &StoreConfig) -> HubConfig {
     HubConfig {
         max_message_chars: s.max_message_chars,
         history_limit: s.history_limit,
+        edit_window: Duration::from_secs(s.edit_window_seconds),
         rate: Rate {
             per_second: s.message_rate_per_second,
             burst: s.message_burst,

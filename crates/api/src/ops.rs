@@ -202,7 +202,7 @@ pub async fn docs() -> HttpResponse {
 }
 
 /// The page's static files: name, body, content type.
-const ASSETS: [(&str, &str, &str); 6] = [
+const ASSETS: [(&str, &str, &str); 7] = [
     (
         "app.js",
         include_str!("../../../web/app.js"),
@@ -211,6 +211,11 @@ const ASSETS: [(&str, &str, &str); 6] = [
     (
         "seal.js",
         include_str!("../../../web/seal.js"),
+        "text/javascript; charset=utf-8",
+    ),
+    (
+        "format.js",
+        include_str!("../../../web/format.js"),
         "text/javascript; charset=utf-8",
     ),
     (
@@ -275,6 +280,10 @@ pub fn page(config: &Config) -> Bytes {
         .replace(
             "{{grace_seconds}}",
             &(config.store.presence_grace_ms / 1000).to_string(),
+        )
+        .replace(
+            "{{edit_window_seconds}}",
+            &config.hub.edit_window.as_secs().to_string(),
         )
         .replace(
             "{{min_expiry_seconds}}",
@@ -346,7 +355,7 @@ pub async fn room_qr(
 /// The page's static files.
 #[utoipa::path(
     tag = "pages",
-    params(("file" = String, Path, description = "`app.js`, `seal.js`, `qrcode.js`, `docs.js`, `style.css` or `favicon.svg`")),
+    params(("file" = String, Path, description = "`app.js`, `seal.js`, `format.js`, `qrcode.js`, `docs.js`, `style.css` or `favicon.svg`")),
     responses(
         (status = 200, description = "The file", content_type = "text/plain", body = String),
         (status = 404, description = "`not_found`", body = ErrorBody),

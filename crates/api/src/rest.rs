@@ -14,14 +14,14 @@ use crate::openapi::{
 };
 use crate::state::AppState;
 use actix_web::{HttpRequest, HttpResponse, delete, get, patch, post, web};
-use protocol::frames::MessageFrame;
-use protocol::frames::ServerFrame;
+use protocol::frames::{ChatEvent, MessageFrame, ServerFrame};
 use protocol::rest::{
-    Ack, CreateRoomRequest, CreateRoomResponse, ErrorBody, HistoryResponse, JoinRequest,
-    JoinResponse, PostMessageRequest, ResumeResponse, RoomDetails, Sealing, UpdateRoomRequest,
+    Ack, CreateRoomRequest, CreateRoomResponse, EditMessageRequest, ErrorBody, HistoryResponse,
+    JoinRequest, JoinResponse, PostMessageRequest, ReactRequest, ResumeResponse, RoomDetails,
+    Sealing, UpdateRoomRequest,
 };
 use protocol::{ErrorCode, Millis, Role, limits, rfc3339, seconds_until, text};
-use realtime::Draft;
+use realtime::{Change, Draft};
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::num::IntErrorKind;

@@ -246,8 +246,11 @@ fn on_frame(screen: &mut Screen, session: &mut Session, frame: &Value) {
                     .lines
                     .push(Line::from("— some messages were missed: no longer kept —"));
             }
-            for message in frame["history"].as_array().into_iter().flatten() {
-                show_message(screen, session, message);
+            for event in frame["history"].as_array().into_iter().flatten() {
+                match event["type"].as_str() {
+                    Some("message") => show_message(screen, session, event),
+                    _ => show_change(screen, session, event),
+                }
             }
             screen.status = "Live".into();
         }
@@ -257,6 +260,9 @@ fn on_frame(screen: &mut Screen, session: &mut Session, frame: &Value) {
                 .push(Line::from(format!("— {} —", text(&frame["message"]))));
         }
         (Some("message"), _) => show_message(screen, session, frame),
+        (Some("message_edited" | "message_deleted" | "reaction"), _) => {
+            show_change(screen, session, frame)
+        }
         (Some("presence"), _) => {
             let (id, name) = (text(&frame["member_id"]), text(&frame["display_name"]));
             if frame["event"] == "user_online" {
@@ -320,9 +326,10 @@ fn show_message(screen: &mut Screen, session: &mut Session, message: &Value) {
     screen
         .typing
         .remove(message["member_id"].as_str().unwrap_or_default());
-    let said = match message["text"].as_str() {
-        Some(text) => text.to_owned(),
-        None => "(this message could not be decrypted)".to_owned(),
+    let said = match (message["text"].as_str(), message["deleted"] == true) {
+        (_, true) => "(deleted)".to_owned(),
+        (Some(text), _) => text.to_owned(),
+        (None, _) => "(this message could not be decrypted)".to_owned(),
     };
     let time = message["timestamp"]
         .as_str()
@@ -340,6 +347,36 @@ fn show_message(screen: &mut Screen, session: &mut Session, message: &Value) {
         ),
         Span::raw(said),
     ]));
+}
+
+/// An edit, a deletion or a reaction, as one line naming the message it changes by its id.
+fn show_change(screen: &mut Screen, session: &mut Session, event: &Value) {
+    let id = event["id"].as_u64().unwrap_or(0);
+    if id <= session.last_id {
+        return;
+    }
+    session.last_id = id;
+    let who = event["display_name"].as_str().unwrap_or_default();
+    let target = event["target"].as_u64().unwrap_or(0);
+    let line = match event["type"].as_str() {
+        Some("message_edited") => match event["text"].as_str() {
+            Some(text) => format!("— {who} edited message {target}: {text} —"),
+            None if event["ciphertext"].is_string() => {
+                format!("— {who} edited message {target} (could not be decrypted) —")
+            }
+            // Its message was deleted since: the deletion follows.
+            None => return,
+        },
+        Some("message_deleted") => format!("— {who} deleted message {target} —"),
+        _ => {
+            let emoji = event["emoji"].as_str().unwrap_or_default();
+            match event["on"] == true {
+                true => format!("— {who} reacted {emoji} to message {target} —"),
+                false => format!("— {who} took back {emoji} from message {target} —"),
+            }
+        }
+    };
+    screen.lines.push(Line::from(line));
 }
 
 enum Action {

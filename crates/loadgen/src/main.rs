@@ -91,6 +91,11 @@ struct Args {
     /// retries).
     #[arg(long)]
     client_ids: bool,
+    /// One send in this many is a reaction or an edit (alternately) of the sender's own latest
+    /// message instead of a new message: the conversation's events beside plain messages
+    /// (0: messages only).
+    #[arg(long, default_value_t = 0)]
+    mix: u64,
     /// Other processes to measure: name=pid, comma-separated.
     #[arg(long, value_delimiter = ',')]
     watch: Vec<String>,
@@ -142,6 +147,8 @@ pub struct Plan {
     pub encrypted: bool,
     /// Messages carry a `client_id`.
     pub client_ids: bool,
+    /// One send in this many reacts to or edits the sender's latest message (0: none).
+    pub mix: u64,
     pub warmup_us: u64,
     pub duration_us: u64,
 }
@@ -264,6 +271,7 @@ fn plan(args: &Args) -> Plan {
         churn_us: (args.scenario == Scenario::Churn).then_some((args.churn * 1e6) as u64),
         encrypted: args.encrypted,
         client_ids: args.client_ids,
+        mix: args.mix,
         warmup_us: (args.warmup * 1e6) as u64,
         duration_us: (args.duration * 1e6) as u64,
     }

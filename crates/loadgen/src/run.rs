@@ -379,12 +379,17 @@ async fn member_task(
     // saturated run delivers late, and only what never comes is lost.
     let end = window.1 + DRAIN_QUIET_US;
     let mut sink = Some(tx);
+    // The id of this member's latest message, which its sender reacts to and edits (`--mix`).
+    let me = hello["member_id"].as_str().unwrap_or_default().to_owned();
+    let own_last = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let sender = sends.and_then(|phase| {
         let mut tx = sink.take()?;
         let shared = shared.clone();
         let rate = plan.rate / plan.senders as f64;
         let encrypted = plan.encrypted;
         let client_ids = plan.client_ids;
+        let mix = plan.mix;
+        let own = own_last.clone();
         Some(tokio::spawn(async move {
             if rate == 0.0 {
                 return tx;
@@ -405,12 +410,22 @@ async fn member_task(
                     true => format!(",\"client_id\":\"s{seq}\""),
                     false => String::new(),
                 };
-                let text = match &filler {
-                    None => format!("{{\"type\":\"message\",\"text\":\"{said}\"{client_id}}}"),
-                    Some(filler) => {
-                        let sealed = as_ciphertext(&said, filler);
-                        format!("{{\"type\":\"message\",\"ciphertext\":\"{sealed}\"{client_id}}}")
+                let content = match &filler {
+                    None => format!("\"text\":\"{said}\""),
+                    Some(filler) => format!("\"ciphertext\":\"{}\"", as_ciphertext(&said, filler)),
+                };
+                // Every `mix`th send changes the sender's latest message, once there is one:
+                // reactions (toggling) and edits (carrying their send time) in turn.
+                let target = own.load(std::sync::atomic::Ordering::Relaxed);
+                let text = match (
+                    mix > 0 && seq.is_multiple_of(mix) && target > 0,
+                    seq / mix.max(1) % 2,
+                ) {
+                    (true, 0) => {
+                        format!("{{\"type\":\"react\",\"target\":{target},\"emoji\":\"👍\"}}")
                     }
+                    (true, _) => format!("{{\"type\":\"edit\",\"target\":{target},{content}}}"),
+                    (false, _) => format!("{{\"type\":\"message\",{content}{client_id}}}"),
                 };
                 let sent = tokio::time::timeout(SEND_TIMEOUT, tx.send(Message::text(text))).await;
                 if !matches!(sent, Ok(Ok(()))) {
@@ -464,8 +479,11 @@ async fn member_task(
                 reconnect.as_mut().reset(tokio::time::Instant::now() + Duration::from_micros(next - now_us()));
             }
             frame = rx.next() => match frame {
-                Some(Ok(Message::Text(text))) => match parse_message(&text) {
-                    Some((id, sent_us)) => {
+                Some(Ok(Message::Text(text))) => match parse_message(&text, &me) {
+                    Some((id, sent_us, mine)) => {
+                        if mine {
+                            own_last.store(id, std::sync::atomic::Ordering::Relaxed);
+                        }
                         checks.delivered(&shared, id, sent_us);
                         let now = now_us();
                         if now > window.1 {
@@ -534,8 +552,10 @@ fn as_ciphertext(said: &str, filler: &str) -> String {
     sealed
 }
 
-/// `(id, sent_us)` of a `message` frame whose text is "<seq> <sent_us> <room>".
-fn parse_message(frame: &str) -> Option<(u64, u64)> {
+/// `(id, sent_us, mine)` of an event of the conversation: a `message` or `message_edited`
+/// frame whose text is "<seq> <sent_us> <room>", or a `reaction` (no send time: 0, so it counts
+/// for order and loss, not latency); `mine` for a message `me` wrote.
+fn parse_message(frame: &str, me: &str) -> Option<(u64, u64, bool)> {
     #[derive(Deserialize)]
     struct Frame<'a> {
         #[serde(rename = "type")]
@@ -543,20 +563,24 @@ fn parse_message(frame: &str) -> Option<(u64, u64)> {
         #[serde(default)]
         id: u64,
         #[serde(default, borrow)]
+        member_id: &'a str,
+        #[serde(default, borrow)]
         text: &'a str,
         #[serde(default, borrow)]
         ciphertext: &'a str,
     }
     let frame: Frame = serde_json::from_str(frame).ok()?;
-    if frame.kind != "message" {
-        return None;
-    }
     let said = if frame.text.is_empty() {
         frame.ciphertext
     } else {
         frame.text
     };
-    Some((frame.id, sent_at(said)?))
+    match frame.kind {
+        "message" => Some((frame.id, sent_at(said)?, frame.member_id == me)),
+        "message_edited" => Some((frame.id, sent_at(said)?, false)),
+        "reaction" => Some((frame.id, 0, false)),
+        _ => None,
+    }
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
@@ -650,8 +674,33 @@ mod tests {
         assert!(sealed.starts_with("17-1764000000123456-"), "{sealed}");
         assert_eq!(sent_at(&sealed), Some(1_764_000_000_123_456));
         assert_eq!(sent_at(said), Some(1_764_000_000_123_456));
-        let frame = format!(r#"{{"type":"message","id":3,"ciphertext":"{sealed}"}}"#);
-        assert_eq!(parse_message(&frame), Some((3, 1_764_000_000_123_456)));
+        let frame =
+            format!(r#"{{"type":"message","id":3,"member_id":"m","ciphertext":"{sealed}"}}"#);
+        assert_eq!(
+            parse_message(&frame, "m"),
+            Some((3, 1_764_000_000_123_456, true))
+        );
+    }
+
+    #[test]
+    fn edits_and_reactions_count_as_events_and_edits_carry_their_send_time() {
+        let edit = r#"{"type":"message_edited","id":9,"target":3,"member_id":"m","text":"4 1764000000000001 r"}"#;
+        assert_eq!(
+            parse_message(edit, "m"),
+            Some((9, 1_764_000_000_000_001, false))
+        );
+        let reaction =
+            r#"{"type":"reaction","id":10,"target":3,"member_id":"m","emoji":"x","on":true}"#;
+        assert_eq!(parse_message(reaction, "m"), Some((10, 0, false)));
+        let other = r#"{"type":"message","id":11,"member_id":"o","text":"5 1764000000000002 r"}"#;
+        assert_eq!(
+            parse_message(other, "m"),
+            Some((11, 1_764_000_000_000_002, false))
+        );
+        assert_eq!(
+            parse_message(r#"{"type":"typing","member_id":"m"}"#, "m"),
+            None
+        );
     }
 
     #[test]

@@ -17,6 +17,9 @@ pub enum ServerFrame {
     Message(MessageFrame),
     Presence(PresenceFrame),
     Error(ErrorFrame),
+    MessageEdited(MessageEditedFrame),
+    MessageDeleted(MessageDeletedFrame),
+    Reaction(ReactionFrame),
     RoomUpdated(RoomUpdatedFrame),
     /// To a new owner alone, after a handover: its owner token.
     OwnerToken(OwnerTokenFrame),
@@ -88,14 +91,14 @@ pub struct Welcome {
     pub owner_away_until: Option<String>,
     pub online_users: Vec<OnlineUser>,
     pub online_count: usize,
-    /// Message frames as broadcast, `"type": "message"` included.
-    #[serde(serialize_with = "message_frames")]
-    pub history: Vec<MessageFrame>,
+    /// The conversation's latest events as broadcast (`ChatEvent`), `"type"` included.
+    pub history: Vec<ChatEvent>,
     pub recovered: bool,
     pub timestamp: String,
 }
 
-/// A chat message as broadcast and kept in history.
+/// A chat message as broadcast and kept in history. History keeps it as it is now: its latest
+/// text once edited, a tombstone (no content) once deleted, and who reacted with what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MessageFrame {
     pub id: u64,
@@ -103,10 +106,123 @@ pub struct MessageFrame {
     pub member_id: String,
     pub connection_id: String,
     pub display_name: String,
+    /// `text` or `ciphertext`; absent once the message is deleted.
     #[serde(flatten)]
-    pub content: Content,
+    pub content: Option<Content>,
+    /// The id of the earlier message this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+    // The Redis store finds `client_id` right before `timestamp` in a kept message's JSON
+    // (append.lua): keep the two together, in this order.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_id: Option<String>,
+    pub timestamp: String,
+    /// Its author changed its content (`message_edited`).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub edited: bool,
+    /// Deleted (`message_deleted`): its content is gone from the store.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub deleted: bool,
+    /// Who reacted with what, each emoji in the order it was first used.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reactions: Vec<Reactions>,
+}
+
+impl MessageFrame {
+    /// The text of a message of an open room, unless deleted.
+    pub fn text(&self) -> Option<&str> {
+        self.content.as_ref().and_then(Content::text)
+    }
+}
+
+fn is_false(b: &bool) -> bool {
+    !b
+}
+
+/// One emoji on a message and the members who put it there, in the order they did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Reactions {
+    pub emoji: String,
+    pub member_ids: Vec<String>,
+}
+
+/// An event of a room's conversation: each takes the room's next id, is kept in its history and
+/// comes again on a resume, like messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ChatEvent {
+    Message(MessageFrame),
+    MessageEdited(MessageEditedFrame),
+    MessageDeleted(MessageDeletedFrame),
+    Reaction(ReactionFrame),
+}
+
+impl ChatEvent {
+    /// Its place in the room's conversation.
+    pub fn id(&self) -> u64 {
+        match self {
+            ChatEvent::Message(m) => m.id,
+            ChatEvent::MessageEdited(e) => e.id,
+            ChatEvent::MessageDeleted(e) => e.id,
+            ChatEvent::Reaction(e) => e.id,
+        }
+    }
+
+    /// Sets its id (the store assigns it).
+    pub fn set_id(&mut self, id: u64) {
+        match self {
+            ChatEvent::Message(m) => m.id = id,
+            ChatEvent::MessageEdited(e) => e.id = id,
+            ChatEvent::MessageDeleted(e) => e.id = id,
+            ChatEvent::Reaction(e) => e.id = id,
+        }
+    }
+
+    /// The message, if it is one.
+    pub fn message(&self) -> Option<&MessageFrame> {
+        match self {
+            ChatEvent::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// A message's author changed it: `text` (or `ciphertext`) is its content from now on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageEditedFrame {
+    pub id: u64,
+    pub room_id: String,
+    /// The message edited.
+    pub target: u64,
+    pub member_id: String,
+    pub display_name: String,
+    /// Absent from history once the message is deleted (its `message_deleted` follows).
+    #[serde(flatten)]
+    pub content: Option<Content>,
+    pub timestamp: String,
+}
+
+/// A message was deleted, by its author or by the room's owner (`member_id`: who deleted it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MessageDeletedFrame {
+    pub id: u64,
+    pub room_id: String,
+    pub target: u64,
+    pub member_id: String,
+    pub display_name: String,
+    pub timestamp: String,
+}
+
+/// A member put an emoji on a message (`on`) or took it back.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReactionFrame {
+    pub id: u64,
+    pub room_id: String,
+    pub target: u64,
+    pub emoji: String,
+    pub member_id: String,
+    pub display_name: String,
+    pub on: bool,
     pub timestamp: String,
 }
 
@@ -127,20 +243,6 @@ impl Content {
             Content::Ciphertext(_) => None,
         }
     }
-}
-
-/// Serializes a list of messages as the frames that broadcast them, each with `"type":
-/// "message"`. Reading one back ignores the tag, like any field the struct does not name.
-pub fn message_frames<S: serde::Serializer>(
-    messages: &[MessageFrame],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    #[derive(Serialize)]
-    #[serde(tag = "type", rename_all = "snake_case")]
-    enum Tagged<'a> {
-        Message(&'a MessageFrame),
-    }
-    serializer.collect_seq(messages.iter().map(Tagged::Message))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
@@ -320,6 +422,26 @@ pub enum ClientFrame {
         ciphertext: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_id: Option<String>,
+        /// The id of the earlier message this one answers.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reply_to: Option<u64>,
+    },
+    /// The author changes its message (`text`, or `ciphertext` in an encrypted room).
+    Edit {
+        target: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ciphertext: Option<String>,
+    },
+    /// The author, or the owner, deletes a message.
+    Delete {
+        target: u64,
+    },
+    /// Puts the sender's `emoji` on a message, or takes it back if it is there.
+    React {
+        target: u64,
+        emoji: String,
     },
     Typing,
     Leave,
@@ -349,6 +471,7 @@ impl ClientFrame {
                 text: Some(text.to_owned()),
                 ciphertext: None,
                 client_id: None,
+                reply_to: None,
             })
         }
     }
@@ -359,6 +482,9 @@ impl ClientFrame {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum BusEvent {
     Message(MessageFrame),
+    MessageEdited(MessageEditedFrame),
+    MessageDeleted(MessageDeletedFrame),
+    Reaction(ReactionFrame),
     /// Made into its client frame by each instance (`PresenceNote::frame`).
     Presence(PresenceNote),
     /// Only `room_closed` travels on the bus.
@@ -387,9 +513,13 @@ mod tests {
             member_id: "m".into(),
             connection_id: "m".into(),
             display_name: "bob".into(),
-            content: Content::Text("hello".into()),
+            content: Some(Content::Text("hello".into())),
+            reply_to: None,
             client_id: Some("c-17".into()),
             timestamp: "2026-11-21T12:34:56.789Z".into(),
+            edited: false,
+            deleted: false,
+            reactions: vec![],
         }
     }
 
@@ -437,7 +567,7 @@ mod tests {
                 connected_at: "c".into(),
             }],
             online_count: 1,
-            history: vec![message()],
+            history: vec![ChatEvent::Message(message())],
             recovered: true,
             timestamp: "t".into(),
         })));
@@ -454,7 +584,7 @@ mod tests {
                    "client_id": "c-17", "timestamp": "2026-11-21T12:34:56.789Z"})
         );
         let sealed = round_trip(ServerFrame::Message(MessageFrame {
-            content: Content::Ciphertext("AAAA-_".into()),
+            content: Some(Content::Ciphertext("AAAA-_".into())),
             ..message()
         }));
         assert_eq!(sealed["ciphertext"], "AAAA-_");
@@ -486,6 +616,72 @@ mod tests {
             err,
             json!({"type": "error", "code": "rate_limited", "message": "slow down"})
         );
+    }
+
+    #[test]
+    fn conversation_events_round_trip_and_a_tombstone_has_no_content() {
+        let tombstone = MessageFrame {
+            content: None,
+            deleted: true,
+            ..message()
+        };
+        let json = round_trip(ServerFrame::Message(tombstone));
+        assert_eq!(json["deleted"], true);
+        assert!(json.get("text").is_none() && json.get("ciphertext").is_none());
+        let reacted = MessageFrame {
+            edited: true,
+            reply_to: Some(7),
+            reactions: vec![Reactions {
+                emoji: "👍".into(),
+                member_ids: vec!["a".into(), "b".into()],
+            }],
+            ..message()
+        };
+        let json = round_trip(ServerFrame::Message(reacted));
+        assert_eq!(json["reactions"][0]["member_ids"][1], "b");
+        assert_eq!(json["reply_to"], 7);
+        let events = [
+            ChatEvent::MessageEdited(MessageEditedFrame {
+                id: 43,
+                room_id: "r".into(),
+                target: 42,
+                member_id: "m".into(),
+                display_name: "bob".into(),
+                content: Some(Content::Text("fixed".into())),
+                timestamp: "t".into(),
+            }),
+            ChatEvent::MessageDeleted(MessageDeletedFrame {
+                id: 44,
+                room_id: "r".into(),
+                target: 42,
+                member_id: "o".into(),
+                display_name: "owner".into(),
+                timestamp: "t".into(),
+            }),
+            ChatEvent::Reaction(ReactionFrame {
+                id: 45,
+                room_id: "r".into(),
+                target: 42,
+                emoji: "👍".into(),
+                member_id: "m".into(),
+                display_name: "bob".into(),
+                on: true,
+                timestamp: "t".into(),
+            }),
+        ];
+        for (event, tag) in events
+            .iter()
+            .zip(["message_edited", "message_deleted", "reaction"])
+        {
+            let json = serde_json::to_string(event).expect("serializes");
+            let value: serde_json::Value = serde_json::from_str(&json).expect("json");
+            assert_eq!(value["type"], tag);
+            assert_eq!(value["target"], 42);
+            let back: ChatEvent = serde_json::from_str(&json).expect("parses");
+            assert_eq!(&back, event);
+            let bus: BusEvent = serde_json::from_str(&json).expect("a bus event");
+            assert_eq!(serde_json::to_string(&bus).expect("serializes"), json);
+        }
     }
 
     #[test]
@@ -548,7 +744,8 @@ mod tests {
             ClientFrame::Message {
                 text: Some("hi".into()),
                 ciphertext: None,
-                client_id: Some("c1".into())
+                client_id: Some("c1".into()),
+                reply_to: None
             }
         );
         assert_eq!(
@@ -568,7 +765,8 @@ mod tests {
             ClientFrame::Message {
                 text: Some("42".into()),
                 ciphertext: None,
-                client_id: None
+                client_id: None,
+                reply_to: None
             }
         );
         assert_eq!(
@@ -576,7 +774,8 @@ mod tests {
             ClientFrame::Message {
                 text: None,
                 ciphertext: Some("AAAA".into()),
-                client_id: None
+                client_id: None,
+                reply_to: None
             }
         );
         for bad in [

@@ -73,6 +73,10 @@ pub mod limits {
     /// Wrong passwords per room per minute over every client together.
     pub const ROOM_PASSWORD_ATTEMPTS_PER_MINUTE: u32 = 100;
     pub const PING_INTERVAL_SECONDS: u64 = 20;
+    /// How long after sending its author may edit a message (`EPHEMERA_EDIT_WINDOW_SECONDS`).
+    pub const EDIT_WINDOW_SECONDS: u64 = 900;
+    /// Distinct emoji one message carries at most.
+    pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
     /// Minimum time between two `typing` frames of one member.
     pub const TYPING_INTERVAL_MS: u64 = 2000;
     /// Length of `room_id` (nanoid alphabet, ~126 bits).

@@ -3,7 +3,7 @@
 //! Requests keep every field optional but the required ones, so that a missing or wrongly typed
 //! field is reported by name; ranges are checked by the server against its configuration.
 
-use crate::frames::MessageFrame;
+use crate::frames::ChatEvent;
 use crate::{ErrorCode, Role};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -236,10 +236,10 @@ pub struct ResumeResponse {
 /// `GET /rooms/{room_id}/messages`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct HistoryResponse {
-    /// Kept messages with `id > after`, oldest first, as broadcast (`"type": "message"`).
-    #[serde(serialize_with = "crate::frames::message_frames")]
-    pub messages: Vec<MessageFrame>,
-    /// The room's latest message id (0 before the first).
+    /// Kept events with `id > after` (messages as they are now, edits, deletions, reactions),
+    /// oldest first, as broadcast (`"type"` included).
+    pub messages: Vec<ChatEvent>,
+    /// The room's latest event id (0 before the first).
     pub last_id: u64,
 }
 
@@ -268,6 +268,29 @@ pub struct PostMessageRequest {
         pattern = r"^[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000](?:[^\u0000-\u001F\u007F-\u009F]{0,62}[^\u0000-\u0020\u007F-\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?[\t\n\u000B\u000C\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     )]
     pub client_id: Option<String>,
+    /// The id of an earlier message of the room this one answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<u64>,
+}
+
+/// `PATCH /rooms/{room_id}/messages/{message_id}`: the message's new content (its author only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"text": "hello, corrected"}))]
+pub struct EditMessageRequest {
+    /// In an open room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// In an encrypted room, in place of `text` (as in `PostMessageRequest`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ciphertext: Option<String>,
+}
+
+/// `POST /rooms/{room_id}/messages/{message_id}/reactions`: toggles the member's `emoji`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[schema(example = json!({"emoji": "👍"}))]
+pub struct ReactRequest {
+    /// One emoji (as Unicode lists them, skin tones and sequences included).
+    pub emoji: String,
 }
 
 /// A plain acknowledgement: `{"message": "Left the room"}`.
@@ -377,6 +400,7 @@ mod tests {
             text: Some("hi".into()),
             ciphertext: None,
             client_id: Some("c-1".into()),
+            reply_to: Some(3),
         });
         round_trip(Ack {
             message: "Left the room".into(),

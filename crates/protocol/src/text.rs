@@ -174,6 +174,13 @@ pub fn fold(name: &str) -> String {
     unicode_security::skeleton(&folded).collect()
 }
 
+/// One emoji, as Unicode lists them (skin tones, flags and ZWJ sequences included), in its
+/// fully qualified spelling, so `"❤"` and `"❤\u{fe0f}"` are the same reaction; `None` for
+/// anything else (text, two emoji, an emoji with more after it).
+pub fn emoji(text: &str) -> Option<&'static str> {
+    emojis::get(text).map(|e| e.as_str())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -279,5 +286,18 @@ mod tests {
             TextError::TooLong.describe("display_name", 32),
             "display_name must be at most 32 characters"
         );
+    }
+
+    #[test]
+    fn an_emoji_is_one_listed_emoji_in_its_qualified_spelling() {
+        assert_eq!(emoji("👍"), Some("👍"));
+        assert_eq!(emoji("❤"), Some("❤\u{fe0f}"));
+        assert_eq!(emoji("❤\u{fe0f}"), Some("❤\u{fe0f}"));
+        assert_eq!(emoji("👍🏽"), Some("👍🏽"));
+        assert_eq!(emoji("👩\u{200d}💻"), Some("👩\u{200d}💻"));
+        assert_eq!(emoji("🇫🇷"), Some("🇫🇷"));
+        for not_one in ["", "a", "👍👍", "👍 ", " 👍", "<b>", "\u{200d}", "👍a"] {
+            assert_eq!(emoji(not_one), None, "{not_one:?}");
+        }
     }
 }

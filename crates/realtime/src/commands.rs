@@ -3,11 +3,11 @@
 //! shape (an `error` frame or a close code; an HTTP status and `Retry-After`).
 
 use crate::metrics::Metrics;
-use protocol::frames::Content;
+use protocol::frames::{ChatEvent, Content};
 use protocol::text::{self, TextError};
 use protocol::{CloseReason, ErrorCode, Millis, Role, limits};
 use std::sync::Arc;
-use store::{Actor, Member, Posted, Rate, RoomChange, RoomView, Store};
+use store::{Actor, Amend, Member, NewMessage, Posted, Rate, RoomChange, RoomView, Store};
 
 /// Why a command was refused: the contract's code and a sentence for the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,12 +39,27 @@ impl From<store::Error> for Refusal {
 }
 
 /// A message as a client sent it: `text` or `ciphertext` (the command checks which the room
-/// takes), and its `client_id`.
+/// takes), its `client_id`, and the message it answers.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Draft<'a> {
     pub text: Option<&'a str>,
     pub ciphertext: Option<&'a str>,
     pub client_id: Option<&'a str>,
+    pub reply_to: Option<u64>,
+}
+
+/// A change to a kept message as a client asked for it.
+#[derive(Debug, Clone, Copy)]
+pub enum Change<'a> {
+    /// New content (`text`, or `ciphertext` in an encrypted room), by the author.
+    Edit {
+        text: Option<&'a str>,
+        ciphertext: Option<&'a str>,
+    },
+    /// By the author, or by the owner.
+    Delete,
+    /// Toggles the member's emoji.
+    React { emoji: &'a str },
 }
 
 /// The actions, with what they need to apply the contract's rules; cheap to clone.
@@ -54,15 +69,17 @@ pub struct Commands {
     metrics: Arc<Metrics>,
     max_message_chars: usize,
     rate: Rate,
+    edit_window_ms: Millis,
 }
 
 impl Commands {
-    pub fn new(store: Store, metrics: Arc<Metrics>, max_message_chars: usize, rate: Rate) -> Self {
+    pub fn new(store: Store, metrics: Arc<Metrics>, config: &crate::HubConfig) -> Self {
         Commands {
             store,
             metrics,
-            max_message_chars,
-            rate,
+            max_message_chars: config.max_message_chars,
+            rate: config.rate,
+            edit_window_ms: config.edit_window.as_millis() as Millis,
         }
     }
 
@@ -87,9 +104,14 @@ impl Commands {
                 let detail = err.describe("client_id", limits::CLIENT_ID_MAX_CHARS);
                 Refusal::new(ErrorCode::InvalidFrame, detail)
             })?;
+        let message = NewMessage {
+            content,
+            client_id,
+            reply_to: draft.reply_to,
+        };
         match self
             .store
-            .append_message(room_id, author, content, client_id, self.rate)
+            .append_message(room_id, author, message, self.rate)
             .await
         {
             Ok(posted) => {
@@ -98,16 +120,87 @@ impl Commands {
                 }
                 Ok(posted)
             }
-            Err(store::Error::Refused(ErrorCode::RateLimited)) => {
-                self.metrics.rate_limited.inc();
-                // The bucket refills one message per interval: the next is due within one.
-                Err(Refusal {
-                    retry_after_ms: Some(1000 / Millis::from(self.rate.per_second.max(1))),
-                    ..Refusal::new(ErrorCode::RateLimited, "Too many messages")
-                })
-            }
-            Err(err) => Err(err.into()),
+            Err(store::Error::Refused(ErrorCode::InvalidFrame)) => Err(Refusal::new(
+                ErrorCode::InvalidFrame,
+                "reply_to must be the id of an earlier message of this room",
+            )),
+            Err(err) => Err(self.refused(err)),
         }
+    }
+
+    /// Edits, deletes or reacts to message `target` as `by`: the content checked as a
+    /// message's, the emoji checked to be one emoji; then the store applies it against the
+    /// member's and the room's message rates (the event takes the room's next id).
+    pub async fn change_message(
+        &self,
+        room_id: &str,
+        by: &Member,
+        encrypted: bool,
+        target: u64,
+        change: Change<'_>,
+    ) -> Result<ChatEvent, Refusal> {
+        let amend = match change {
+            Change::Edit { text, ciphertext } => {
+                Amend::Edit(self.content(encrypted, text, ciphertext)?)
+            }
+            Change::Delete => Amend::Delete,
+            Change::React { emoji } => match text::emoji(emoji) {
+                Some(emoji) => Amend::React(emoji.to_owned()),
+                None => {
+                    return Err(Refusal::new(
+                        ErrorCode::InvalidFrame,
+                        "emoji must be exactly one emoji",
+                    ));
+                }
+            },
+        };
+        let store = &self.store;
+        let window = self.edit_window_ms;
+        match store
+            .amend_message(room_id, by, target, amend, self.rate, window)
+            .await
+        {
+            Ok(event) => {
+                self.metrics.messages_in.inc();
+                Ok(event)
+            }
+            Err(store::Error::Refused(code @ ErrorCode::InvalidFrame)) => {
+                let detail = match change {
+                    Change::React { .. } => {
+                        "target must be a message of this room, with fewer than 20 different reactions"
+                    }
+                    _ => "target must be the id of a message of this room",
+                };
+                Err(Refusal::new(code, detail))
+            }
+            Err(store::Error::Refused(code @ ErrorCode::NotFound)) => Err(Refusal::new(
+                code,
+                "that message is deleted, or no longer kept",
+            )),
+            Err(store::Error::Refused(code @ ErrorCode::Forbidden)) => {
+                let detail = match change {
+                    Change::Edit { .. } => {
+                        "only its author may edit a message, within the edit window"
+                    }
+                    _ => "only its author or the room's owner may delete a message",
+                };
+                Err(Refusal::new(code, detail))
+            }
+            Err(err) => Err(self.refused(err)),
+        }
+    }
+
+    /// A store refusal as the client hears it; a rate limit says when to try again.
+    fn refused(&self, err: store::Error) -> Refusal {
+        if let store::Error::Refused(ErrorCode::RateLimited) = err {
+            self.metrics.rate_limited.inc();
+            // The bucket refills one message per interval: the next is due within one.
+            return Refusal {
+                retry_after_ms: Some(1000 / Millis::from(self.rate.per_second.max(1))),
+                ..Refusal::new(ErrorCode::RateLimited, "Too many messages")
+            };
+        }
+        err.into()
     }
 
     /// What a message says, by the room's rule: `text` in an open room, `ciphertext` in an

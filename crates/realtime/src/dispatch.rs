@@ -105,6 +105,9 @@ impl Hub {
                 }
                 return self.deliver_message(room_id, m.id, json);
             }
+            BusEvent::MessageEdited(e) => return self.deliver_message(room_id, e.id, json),
+            BusEvent::MessageDeleted(e) => return self.deliver_message(room_id, e.id, json),
+            BusEvent::Reaction(e) => return self.deliver_message(room_id, e.id, json),
             BusEvent::Presence(note) => {
                 let online = note.event == PresenceEvent::UserOnline;
                 let reason = note.reason;
@@ -161,8 +164,9 @@ impl Hub {
         Handled::Done
     }
 
-    /// Fans message `id` out unless the room already had it, and records it as the room's
-    /// last; a message after a gap is not delivered (`Gap`).
+    /// Fans event `id` of the conversation (a message, an edit, a deletion, a reaction) out
+    /// unless the room already had it, and records it as the room's last; an event after a gap
+    /// is not delivered (`Gap`).
     fn deliver_message(&self, room_id: &str, id: u64, json: ByteString) -> Handled {
         let mut rooms = self.rooms();
         let Some(room) = rooms.get_mut(room_id) else {
@@ -279,13 +283,12 @@ impl Hub {
             .await;
         match read {
             Ok(history) if history.complete => {
-                for message in history.messages {
-                    let id = message.id;
-                    match serde_json::to_string(&ServerFrame::Message(message)) {
+                for event in history.events {
+                    match serde_json::to_string(&event) {
                         Ok(json) => {
-                            self.deliver_message(room_id, id, json.into());
+                            self.deliver_message(room_id, event.id(), json.into());
                         }
-                        Err(err) => tracing::error!(%err, "cannot serialize a message"),
+                        Err(err) => tracing::error!(%err, "cannot serialize an event"),
                     }
                 }
             }

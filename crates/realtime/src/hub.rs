@@ -17,6 +17,8 @@ use tokio::sync::mpsc;
 pub struct HubConfig {
     pub max_message_chars: usize,
     pub history_limit: usize,
+    /// How long after sending its author may edit a message.
+    pub edit_window: Duration,
     pub rate: Rate,
     /// How often live connections refresh their members' liveness (`StoreConfig::refresh_ms`).
     pub refresh_interval: Duration,
@@ -76,12 +78,7 @@ impl Hub {
         let (leaving, left) = mpsc::unbounded_channel();
         let hub = Hub {
             inner: Arc::new(Inner {
-                commands: crate::Commands::new(
-                    store.clone(),
-                    metrics.clone(),
-                    config.max_message_chars,
-                    config.rate,
-                ),
+                commands: crate::Commands::new(store.clone(), metrics.clone(), &config),
                 store,
                 config,
                 metrics,

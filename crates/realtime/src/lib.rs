@@ -25,7 +25,7 @@ mod rooms;
 pub mod session;
 mod tickers;
 
-pub use commands::{Commands, Draft, Refusal};
+pub use commands::{Change, Commands, Draft, Refusal};
 pub use hub::{Hub, HubConfig};
 pub use session::Entry;
 

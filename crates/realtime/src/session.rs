@@ -10,7 +10,7 @@
 
 use crate::conn::{Conn, Event, Writing};
 use crate::hub::Hub;
-use crate::{Draft, Gone, Inbound, Refusal, Transport};
+use crate::{Change, Draft, Gone, Inbound, Refusal, Transport};
 use futures_util::{Stream, StreamExt};
 use protocol::frames::{
     ClientFrame, OfflineReason, OwnerTokenFrame, RelayFrame, ServerFrame, SystemFrame, TypingFrame,
@@ -276,7 +276,7 @@ impl Hub {
             owner_away_until: joined.view.room.owner_away_until.map(rfc3339),
             online_count: online_users.len(),
             online_users,
-            history: history.messages,
+            history: history.events,
             recovered: after.is_none() || history.complete,
             timestamp: rfc3339(now),
         }));
@@ -468,11 +468,13 @@ impl<T: Transport> Session<T> {
                 text,
                 ciphertext,
                 client_id,
+                reply_to,
             } => {
                 let draft = Draft {
                     text: text.as_deref(),
                     ciphertext: ciphertext.as_deref(),
                     client_id: client_id.as_deref(),
+                    reply_to,
                 };
                 let commands = self.hub.commands();
                 match commands
@@ -491,6 +493,22 @@ impl<T: Transport> Session<T> {
                     }
                     Err(refusal) => self.refused(refusal).await,
                 }
+            }
+            ClientFrame::Edit {
+                target,
+                text,
+                ciphertext,
+            } => {
+                let change = Change::Edit {
+                    text: text.as_deref(),
+                    ciphertext: ciphertext.as_deref(),
+                };
+                self.change_message(target, change).await
+            }
+            ClientFrame::Delete { target } => self.change_message(target, Change::Delete).await,
+            ClientFrame::React { target, emoji } => {
+                self.change_message(target, Change::React { emoji: &emoji })
+                    .await
             }
             ClientFrame::Typing => {
                 let due = self.typed_at.is_none_or(|at| {
@@ -535,6 +553,19 @@ impl<T: Transport> Session<T> {
                     Err(refusal) => self.refused(refusal).await,
                 }
             }
+        }
+    }
+
+    /// An edit, a deletion or a reaction over the socket; its broadcast is the answer.
+    async fn change_message(&mut self, target: u64, change: Change<'_>) -> Result<(), Exit> {
+        let commands = self.hub.commands();
+        let room_id = &*self.live.room_id;
+        match commands
+            .change_message(room_id, &self.member, self.encrypted, target, change)
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(refusal) => self.refused(refusal).await,
         }
     }
 

@@ -213,6 +213,7 @@ mod tests {
         HubConfig {
             max_message_chars: 1,
             history_limit: 1,
+            edit_window: Duration::from_secs(1),
             rate: Rate {
                 per_second: 1,
                 burst: 1,

@@ -23,7 +23,8 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use protocol::frames::{
-    Content, MessageFrame, NotedMember, OfflineReason, PresenceEvent, PresenceNote, RelayFrame,
+    ChatEvent, Content, MessageDeletedFrame, MessageEditedFrame, MessageFrame, NotedMember,
+    OfflineReason, PresenceEvent, PresenceNote, ReactionFrame, Reactions, RelayFrame,
 };
 use protocol::rest::{OnlineUser, Sealing};
 use protocol::{CloseReason, ErrorCode, Millis, Role};
@@ -138,23 +139,20 @@ impl Member {
     }
 
     /// Message `id` by this member, as broadcast and kept.
-    pub fn message(
-        &self,
-        room_id: &str,
-        id: u64,
-        content: Content,
-        client_id: Option<String>,
-        now: Millis,
-    ) -> MessageFrame {
+    pub fn message(&self, room_id: &str, id: u64, draft: NewMessage, now: Millis) -> MessageFrame {
         MessageFrame {
             id,
             room_id: room_id.to_owned(),
             member_id: self.id.clone(),
             connection_id: self.id.clone(),
             display_name: self.display_name.clone(),
-            content,
-            client_id,
+            content: Some(draft.content),
+            reply_to: draft.reply_to,
+            client_id: draft.client_id,
             timestamp: protocol::rfc3339(now),
+            edited: false,
+            deleted: false,
+            reactions: Vec::new(),
         }
     }
 
@@ -350,10 +348,170 @@ pub struct Posted {
     pub new: bool,
 }
 
+/// A message to post, as checked by the caller; the store checks `reply_to` names an earlier
+/// message of the room (one it still keeps must be a message, not another event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub content: Content,
+    pub client_id: Option<String>,
+    pub reply_to: Option<u64>,
+}
+
+/// A change to a message the room still keeps ([`Store::amend_message`]); each is an event of
+/// the conversation with the room's next id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Amend {
+    /// New content, by the message's author within the edit window.
+    Edit(Content),
+    /// Its content gone from the store at once, by its author or the room's owner.
+    Delete,
+    /// Toggles the member's emoji (already one of Unicode's, in its qualified spelling).
+    React(String),
+}
+
+/// What an amendment changes in history: the kept events it rewrites (their place in the
+/// slice it was given, and what they become), the event it appends (id 0: the store assigns
+/// it), and whether only the room's owner may make it (someone else's message deleted: the
+/// store checks, in the step that applies it, that `by` is the owner).
+struct Amended {
+    rewritten: Vec<(usize, ChatEvent)>,
+    event: ChatEvent,
+    owner_only: bool,
+}
+
+impl Amend {
+    /// How many kept events from the target on the amendment reads: a deletion reads every
+    /// later one too (the edits of the message carry its text, and lose it with it).
+    fn reach(&self, history_limit: usize) -> usize {
+        match self {
+            Amend::Delete => history_limit,
+            _ => 1,
+        }
+    }
+
+    /// Applies the amendment to `kept`, the kept events from the target on (both backends
+    /// decide here). `invalid_frame` when the target is not a message, `not_found` when it is
+    /// deleted, `forbidden` for an edit by anyone but its author or past `edit_window_ms`,
+    /// `invalid_frame` for a 21st distinct emoji.
+    fn apply(
+        self,
+        kept: &[ChatEvent],
+        by: &Member,
+        now: Millis,
+        edit_window_ms: Millis,
+    ) -> Result<Amended> {
+        let Some(ChatEvent::Message(target)) = kept.first() else {
+            return Err(Error::Refused(ErrorCode::InvalidFrame));
+        };
+        if target.deleted {
+            return Err(Error::Refused(ErrorCode::NotFound));
+        }
+        let mut message = target.clone();
+        let own = target.member_id == by.id;
+        let room_id = target.room_id.clone();
+        let (target_id, timestamp) = (target.id, protocol::rfc3339(now));
+        let (member_id, display_name) = (by.id.clone(), by.display_name.clone());
+        let mut rewritten = Vec::new();
+        let mut owner_only = false;
+        let event = match self {
+            Amend::Edit(content) => {
+                let sent = protocol::parse_rfc3339(&target.timestamp).unwrap_or(0);
+                if !own || now.saturating_sub(sent) > edit_window_ms {
+                    return Err(Error::Refused(ErrorCode::Forbidden));
+                }
+                message.content = Some(content.clone());
+                message.edited = true;
+                ChatEvent::MessageEdited(MessageEditedFrame {
+                    id: 0,
+                    room_id,
+                    target: target_id,
+                    member_id,
+                    display_name,
+                    content: Some(content),
+                    timestamp,
+                })
+            }
+            Amend::Delete => {
+                owner_only = !own;
+                message.content = None;
+                message.deleted = true;
+                message.edited = false;
+                message.reply_to = None;
+                message.reactions.clear();
+                // Its earlier edits carried its text: they keep their place, without it.
+                for (at, event) in kept.iter().enumerate().skip(1) {
+                    if let ChatEvent::MessageEdited(edit) = event
+                        && edit.target == target_id
+                        && edit.content.is_some()
+                    {
+                        let scrubbed = MessageEditedFrame {
+                            content: None,
+                            ..edit.clone()
+                        };
+                        rewritten.push((at, ChatEvent::MessageEdited(scrubbed)));
+                    }
+                }
+                ChatEvent::MessageDeleted(MessageDeletedFrame {
+                    id: 0,
+                    room_id,
+                    target: target_id,
+                    member_id,
+                    display_name,
+                    timestamp,
+                })
+            }
+            Amend::React(emoji) => {
+                let on = toggle(&mut message.reactions, &emoji, &by.id)?;
+                ChatEvent::Reaction(ReactionFrame {
+                    id: 0,
+                    room_id,
+                    target: target_id,
+                    emoji,
+                    member_id,
+                    display_name,
+                    on,
+                    timestamp,
+                })
+            }
+        };
+        rewritten.insert(0, (0, ChatEvent::Message(message)));
+        Ok(Amended {
+            rewritten,
+            event,
+            owner_only,
+        })
+    }
+}
+
+/// Puts `member`'s `emoji` on the message, or takes it off: whether it is on now.
+fn toggle(reactions: &mut Vec<Reactions>, emoji: &str, member: &str) -> Result<bool> {
+    let Some(at) = reactions.iter().position(|r| r.emoji == emoji) else {
+        if reactions.len() >= protocol::limits::MAX_EMOJI_PER_MESSAGE {
+            return Err(Error::Refused(ErrorCode::InvalidFrame));
+        }
+        reactions.push(Reactions {
+            emoji: emoji.to_owned(),
+            member_ids: vec![member.to_owned()],
+        });
+        return Ok(true);
+    };
+    let members = &mut reactions[at].member_ids;
+    if let Some(mine) = members.iter().position(|m| m == member) {
+        members.remove(mine);
+        if members.is_empty() {
+            reactions.remove(at);
+        }
+        return Ok(false);
+    }
+    members.push(member.to_owned());
+    Ok(true)
+}
+
 /// `history_after`'s answer.
 #[derive(Debug, Clone)]
 pub struct History {
-    pub messages: Vec<MessageFrame>,
+    /// The conversation's events.
+    pub events: Vec<ChatEvent>,
     pub last_id: u64,
     /// False when some messages after the requested id are no longer kept.
     pub complete: bool,
@@ -363,16 +521,11 @@ impl History {
     /// A read of what follows `after`, given the room's last id and the oldest id still kept:
     /// complete when nothing follows, or when the oldest kept comes right after `after` or
     /// earlier (ids in history are contiguous).
-    fn read(
-        after: u64,
-        messages: Vec<MessageFrame>,
-        last_id: u64,
-        first_kept: Option<u64>,
-    ) -> Self {
+    fn read(after: u64, events: Vec<ChatEvent>, last_id: u64, first_kept: Option<u64>) -> Self {
         let complete =
             last_id <= after || first_kept.is_some_and(|first| first <= after.saturating_add(1));
         History {
-            messages,
+            events,
             last_id,
             complete,
         }
@@ -569,18 +722,35 @@ impl Store {
     }
 
     /// Accepts a message from a member: rate-checks it, assigns the next id, keeps it in history
-    /// and publishes it.
+    /// and publishes it. A `reply_to` that is not an earlier message is `invalid_frame`.
     pub async fn append_message(
         &self,
         room_id: &str,
         author: &Member,
-        content: Content,
-        client_id: Option<String>,
+        message: NewMessage,
         rate: Rate,
     ) -> Result<Posted> {
+        dispatch!(self, append_message(room_id, author, message, rate))
+    }
+
+    /// Edits, deletes or reacts to message `target`, which history must still keep
+    /// (`not_found` otherwise, and for a deleted one; `invalid_frame` for an id that is not a
+    /// message): changes the kept message, then appends the event with the next id and
+    /// publishes it, in one step, against the member's and the room's message rates. Refusals
+    /// as [`Amend`] says; a deletion of another's message by anyone but the owner is
+    /// `forbidden`.
+    pub async fn amend_message(
+        &self,
+        room_id: &str,
+        by: &Member,
+        target: u64,
+        amend: Amend,
+        rate: Rate,
+        edit_window_ms: Millis,
+    ) -> Result<ChatEvent> {
         dispatch!(
             self,
-            append_message(room_id, author, content, client_id, rate)
+            amend_message(room_id, by, target, amend, rate, edit_window_ms)
         )
     }
 

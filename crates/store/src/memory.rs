@@ -8,12 +8,12 @@ mod state;
 use self::state::*;
 use crate::secret::TokenHash;
 use crate::{
-    Actor, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined,
-    Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
-    RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
+    Actor, Amend, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History,
+    Joined, Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, NewMessage, Posted,
+    Rate, Result, Room, RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use protocol::frames::{
-    BusEvent, Content, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame,
+    BusEvent, ChatEvent, MessageFrame, OfflineReason, PresenceEvent, RelayFrame, RoomClosedFrame,
     RoomNote, SystemFrame,
 };
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, text};
@@ -346,12 +346,10 @@ impl MemoryStore {
         &self,
         room_id: &str,
         author: &Member,
-        content: Content,
-        client_id: Option<String>,
+        draft: NewMessage,
         rate: Rate,
     ) -> Result<Posted> {
         let now = now_ms();
-        let (limit, max_bytes) = (self.config.history_limit, self.config.history_max_bytes);
         let mut state = self.lock();
         let Some(room) = state.live_room_mut(room_id) else {
             return refused(ErrorCode::RoomNotFound);
@@ -361,15 +359,82 @@ impl MemoryStore {
         if !room.members.contains_key(member_id) && member_id != room.room.owner_member_id {
             return refused(ErrorCode::Unauthorized);
         }
-        let earlier = client_id
+        let earlier = draft
+            .client_id
             .as_ref()
             .and_then(|c| room.client_ids.get(&(member_id.to_owned(), c.clone())));
         if let Some(&id) = earlier
-            && let Some((kept, _)) = room.history.iter().find(|(m, _)| m.id == id)
+            && let Some(ChatEvent::Message(kept)) = room.kept(id)
         {
             let frame = kept.clone();
             return Ok(Posted { frame, new: false });
         }
+        if let Some(answered) = draft.reply_to {
+            let earlier = (1..=room.last_id).contains(&answered);
+            if !earlier || room.kept(answered).is_some_and(|e| e.message().is_none()) {
+                return refused(ErrorCode::InvalidFrame);
+            }
+        }
+        self.take_message_rates(room, member_id, rate, now)?;
+        let frame = author.message(room_id, room.last_id + 1, draft, now);
+        let json = self.keep(room, ChatEvent::Message(frame.clone()))?;
+        state.send(room_id, json);
+        Ok(Posted { frame, new: true })
+    }
+
+    pub async fn amend_message(
+        &self,
+        room_id: &str,
+        by: &Member,
+        target: u64,
+        amend: Amend,
+        rate: Rate,
+        edit_window_ms: Millis,
+    ) -> Result<ChatEvent> {
+        let now = now_ms();
+        let mut state = self.lock();
+        let Some(room) = state.live_room_mut(room_id) else {
+            return refused(ErrorCode::RoomNotFound);
+        };
+        if !room.members.contains_key(&by.id) && by.id != room.room.owner_member_id {
+            return refused(ErrorCode::Unauthorized);
+        }
+        if target == 0 || target > room.last_id {
+            return refused(ErrorCode::InvalidFrame);
+        }
+        let first = room.history.front().map_or(u64::MAX, |(e, _)| e.id());
+        if target < first {
+            return refused(ErrorCode::NotFound);
+        }
+        let kept: Vec<ChatEvent> = (room.history.iter())
+            .skip((target - first) as usize)
+            .take(amend.reach(self.config.history_limit))
+            .map(|(e, _)| e.clone())
+            .collect();
+        let amended = amend.apply(&kept, by, now, edit_window_ms)?;
+        if amended.owner_only && by.id != room.room.owner_member_id {
+            return refused(ErrorCode::Forbidden);
+        }
+        self.take_message_rates(room, &by.id, rate, now)?;
+        for (_, event) in amended.rewritten {
+            room.replace_kept(event)?;
+        }
+        let mut event = amended.event;
+        event.set_id(room.last_id + 1);
+        let json = self.keep(room, event.clone())?;
+        state.send(room_id, json);
+        Ok(event)
+    }
+
+    /// Takes one message from the member's bucket and one from the room's (`rate_limited`,
+    /// `room_busy` when empty; neither is taken then).
+    fn take_message_rates(
+        &self,
+        room: &mut RoomState,
+        member_id: &str,
+        rate: Rate,
+        now: Millis,
+    ) -> Result<()> {
         let full_at = room.rates.get(member_id).copied().unwrap_or(0.0);
         let Some(member_full_at) = gcra(full_at, now, rate) else {
             return refused(ErrorCode::RateLimited);
@@ -380,30 +445,44 @@ impl MemoryStore {
         };
         room.rates.insert(member_id.to_owned(), member_full_at);
         room.messages_full_at = messages_full_at;
-        room.last_id += 1;
-        let frame = author.message(room_id, room.last_id, content, client_id, now);
+        Ok(())
+    }
+
+    /// Appends the room's next event to its history, trimmed to the newest that fit, and
+    /// answers its JSON to publish.
+    fn keep(&self, room: &mut RoomState, event: ChatEvent) -> Result<String> {
+        let (limit, max_bytes) = (self.config.history_limit, self.config.history_max_bytes);
         // Serialized once: sized as the Redis store sizes it (the frame's JSON), and published.
-        let event = BusEvent::Message(frame.clone());
         let json = serde_json::to_string(&event).map_err(|e| Error::Unavailable(e.to_string()))?;
         let bytes = json.len();
-        room.history.push_back((frame.clone(), bytes));
-        room.history_bytes += bytes;
-        if let Some(c) = &frame.client_id {
-            room.client_ids
-                .insert((member_id.to_owned(), c.clone()), frame.id);
+        room.last_id = event.id();
+        if let ChatEvent::Message(MessageFrame {
+            id,
+            member_id,
+            client_id: Some(c),
+            ..
+        }) = &event
+        {
+            room.client_ids.insert((member_id.clone(), c.clone()), *id);
         }
+        room.history.push_back((event, bytes));
+        room.history_bytes += bytes;
         while room.history.len() > limit
             || (room.history_bytes > max_bytes && room.history.len() > 1)
         {
             if let Some((gone, bytes)) = room.history.pop_front() {
                 room.history_bytes -= bytes;
-                if let Some(c) = gone.client_id {
-                    room.client_ids.remove(&(gone.member_id, c));
+                if let ChatEvent::Message(MessageFrame {
+                    member_id,
+                    client_id: Some(c),
+                    ..
+                }) = gone
+                {
+                    room.client_ids.remove(&(member_id, c));
                 }
             }
         }
-        state.send(room_id, json);
-        Ok(Posted { frame, new: true })
+        Ok(json)
     }
 
     pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
@@ -411,16 +490,16 @@ impl MemoryStore {
         let Some(room) = state.live_room(room_id) else {
             return refused(ErrorCode::RoomNotFound);
         };
-        let first_kept = room.history.front().map(|(m, _)| m.id);
-        let messages = room
+        let first_kept = room.history.front().map(|(e, _)| e.id());
+        let events = room
             .history
             .iter()
-            .map(|(m, _)| m)
-            .filter(|m| m.id > after)
+            .map(|(e, _)| e)
+            .filter(|e| e.id() > after)
             .take(limit)
             .cloned()
             .collect();
-        Ok(History::read(after, messages, room.last_id, first_kept))
+        Ok(History::read(after, events, room.last_id, first_kept))
     }
 
     pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {

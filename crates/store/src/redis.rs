@@ -24,9 +24,9 @@ use self::liveness::*;
 use self::scripts::*;
 use crate::secret::TokenHash;
 use crate::{
-    Actor, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History, Joined,
-    Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, Posted, Rate, Result, Room,
-    RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
+    Actor, Amend, AttemptLimits, Bus, BusItem, Claim, Credential, EVERY_CLIENT, Error, History,
+    Joined, Limit, Live, MAX_TICKETS_PER_CLIENT, MAX_TICKETS_PER_ROOM, Member, NewMessage, Posted,
+    Rate, Result, Room, RoomChange, RoomView, Stale, StoreConfig, Ticket, Via,
 };
 use fred::prelude::{
     Builder, Client, ClientLike, ClusterInterface, Config, EventInterface, FromValue,
@@ -35,7 +35,7 @@ use fred::prelude::{
 use fred::types::scripts::Script;
 use fred::types::{ClusterHash, ConnectHandle, CustomCommand, RespVersion};
 use protocol::frames::{
-    Content, MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame,
+    ChatEvent, MessageFrame, RelayFrame, RoomClosedFrame, ServerFrame, SystemFrame,
 };
 use protocol::rest::Sealing;
 use protocol::{CloseReason, ErrorCode, Millis, Role, now_ms, rfc3339, text};
@@ -435,40 +435,23 @@ impl RedisStore {
         &self,
         room_id: &str,
         author: &Member,
-        content: Content,
-        client_id: Option<String>,
+        draft: NewMessage,
         rate: Rate,
     ) -> Result<Posted> {
         let now = self.now();
-        let mut frame = author.message(room_id, 0, content, client_id, now);
-        // The script puts the id it assigns between the two halves.
-        let json =
-            serde_json::to_string(&ServerFrame::Message(frame.clone())).map_err(unavailable)?;
-        let prefix = r#"{"type":"message","id":"#;
-        let suffix = json
-            .strip_prefix(prefix)
-            .and_then(|rest| rest.strip_prefix('0'))
-            .ok_or_else(malformed)?;
-        let args = AppendArgs {
-            room_id: room_id.to_owned(),
-            now,
-            member_id: author.id.clone(),
-            per_second: rate.per_second,
-            burst: rate.burst,
-            history_limit: self.config.history_limit,
-            before_id: prefix,
-            after_id: suffix.to_owned(),
-            history_max_bytes: self.config.history_max_bytes,
-            room_per_second: self.config.room_messages.per_second,
-            room_burst: self.config.room_messages.burst,
-            client_id: json_spelling(frame.client_id.as_deref())?,
+        let reply_to = draft.reply_to;
+        let mut frame = author.message(room_id, 0, draft, now);
+        let client_id = json_spelling(frame.client_id.as_deref())?;
+        let event = ChatEvent::Message(frame.clone());
+        let args = self.append_args(room_id, now, &author.id, rate, &event, client_id)?;
+        let args = Appended {
+            reply_to: reply_to.map(|id| id.to_string()).unwrap_or_default(),
+            ..Appended::default()
         }
-        .argv();
-        let keys = keys_of(
-            room_id,
-            &["meta", "members", "history", "rate", "client_ids"],
-        );
-        let reply = self.run(&self.scripts.append, keys, args).await?;
+        .after(args);
+        let reply = self
+            .run(&self.scripts.append, append_keys(room_id), args)
+            .await?;
         if let Some(kept) = retried(&reply) {
             let frame = serde_json::from_str::<MessageFrame>(&kept).map_err(unavailable)?;
             return Ok(Posted { frame, new: false });
@@ -480,12 +463,112 @@ impl RedisStore {
         Ok(Posted { frame, new: true })
     }
 
-    pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
-        let limit = limit.min(self.config.history_limit);
+    /// Reads the kept message, decides the change in Rust (as the memory store does), and has
+    /// append.lua apply it only if the message is still what was read; another change that
+    /// came between makes it read and decide again.
+    pub async fn amend_message(
+        &self,
+        room_id: &str,
+        by: &Member,
+        target: u64,
+        amend: Amend,
+        rate: Rate,
+        edit_window_ms: Millis,
+    ) -> Result<ChatEvent> {
+        if target == 0 {
+            return Err(Error::Refused(ErrorCode::InvalidFrame));
+        }
+        let reach = amend.reach(self.config.history_limit);
+        for _ in 0..AMEND_ATTEMPTS {
+            let (last_id, first_kept, read) = self.read_history(room_id, target - 1, reach).await?;
+            if target > last_id {
+                return Err(Error::Refused(ErrorCode::InvalidFrame));
+            }
+            if read.is_empty() || first_kept > target {
+                return Err(Error::Refused(ErrorCode::NotFound));
+            }
+            let kept = read
+                .iter()
+                .map(|json| serde_json::from_str::<ChatEvent>(json).map_err(unavailable))
+                .collect::<Result<Vec<_>>>()?;
+            let now = self.now();
+            let amended = amend.clone().apply(&kept, by, now, edit_window_ms)?;
+            let mut event = amended.event;
+            let args = self.append_args(room_id, now, &by.id, rate, &event, String::new())?;
+            let rewrites = amended
+                .rewritten
+                .into_iter()
+                .map(|(at, new)| {
+                    let json = serde_json::to_string(&new).map_err(unavailable)?;
+                    Ok((new.id(), read[at].clone(), json))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let args = Appended {
+                reply_to: String::new(),
+                owner_only: if amended.owner_only { "1" } else { "" },
+                rewrites,
+            }
+            .after(args);
+            let reply = self
+                .run(&self.scripts.append, append_keys(room_id), args)
+                .await?;
+            if changed(&reply) {
+                continue;
+            }
+            let id = room_reply(reply)?.first().and_then(Value::as_u64);
+            event.set_id(id.ok_or_else(malformed)?);
+            return Ok(event);
+        }
+        Err(Error::Unavailable(
+            "a message kept changing under an amendment".into(),
+        ))
+    }
+
+    /// append.lua's first twelve arguments for `event` by `member_id` (its id left out: the
+    /// script puts the one it assigns between the two halves of its JSON).
+    fn append_args(
+        &self,
+        room_id: &str,
+        now: Millis,
+        member_id: &str,
+        rate: Rate,
+        event: &ChatEvent,
+        client_id: String,
+    ) -> Result<Vec<String>> {
+        let json = serde_json::to_string(event).map_err(unavailable)?;
+        // Every event's JSON starts with its type, then its id.
+        let at = json.find(r#","id":"#).ok_or_else(malformed)? + r#","id":"#.len();
+        let (before_id, rest) = json.split_at(at);
+        let after_id = rest.strip_prefix('0').ok_or_else(malformed)?;
+        Ok(AppendArgs {
+            room_id: room_id.to_owned(),
+            now,
+            member_id: member_id.to_owned(),
+            per_second: rate.per_second,
+            burst: rate.burst,
+            history_limit: self.config.history_limit,
+            before_id: before_id.to_owned(),
+            after_id: after_id.to_owned(),
+            history_max_bytes: self.config.history_max_bytes,
+            room_per_second: self.config.room_messages.per_second,
+            room_burst: self.config.room_messages.burst,
+            client_id,
+        }
+        .argv())
+    }
+
+    /// history.lua's answer as kept: the room's last id, the first id kept, and the JSON of the
+    /// events after `after` (at most `limit`).
+    async fn read_history(
+        &self,
+        room_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(u64, u64, Vec<String>)> {
         let args = HistoryArgs {
             kept: self.config.history_limit,
             after,
-            limit,
+            limit: limit.min(self.config.history_limit),
         }
         .argv();
         let reply = self
@@ -494,17 +577,23 @@ impl RedisStore {
         let mut reply = reply.into_iter();
         let mut number = || reply.next().and_then(|v| v.as_u64()).ok_or_else(malformed);
         let (last_id, first_kept) = (number()?, number()?);
-        let messages = reply
+        let events = reply
             .next()
             .ok_or_else(malformed)?
             .into_array()
             .into_iter()
-            .map(|v| {
-                let json = v.as_string().ok_or_else(malformed)?;
-                serde_json::from_str::<MessageFrame>(&json).map_err(unavailable)
-            })
+            .map(|v| v.as_string().ok_or_else(malformed))
             .collect::<Result<Vec<_>>>()?;
-        Ok(History::read(after, messages, last_id, Some(first_kept)))
+        Ok((last_id, first_kept, events))
+    }
+
+    pub async fn history_after(&self, room_id: &str, after: u64, limit: usize) -> Result<History> {
+        let (last_id, first_kept, events) = self.read_history(room_id, after, limit).await?;
+        let events = events
+            .iter()
+            .map(|json| serde_json::from_str::<ChatEvent>(json).map_err(unavailable))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(History::read(after, events, last_id, Some(first_kept)))
     }
 
     pub async fn relay(&self, room_id: &str, frame: &RelayFrame) -> Result<()> {

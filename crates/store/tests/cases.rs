@@ -11,7 +11,9 @@ use store::{
 };
 use tokio::time::{Instant, sleep_until};
 
+mod conversation;
 mod owner;
+pub use self::conversation::*;
 pub use self::owner::*;
 
 const RATE: Rate = Rate {
@@ -370,8 +372,7 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
             .append_message(
                 &room.id,
                 &bob,
-                text(format!("m{i}")),
-                Some(format!("c{i}")),
+                post(text(format!("m{i}")), Some(format!("c{i}"))),
                 RATE,
             )
             .await
@@ -399,19 +400,19 @@ pub async fn messages_get_sequential_ids_and_history_keeps_the_newest(
         .expect("history");
     assert_eq!(history.last_id, 7);
     assert_eq!(
-        history.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        history.events.iter().map(|m| m.id()).collect::<Vec<_>>(),
         vec![3, 4, 5, 6, 7]
     );
     let page = store.history_after(&room.id, 4, 2).await.expect("history");
     assert_eq!(
-        page.messages.iter().map(|m| m.id).collect::<Vec<_>>(),
+        page.events.iter().map(|m| m.id()).collect::<Vec<_>>(),
         vec![5, 6]
     );
     assert!(page.complete);
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &ghost(), text("x"), None, RATE)
+                .append_message(&room.id, &ghost(), post(text("x"), None), RATE)
                 .await
         ),
         ErrorCode::Unauthorized
@@ -430,8 +431,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
             .append_message(
                 &room.id,
                 &bob,
-                text(format!("{i}{}", "x".repeat(600))),
-                None,
+                post(text(format!("{i}{}", "x".repeat(600))), None),
                 RATE,
             )
             .await
@@ -464,7 +464,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
             .await
             .expect("history");
         (
-            h.messages.iter().map(|m| m.id).collect::<Vec<u64>>(),
+            h.events.iter().map(|m| m.id()).collect::<Vec<u64>>(),
             h.complete,
         )
     };
@@ -475,8 +475,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
         .append_message(
             &room.id,
             &bob,
-            text("y".repeat(HISTORY_BYTES * 2)),
-            None,
+            post(text("y".repeat(HISTORY_BYTES * 2)), None),
             RATE,
         )
         .await
@@ -484,7 +483,7 @@ pub async fn history_is_bounded_in_bytes_too((store, _): (Store, Bus)) {
     assert_eq!(kept().await.0, vec![7], "the newest is kept, however long");
     for i in 8..=12 {
         store
-            .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
+            .append_message(&room.id, &bob, post(text(format!("m{i}")), None), RATE)
             .await
             .expect("append");
     }
@@ -503,7 +502,7 @@ pub async fn history_reads_exactly_the_window_asked_for((store, _): (Store, Bus)
     let total = HISTORY as u64 + 7;
     for i in 1..=total {
         store
-            .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
+            .append_message(&room.id, &bob, post(text(format!("m{i}")), None), RATE)
             .await
             .expect("append");
     }
@@ -527,12 +526,13 @@ pub async fn history_reads_exactly_the_window_asked_for((store, _): (Store, Bus)
             .history_after(&room.id, after, limit)
             .await
             .expect("history");
-        let got: Vec<u64> = history.messages.iter().map(|m| m.id).collect();
+        let got: Vec<u64> = history.events.iter().map(|m| m.id()).collect();
         assert_eq!(got, ids, "after {after}, at most {limit}");
         assert_eq!(history.last_id, total);
         assert_eq!(history.complete, complete, "after {after}, at most {limit}");
-        for m in &history.messages {
-            assert_eq!(m.content.text(), Some(format!("m{}", m.id).as_str()));
+        for m in &history.events {
+            let m = m.message().expect("only messages were posted");
+            assert_eq!(m.text(), Some(format!("m{}", m.id).as_str()));
         }
     }
 }
@@ -550,7 +550,7 @@ pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus
     let bob = join(&store, &room.id, "bob", 1).await;
     for _ in 0..7 {
         store
-            .append_message(&room.id, &bob, text("x"), None, RATE)
+            .append_message(&room.id, &bob, post(text("x"), None), RATE)
             .await
             .expect("append");
     }
@@ -579,7 +579,7 @@ pub async fn history_says_when_it_no_longer_covers_a_gap((store, _): (Store, Bus
         .history_after(&room.id, 99, 10)
         .await
         .expect("history");
-    assert!(ahead.complete && ahead.messages.is_empty());
+    assert!(ahead.complete && ahead.events.is_empty());
 }
 
 pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
@@ -593,25 +593,25 @@ pub async fn messages_are_rate_limited_per_member((store, _): (Store, Bus)) {
     };
     for _ in 0..3 {
         store
-            .append_message(&room.id, &bob, text("x"), None, rate)
+            .append_message(&room.id, &bob, post(text("x"), None), rate)
             .await
             .expect("within the burst");
     }
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &bob, text("x"), None, rate)
+                .append_message(&room.id, &bob, post(text("x"), None), rate)
                 .await
         ),
         ErrorCode::RateLimited
     );
     store
-        .append_message(&room.id, &carol, text("x"), None, rate)
+        .append_message(&room.id, &carol, post(text("x"), None), rate)
         .await
         .expect("others are not limited");
     sleep_ms(150).await;
     store
-        .append_message(&room.id, &bob, text("x"), None, rate)
+        .append_message(&room.id, &bob, post(text("x"), None), rate)
         .await
         .expect("refilled");
     assert_eq!(
@@ -686,7 +686,7 @@ pub async fn a_member_without_a_live_connection_goes_offline_after_the_grace(
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &carol, text("x"), None, RATE)
+                .append_message(&room.id, &carol, post(text("x"), None), RATE)
                 .await
         ),
         ErrorCode::Unauthorized
@@ -920,7 +920,7 @@ pub async fn destroy_deletes_everything_and_publishes_room_closed_once(
     store.subscribe(&room.id).await.expect("subscribe");
     let bob = join(&store, &room.id, "bob", 1).await;
     store
-        .append_message(&room.id, &bob, text("secret"), None, RATE)
+        .append_message(&room.id, &bob, post(text("secret"), None), RATE)
         .await
         .expect("append");
     store
@@ -972,7 +972,7 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     store.subscribe(&room.id).await.expect("subscribe");
     let bob = join(&store, &room.id, "bob", 1).await;
     store
-        .append_message(&room.id, &bob, text("before"), None, RATE)
+        .append_message(&room.id, &bob, post(text("before"), None), RATE)
         .await
         .expect("a member sends");
     published(&mut bus).await;
@@ -987,7 +987,7 @@ pub async fn release_is_immediate((store, mut bus): (Store, Bus)) {
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &bob, text("after"), None, RATE)
+                .append_message(&room.id, &bob, post(text("after"), None), RATE)
                 .await
         ),
         ErrorCode::Unauthorized,
@@ -1215,11 +1215,11 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
     let bob = join(&store, &a.id, "bob", 1).await;
     let carol = join(&store, &b.id, "carol", 2).await;
     store
-        .append_message(&b.id, &carol, text("unseen"), None, RATE)
+        .append_message(&b.id, &carol, post(text("unseen"), None), RATE)
         .await
         .expect("append");
     store
-        .append_message(&a.id, &bob, text("seen"), None, RATE)
+        .append_message(&a.id, &bob, post(text("seen"), None), RATE)
         .await
         .expect("append");
     let typing = RelayFrame::Typing(TypingFrame {
@@ -1237,7 +1237,7 @@ pub async fn the_bus_carries_only_subscribed_rooms_in_order((store, mut bus): (S
     assert_eq!(kinds, vec!["presence", "message", "typing"]);
     store.unsubscribe(&a.id).await.expect("unsubscribe");
     store
-        .append_message(&a.id, &bob, text("after"), None, RATE)
+        .append_message(&a.id, &bob, post(text("after"), None), RATE)
         .await
         .expect("append");
     assert!(published(&mut bus).await.is_empty());
@@ -1257,7 +1257,7 @@ pub async fn a_client_id_used_again_answers_the_kept_message_and_posts_nothing(
         let (store, room) = (store.clone(), room.id.clone());
         async move {
             store
-                .append_message(&room, &who, text(said), Some(client_id), RATE)
+                .append_message(&room, &who, post(text(said), Some(client_id)), RATE)
                 .await
                 .expect("append")
         }
@@ -1311,7 +1311,7 @@ pub async fn the_owner_posts_without_joining_and_no_stranger_can((store, mut bus
         connected_at: protocol::now_ms(),
     };
     let posted = store
-        .append_message(&room.id, &owner, text("announcement"), None, RATE)
+        .append_message(&room.id, &owner, post(text("announcement"), None), RATE)
         .await
         .expect("the owner posts without a connection");
     assert_eq!(posted.frame.id, 1);
@@ -1325,7 +1325,7 @@ pub async fn the_owner_posts_without_joining_and_no_stranger_can((store, mut bus
     assert_eq!(
         refused(
             store
-                .append_message(&room.id, &stranger, text("x"), None, RATE)
+                .append_message(&room.id, &stranger, post(text("x"), None), RATE)
                 .await
         ),
         ErrorCode::Unauthorized

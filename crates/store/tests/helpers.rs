@@ -31,23 +31,32 @@ pub fn config() -> StoreConfig {
     }
 }
 
-pub fn memory() -> (Store, Bus) {
-    Store::memory(config())
+/// [`config`] with room for a conversation: 100 events, 64 KiB.
+pub fn long_history() -> StoreConfig {
+    StoreConfig {
+        history_limit: 100,
+        history_max_bytes: 64 * 1024,
+        ..config()
+    }
+}
+
+pub fn memory(config: StoreConfig) -> (Store, Bus) {
+    Store::memory(config)
 }
 
 /// A store on a fresh `redis-server`, which lives as long as the returned guard.
-pub async fn redis() -> (Store, Bus, RedisServer) {
+pub async fn redis(config: StoreConfig) -> (Store, Bus, RedisServer) {
     let server = RedisServer::start();
-    let (store, bus) = Store::redis(&server.url(), config())
+    let (store, bus) = Store::redis(&server.url(), config)
         .await
         .expect("connects to redis");
     (store, bus, server)
 }
 
 /// A store on a fresh three-master Redis Cluster.
-pub async fn redis_cluster() -> (Store, Bus, RedisCluster) {
+pub async fn redis_cluster(config: StoreConfig) -> (Store, Bus, RedisCluster) {
     let cluster = RedisCluster::start();
-    let (store, bus) = Store::redis(&cluster.url(), config())
+    let (store, bus) = Store::redis(&cluster.url(), config)
         .await
         .expect("connects to the cluster");
     (store, bus, cluster)
@@ -80,6 +89,15 @@ pub fn room(max_users: u32, lifetime_ms: Millis) -> (Room, String) {
 /// A message's content: `text`.
 pub fn text(text: impl Into<String>) -> protocol::frames::Content {
     protocol::frames::Content::Text(text.into())
+}
+
+/// A message to post: its content and `client_id`.
+pub fn post(content: protocol::frames::Content, client_id: Option<String>) -> store::NewMessage {
+    store::NewMessage {
+        content,
+        client_id,
+        reply_to: None,
+    }
 }
 
 /// A claim by display name, with a fresh member id and resume token.

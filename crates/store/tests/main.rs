@@ -5,14 +5,14 @@ extern crate ephemera_store as store;
 mod cases;
 mod helpers;
 
-/// Runs each case against each backend.
+/// Runs each case against each backend, each made with `$config()`.
 macro_rules! conformance {
-    ($($case:ident),* $(,)?) => {
+    ($config:path; $($case:ident),* $(,)?) => {
         mod memory {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    crate::cases::$case(crate::helpers::memory()).await;
+                    crate::cases::$case(crate::helpers::memory($config())).await;
                 }
             )*
         }
@@ -20,7 +20,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let (store, bus, _server) = crate::helpers::redis().await;
+                    let (store, bus, _server) = crate::helpers::redis($config()).await;
                     crate::cases::$case((store, bus)).await;
                 }
             )*
@@ -29,7 +29,7 @@ macro_rules! conformance {
             $(
                 #[tokio::test]
                 async fn $case() {
-                    let (store, bus, _cluster) = crate::helpers::redis_cluster().await;
+                    let (store, bus, _cluster) = crate::helpers::redis_cluster($config()).await;
                     crate::cases::$case((store, bus)).await;
                 }
             )*
@@ -38,6 +38,7 @@ macro_rules! conformance {
 }
 
 conformance!(
+    crate::helpers::config;
     rooms_are_created_read_and_unknown_ones_are_absent,
     names_are_unique_case_insensitively_and_the_owner_name_is_reserved,
     names_that_look_alike_are_one_name,
@@ -77,6 +78,16 @@ conformance!(
     the_owner_is_waited_for_its_owner_grace,
 );
 
+/// The conversation's cases, with a history that holds one.
+mod conversation {
+    conformance!(
+        crate::helpers::long_history;
+        edits_deletions_and_reactions_are_events_of_the_conversation,
+        edits_close_after_the_window_and_reactions_stop_at_twenty_emoji,
+        parallel_reactions_each_land_once,
+    );
+}
+
 /// What only Redis can show: the keys and connections themselves.
 mod redis_keys {
     use crate::helpers::*;
@@ -98,7 +109,7 @@ mod redis_keys {
         let bob = join(store, &room.id, "bob", 1).await;
         let client_id = Some("c-1".to_owned());
         store
-            .append_message(&room.id, &bob, text("secret text"), client_id, RATE)
+            .append_message(&room.id, &bob, post(text("secret text"), client_id), RATE)
             .await
             .expect("append");
         store
@@ -119,7 +130,7 @@ mod redis_keys {
 
     /// A Redis store with one open room (10 users, a minute to live).
     async fn redis_with_room() -> (Store, store::Bus, store::testing::RedisServer, store::Room) {
-        let (store, bus, server) = redis().await;
+        let (store, bus, server) = redis(config()).await;
         let (room, _) = room(10, 60_000);
         store.create_room(room.clone()).await.expect("create");
         (store, bus, server, room)
@@ -146,20 +157,86 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         for i in 0..(3 * HISTORY) {
             store
-                .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
+                .append_message(&room.id, &bob, post(text(format!("m{i}")), None), RATE)
                 .await
                 .expect("append");
             let key = room_key(&room.id, "history");
             let kept: usize = server.cli(&["llen", &key]).trim().parse().expect("llen");
             assert_eq!(kept, (i + 1).min(HISTORY));
-            let bytes: usize = server
-                .cli(&["lrange", &key, "0", "-1"])
-                .lines()
-                .map(str::len)
-                .sum();
-            let counted = server.cli(&["hget", &room_key(&room.id, "meta"), "history_bytes"]);
-            assert_eq!(counted.trim().parse::<usize>().expect("bytes"), bytes);
+            assert_history_bytes_counted(&server, &room.id);
         }
+    }
+
+    /// The room's meta counts exactly the bytes its history list holds.
+    fn assert_history_bytes_counted(server: &store::testing::RedisServer, room_id: &str) {
+        let key = room_key(room_id, "history");
+        let bytes: usize = server
+            .cli(&["lrange", &key, "0", "-1"])
+            .lines()
+            .map(str::len)
+            .sum();
+        let counted = server.cli(&["hget", &room_key(room_id, "meta"), "history_bytes"]);
+        assert_eq!(counted.trim().parse::<usize>().expect("bytes"), bytes);
+    }
+
+    /// Every value Redis holds, read by each key's type (a DUMP may compress it).
+    fn every_value(server: &store::testing::RedisServer) -> String {
+        let mut all = String::new();
+        for key in server.cli(&["--scan"]).lines() {
+            let read = match server.cli(&["type", key]).trim() {
+                "list" => server.cli(&["lrange", key, "0", "-1"]),
+                "hash" => server.cli(&["hgetall", key]),
+                "zset" => server.cli(&["zrange", key, "0", "-1"]),
+                "set" => server.cli(&["smembers", key]),
+                _ => server.cli(&["get", key]),
+            };
+            all.push_str(key);
+            all.push_str(&read);
+        }
+        all
+    }
+
+    /// A deleted message's text leaves Redis at once: from the message, and from its edit
+    /// (which kept the text it set), wherever they are in history; the byte count follows.
+    #[tokio::test]
+    async fn a_deleted_messages_text_is_gone_from_every_key() {
+        let config = StoreConfig {
+            history_limit: 50,
+            history_max_bytes: 64 * 1024,
+            ..config()
+        };
+        let (store, _bus, server) = redis(config).await;
+        let (room, _) = room(10, 60_000);
+        store.create_room(room.clone()).await.expect("create");
+        let bob = join(&store, &room.id, "bob", 1).await;
+        let window = 60_000;
+        let said = post(text("first secret words"), Some("c-1".into()));
+        let id = store.append_message(&room.id, &bob, said, RATE).await;
+        let id = id.expect("append").frame.id;
+        let edit = store::Amend::Edit(text("second secret words"));
+        store
+            .amend_message(&room.id, &bob, id, edit, RATE, window)
+            .await
+            .expect("edit");
+        let other = post(text("an innocent message"), None);
+        store
+            .append_message(&room.id, &bob, other, RATE)
+            .await
+            .expect("append");
+        let react = store::Amend::React("👍".into());
+        store
+            .amend_message(&room.id, &bob, id, react, RATE, window)
+            .await
+            .expect("react");
+        assert!(every_value(&server).contains("second secret words"));
+        store
+            .amend_message(&room.id, &bob, id, store::Amend::Delete, RATE, window)
+            .await
+            .expect("delete");
+        let all = every_value(&server);
+        assert!(!all.contains("secret words"), "{all}");
+        assert!(all.contains("an innocent message"), "the rest stays");
+        assert_history_bytes_counted(&server, &room.id);
     }
 
     /// Redis remembers exactly the client_ids of the messages it keeps: one leaves with its
@@ -177,7 +254,7 @@ mod redis_keys {
                 _ => (&carol, None),
             };
             store
-                .append_message(&room.id, who, text(format!("m{i}")), client_id, RATE)
+                .append_message(&room.id, who, post(text(format!("m{i}")), client_id), RATE)
                 .await
                 .expect("append");
             // One more field: the one it is made with.
@@ -189,7 +266,7 @@ mod redis_keys {
 
     #[tokio::test]
     async fn every_room_key_expires_with_the_room_and_destroy_leaves_nothing() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let room_id = busy_room(&store, 60_000).await;
         let keys = keys_of(&server, &room_id);
         assert!(keys.len() >= 8, "{keys:?}");
@@ -221,7 +298,7 @@ mod redis_keys {
     /// that joined with a longer one: the room's schedule entry moves earlier with the deadline.
     #[tokio::test]
     async fn a_disconnect_moves_the_rooms_schedule_entry_earlier() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let patient = StoreConfig {
             presence_grace_ms: 60_000,
             ..config()
@@ -288,7 +365,7 @@ mod redis_keys {
     /// deadline) and one past its expiry (its entry goes).
     #[tokio::test]
     async fn one_sweep_reschedules_each_due_room_to_its_own_next_deadline() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let [(stale, _), (fresh, _), (ended, _)] = [0; 3].map(|_| room(10, 60_000));
         for r in [&stale, &fresh, &ended] {
             store.create_room(r.clone()).await.expect("create");
@@ -322,7 +399,7 @@ mod redis_keys {
     /// (here the owner leaving), and the holds name no room.
     #[tokio::test]
     async fn a_clients_rooms_are_capped_and_each_ending_gives_its_place_back() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let mut rooms = Vec::new();
         for _ in 0..3 {
             let (room, _) = crate::helpers::room(10, 60_000);
@@ -419,7 +496,8 @@ mod redis_keys {
     async fn a_full_redis_refuses_writes_whole_and_still_ends_rooms() {
         let (store, _bus, server, room) = redis_with_room().await;
         let bob = join(&store, &room.id, "bob", 1).await;
-        let append = |said: &str| store.append_message(&room.id, &bob, text(said), None, RATE);
+        let append =
+            |said: &str| store.append_message(&room.id, &bob, post(text(said), None), RATE);
         assert_eq!(append("before").await.expect("append").frame.id, 1);
         let (other, _) = crate::helpers::room(10, 60_000);
         store.create_room(other.clone()).await.expect("create");
@@ -450,9 +528,9 @@ mod redis_keys {
         );
         let history = store.history_after(&room.id, 0, 10).await.expect("history");
         let texts: Vec<&str> = history
-            .messages
+            .events
             .iter()
-            .filter_map(|m| m.content.text())
+            .filter_map(|e| e.message().and_then(|m| m.text()))
             .collect();
         assert_eq!(texts, ["before", "after"]);
     }
@@ -465,7 +543,7 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         for i in 1..=4 {
             store
-                .append_message(&room.id, &bob, text(format!("m{i}")), None, RATE)
+                .append_message(&room.id, &bob, post(text(format!("m{i}")), None), RATE)
                 .await
                 .expect("append");
         }
@@ -474,8 +552,8 @@ mod redis_keys {
             .history_after(&room.id, 3, 1)
             .await
             .expect("the tail alone is read");
-        assert_eq!(tail.messages.len(), 1);
-        assert_eq!(tail.messages[0].content.text(), Some("m4"));
+        assert_eq!(tail.events.len(), 1);
+        assert_eq!(tail.events[0].message().and_then(|m| m.text()), Some("m4"));
         assert!(
             store.history_after(&room.id, 0, 4).await.is_err(),
             "reading the broken entry does fail, so the read above did not touch it"
@@ -548,7 +626,7 @@ mod redis_keys {
         let bob = join(&store, &room.id, "bob", 1).await;
         delivered(&mut bus).await;
         store
-            .append_message(&room.id, &bob, text("hi"), None, RATE)
+            .append_message(&room.id, &bob, post(text("hi"), None), RATE)
             .await
             .expect("append");
         let events = published(&mut bus).await;
@@ -581,7 +659,7 @@ mod redis_keys {
     /// room's time is past, a SCAN finds nothing of it, and the schedule does not name it.
     #[tokio::test]
     async fn every_way_in_and_every_ending_leave_no_key_behind() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         for ending in [Ending::Expiry, Ending::Destroy, Ending::OwnerOffline] {
             for way in [
                 "resume",
@@ -631,7 +709,7 @@ mod redis_keys {
                     }
                     "message" => {
                         store
-                            .append_message(&room.id, &bob, text("secret text"), None, RATE)
+                            .append_message(&room.id, &bob, post(text("secret text"), None), RATE)
                             .await
                             .expect("append");
                     }
@@ -709,7 +787,7 @@ mod redis_keys {
     /// until the new end (not the old), then goes.
     #[tokio::test]
     async fn a_room_given_more_time_keeps_every_key_and_its_hold_until_then() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let (room, token) = room(10, 600);
         store
             .create_room_by(room.clone(), "192.0.2.7")
@@ -718,7 +796,7 @@ mod redis_keys {
         let owner = claim_owner(&store, &room.id, "o", 1).await;
         let bob = join(&store, &room.id, "bob", 2).await;
         store
-            .append_message(&room.id, &bob, text("hi"), None, RATE)
+            .append_message(&room.id, &bob, post(text("hi"), None), RATE)
             .await
             .expect("append");
         let kick = RoomChange::Kick {
@@ -773,7 +851,7 @@ mod redis_keys {
 
     #[tokio::test]
     async fn an_expired_room_leaves_no_key_behind() {
-        let (store, _bus, server) = redis().await;
+        let (store, _bus, server) = redis(config()).await;
         let room_id = busy_room(&store, 400).await;
         sleep_ms(500).await;
         store.sweep().await.expect("sweep");
@@ -796,7 +874,7 @@ mod memory_bus {
 
     #[tokio::test]
     async fn a_bus_nobody_reads_asks_for_a_resync_instead_of_growing() {
-        let (store, mut bus) = memory();
+        let (store, mut bus) = memory(config());
         let (room, _) = room(10, 60_000);
         store.create_room(room.clone()).await.expect("create");
         store.subscribe(&room.id).await.expect("subscribe");

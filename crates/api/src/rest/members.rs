@@ -138,7 +138,7 @@ pub async fn history(
         .history_after(&view.room.id, after as u64, limit)
         .await?;
     Ok(HttpResponse::Ok().json(HistoryResponse {
-        messages: history.messages,
+        messages: history.events,
         last_id: history.last_id,
     }))
 }
@@ -177,6 +177,7 @@ pub async fn post_message(
         text: body.text.as_deref(),
         ciphertext: body.ciphertext.as_deref(),
         client_id: body.client_id.as_deref(),
+        reply_to: body.reply_to,
     };
     let encrypted = view.room.sealing.encrypted;
     let posted = state
@@ -189,6 +190,144 @@ pub async fn post_message(
         false => HttpResponse::Ok(),
     };
     Ok(answer.json(ServerFrame::Message(posted.frame)))
+}
+
+/// Edit a message.
+///
+/// Its author's `resume_token` (or the owner token for the owner's messages), within the edit
+/// window after sending. Everyone gets `message_edited`, which is the answer too.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, MessagePath),
+    request_body = EditMessageRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The `message_edited` event as broadcast", body = ChatEvent),
+        (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: not its author, or past the edit window", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `not_found`: the message is deleted or no longer kept", body = ErrorBody),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[patch("/rooms/{room_id}/messages/{message_id}")]
+pub async fn edit_message(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = message_path(path)?;
+    let view = load_room(&state, &room_id).await?;
+    let member = acting_member(&req, &state, &view).await?;
+    let body: EditMessageRequest = extract::json(&req, payload).await?;
+    let change = Change::Edit {
+        text: body.text.as_deref(),
+        ciphertext: body.ciphertext.as_deref(),
+    };
+    change_message(&state, &view, &member, target, change).await
+}
+
+/// Delete a message.
+///
+/// Its author's `resume_token`, or the owner token for any message. Its content leaves the
+/// store at once (history keeps a tombstone); everyone gets `message_deleted`, which is the
+/// answer too.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, MessagePath),
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The `message_deleted` event as broadcast", body = ChatEvent),
+        (status = 401, response = inline(BadToken)),
+        (status = 403, description = "`forbidden`: neither its author nor the owner", body = ErrorBody),
+        (status = 404, description = "`room_not_found`, or `not_found`: the message is deleted or no longer kept", body = ErrorBody),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[delete("/rooms/{room_id}/messages/{message_id}")]
+pub async fn delete_message(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = message_path(path)?;
+    let view = load_room(&state, &room_id).await?;
+    let member = acting_member(&req, &state, &view).await?;
+    change_message(&state, &view, &member, target, Change::Delete).await
+}
+
+/// React to a message.
+///
+/// A member's `resume_token` (or the owner token): puts the member's emoji on the message, or
+/// takes it back if it is there. Everyone gets `reaction`, which is the answer too.
+#[utoipa::path(
+    tag = "rooms",
+    params(RoomPath, MessagePath),
+    request_body = ReactRequest,
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "The `reaction` event as broadcast (`on`: whether the emoji is there now)", body = ChatEvent),
+        (status = 400, response = inline(BadRequest)),
+        (status = 415, response = inline(NotJson)),
+        (status = 401, response = inline(BadToken)),
+        (status = 404, description = "`room_not_found`, or `not_found`: the message is deleted or no longer kept", body = ErrorBody),
+        (status = 422, response = inline(Invalid)),
+        (status = 429, response = inline(RateLimited)),
+        (status = 503, response = inline(Unavailable)),
+    )
+)]
+#[post("/rooms/{room_id}/messages/{message_id}/reactions")]
+pub async fn react(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+    state: Data,
+) -> Result<HttpResponse, ApiError> {
+    let (room_id, target) = message_path(path)?;
+    let view = load_room(&state, &room_id).await?;
+    let member = acting_member(&req, &state, &view).await?;
+    let body: ReactRequest = extract::json(&req, payload).await?;
+    let change = Change::React { emoji: &body.emoji };
+    change_message(&state, &view, &member, target, change).await
+}
+
+/// A message's path: the room and the message's id (a whole number, else 422).
+#[derive(utoipa::IntoParams)]
+#[into_params(names("message_id"), parameter_in = Path)]
+#[allow(dead_code)]
+pub struct MessagePath(
+    /// The message's id.
+    u64,
+);
+
+fn message_path(path: web::Path<(String, String)>) -> Result<(String, u64), ApiError> {
+    let (room_id, message_id) = path.into_inner();
+    let id = message_id
+        .parse()
+        .map_err(|_| ApiError::invalid("message_id must be a message's id"))?;
+    Ok((room_id, id))
+}
+
+/// Runs a change to a message and answers its event as broadcast.
+async fn change_message(
+    state: &Data,
+    view: &RoomView,
+    member: &Member,
+    target: u64,
+    change: Change<'_>,
+) -> Result<HttpResponse, ApiError> {
+    let encrypted = view.room.sealing.encrypted;
+    let event = state
+        .commands
+        .change_message(&view.room.id, member, encrypted, target, change)
+        .await?;
+    Ok(HttpResponse::Ok().json(event))
 }
 
 /// A resume ticket: reconnect without a long-lived secret in the WebSocket URL.

@@ -21,8 +21,9 @@ pub(super) struct RoomState {
     pub(super) members: HashMap<String, MemberState>,
     /// The client that created the room (it counts against that client's cap).
     pub(super) creator: Option<String>,
-    /// The newest messages, each with the size of its frame's JSON, and their total size.
-    pub(super) history: VecDeque<(MessageFrame, usize)>,
+    /// The newest events of the conversation (ids contiguous), each with the size of its
+    /// JSON, and their total size.
+    pub(super) history: VecDeque<(ChatEvent, usize)>,
     pub(super) history_bytes: usize,
     pub(super) last_id: u64,
     pub(super) tickets: HashMap<TokenHash, Ticket>,
@@ -71,6 +72,26 @@ impl RoomState {
     pub(super) fn view(&self) -> RoomView {
         let members = self.members.values().map(|m| m.member.clone()).collect();
         RoomView::new(self.room.clone(), members, self.last_id)
+    }
+
+    /// Event `id`, if history still keeps it.
+    pub(super) fn kept(&self, id: u64) -> Option<&ChatEvent> {
+        let first = self.history.front()?.0.id();
+        let at = usize::try_from(id.checked_sub(first)?).ok()?;
+        self.history.get(at).map(|(e, _)| e)
+    }
+
+    /// Puts `event` in place of the kept event with its id (its size follows).
+    pub(super) fn replace_kept(&mut self, event: ChatEvent) -> Result<()> {
+        let json = serde_json::to_string(&event).map_err(|e| Error::Unavailable(e.to_string()))?;
+        let first = self.history.front().map_or(0, |(e, _)| e.id());
+        let slot = usize::try_from(event.id().saturating_sub(first))
+            .ok()
+            .and_then(|at| self.history.get_mut(at))
+            .ok_or(Error::Refused(ErrorCode::NotFound))?;
+        self.history_bytes = self.history_bytes - slot.1 + json.len();
+        *slot = (event, json.len());
+        Ok(())
     }
 
     pub(super) fn member_by_resume(&self, token: &TokenHash) -> Option<&MemberState> {

@@ -139,6 +139,47 @@ pub(super) fn retried(reply: &Value) -> Option<String> {
     }
 }
 
+/// append.lua's `{'changed'}`: the kept message an amendment read changed meanwhile.
+pub(super) fn changed(reply: &Value) -> bool {
+    let Value::Array(parts) = reply else {
+        return false;
+    };
+    parts.first().and_then(Value::as_str).as_deref() == Some("changed")
+}
+
+/// Reads, decisions and compare-and-sets one amendment tries before giving up (`unavailable`):
+/// each retry means another change to the same message landed between its read and its write.
+pub(super) const AMEND_ATTEMPTS: usize = 32;
+
+/// append.lua's keys.
+pub(super) fn append_keys(room_id: &str) -> Vec<String> {
+    keys_of(
+        room_id,
+        &["meta", "members", "history", "rate", "client_ids"],
+    )
+}
+
+/// append.lua's arguments after `AppendArgs`: the message a message answers ('' for none), and
+/// for an amendment whether only the owner may make it and the kept events it rewrites (id,
+/// JSON as read, JSON from now on).
+#[derive(Default)]
+pub(super) struct Appended {
+    pub(super) reply_to: String,
+    pub(super) owner_only: &'static str,
+    pub(super) rewrites: Vec<(u64, String, String)>,
+}
+
+impl Appended {
+    /// `args` (append.lua's first twelve) followed by these.
+    pub(super) fn after(self, mut args: Vec<String>) -> Vec<String> {
+        args.extend([self.reply_to, self.owner_only.to_owned()]);
+        for (id, read, now) in self.rewrites {
+            args.extend([id.to_string(), read, now]);
+        }
+        args
+    }
+}
+
 /// A room script's `{'ok', ...}` as the values after 'ok', or its `{'refused', code}`.
 pub(super) fn room_reply(reply: Value) -> Result<Vec<Value>> {
     let mut reply = reply.into_array().into_iter();
@@ -202,7 +243,7 @@ script_args! {
         per_second: u32,
         burst: u32,
         history_limit: usize,
-        before_id: &'static str,
+        before_id: String,
         after_id: String,
         history_max_bytes: usize,
         room_per_second: u32,
