@@ -26,6 +26,9 @@ pub struct Resilient {
     pub ids: Vec<u64>,
     /// Presence, typing and system frames received.
     pub others: Vec<Value>,
+    /// Who is online as this client knows it (member id to name): its last welcome's list,
+    /// then each presence frame since.
+    pub roster: std::collections::BTreeMap<String, String>,
     /// Ids that did not follow the previous one (a gap or a duplicate).
     pub violations: Vec<(u64, u64)>,
     pub resumes: u32,
@@ -72,6 +75,7 @@ impl Resilient {
             last_id: 0,
             ids: Vec::new(),
             others: Vec::new(),
+            roster: Default::default(),
             violations: Vec::new(),
             resumes: 0,
             closes: Vec::new(),
@@ -85,23 +89,44 @@ impl Resilient {
         client
     }
 
+    /// A welcome: its history (a fresh one, or one that could not recover, is the full state:
+    /// the ids start where it starts, and must follow one another from there), and who is
+    /// online.
     fn take_history(&mut self, welcome: &Value, fresh: bool) {
         let recovered = welcome["recovered"].as_bool().unwrap_or(false);
         if !fresh && !recovered {
             self.unrecovered += 1;
         }
-        for m in welcome["history"]
+        let history = welcome["history"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        if let Some(first) = history.first().and_then(|m| m["id"].as_u64())
+            && (fresh || !recovered)
+        {
+            self.last_id = self.last_id.max(first - 1);
+            // A fresh join's history is the room's last messages: all it keeps, unless the room
+            // has had fewer.
+            let limit = protocol::limits::HISTORY_LIMIT;
+            if fresh && first > 1 && history.len() != limit {
+                self.violations.push((first, history.len() as u64));
+            }
+        }
+        for m in history {
+            self.take_message(m["id"].as_u64().expect("id"));
+        }
+        self.roster = welcome["online_users"]
             .as_array()
             .map(Vec::as_slice)
             .unwrap_or_default()
-        {
-            let id = m["id"].as_u64().expect("id");
-            if fresh || !recovered {
-                // History is the full state: start from it.
-                self.last_id = self.last_id.max(id - 1);
-            }
-            self.take_message(id);
-        }
+            .iter()
+            .map(|u| (text(&u["member_id"]), text(&u["display_name"])))
+            .collect();
+    }
+
+    /// The names this client sees online.
+    pub fn online(&self) -> std::collections::BTreeSet<String> {
+        self.roster.values().cloned().collect()
     }
 
     fn take_message(&mut self, id: u64) {
@@ -242,7 +267,20 @@ impl Resilient {
                 Some(Frame::Json(v)) if v["type"] == "message" => {
                     self.take_message(v["id"].as_u64().expect("id"))
                 }
-                Some(Frame::Json(v)) => self.others.push(v),
+                Some(Frame::Json(v)) => {
+                    if v["type"] == "presence" {
+                        let id = text(&v["member_id"]);
+                        match v["event"].as_str() {
+                            Some("user_online") => {
+                                self.roster.insert(id, text(&v["display_name"]));
+                            }
+                            _ => {
+                                self.roster.remove(&id);
+                            }
+                        }
+                    }
+                    self.others.push(v);
+                }
                 Some(Frame::Closed(code)) => {
                     self.note(&format!("closed {code}"));
                     self.closes.push(code);
@@ -280,4 +318,8 @@ impl Resilient {
             .filter(|f| f["event"] == "user_offline" && f["display_name"] == name)
             .count()
     }
+}
+
+fn text(v: &Value) -> String {
+    v.as_str().unwrap_or_default().to_owned()
 }

@@ -738,8 +738,14 @@ async fn a_reconnect_storm_resumes_everyone_while_other_rooms_keep_flowing() {
             let (victim, room, permits) = (victim.clone(), room.clone(), permits.clone());
             joins.push(tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await.expect("permit");
-                // The connect rate cap applies to first joins too: retry 1013 like a client.
+                // The connect rate cap applies to first joins too: retry 1013 like a client,
+                // for a minute at most.
+                let deadline = Instant::now() + Duration::from_secs(60);
                 loop {
+                    assert!(
+                        Instant::now() < deadline,
+                        "u{r}x{m} could not join in a minute"
+                    );
                     let mut ws = victim.ws(&room, &format!("display_name=u{r}x{m}")).await;
                     if let Frame::Json(v) = ws.recv().await
                         && v["event"] == "welcome"

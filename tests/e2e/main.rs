@@ -4,6 +4,7 @@ mod abuse;
 mod cli;
 mod client;
 mod cluster;
+mod contract;
 mod conversation;
 mod faults;
 mod helpers;

@@ -1,13 +1,17 @@
 //! A randomized soak: members chat, drop, resume and leave at random in several rooms while
 //! instances are killed and restarted and Redis connections are cut. At the end an invariant
-//! checker confirms, for every member: ids strictly increasing by one across resumes, no
-//! duplicates, every accepted message delivered, presence converged to the truth, and no key
-//! left for ended rooms. `EPHEMERA_SOAK_SECONDS` sets the length (default 60).
+//! checker confirms, for every member: ids strictly increasing by one across resumes, every fresh
+//! welcome the room's last messages without a gap, no duplicates, every accepted message
+//! delivered, presence converged to the truth on every instance and in every client's own
+//! roster (rebuilt from its welcome and presence frames), and no key left for ended rooms.
+//! `EPHEMERA_SOAK_SECONDS` sets the length (default 60); the members' random choices come from
+//! `EPHEMERA_SOAK_SEED` (printed, random when unset), so a failure can be replayed.
 
 use crate::client::Resilient;
 use crate::cluster::Cluster;
 use crate::helpers::TestApp;
-use rand::Rng;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,12 +21,18 @@ const ROOMS: usize = 6;
 const MEMBERS: usize = 5;
 
 /// One member slot: the memberships it went through (a leave starts a new one).
-async fn actor(via: TestApp, room: String, slot: usize, until: Instant) -> Vec<Resilient> {
+async fn actor(
+    via: TestApp,
+    room: String,
+    slot: usize,
+    until: Instant,
+    mut rng: StdRng,
+) -> Vec<Resilient> {
     let mut done = Vec::new();
     let mut generation = 0;
     let mut me = Resilient::join(&via, &via, &room, &format!("s{slot}g{generation}")).await;
     while Instant::now() < until {
-        let roll = rand::thread_rng().gen_range(0..100);
+        let roll = rng.gen_range(0..100);
         match roll {
             0..70 => {
                 me.say(&format!("{} says {roll}", me.name)).await;
@@ -36,7 +46,7 @@ async fn actor(via: TestApp, room: String, slot: usize, until: Instant) -> Vec<R
             }
             _ => {}
         }
-        let pause = rand::thread_rng().gen_range(50..300);
+        let pause = rng.gen_range(50..300);
         me.pump(Duration::from_millis(pause)).await;
     }
     if !me.is_connected() && me.terminal.is_none() {
@@ -70,15 +80,22 @@ async fn soak_randomized_faults_keep_every_invariant() {
             .await,
         );
     }
+    let seed: u64 = std::env::var("EPHEMERA_SOAK_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(rand::random);
+    println!("soak seed {seed} (EPHEMERA_SOAK_SEED={seed} replays the members' choices)");
     let until = Instant::now() + Duration::from_secs(seconds);
     let mut actors = Vec::new();
-    for room in &rooms {
+    for (r, room) in rooms.iter().enumerate() {
         for slot in 0..MEMBERS {
+            let rng = StdRng::seed_from_u64(seed ^ (((r * MEMBERS + slot) as u64) << 32));
             actors.push(tokio::spawn(actor(
                 via.clone(),
                 room.id.clone(),
                 slot,
                 until,
+                rng,
             )));
         }
     }
@@ -195,6 +212,21 @@ async fn soak_randomized_faults_keep_every_invariant() {
                 .collect();
             assert_eq!(online, expected, "presence of {} on instance {i}", room.id);
         }
+        // And in what each client was told: its own roster, from its welcome and the presence
+        // frames since, reaches the truth within a grace and a half.
+        for &i in &here {
+            let deadline = Instant::now() + Duration::from_secs(6);
+            while members[i].online() != expected && Instant::now() < deadline {
+                members[i].pump(Duration::from_millis(200)).await;
+            }
+            assert_eq!(
+                members[i].online(),
+                expected,
+                "{}'s own roster in {} (seed {seed})",
+                members[i].name,
+                room.id
+            );
+        }
     }
 
     let violations: usize = members.iter().map(|m| m.violations.len()).sum();
@@ -213,7 +245,12 @@ async fn soak_randomized_faults_keep_every_invariant() {
         members.len()
     );
     for m in &members {
-        assert!(m.violations.is_empty(), "{}: {:?}", m.name, m.violations);
+        assert!(
+            m.violations.is_empty(),
+            "{}: {:?} (seed {seed})",
+            m.name,
+            m.violations
+        );
         let ids: BTreeSet<u64> = m.ids.iter().copied().collect();
         assert_eq!(ids.len(), m.ids.len(), "{}: duplicates", m.name);
     }

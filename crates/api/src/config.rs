@@ -557,6 +557,83 @@ mod tests {
         );
     }
 
+    /// `(setting, default)` pairs of a markdown table whose column `settings` names
+    /// `EPHEMERA_*` variables and column `defaults` their defaults (comma-separated, in the
+    /// same order): rows whose two lists do not pair up one to one (a default in words, a
+    /// variable that is not ours) are left out.
+    fn documented_defaults(table: &str, settings: usize, defaults: usize) -> Vec<(String, String)> {
+        let mut pairs = Vec::new();
+        for row in table.lines().filter(|l| l.starts_with('|')) {
+            let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+            let (Some(names), Some(values)) = (cells.get(settings + 1), cells.get(defaults + 1))
+            else {
+                continue;
+            };
+            let names: Vec<&str> = names.split(", ").map(|n| n.trim_matches('`')).collect();
+            let values: Vec<&str> = values.split(", ").map(|v| v.trim_matches('`')).collect();
+            let ours = names.iter().all(|n| n.starts_with("EPHEMERA_"));
+            let plain = values
+                .iter()
+                .all(|v| !v.is_empty() && !v.contains(' ') && *v != "unset" && *v != "none");
+            if ours && plain && names.len() == values.len() {
+                pairs.extend(
+                    names
+                        .iter()
+                        .zip(&values)
+                        .map(|(n, v)| (n.to_string(), v.to_string())),
+                );
+            }
+        }
+        pairs
+    }
+
+    /// Every default API.md's limits table and README's configuration table state is the
+    /// default the code has (each variable's, not a copy of the table's numbers).
+    #[test]
+    fn the_documented_defaults_are_the_codes() {
+        let api = include_str!("../../../docs/API.md");
+        let limits = api
+            .split("## Limits, defaults and their settings")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("API.md's limits");
+        let readme = include_str!("../../../README.md");
+        let config = readme
+            .split("## Configuration")
+            .nth(1)
+            .and_then(|t| t.split("\n## ").next())
+            .expect("README's configuration");
+        let settings = serde_json::to_value(Settings::default()).expect("serializes");
+        let mut pinned = std::collections::BTreeSet::new();
+        for (name, default) in documented_defaults(limits, 1, 2)
+            .into_iter()
+            .chain(documented_defaults(config, 0, 1))
+        {
+            let key = name.trim_start_matches("EPHEMERA_").to_ascii_lowercase();
+            let value = match &settings[&key] {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(value, default, "{name}'s documented default");
+            pinned.insert(name);
+        }
+        for name in [
+            "EPHEMERA_MIN_EXPIRY_SECONDS",
+            "EPHEMERA_MAX_EXPIRY_SECONDS",
+            "EPHEMERA_DEFAULT_EXPIRY_SECONDS",
+            "EPHEMERA_MESSAGE_RATE_PER_SECOND",
+            "EPHEMERA_MESSAGE_BURST",
+            "EPHEMERA_ROOM_CREATE_PER_MINUTE",
+            "EPHEMERA_PASSWORD_ATTEMPTS_PER_MINUTE",
+            "EPHEMERA_PING_INTERVAL_SECONDS",
+            "EPHEMERA_PRESENCE_GRACE_SECONDS",
+            "EPHEMERA_HISTORY_LIMIT",
+            "EPHEMERA_EDIT_WINDOW_SECONDS",
+        ] {
+            assert!(pinned.contains(name), "{name} is not pinned: {pinned:?}");
+        }
+    }
+
     #[test]
     fn origins_are_normalized() {
         assert_eq!(

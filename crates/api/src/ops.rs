@@ -402,12 +402,16 @@ mod tests {
         assert!(page.contains(r#"min="1" max="1000" value="20""#), "users");
         assert!(page.contains(r#"data-limit="2000""#), "message");
         assert!(page.contains(r#"grace-seconds" content="10""#), "grace");
+        assert!(
+            page.contains(r#"edit-window-seconds" content="900""#),
+            "edit window"
+        );
         // Every script and stylesheet is pinned to what this build serves.
         let tags = page
             .split('<')
             .filter(|tag| tag.starts_with("script") || tag.starts_with("link rel=\"stylesheet"))
             .collect::<Vec<_>>();
-        assert_eq!(tags.len(), 4, "{tags:?}");
+        assert_eq!(tags.len(), 5, "{tags:?}");
         for tag in tags {
             let src = tag
                 .split(['"'])
