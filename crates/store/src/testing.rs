@@ -185,7 +185,13 @@ pub struct RedisCluster {
 
 impl RedisCluster {
     pub fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        RedisCluster::start_with_replicas(0)
+    }
+
+    /// Three primaries, each with `replicas` replicas (which take over a primary that stops
+    /// answering for the node timeout, 2 s).
+    pub fn start_with_replicas(replicas: usize) -> RedisCluster {
+        let nodes: Vec<RedisServer> = (0..3 * (1 + replicas))
             .map(|_| {
                 RedisServer::start_with(
                     free_port(),
@@ -207,7 +213,7 @@ impl RedisCluster {
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
             .args(&addresses)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(["--cluster-replicas", &replicas.to_string(), "--cluster-yes"])
             .output()
             .expect("redis-cli runs");
         assert!(
@@ -217,14 +223,44 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stderr)
         );
         let deadline = Instant::now() + Duration::from_secs(20);
+        let synced = |n: &RedisServer| {
+            let role = n.cli(&["role"]);
+            !role.starts_with("slave") || role.contains("connected")
+        };
         while !nodes
             .iter()
-            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok"))
+            .all(|n| n.cli(&["cluster", "info"]).contains("cluster_state:ok") && synced(n))
         {
             assert!(Instant::now() < deadline, "the cluster did not become ok");
             std::thread::sleep(Duration::from_millis(50));
         }
         RedisCluster { nodes }
+    }
+
+    /// The node that is the primary for `key`'s slot now.
+    pub fn primary_of(&self, key: &str) -> usize {
+        let slot: u16 = self.nodes[0]
+            .cli(&["cluster", "keyslot", key])
+            .trim()
+            .parse()
+            .expect("a slot");
+        self.nodes
+            .iter()
+            .position(|n| {
+                n.cli(&["role"]).starts_with("master")
+                    && n.cli(&["cluster", "nodes"]).lines().any(|line| {
+                        line.contains("myself")
+                            && line.contains("master")
+                            && line.split_whitespace().skip(8).any(|range| {
+                                let (from, to) = range.split_once('-').unwrap_or((range, range));
+                                match (from.parse::<u16>(), to.parse::<u16>()) {
+                                    (Ok(from), Ok(to)) => (from..=to).contains(&slot),
+                                    _ => false,
+                                }
+                            })
+                    })
+            })
+            .expect("a primary serves the slot")
     }
 
     /// `redis-cluster://` URL naming every node.

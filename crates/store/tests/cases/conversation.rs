@@ -202,6 +202,18 @@ pub async fn edits_close_after_the_window_and_reactions_stop_at_twenty_emoji(
     amend(&store, id, &carol, 1, react(emoji[20])).await;
     let message = &kept(&store, id, 0).await[0];
     assert_eq!(message["reactions"].as_array().map(Vec::len), Some(20));
+
+    // Amendments count against the member's message rate, like messages: a fresh member
+    // with a burst of one gets one reaction in, and the next is refused.
+    let slow = store::Rate {
+        per_second: 1,
+        burst: 1,
+    };
+    let dave = join(&store, id, "dave", 3).await;
+    let first = store.amend_message(id, &dave, 1, react(emoji[0]), slow, WINDOW);
+    assert!(first.await.is_ok(), "the burst");
+    let second = store.amend_message(id, &dave, 1, react(emoji[0]), slow, WINDOW);
+    assert_eq!(refused(second.await), ErrorCode::RateLimited);
 }
 
 pub async fn parallel_reactions_each_land_once((store, _bus): (Store, Bus)) {
