@@ -35,6 +35,8 @@ pub struct Resilient {
     /// Every close this client's sockets got, in order: where the docs say a client sees
     /// nothing, tests assert there is none.
     pub closes: Vec<u16>,
+    /// The last message id this client had at each of those closes.
+    pub closed_after: Vec<u64>,
     /// Resumes whose history no longer covered the gap (`recovered: false`).
     pub unrecovered: u32,
     /// A close code after which this client stays closed.
@@ -79,6 +81,7 @@ impl Resilient {
             violations: Vec::new(),
             resumes: 0,
             closes: Vec::new(),
+            closed_after: Vec::new(),
             unrecovered: 0,
             terminal: None,
             failures: Vec::new(),
@@ -203,6 +206,8 @@ impl Resilient {
                     .and_then(|v| v["ticket"].as_str().map(str::to_owned)),
                 // The member or the room is gone: what the socket would say with 4401 or 4004.
                 Ok(res) if res.status() == 401 => {
+                    let said = res.text().await.unwrap_or_default();
+                    self.note(&format!("resume refused: 401 {said}"));
                     self.terminal = Some(4401);
                     None
                 }
@@ -229,12 +234,15 @@ impl Resilient {
                         self.ws = Some(ws);
                         return true;
                     }
-                    Some(Frame::Json(_)) => match ws.recv_within(Duration::from_secs(5)).await {
-                        Some(Frame::Closed(code)) if !RESUMABLE.contains(&code) => {
-                            self.terminal = Some(code)
+                    Some(Frame::Json(refusal)) => {
+                        match ws.recv_within(Duration::from_secs(5)).await {
+                            Some(Frame::Closed(code)) if !RESUMABLE.contains(&code) => {
+                                self.note(&format!("resume refused: {refusal}, {code}"));
+                                self.terminal = Some(code)
+                            }
+                            _ => {}
                         }
-                        _ => {}
-                    },
+                    }
                     Some(Frame::Closed(code)) if !RESUMABLE.contains(&code) => {
                         self.terminal = Some(code)
                     }
@@ -284,6 +292,7 @@ impl Resilient {
                 Some(Frame::Closed(code)) => {
                     self.note(&format!("closed {code}"));
                     self.closes.push(code);
+                    self.closed_after.push(self.last_id);
                     self.ws = None;
                     if !RESUMABLE.contains(&code) {
                         self.terminal = Some(code);
