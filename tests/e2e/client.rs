@@ -13,6 +13,10 @@ use tokio::time::Instant;
 /// always says why, so a codeless close ends the client, and a test sees it.
 pub const RESUMABLE: [u16; 5] = [1001, 1006, 1011, 1013, 4008];
 
+/// The frames that take the room's next id (API.md, "One event stream"): a client tracks them
+/// all as one sequence.
+pub const STREAM: [&str; 4] = ["message", "message_edited", "message_deleted", "reaction"];
+
 pub struct Resilient {
     pub name: String,
     pub room: String,
@@ -20,9 +24,12 @@ pub struct Resilient {
     app: TestApp,
     pub token: String,
     ws: Option<Ws>,
-    /// The last message id this client has.
+    /// The last id of the room's event stream this client has.
     pub last_id: u64,
-    /// Every message id received, in order, across resumes.
+    /// The id of the latest message (not another event) this client has.
+    pub last_message: u64,
+    /// Every id of the event stream received (messages, edits, deletions, reactions), in
+    /// order, across resumes.
     pub ids: Vec<u64>,
     /// Presence, typing and system frames received.
     pub others: Vec<Value>,
@@ -75,6 +82,7 @@ impl Resilient {
             token: welcome["resume_token"].as_str().expect("token").to_owned(),
             ws: Some(ws),
             last_id: 0,
+            last_message: 0,
             ids: Vec::new(),
             others: Vec::new(),
             roster: Default::default(),
@@ -116,7 +124,7 @@ impl Resilient {
             }
         }
         for m in history {
-            self.take_message(m["id"].as_u64().expect("id"));
+            self.take_event(m);
         }
         self.roster = welcome["online_users"]
             .as_array()
@@ -130,6 +138,14 @@ impl Resilient {
     /// The names this client sees online.
     pub fn online(&self) -> std::collections::BTreeSet<String> {
         self.roster.values().cloned().collect()
+    }
+
+    fn take_event(&mut self, event: &Value) {
+        let id = event["id"].as_u64().expect("id");
+        if event["type"] == "message" && event["deleted"] != true {
+            self.last_message = self.last_message.max(id);
+        }
+        self.take_message(id);
     }
 
     fn take_message(&mut self, id: u64) {
@@ -272,8 +288,10 @@ impl Resilient {
             };
             match ws.recv_within(left).await {
                 None => return,
-                Some(Frame::Json(v)) if v["type"] == "message" => {
-                    self.take_message(v["id"].as_u64().expect("id"))
+                Some(Frame::Json(v))
+                    if STREAM.contains(&v["type"].as_str().unwrap_or_default()) =>
+                {
+                    self.take_event(&v)
                 }
                 Some(Frame::Json(v)) => {
                     if v["type"] == "presence" {
@@ -314,6 +332,15 @@ impl Resilient {
     /// Sends a chat message; false if the socket was gone (the message never left).
     pub async fn say(&mut self, text: &str) -> bool {
         let frame = json!({"type": "message", "text": text}).to_string();
+        match self.ws.as_mut() {
+            Some(ws) => ws.try_send(&frame).await,
+            None => false,
+        }
+    }
+
+    /// Toggles this member's `emoji` reaction on message `target`; false if the socket was gone.
+    pub async fn react(&mut self, target: u64, emoji: &str) -> bool {
+        let frame = json!({"type": "react", "target": target, "emoji": emoji}).to_string();
         match self.ws.as_mut() {
             Some(ws) => ws.try_send(&frame).await,
             None => false,

@@ -34,8 +34,13 @@ async fn actor(
     while Instant::now() < until {
         let roll = rng.gen_range(0..100);
         match roll {
-            0..70 => {
+            0..62 => {
                 me.say(&format!("{} says {roll}", me.name)).await;
+            }
+            // Reactions take ids of the same stream, and must survive the same faults.
+            62..70 if me.last_message > 0 => {
+                let emoji = ["👍", "🎉", "❤️"][rng.gen_range(0..3)];
+                me.react(me.last_message, emoji).await;
             }
             70..80 => me.drop_connection(),
             80..82 => {
@@ -239,7 +244,7 @@ async fn soak_randomized_faults_keep_every_invariant() {
         .filter(|m| m.terminal.is_some_and(|c| c != 1000))
         .count();
     println!(
-        "soak {seconds}s: {} memberships ({left} left, {dropped} ended otherwise), {accepted} messages accepted, \
+        "soak {seconds}s: {} memberships ({left} left, {dropped} ended otherwise), {accepted} events accepted (messages and reactions), \
          {delivered} delivered, {resumes} resumes, {kills} instance kills, {cuts} Redis cuts, \
          {violations} gaps or duplicates, {unrecovered} unrecovered resumes",
         members.len()
