@@ -406,7 +406,7 @@ async fn typing_is_relayed_again_only_after_two_seconds() {
         early.iter().all(|f| f["type"] != "typing"),
         "not within 2 s: {early:?}"
     );
-    // Now 2.1 s after the first, and more.
+    // Now 2.3 s after the first (1.7 + 0.4 + 0.2).
     tokio::time::sleep(Duration::from_millis(200)).await;
     carol.send_json(typing).await;
     assert_eq!(bob.next_of("typing").await["display_name"], "carol");
