@@ -280,6 +280,29 @@ async fn an_event_stream_follows_a_room_and_ends_with_it() {
     bob.closed().await;
 }
 
+/// FAILURES.md: an instance shutting down ends its event streams with a `close` event saying
+/// 1001 (resume elsewhere), then the response ends; the member keeps its grace.
+#[tokio::test]
+async fn a_draining_instance_ends_its_event_streams_with_1001() {
+    let app = spawn_with(|s| s.presence_grace_seconds = 30).await;
+    let room = app.open_room().await;
+    let mut stream = EventStream::open(&app, &room.id, &room.owner_token, None).await;
+    stream.next_of("welcome").await;
+    let hub = app.hub.clone().expect("in-process app");
+    hub.drain(Duration::ZERO, Duration::from_secs(5)).await;
+    let last = stream.next_of("close").await;
+    assert_eq!(last.data["code"], 1001, "{:?}", last.data);
+    assert!(
+        stream.next(Duration::from_secs(2)).await.is_none(),
+        "and ends"
+    );
+    let details: Value = app.details(&room.id).await;
+    assert_eq!(
+        details["online_users_count"], 1,
+        "the owner keeps its grace"
+    );
+}
+
 #[tokio::test]
 async fn an_event_stream_resumes_across_an_instance_kill_through_nginx_missing_and_doubling_nothing()
  {
