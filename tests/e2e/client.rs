@@ -23,11 +23,17 @@ pub struct Resilient {
     /// Where reconnects go (nginx).
     app: TestApp,
     pub token: String,
+    /// This member's id (its welcome's `member_id`).
+    pub member_id: String,
     ws: Option<Ws>,
     /// The last id of the room's event stream this client has.
     pub last_id: u64,
     /// The id of the latest message (not another event) this client has.
     pub last_message: u64,
+    /// The id of the latest message of this member's own that it has, not deleted.
+    pub last_own: u64,
+    /// How many events of each type of the stream this client received, live or in history.
+    pub kinds: std::collections::BTreeMap<String, usize>,
     /// Every id of the event stream received (messages, edits, deletions, reactions), in
     /// order, across resumes.
     pub ids: Vec<u64>,
@@ -80,9 +86,12 @@ impl Resilient {
             room: room.to_owned(),
             app: via.clone(),
             token: welcome["resume_token"].as_str().expect("token").to_owned(),
+            member_id: text(&welcome["member_id"]),
             ws: Some(ws),
             last_id: 0,
             last_message: 0,
+            last_own: 0,
+            kinds: Default::default(),
             ids: Vec::new(),
             others: Vec::new(),
             roster: Default::default(),
@@ -142,8 +151,15 @@ impl Resilient {
 
     fn take_event(&mut self, event: &Value) {
         let id = event["id"].as_u64().expect("id");
+        *self.kinds.entry(text(&event["type"])).or_default() += 1;
         if event["type"] == "message" && event["deleted"] != true {
             self.last_message = self.last_message.max(id);
+            if event["member_id"] == self.member_id.as_str() {
+                self.last_own = self.last_own.max(id);
+            }
+        }
+        if event["type"] == "message_deleted" && event["target"] == self.last_own {
+            self.last_own = 0;
         }
         self.take_message(id);
     }
@@ -340,9 +356,14 @@ impl Resilient {
 
     /// Toggles this member's `emoji` reaction on message `target`; false if the socket was gone.
     pub async fn react(&mut self, target: u64, emoji: &str) -> bool {
-        let frame = json!({"type": "react", "target": target, "emoji": emoji}).to_string();
+        self.send(json!({"type": "react", "target": target, "emoji": emoji}))
+            .await
+    }
+
+    /// Any frame (an edit, a deletion); false if the socket was gone.
+    pub async fn send(&mut self, frame: Value) -> bool {
         match self.ws.as_mut() {
-            Some(ws) => ws.try_send(&frame).await,
+            Some(ws) => ws.try_send(&frame.to_string()).await,
             None => false,
         }
     }

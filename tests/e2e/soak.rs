@@ -37,10 +37,19 @@ async fn actor(
             0..62 => {
                 me.say(&format!("{} says {roll}", me.name)).await;
             }
-            // Reactions take ids of the same stream, and must survive the same faults.
-            62..70 if me.last_message > 0 => {
+            // Reactions, edits and deletions take ids of the same stream, and must survive the
+            // same faults.
+            62..66 if me.last_message > 0 => {
                 let emoji = ["👍", "🎉", "❤️"][rng.gen_range(0..3)];
                 me.react(me.last_message, emoji).await;
+            }
+            66..69 if me.last_own > 0 => {
+                let edit = json!({"type": "edit", "target": me.last_own, "text": format!("edited {roll}")});
+                me.send(edit).await;
+            }
+            69 if me.last_own > 0 => {
+                me.send(json!({"type": "delete", "target": me.last_own}))
+                    .await;
             }
             70..80 => me.drop_connection(),
             80..82 => {
@@ -238,14 +247,24 @@ async fn soak_randomized_faults_keep_every_invariant() {
     let unrecovered: u32 = members.iter().map(|m| m.unrecovered).sum();
     let delivered: usize = members.iter().map(|m| m.ids.len()).sum();
     let resumes: u32 = members.iter().map(|m| m.resumes).sum();
+    let mut kinds: std::collections::BTreeMap<String, usize> = Default::default();
+    for (kind, n) in members.iter().flat_map(|m| &m.kinds) {
+        *kinds.entry(kind.clone()).or_default() += n;
+    }
+    for kind in crate::client::STREAM {
+        assert!(
+            kinds.get(kind).is_some_and(|&n| n > 0),
+            "the soak delivered no {kind}: {kinds:?} (seed {seed})"
+        );
+    }
     let left = members.iter().filter(|m| m.terminal == Some(1000)).count();
     let dropped = members
         .iter()
         .filter(|m| m.terminal.is_some_and(|c| c != 1000))
         .count();
     println!(
-        "soak {seconds}s: {} memberships ({left} left, {dropped} ended otherwise), {accepted} events accepted (messages and reactions), \
-         {delivered} delivered, {resumes} resumes, {kills} instance kills, {cuts} Redis cuts, \
+        "soak {seconds}s: {} memberships ({left} left, {dropped} ended otherwise), {accepted} events accepted (messages, reactions, edits, deletions), \
+         {delivered} delivered ({kinds:?}), {resumes} resumes, {kills} instance kills, {cuts} Redis cuts, \
          {violations} gaps or duplicates, {unrecovered} unrecovered resumes",
         members.len()
     );
