@@ -210,11 +210,7 @@ async fn two_browsers_on_two_instances_create_join_chat_reload_and_destroy() {
     alice.fill("#create-password", "s3cret").await;
     alice.click("#create button[type=submit]").await;
     alice.wait_live().await;
-    let alice_on = connections(&cluster)
-        .await
-        .iter()
-        .position(|&n| n == 1)
-        .expect("alice's instance");
+    let alice_on = cluster.holding_the_one_connection().await;
     alice
         .until(&format!(
             "document.getElementById('room-title').textContent === {XSS_ROOM:?}"

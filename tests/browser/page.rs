@@ -2,7 +2,7 @@
 //! and desktops, the message box, a second tab, reconnecting, endings, and accessibility
 //! (axe-core, installed by scripts/test.sh).
 
-use crate::browser::{Browser, Driver, banner_says, connections, join_as, overlay_says, site};
+use crate::browser::{Browser, Driver, banner_says, join_as, overlay_says, site};
 use crate::cluster::Cluster;
 use crate::helpers::{Room, TestApp, Ws};
 use fantoccini::key::Key;
@@ -914,11 +914,7 @@ async fn a_message_the_server_never_took_is_sent_again_after_the_reconnect_once(
         .await;
     let driver = Driver::start();
     let browser = joined(&driver, &site, &room.id, "bob").await;
-    let on = connections(&cluster)
-        .await
-        .iter()
-        .position(|&n| n == 1)
-        .expect("bob's instance");
+    let on = cluster.holding_the_one_connection().await;
     cluster.instances[on].pause();
     browser.fill("#text", "lost in a frozen server\n").await;
     browser
@@ -956,11 +952,7 @@ async fn a_resume_that_cannot_recover_keeps_the_screen_and_says_what_was_missed(
         .await;
     let driver = Driver::start();
     let browser = joined(&driver, &site, &room.id, "bob").await;
-    let on = connections(&cluster)
-        .await
-        .iter()
-        .position(|&n| n == 1)
-        .expect("bob's instance");
+    let on = cluster.holding_the_one_connection().await;
     let other = cluster.instance(1 - on);
     let say = |text: &str| {
         let req = other

@@ -140,18 +140,7 @@ async fn eph_creates_says_tails_across_an_instance_kill_and_destroys() {
     );
 
     // The instance streaming to tail dies; tail resumes through nginx, missing nothing.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let streaming = loop {
-        let counts = cluster.connections().await;
-        if counts.iter().sum::<u64>() == 1 {
-            break counts
-                .iter()
-                .position(|&n| n == 1)
-                .expect("tail's instance");
-        }
-        assert!(Instant::now() < deadline, "{counts:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let streaming = cluster.holding_the_one_connection().await;
     cluster.instances[streaming].kill();
     stdout(&run(
         &["say", &link, "--token-file", token_path, "third"],

@@ -347,11 +347,7 @@ impl Resilient {
 
     /// Sends a chat message; false if the socket was gone (the message never left).
     pub async fn say(&mut self, text: &str) -> bool {
-        let frame = json!({"type": "message", "text": text}).to_string();
-        match self.ws.as_mut() {
-            Some(ws) => ws.try_send(&frame).await,
-            None => false,
-        }
+        self.send(json!({"type": "message", "text": text})).await
     }
 
     /// Toggles this member's `emoji` reaction on message `target`; false if the socket was gone.
@@ -360,7 +356,7 @@ impl Resilient {
             .await
     }
 
-    /// Any frame (an edit, a deletion); false if the socket was gone.
+    /// Any frame (a message, an edit, a deletion); false if the socket was gone.
     pub async fn send(&mut self, frame: Value) -> bool {
         match self.ws.as_mut() {
             Some(ws) => ws.try_send(&frame.to_string()).await,

@@ -88,6 +88,23 @@ impl Cluster {
         counts
     }
 
+    /// The instance holding the only connection there is, once there is exactly one (within
+    /// 10 s).
+    pub async fn holding_the_one_connection(&self) -> usize {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let counts = self.connections().await;
+            if counts.iter().sum::<u64>() == 1 {
+                return counts.iter().position(|&n| n == 1).expect("one holds it");
+            }
+            assert!(
+                Instant::now() < deadline,
+                "one connection in all: {counts:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub fn redis(&self) -> &RedisServer {
         self.redis.as_ref().expect("this cluster owns its redis")
     }

@@ -570,7 +570,7 @@ async fn a_primary_killed_during_chat_fails_over_and_a_pubsub_cut_is_unseen() {
     let mut a = Resilient::join(&cluster.instance(0), &via, &room.id, "a").await;
     let mut b = Resilient::join(&cluster.instance(1), &via, &room.id, "b").await;
     chat(&mut a, &mut [&mut b], 3).await;
-    let primary = redis.primary_of(&format!("eph:{{{}}}:meta", room.id));
+    let primary = redis.primary_holding(&format!("eph:{{{}}}:meta", room.id));
     // The replica has what the primary has (replication is asynchronous: wait until the
     // offset it acknowledged is the primary's; `ROLE` lists both).
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -671,17 +671,7 @@ async fn a_frozen_shard_holds_up_only_its_own_rooms() {
         &[("EPHEMERA_PRESENCE_GRACE_SECONDS", "30")],
     );
     let app = cluster.instance(0);
-    let node_of = |room: &str| {
-        redis
-            .nodes
-            .iter()
-            .position(|n| {
-                !n.cli(&["--scan", "--pattern", &format!("eph:{{{room}}}:meta")])
-                    .trim()
-                    .is_empty()
-            })
-            .expect("a node holds the room")
-    };
+    let node_of = |room: &str| redis.primary_holding(&format!("eph:{{{room}}}:meta"));
     // The frozen shard is the one fred asks first for the cluster's layout (its lowest
     // address), the worst case for the other rooms.
     let lowest = (0..redis.nodes.len())

@@ -326,15 +326,7 @@ async fn an_event_stream_resumes_across_an_instance_kill_through_nginx_missing_a
     }
     // The instance that streams to Bob dies; the owner goes on posting through nginx.
     // Once Bob's WebSocket has closed (replaced by the stream), one connection is left: his.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let streaming = loop {
-        let counts = cluster.connections().await;
-        if counts.iter().sum::<u64>() == 1 {
-            break counts.iter().position(|&n| n == 1).expect("bob's instance");
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{counts:?}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let streaming = cluster.holding_the_one_connection().await;
     cluster.instances[streaming].kill();
     assert!(
         stream.next(Duration::from_secs(5)).await.is_none(),

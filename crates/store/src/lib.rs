@@ -380,6 +380,19 @@ struct Amended {
 }
 
 impl Amend {
+    /// Where the target stands in its room (both backends ask here before they read it):
+    /// `invalid_frame` for an id the room never gave, `not_found` for one history no longer
+    /// keeps (`first_kept`: the oldest id history holds).
+    fn locate(target: u64, last_id: u64, first_kept: u64) -> Result<()> {
+        if target == 0 || target > last_id {
+            return Err(Error::Refused(ErrorCode::InvalidFrame));
+        }
+        if target < first_kept {
+            return Err(Error::Refused(ErrorCode::NotFound));
+        }
+        Ok(())
+    }
+
     /// How many kept events from the target on the amendment reads: a deletion reads every
     /// later one too (the edits of the message carry its text, and lose it with it).
     fn reach(&self, history_limit: usize) -> usize {

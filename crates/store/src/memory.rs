@@ -399,13 +399,8 @@ impl MemoryStore {
         if !room.members.contains_key(&by.id) && by.id != room.room.owner_member_id {
             return refused(ErrorCode::Unauthorized);
         }
-        if target == 0 || target > room.last_id {
-            return refused(ErrorCode::InvalidFrame);
-        }
         let first = room.history.front().map_or(u64::MAX, |(e, _)| e.id());
-        if target < first {
-            return refused(ErrorCode::NotFound);
-        }
+        Amend::locate(target, room.last_id, first)?;
         let kept: Vec<ChatEvent> = (room.history.iter())
             .skip((target - first) as usize)
             .take(amend.reach(self.config.history_limit))

@@ -475,16 +475,12 @@ impl RedisStore {
         rate: Rate,
         edit_window_ms: Millis,
     ) -> Result<ChatEvent> {
-        if target == 0 {
-            return Err(Error::Refused(ErrorCode::InvalidFrame));
-        }
         let reach = amend.reach(self.config.history_limit);
         for _ in 0..AMEND_ATTEMPTS {
-            let (last_id, first_kept, read) = self.read_history(room_id, target - 1, reach).await?;
-            if target > last_id {
-                return Err(Error::Refused(ErrorCode::InvalidFrame));
-            }
-            if read.is_empty() || first_kept > target {
+            let after = target.saturating_sub(1);
+            let (last_id, first_kept, read) = self.read_history(room_id, after, reach).await?;
+            Amend::locate(target, last_id, first_kept)?;
+            if read.is_empty() {
                 return Err(Error::Refused(ErrorCode::NotFound));
             }
             let kept = read

@@ -237,30 +237,17 @@ impl RedisCluster {
         RedisCluster { nodes }
     }
 
-    /// The node that is the primary for `key`'s slot now.
-    pub fn primary_of(&self, key: &str) -> usize {
-        let slot: u16 = self.nodes[0]
-            .cli(&["cluster", "keyslot", key])
-            .trim()
-            .parse()
-            .expect("a slot");
+    /// The node that is the primary holding `key` now (the key must exist).
+    pub fn primary_holding(&self, key: &str) -> usize {
+        let slot = self.nodes[0].cli(&["cluster", "keyslot", key]);
+        let slot = slot.trim();
         self.nodes
             .iter()
             .position(|n| {
                 n.cli(&["role"]).starts_with("master")
-                    && n.cli(&["cluster", "nodes"]).lines().any(|line| {
-                        line.contains("myself")
-                            && line.contains("master")
-                            && line.split_whitespace().skip(8).any(|range| {
-                                let (from, to) = range.split_once('-').unwrap_or((range, range));
-                                match (from.parse::<u16>(), to.parse::<u16>()) {
-                                    (Ok(from), Ok(to)) => (from..=to).contains(&slot),
-                                    _ => false,
-                                }
-                            })
-                    })
+                    && n.cli(&["cluster", "countkeysinslot", slot]).trim() != "0"
             })
-            .expect("a primary serves the slot")
+            .expect("a primary holds the key")
     }
 
     /// `redis-cluster://` URL naming every node.

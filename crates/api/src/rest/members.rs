@@ -220,9 +220,7 @@ pub async fn edit_message(
     payload: web::Payload,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = message_path(path)?;
-    let view = load_room(&state, &room_id).await?;
-    let member = acting_member(&req, &state, &view).await?;
+    let (view, member, target) = message_and_member(&req, &state, path).await?;
     let body: EditMessageRequest = extract::json(&req, payload).await?;
     let change = Change::Edit {
         text: body.text.as_deref(),
@@ -256,9 +254,7 @@ pub async fn delete_message(
     path: web::Path<(String, String)>,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = message_path(path)?;
-    let view = load_room(&state, &room_id).await?;
-    let member = acting_member(&req, &state, &view).await?;
+    let (view, member, target) = message_and_member(&req, &state, path).await?;
     change_message(&state, &view, &member, target, Change::Delete).await
 }
 
@@ -289,9 +285,7 @@ pub async fn react(
     payload: web::Payload,
     state: Data,
 ) -> Result<HttpResponse, ApiError> {
-    let (room_id, target) = message_path(path)?;
-    let view = load_room(&state, &room_id).await?;
-    let member = acting_member(&req, &state, &view).await?;
+    let (view, member, target) = message_and_member(&req, &state, path).await?;
     let body: ReactRequest = extract::json(&req, payload).await?;
     let change = Change::React { emoji: &body.emoji };
     change_message(&state, &view, &member, target, change).await
@@ -306,12 +300,19 @@ pub struct MessagePath(
     u64,
 );
 
-fn message_path(path: web::Path<(String, String)>) -> Result<(String, u64), ApiError> {
+/// The room, the member acting (by its bearer token) and the id of the message a change names.
+async fn message_and_member(
+    req: &HttpRequest,
+    state: &Data,
+    path: web::Path<(String, String)>,
+) -> Result<(RoomView, Member, u64), ApiError> {
     let (room_id, message_id) = path.into_inner();
-    let id = message_id
+    let target = message_id
         .parse()
         .map_err(|_| ApiError::invalid("message_id must be a message's id"))?;
-    Ok((room_id, id))
+    let view = load_room(state, &room_id).await?;
+    let member = acting_member(req, state, &view).await?;
+    Ok((view, member, target))
 }
 
 /// Runs a change to a message and answers its event as broadcast.
